@@ -1,0 +1,66 @@
+//! Room document engine on yrs: the pure core that holds each room's Yjs document and awareness.
+//!
+//! Nothing here does I/O or reads a clock: the server hands in bytes and the current time (u64
+//! milliseconds) and gets bytes and values back.
+//!
+//! - [`RoomDoc`] wraps a `yrs::Doc` (UTF-16 offsets like Yjs, GC on). Every update is bounded in
+//!   size, and a rejected update leaves the document exactly as it was, even when yrs fails half-way
+//!   through integrating it (see `journal.rs`).
+//! - [`merge_snapshots`] merges two stored v1 snapshots as a CRDT.
+//! - [`AwarenessRegistry`] keeps y-protocols awareness state per Yjs client id, server side.
+
+mod awareness;
+mod journal;
+mod lib0;
+mod room;
+mod snapshot;
+
+pub use awareness::{AwarenessChange, AwarenessRegistry};
+pub use room::{Applied, RoomDoc};
+pub use snapshot::merge_snapshots;
+
+/// Size bounds for one room's document. Both are counted in encoded v1 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest single update accepted by [`RoomDoc::apply_update`] (the size of one frame's payload).
+    pub max_update_bytes: usize,
+    /// Largest document, measured as the encoded state plus not-yet-measured accepted updates.
+    pub max_doc_bytes: usize,
+}
+
+impl Default for Limits {
+    /// 2 MiB per update leaves room for a large paste; 64 MiB per document keeps a room's memory
+    /// (document, rollback journal and a snapshot being written) within a few hundred MiB.
+    fn default() -> Self {
+        Self {
+            max_update_bytes: 2 * 1024 * 1024,
+            max_doc_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// Everything this crate can refuse. Each rejection leaves the document or registry unchanged.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The update is larger than [`Limits::max_update_bytes`].
+    #[error("update of {len} bytes is over the {max}-byte limit")]
+    UpdateTooLarge { len: usize, max: usize },
+    /// Accepting the update would take the document over [`Limits::max_doc_bytes`].
+    #[error("document of about {size} bytes cannot take an update of {len} bytes (limit {max})")]
+    DocTooLarge { size: usize, len: usize, max: usize },
+    /// The bytes are not a v1 update (or snapshot).
+    #[error("malformed update: {0}")]
+    MalformedUpdate(#[source] yrs::encoding::read::Error),
+    /// The update decoded but yrs refused to integrate it (for instance an item whose parent is
+    /// not a shared type). The partial integration was rolled back.
+    #[error("invalid update: {0}")]
+    InvalidUpdate(String),
+    /// The bytes are not a v1 state vector.
+    #[error("malformed state vector: {0}")]
+    MalformedStateVector(#[source] yrs::encoding::read::Error),
+    /// The bytes are not an awareness update payload.
+    #[error("malformed awareness update: {0}")]
+    MalformedAwareness(&'static str),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,295 @@
+//! `RoomDoc::apply_update`: what it accepts, what it refuses, and that a refusal never changes the
+//! document (same state vector, same snapshot bytes), including when yrs fails part-way through.
+
+mod common;
+
+use common::*;
+use crdt::{Error, Limits, RoomDoc};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use yrs::updates::decoder::Decode;
+use yrs::{Doc, ReadTxn, Transact, Update};
+
+const UNLIMITED: Limits = Limits {
+    max_update_bytes: usize::MAX,
+    max_doc_bytes: usize::MAX,
+};
+
+/// The document state a refusal must preserve.
+#[derive(Debug, PartialEq)]
+struct Fingerprint {
+    state_vector: Vec<u8>,
+    snapshot: Vec<u8>,
+}
+
+fn fingerprint(room: &RoomDoc) -> Fingerprint {
+    Fingerprint {
+        state_vector: room.state_vector(),
+        snapshot: room.snapshot(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Expect {
+    Changed,
+    Unchanged,
+    UpdateTooLarge,
+    DocTooLarge,
+    Malformed,
+    Invalid,
+}
+
+fn outcome(result: &crdt::Result<crdt::Applied>) -> Expect {
+    match result {
+        Ok(applied) if applied.changed => Expect::Changed,
+        Ok(_) => Expect::Unchanged,
+        Err(Error::UpdateTooLarge { .. }) => Expect::UpdateTooLarge,
+        Err(Error::DocTooLarge { .. }) => Expect::DocTooLarge,
+        Err(Error::MalformedUpdate(_)) => Expect::Malformed,
+        Err(Error::InvalidUpdate(_)) => Expect::Invalid,
+        Err(e) => panic!("unexpected error kind: {e}"),
+    }
+}
+
+/// Applies `update` to a room loaded from `snapshot` and checks the outcome; on any error the
+/// room must be byte-identical to before, and must still accept a follow-up update.
+fn check(name: &str, snapshot: &[u8], limits: Limits, update: &[u8], expected: Expect) {
+    let mut room = RoomDoc::from_snapshot(snapshot, limits).expect("base snapshot loads");
+    let before = fingerprint(&room);
+    let result = room.apply_update(update);
+    assert_eq!(outcome(&result), expected, "{name}: {result:?}");
+    if result.is_err() {
+        assert_eq!(fingerprint(&room), before, "{name}: refused update changed the document");
+        assert_still_works(&mut room, name);
+    }
+}
+
+/// A refusal must leave the room usable: a fresh client's edit still integrates.
+fn assert_still_works(room: &mut RoomDoc, name: &str) {
+    let other = client(999);
+    let update = set_key(&other, "after", 1);
+    assert!(room.apply_update(&update).is_ok(), "{name}: room stopped accepting updates");
+}
+
+/// A client document with some history (text typed and partly deleted, a map key, an array) and
+/// its snapshot.
+fn base() -> (Doc, Vec<u8>) {
+    let doc = client(1);
+    insert_text(&doc, 0, "hello world");
+    delete_text(&doc, 5, 6);
+    set_key(&doc, "k", 7);
+    push(&doc, 42);
+    let snapshot = doc.transact().encode_state_as_update_v1(&Default::default());
+    (doc, snapshot)
+}
+
+/// A v1 update, built by hand, with two items from client 1: "a" in the root text `t`, then "b"
+/// whose parent is the item "a". A string is not a shared type, so yrs integrates "a" and then
+/// fails on "b" with `InvalidParent`.
+const INVALID_PARENT: &[u8] = &[
+    1, // one client
+    2, 1, 0, // two blocks, client 1, first clock 0
+    4, 1, 1, b't', 1, b'a', // string item, parent is the root type named "t", content "a"
+    4, 0, 1, 0, 1, b'b', // string item, parent is the item (1, 0), content "b"
+    0, // empty delete set
+];
+
+#[test]
+fn apply_update_table() {
+    let (doc, snapshot) = base();
+    let next = insert_text(&doc, 0, ">");
+    let snapshot_len = snapshot.len();
+    let at = |max_update_bytes, max_doc_bytes| Limits {
+        max_update_bytes,
+        max_doc_bytes,
+    };
+    let mut valid_truncated = next.clone();
+    valid_truncated.truncate(next.len() / 2);
+    let cases: Vec<(&str, Limits, Vec<u8>, Expect)> = vec![
+        ("valid edit", UNLIMITED, next.clone(), Expect::Changed),
+        ("duplicate of the whole state", UNLIMITED, snapshot.clone(), Expect::Unchanged),
+        ("empty update", UNLIMITED, vec![0, 0], Expect::Unchanged),
+        ("zero bytes", UNLIMITED, vec![], Expect::Malformed),
+        ("truncated var-uint", UNLIMITED, vec![0x80], Expect::Malformed),
+        ("truncated valid update", UNLIMITED, valid_truncated, Expect::Malformed),
+        ("count bomb", UNLIMITED, vec![0xff, 0xff, 0xff, 0xff, 0x0f], Expect::Malformed),
+        ("invalid parent", UNLIMITED, INVALID_PARENT.to_vec(), Expect::Invalid),
+        ("update exactly at the limit", at(next.len(), usize::MAX), next.clone(), Expect::Changed),
+        ("update one over the limit", at(next.len() - 1, usize::MAX), next.clone(), Expect::UpdateTooLarge),
+        ("doc exactly at the limit", at(usize::MAX, snapshot_len + next.len()), next.clone(), Expect::Changed),
+        ("doc one over the limit", at(usize::MAX, snapshot_len + next.len() - 1), next.clone(), Expect::DocTooLarge),
+    ];
+    for (name, limits, update, expected) in cases {
+        check(name, &snapshot, limits, &update, expected);
+    }
+}
+
+#[test]
+fn duplicate_updates_report_no_change() {
+    let doc = client(1);
+    let insert = insert_text(&doc, 0, "abc");
+    let delete = delete_text(&doc, 1, 1);
+    let mut room = RoomDoc::new(UNLIMITED);
+    for (update, changed) in [(&insert, true), (&insert, false), (&delete, true), (&delete, false)] {
+        assert_eq!(room.apply_update(update).unwrap().changed, changed);
+    }
+    assert_eq!(content(room.doc()).text, "ac");
+}
+
+#[test]
+fn every_prefix_of_a_valid_update_is_refused() {
+    let (doc, snapshot) = base();
+    let next = insert_text(&doc, 3, "inserted");
+    for len in 0..next.len() {
+        check(&format!("prefix of {len} bytes"), &snapshot, UNLIMITED, &next[..len], Expect::Malformed);
+    }
+}
+
+/// Bit flips and random bytes may happen to decode into something valid; whatever yrs makes of
+/// them, a refusal must change nothing and nothing may panic.
+fn refusal_changes_nothing(snapshot: &[u8], update: &[u8]) {
+    let mut room = RoomDoc::from_snapshot(snapshot, UNLIMITED).unwrap();
+    let before = fingerprint(&room);
+    if room.apply_update(update).is_err() {
+        assert_eq!(fingerprint(&room), before, "refused {update:?} changed the document");
+        assert_still_works(&mut room, "after a refused corrupt update");
+    }
+}
+
+#[test]
+fn bit_flipped_updates_never_half_apply() {
+    let (doc, snapshot) = base();
+    let map = doc.get_or_insert_map(MAP);
+    let next = edit(&doc, |txn| {
+        yrs::Text::insert(&doc.get_or_insert_text(TEXT), txn, 2, "xyz");
+        yrs::Map::insert(&map, txn, "nested", yrs::MapPrelim::default());
+        yrs::Text::remove_range(&doc.get_or_insert_text(TEXT), txn, 0, 1);
+    });
+    for bit in 0..next.len() * 8 {
+        let mut flipped = next.clone();
+        flipped[bit / 8] ^= 1 << (bit % 8);
+        refusal_changes_nothing(&snapshot, &flipped);
+    }
+}
+
+#[test]
+fn random_bytes_never_half_apply() {
+    let (_, snapshot) = base();
+    let mut rng = StdRng::seed_from_u64(7);
+    for _ in 0..500 {
+        let len = rng.random_range(0..64);
+        let bytes: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+        refusal_changes_nothing(&snapshot, &bytes);
+    }
+}
+
+/// Documents the yrs behaviour the rollback exists for: a plain `apply_update` returns the error
+/// with the first item already integrated.
+#[test]
+fn yrs_alone_half_applies_an_invalid_parent_update() {
+    let doc = client(2);
+    let update = Update::decode_v1(INVALID_PARENT).expect("decodes");
+    let result = doc.transact_mut().apply_update(update);
+    assert!(result.is_err(), "yrs refuses the second item");
+    assert_eq!(content(&doc).text, "a", "yrs kept the first item");
+}
+
+#[test]
+fn invalid_update_is_rolled_back_after_checkpoints() {
+    // Enough small updates for several checkpoints (64 KiB of log each), so the rollback replays
+    // a checkpointed base plus a log rather than an empty document.
+    let doc = client(1);
+    let mut room = RoomDoc::new(UNLIMITED);
+    let mut rng = StdRng::seed_from_u64(3);
+    for _ in 0..3000 {
+        let update = random_edit(&doc, &mut rng);
+        assert!(room.apply_update(&update).unwrap().changed);
+        if rng.random_bool(0.01) {
+            let before = fingerprint(&room);
+            assert!(matches!(room.apply_update(INVALID_PARENT), Err(Error::InvalidUpdate(_))));
+            assert_eq!(fingerprint(&room), before);
+        }
+    }
+    assert_eq!(content(room.doc()), content(&doc));
+}
+
+#[test]
+fn pending_update_is_kept_across_snapshot_and_reload() {
+    let doc = client(1);
+    let first = insert_text(&doc, 0, "ab");
+    let second = insert_text(&doc, 2, "cd");
+    let mut room = RoomDoc::new(UNLIMITED);
+    let sv_before = room.state_vector();
+    // `second` depends on `first`: held pending, but it is news.
+    assert!(room.apply_update(&second).unwrap().changed);
+    assert_eq!(room.state_vector(), sv_before, "pending blocks are not in the state vector");
+    assert!(!room.apply_update(&second).unwrap().changed, "the same pending update again");
+    assert!(has_pending(room.doc()));
+
+    let mut reloaded = RoomDoc::from_snapshot(&room.snapshot(), UNLIMITED).unwrap();
+    assert!(has_pending(reloaded.doc()), "the snapshot carried the pending update");
+    assert!(reloaded.apply_update(&first).unwrap().changed);
+    assert_eq!(content(reloaded.doc()).text, "abcd");
+    assert!(!has_pending(reloaded.doc()));
+}
+
+#[test]
+fn pending_delete_is_kept_across_snapshot_and_reload() {
+    let doc = client(1);
+    let insert = insert_text(&doc, 0, "abc");
+    let delete = delete_text(&doc, 0, 1);
+    let mut room = RoomDoc::new(UNLIMITED);
+    assert!(room.apply_update(&delete).unwrap().changed, "a delete of unknown items is kept");
+    let mut reloaded = RoomDoc::from_snapshot(&room.snapshot(), UNLIMITED).unwrap();
+    reloaded.apply_update(&insert).unwrap();
+    assert_eq!(content(reloaded.doc()).text, "bc");
+}
+
+/// Typing one character per update grows the encoded document by far less than the update, so
+/// the estimate overshoots; the room re-measures before refusing.
+#[test]
+fn doc_limit_is_checked_against_an_exact_measurement() {
+    let doc = client(1);
+    let updates: Vec<Vec<u8>> = (0..200).map(|i| insert_text(&doc, i, "x")).collect();
+    let last = insert_text(&doc, 200, "y");
+
+    let mut probe = RoomDoc::new(UNLIMITED);
+    for update in &updates {
+        probe.apply_update(update).unwrap();
+    }
+    let exact = probe.snapshot().len();
+    assert!(probe.approx_size() > exact + last.len(), "the estimate overshoots");
+
+    for (max_doc_bytes, expected) in [(exact + last.len(), Expect::Changed), (exact + last.len() - 1, Expect::DocTooLarge)] {
+        let limits = Limits {
+            max_update_bytes: usize::MAX,
+            max_doc_bytes,
+        };
+        let mut room = RoomDoc::new(limits);
+        for update in &updates {
+            room.apply_update(update).unwrap();
+        }
+        let before = fingerprint(&room);
+        let result = room.apply_update(&last);
+        assert_eq!(outcome(&result), expected, "limit {max_doc_bytes}");
+        if result.is_err() {
+            assert_eq!(fingerprint(&room), before);
+        }
+    }
+}
+
+#[test]
+fn corrupt_snapshot_is_refused() {
+    let (_, snapshot) = base();
+    assert!(matches!(
+        RoomDoc::from_snapshot(&snapshot[..snapshot.len() - 1], UNLIMITED),
+        Err(Error::MalformedUpdate(_))
+    ));
+    assert!(matches!(
+        RoomDoc::from_snapshot(INVALID_PARENT, UNLIMITED),
+        Err(Error::InvalidUpdate(_))
+    ));
+    let empty = RoomDoc::from_snapshot(&[], UNLIMITED).unwrap();
+    assert_eq!(empty.state_vector(), RoomDoc::new(UNLIMITED).state_vector());
+    assert_eq!(content(empty.doc()).text, "");
+}

@@ -1,0 +1,161 @@
+//! Queue job schemas shared by the server (producer) and the workers (consumer), and their bytes.
+//!
+//! Encoding: one version byte, then bincode 2 (serde, standard config). The version byte lets a
+//! worker refuse a job from a newer or older server instead of misreading it; adding an enum
+//! variant at the END of [`Job`] keeps version 1 (bincode tags variants by index), while changing
+//! an existing struct's fields needs a new version.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// The format written by [`Job::encode`].
+pub const JOB_FORMAT_VERSION: u8 = 1;
+
+/// Largest encoded job accepted. bincode sizes a string's buffer from its length prefix before
+/// reading it, so without a limit a corrupt prefix could ask for gigabytes; a snapshot job for
+/// even a very large room stays far below this.
+pub const MAX_JOB_LEN: usize = 256 * 1024 * 1024;
+
+/// The same wire format as `standard()`, with the allocation limit above enforced while decoding.
+fn decode_config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<MAX_JOB_LEN>()
+}
+
+/// Merge a room's state into its stored snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotJob {
+    /// Room (session) id.
+    pub room: String,
+    /// A Yjs v1 update: the room's state to MERGE into the stored snapshot (never overwrite it,
+    /// so two nodes snapshotting the same room cannot lose each other's edits).
+    pub update: Vec<u8>,
+    /// Updates applied since the previous snapshot job, for metrics and debouncing checks.
+    pub changes: u64,
+    /// When the first change in this snapshot reached the server (unix ms): persistence lag is
+    /// measured from here to the durable write.
+    pub dirty_since_ms: u64,
+}
+
+/// Every job kind. Append new variants at the end (see the module doc).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Job {
+    /// Persist a room snapshot.
+    Snapshot(SnapshotJob),
+}
+
+/// Why bytes from the queue are not a job this build understands.
+#[derive(Debug, Error)]
+pub enum JobDecodeError {
+    /// No bytes, so not even a version.
+    #[error("empty job")]
+    Empty,
+    /// Written by a producer with another format version.
+    #[error("unsupported job format version {0} (expected {JOB_FORMAT_VERSION})")]
+    UnsupportedVersion(u8),
+    /// Larger than [`MAX_JOB_LEN`].
+    #[error("job of {0} bytes exceeds the limit")]
+    TooLarge(usize),
+    /// The body is not a valid bincode job.
+    #[error("invalid job body: {0}")]
+    Body(#[from] bincode::error::DecodeError),
+    /// A valid job followed by extra bytes: a framing bug upstream, so refuse rather than guess.
+    #[error("{0} trailing bytes after the job")]
+    TrailingBytes(usize),
+}
+
+impl Job {
+    /// The version byte followed by the bincode body.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![JOB_FORMAT_VERSION];
+        // bincode fails only for writers that fill up (a Vec never does), sequences without a known
+        // length, or a custom Serialize returning an error; derived structs of strings, byte vectors
+        // and integers do none of these, so this cannot fail for any value of these types.
+        let body = bincode::serde::encode_to_vec(self, bincode::config::standard())
+            .expect("derived job types always serialize");
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// Parses bytes written by [`Job::encode`], refusing other versions and trailing bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, JobDecodeError> {
+        let (&version, body) = bytes.split_first().ok_or(JobDecodeError::Empty)?;
+        if version != JOB_FORMAT_VERSION {
+            return Err(JobDecodeError::UnsupportedVersion(version));
+        }
+        if bytes.len() > MAX_JOB_LEN {
+            return Err(JobDecodeError::TooLarge(bytes.len()));
+        }
+        let (job, read) = bincode::serde::decode_from_slice(body, decode_config())?;
+        match body.len().saturating_sub(read) {
+            0 => Ok(job),
+            trailing => Err(JobDecodeError::TrailingBytes(trailing)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot() -> Job {
+        Job::Snapshot(SnapshotJob {
+            room: "room-é".to_owned(),
+            update: vec![1, 2, 3, 0, 255],
+            changes: 300,
+            dirty_since_ms: 7,
+        })
+    }
+
+    #[test]
+    fn round_trip_and_layout() {
+        let bytes = snapshot().encode();
+        // version, variant 0, len 7 + "room-é", len 5 + bytes, 300 as bincode varint (251 = u16 LE), 7.
+        let expected: &[u8] = b"\x01\x00\x07room-\xc3\xa9\x05\x01\x02\x03\x00\xff\xfb\x2c\x01\x07";
+        assert_eq!(bytes, expected);
+        assert_eq!(Job::decode(&bytes).ok(), Some(snapshot()));
+    }
+
+    #[test]
+    fn large_update_round_trips() {
+        let job = Job::Snapshot(SnapshotJob {
+            room: "r".repeat(1000),
+            update: (0..=255).cycle().take(1 << 20).collect(),
+            changes: u64::MAX,
+            dirty_since_ms: u64::MAX,
+        });
+        assert_eq!(Job::decode(&job.encode()).ok(), Some(job));
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        let good = snapshot().encode();
+        assert!(matches!(Job::decode(&[]), Err(JobDecodeError::Empty)));
+        let mut wrong_version = good.clone();
+        wrong_version[0] = 2;
+        assert!(matches!(
+            Job::decode(&wrong_version),
+            Err(JobDecodeError::UnsupportedVersion(2))
+        ));
+        let mut trailing = good.clone();
+        trailing.push(0);
+        assert!(matches!(
+            Job::decode(&trailing),
+            Err(JobDecodeError::TrailingBytes(1))
+        ));
+        assert!(matches!(
+            Job::decode(&good[..good.len() - 1]),
+            Err(JobDecodeError::Body(_))
+        ));
+        // Unknown variant index.
+        assert!(matches!(Job::decode(&[1, 9]), Err(JobDecodeError::Body(_))));
+        // A room length prefix of 2^64 - 1 must fail without trying to allocate it.
+        let mut lying = vec![1, 0, 255];
+        lying.extend_from_slice(&u64::MAX.to_le_bytes());
+        assert!(matches!(Job::decode(&lying), Err(JobDecodeError::Body(_))));
+        // Invalid UTF-8 in the room.
+        assert!(matches!(
+            Job::decode(&[1, 0, 1, 0xff, 0, 0]),
+            Err(JobDecodeError::Body(_))
+        ));
+    }
+}

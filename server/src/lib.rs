@@ -1,0 +1,107 @@
+//! CodeCrafter collaboration server: Yjs rooms over WebSocket, operations endpoints, and the
+//! wiring of rooms to their storage and job queue.
+//!
+//! `main.rs` parses [`Config`] and calls [`run`]; tests call [`run`] on a port-0 listener.
+
+pub mod config;
+pub mod http;
+pub mod room;
+pub mod telemetry;
+mod time;
+pub mod ws;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use workers::{InProcessQueue, InProcessQueueConfig, JobQueue};
+
+pub use config::Config;
+
+use crate::http::AppState;
+use crate::room::{RoomSettings, Rooms, janitor, persister};
+use crate::ws::connection::ConnectionSettings;
+
+/// Serve on `listener` until `shutdown` is cancelled, then stop accepting, close every connection,
+/// persist every changed room durably, and return.
+pub async fn run(listener: TcpListener, config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    telemetry::Metrics::get();
+    let store: Arc<dyn storage::SnapshotStore> = Arc::new(
+        storage::EmbeddedStore::open(&config.data_dir).context("opening the embedded store")?,
+    );
+    let background = TaskTracker::new();
+    let stop_workers = CancellationToken::new();
+    let queue = InProcessQueue::start(store.clone(), InProcessQueueConfig::default(), &background, stop_workers.clone());
+
+    let settings = RoomSettings {
+        limits: config.crdt_limits(),
+        awareness_timeout_ms: config.awareness_timeout_ms,
+        idle: config.room_idle(),
+    };
+    let (persist_tx, persist_rx) = tokio::sync::mpsc::unbounded_channel();
+    let rooms = Arc::new(Rooms::new(store.clone(), settings, persist_tx));
+    let stop_rooms = CancellationToken::new();
+    background.spawn(persister::run(persist_rx, queue.clone(), config.persist_debounce(), stop_rooms.clone()));
+    background.spawn(janitor::run(rooms.clone(), janitor_period(&config), stop_rooms.clone()));
+
+    let state = Arc::new(AppState {
+        connection_settings: Arc::new(ConnectionSettings {
+            send_queue: config.send_queue,
+            ping_interval: config.ping_interval(),
+            max_messages_per_sec: config.max_messages_per_sec,
+            message_burst: config.message_burst,
+        }),
+        connection_slots: Arc::new(Semaphore::new(config.max_connections)),
+        connections: TaskTracker::new(),
+        cancel: shutdown.clone(),
+        store,
+        rooms: rooms.clone(),
+        accepting: AtomicBool::new(true),
+        config: Arc::new(config.clone()),
+    });
+
+    println!("listening on {addr}");
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), "codecrafter serving");
+    let listener = listener.tap_io(|tcp| {
+        // Small fan-out frames must not wait for ACKs behind Nagle's algorithm.
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, http::router(state.clone()))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await?;
+
+    state.accepting.store(false, Ordering::Release);
+    let deadline = Duration::from_secs(config.shutdown_timeout_secs);
+    let drained = tokio::time::timeout(deadline, async {
+        state.connections.close();
+        state.connections.wait().await;
+        stop_rooms.cancel();
+        let evicted_or_err = rooms.persist_and_evict(rooms.all(), false).await;
+        queue.flush().await?;
+        stop_workers.cancel();
+        background.close();
+        background.wait().await;
+        evicted_or_err.map(|_| ()).context("persisting rooms at shutdown")
+    })
+    .await;
+    match drained {
+        Ok(result) => result?,
+        Err(_) => anyhow::bail!("shutdown did not finish within {deadline:?}; some rooms may not be persisted"),
+    }
+    tracing::info!("all rooms persisted; bye");
+    Ok(())
+}
+
+/// How often the janitor looks at every room: often enough for the awareness timeout and the idle
+/// eviction to be honoured within about a quarter of their length.
+fn janitor_period(config: &Config) -> Duration {
+    let shortest = config.awareness_timeout_ms.min(config.room_idle_secs.saturating_mul(1000)).max(100);
+    Duration::from_millis((shortest / 4).clamp(50, 5000))
+}

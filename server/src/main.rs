@@ -1,0 +1,34 @@
+//! The `codecrafter` binary: parse config, set up logging, bind, handle signals, run the server.
+
+use clap::Parser;
+use server::{Config, telemetry};
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    telemetry::init_tracing(config.log_format);
+    let listener = tokio::net::TcpListener::bind(&config.bind).await?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    server::run(listener, config, shutdown).await
+}
+
+/// First SIGINT/SIGTERM starts a graceful shutdown; a second one exits at once.
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    wait_for_signal().await;
+    tracing::info!("shutdown signal received: flushing rooms");
+    shutdown.cancel();
+    wait_for_signal().await;
+    tracing::warn!("second signal: exiting without waiting");
+    std::process::exit(130);
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

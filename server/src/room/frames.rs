@@ -1,0 +1,58 @@
+//! Encoded frames a room hands to many clients, cached until the room changes, so concurrent
+//! joiners share one encoding of the state instead of each recomputing it.
+
+use bytes::Bytes;
+use crdt::{AwarenessRegistry, RoomDoc};
+use protocol::{Message, SyncMessage};
+
+/// lib0 encoding of an empty state vector: a client that has nothing.
+const EMPTY_STATE_VECTOR: &[u8] = &[0];
+
+#[derive(Default)]
+pub(super) struct FrameCache {
+    step1: Option<Bytes>,
+    full_state: Option<Bytes>,
+    awareness: Option<Option<Bytes>>,
+}
+
+impl FrameCache {
+    pub fn invalidate_doc(&mut self) {
+        self.step1 = None;
+        self.full_state = None;
+    }
+
+    pub fn invalidate_awareness(&mut self) {
+        self.awareness = None;
+    }
+
+    pub fn step1(&mut self, doc: &RoomDoc) -> Bytes {
+        self.step1
+            .get_or_insert_with(|| encode(Message::Sync(SyncMessage::Step1(&doc.state_vector()))))
+            .clone()
+    }
+
+    pub fn step2(&mut self, doc: &RoomDoc, state_vector: &[u8]) -> Result<Bytes, crdt::Error> {
+        if state_vector == EMPTY_STATE_VECTOR {
+            let frame = self
+                .full_state
+                .get_or_insert_with(|| encode(Message::Sync(SyncMessage::Step2(&doc.snapshot()))));
+            return Ok(frame.clone());
+        }
+        let diff = doc.diff(state_vector)?;
+        Ok(encode(Message::Sync(SyncMessage::Step2(&diff))))
+    }
+
+    pub fn awareness(&mut self, registry: &mut AwarenessRegistry) -> Option<Bytes> {
+        self.awareness
+            .get_or_insert_with(|| registry.encode_all().map(|payload| awareness_frame(&payload)))
+            .clone()
+    }
+}
+
+pub(super) fn awareness_frame(payload: &[u8]) -> Bytes {
+    encode(Message::Awareness(payload))
+}
+
+pub(crate) fn encode(message: Message<'_>) -> Bytes {
+    Bytes::from(message.encode_to_vec())
+}

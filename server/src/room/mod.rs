@@ -1,0 +1,252 @@
+//! A room: one Yjs document, its awareness states and the clients editing it.
+//!
+//! All of a room's state sits behind one short-held mutex (never held across `.await`): applying an
+//! update and queueing it for the other clients happen under the same lock, so every client sees
+//! updates in the order the document applied them. Frames are encoded once and shared as `Bytes`
+//! (a reference count per delivery, no copy, no allocation).
+
+mod frames;
+pub mod janitor;
+pub mod persister;
+mod registry;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use crdt::{AwarenessChange, AwarenessRegistry, RoomDoc};
+use parking_lot::Mutex;
+use protocol::MessageKind;
+use protocol::job::SnapshotJob;
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+
+use crate::telemetry::Metrics;
+use frames::FrameCache;
+pub(crate) use frames::encode;
+pub use registry::{RoomError, RoomLease, RoomSettings, Rooms};
+
+/// Identifies one WebSocket connection within the process.
+pub type ConnId = u64;
+
+/// The sending half of a client's bounded outbound queue.
+pub type Outbox = mpsc::Sender<Bytes>;
+
+pub struct Room {
+    id: Arc<str>,
+    state: Mutex<RoomState>,
+    /// Clients holding a lease; incremented only under the registry's map lock so eviction can
+    /// check it atomically.
+    connections: AtomicUsize,
+    idle_since_ms: AtomicU64,
+    dirty: AtomicBool,
+    /// Filled by the first joiner from the stored snapshot; later joiners wait on it.
+    loaded: tokio::sync::OnceCell<()>,
+    persist_tx: mpsc::UnboundedSender<Arc<Room>>,
+}
+
+struct RoomState {
+    doc: RoomDoc,
+    awareness: AwarenessRegistry,
+    peers: Vec<Peer>,
+    frames: FrameCache,
+    /// Updates applied since the last snapshot job, and when the first of them arrived.
+    changes: u64,
+    dirty_since_ms: u64,
+}
+
+struct Peer {
+    id: ConnId,
+    outbox: Outbox,
+}
+
+/// What a joining client is sent first.
+pub struct Handshake {
+    /// Sync step 1 with the room's state vector: the client answers with what the room lacks.
+    pub step1: Bytes,
+    /// Every known awareness state, if any.
+    pub awareness: Option<Bytes>,
+}
+
+impl Room {
+    fn new(id: Arc<str>, settings: &RoomSettings, persist_tx: mpsc::UnboundedSender<Arc<Room>>) -> Self {
+        Self {
+            id,
+            state: Mutex::new(RoomState {
+                doc: RoomDoc::new(settings.limits),
+                awareness: AwarenessRegistry::new(settings.awareness_timeout_ms),
+                peers: Vec::new(),
+                frames: FrameCache::default(),
+                changes: 0,
+                dirty_since_ms: 0,
+            }),
+            connections: AtomicUsize::new(0),
+            idle_since_ms: AtomicU64::new(0),
+            dirty: AtomicBool::new(false),
+            loaded: tokio::sync::OnceCell::new(),
+            persist_tx,
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::Acquire)
+    }
+
+    /// Register a client's outbox and return its handshake. Registration and the handshake are one
+    /// atomic step, so the client misses no update between them.
+    pub fn join(&self, id: ConnId, outbox: Outbox) -> Handshake {
+        let mut state = self.state.lock();
+        let state = &mut *state;
+        state.peers.push(Peer { id, outbox });
+        Handshake {
+            step1: state.frames.step1(&state.doc),
+            awareness: state.frames.awareness(&mut state.awareness),
+        }
+    }
+
+    /// Unregister a client and remove the awareness states it controlled, telling the others.
+    pub fn leave(&self, id: ConnId, controlled_clients: &[u64], now_ms: u64) {
+        let mut state = self.state.lock();
+        state.peers.retain(|peer| peer.id != id);
+        if let Some(payload) = state.awareness.remove(controlled_clients, now_ms) {
+            state.frames.invalidate_awareness();
+            let frame = frames::awareness_frame(&payload);
+            fan_out(&mut state.peers, None, &frame, MessageKind::Awareness);
+        }
+    }
+
+    /// Answer a client's sync step 1 with sync step 2: what the room has that the client lacks.
+    /// A fresh client's empty state vector gets the shared, cached full state.
+    pub fn sync_reply(&self, state_vector: &[u8]) -> Result<Bytes, crdt::Error> {
+        let mut state = self.state.lock();
+        let state = &mut *state;
+        state.frames.step2(&state.doc, state_vector)
+    }
+
+    /// Apply a client's update and queue `frame` (the update as a sync-update message) for every
+    /// other client. A rejected update changes nothing and reaches no one.
+    pub fn apply_update(self: &Arc<Self>, origin: ConnId, update: &[u8], frame: &Bytes, now_ms: u64) -> Result<(), crdt::Error> {
+        let newly_dirty = {
+            let mut state = self.state.lock();
+            state.doc.apply_update(update)?;
+            state.frames.invalidate_doc();
+            state.changes += 1;
+            fan_out(&mut state.peers, Some(origin), frame, MessageKind::SyncUpdate);
+            let newly_dirty = !self.dirty.swap(true, Ordering::AcqRel);
+            if newly_dirty {
+                state.dirty_since_ms = now_ms;
+            }
+            newly_dirty
+        };
+        if newly_dirty {
+            // The persister holds at most one entry per room, so this channel is bounded by the
+            // number of rooms even though its type is unbounded.
+            let _ = self.persist_tx.send(self.clone());
+        }
+        Ok(())
+    }
+
+    /// Apply a client's awareness update and relay `frame` to the others.
+    pub fn apply_awareness(&self, origin: ConnId, payload: &[u8], frame: &Bytes, now_ms: u64) -> Result<AwarenessChange, crdt::Error> {
+        let mut state = self.state.lock();
+        let change = state.awareness.apply(payload, now_ms)?;
+        state.frames.invalidate_awareness();
+        fan_out(&mut state.peers, Some(origin), frame, MessageKind::Awareness);
+        Ok(change)
+    }
+
+    /// Every known awareness state, for a query-awareness request.
+    pub fn awareness(&self) -> Option<Bytes> {
+        let mut state = self.state.lock();
+        let state = &mut *state;
+        state.frames.awareness(&mut state.awareness)
+    }
+
+    /// Remove awareness states not renewed within the timeout, telling every client.
+    pub fn expire_awareness(&self, now_ms: u64) {
+        let mut state = self.state.lock();
+        if let Some(payload) = state.awareness.expire(now_ms) {
+            state.frames.invalidate_awareness();
+            let frame = frames::awareness_frame(&payload);
+            fan_out(&mut state.peers, None, &frame, MessageKind::Awareness);
+        }
+    }
+
+    pub fn is_dirty(&self) -> bool {
+        self.dirty.load(Ordering::Acquire)
+    }
+
+    /// The room's full state as a snapshot job if it changed since the last one, clearing the
+    /// dirty mark. A caller that then fails to persist it must call [`Room::restore_dirty`].
+    pub fn take_snapshot(&self) -> Option<SnapshotJob> {
+        let mut state = self.state.lock();
+        if !self.dirty.swap(false, Ordering::AcqRel) {
+            return None;
+        }
+        let changes = std::mem::take(&mut state.changes);
+        Some(SnapshotJob {
+            room: self.id.to_string(),
+            update: state.doc.snapshot(),
+            changes,
+            dirty_since_ms: state.dirty_since_ms,
+        })
+    }
+
+    /// Put back the dirty mark of a snapshot that could not be persisted; it is retried later.
+    pub fn restore_dirty(self: &Arc<Self>, job: &SnapshotJob) {
+        {
+            let mut state = self.state.lock();
+            state.changes += job.changes;
+            if self.dirty.swap(true, Ordering::AcqRel) {
+                return; // changed again meanwhile: already queued for persistence
+            }
+            state.dirty_since_ms = job.dirty_since_ms;
+        }
+        let _ = self.persist_tx.send(self.clone());
+    }
+
+    /// When the first unsaved change arrived (unix ms), for the persister's debounce.
+    pub fn dirty_since_ms(&self) -> u64 {
+        self.state.lock().dirty_since_ms
+    }
+
+    fn load(&self, snapshot: Option<&[u8]>, settings: &RoomSettings) -> Result<(), crdt::Error> {
+        if let Some(snapshot) = snapshot {
+            let doc = RoomDoc::from_snapshot(snapshot, settings.limits)?;
+            let mut state = self.state.lock();
+            state.doc = doc;
+            state.frames.invalidate_doc();
+        }
+        Ok(())
+    }
+}
+
+/// Queue `frame` for every client but `origin`. A client whose queue is full is cut loose: its
+/// outbox is dropped, so its connection drains what it has and then closes with 1013, and the
+/// client resyncs on reconnect instead of silently missing an update.
+fn fan_out(peers: &mut Vec<Peer>, origin: Option<ConnId>, frame: &Bytes, kind: MessageKind) {
+    let metrics = Metrics::get();
+    let mut delivered = 0u64;
+    peers.retain(|peer| {
+        if Some(peer.id) == origin {
+            return true;
+        }
+        match peer.outbox.try_send(frame.clone()) {
+            Ok(()) => {
+                delivered += 1;
+                true
+            }
+            Err(TrySendError::Full(_)) => {
+                metrics.slow_consumers.increment(1);
+                false
+            }
+            Err(TrySendError::Closed(_)) => false,
+        }
+    });
+    metrics.messages_out(kind, delivered);
+    metrics.bytes_out.increment(delivered * frame.len() as u64);
+}

@@ -1,0 +1,44 @@
+//! Debounced persistence: a room's first unsaved change schedules one snapshot job, sent to the
+//! job queue at most `debounce` later, whatever happens to the room in between.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use protocol::job::Job;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use workers::JobQueue;
+
+use super::Room;
+use crate::telemetry::Metrics;
+use crate::time::unix_ms;
+
+/// Rooms arrive in the order they became dirty, so their deadlines are in order too and a FIFO
+/// with one sleep per entry is enough.
+pub async fn run(
+    mut dirty: mpsc::UnboundedReceiver<Arc<Room>>,
+    queue: Arc<dyn JobQueue>,
+    debounce: Duration,
+    cancel: CancellationToken,
+) {
+    loop {
+        let room = tokio::select! {
+            room = dirty.recv() => match room { Some(room) => room, None => return },
+            () = cancel.cancelled() => return,
+        };
+        let deadline = room.dirty_since_ms() + debounce.as_millis() as u64;
+        let wait = Duration::from_millis(deadline.saturating_sub(unix_ms()));
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            // Shutdown persists every room directly; this one included.
+            () = cancel.cancelled() => return,
+        }
+        let Some(job) = room.take_snapshot() else { continue };
+        if let Err(error) = queue.publish(Job::Snapshot(job.clone())).await {
+            Metrics::get().persist_errors.increment(1);
+            tracing::error!(room = room.id(), %error, "could not queue snapshot; will retry");
+            room.restore_dirty(&job);
+            tokio::time::sleep(debounce).await;
+        }
+    }
+}

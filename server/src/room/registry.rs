@@ -1,0 +1,159 @@
+//! Every room held in memory, keyed by id: opening (loading the stored snapshot once, however many
+//! clients join at the same moment), leases for connected clients, and persist-then-evict.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use storage::{SnapshotStore, SnapshotWrite};
+use tokio::sync::mpsc;
+
+use super::Room;
+use crate::telemetry::Metrics;
+use crate::time::unix_ms;
+
+#[derive(Debug, Clone)]
+pub struct RoomSettings {
+    pub limits: crdt::Limits,
+    pub awareness_timeout_ms: u64,
+    /// How long a room with no clients stays in memory.
+    pub idle: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RoomError {
+    #[error("storage unavailable: {0}")]
+    Storage(#[from] storage::Error),
+    #[error("stored snapshot of this room is unreadable: {0}")]
+    CorruptSnapshot(#[from] crdt::Error),
+}
+
+pub struct Rooms {
+    map: DashMap<Arc<str>, Arc<Room>>,
+    store: Arc<dyn SnapshotStore>,
+    persist_tx: mpsc::UnboundedSender<Arc<Room>>,
+    settings: RoomSettings,
+}
+
+/// A connected client's hold on a room: while any lease exists the room is not evicted.
+pub struct RoomLease {
+    room: Arc<Room>,
+}
+
+impl std::ops::Deref for RoomLease {
+    type Target = Arc<Room>;
+    fn deref(&self) -> &Arc<Room> {
+        &self.room
+    }
+}
+
+impl Drop for RoomLease {
+    fn drop(&mut self) {
+        if self.room.connections.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.room.idle_since_ms.store(unix_ms(), Ordering::Release);
+        }
+    }
+}
+
+impl Rooms {
+    pub fn new(store: Arc<dyn SnapshotStore>, settings: RoomSettings, persist_tx: mpsc::UnboundedSender<Arc<Room>>) -> Self {
+        Self { map: DashMap::new(), store, persist_tx, settings }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Room>> {
+        self.map.get(id).map(|room| room.clone())
+    }
+
+    /// Take a lease on room `id`, creating it and loading its snapshot if it is not in memory.
+    pub async fn join(&self, id: &str) -> Result<RoomLease, RoomError> {
+        let room = {
+            // The count goes up under the map's shard lock, so eviction (which checks it under the
+            // same lock) can never remove a room that a client is joining.
+            let entry = self.map.entry(Arc::from(id)).or_insert_with(|| {
+                Metrics::get().rooms.increment(1.0);
+                Arc::new(Room::new(Arc::from(id), &self.settings, self.persist_tx.clone()))
+            });
+            entry.connections.fetch_add(1, Ordering::AcqRel);
+            entry.clone()
+        };
+        let lease = RoomLease { room };
+        lease
+            .loaded
+            .get_or_try_init(|| async {
+                let snapshot = self.store.load_snapshot(id).await?;
+                lease.load(snapshot.as_deref(), &self.settings)?;
+                Ok::<_, RoomError>(())
+            })
+            .await?;
+        Ok(lease)
+    }
+
+    /// Every room, for periodic work.
+    pub fn all(&self) -> Vec<Arc<Room>> {
+        self.map.iter().map(|entry| entry.value().clone()).collect()
+    }
+
+    /// Rooms with no clients for longer than the idle setting.
+    pub fn idle_rooms(&self, now_ms: u64) -> Vec<Arc<Room>> {
+        let idle_ms = self.settings.idle.as_millis() as u64;
+        self.map
+            .iter()
+            .filter(|entry| {
+                let room = entry.value();
+                room.connections() == 0
+                    && now_ms.saturating_sub(room.idle_since_ms.load(Ordering::Acquire)) >= idle_ms
+            })
+            .map(|entry| entry.value().clone())
+            .collect()
+    }
+
+    /// Write the snapshots of `rooms` straight to the store in one durable batch (bypassing the
+    /// queue, so a room evicted now and reopened a moment later loads everything), then drop from
+    /// memory those still without clients and unchanged. Returns how many were evicted.
+    pub async fn persist_and_evict(&self, rooms: Vec<Arc<Room>>, evict: bool) -> Result<usize, storage::Error> {
+        self.persist_direct(&rooms).await?;
+        if !evict {
+            return Ok(0);
+        }
+        let mut evicted = 0;
+        for room in rooms {
+            let removed = self.map.remove_if(room.id(), |_, current| {
+                Arc::ptr_eq(current, &room) && current.connections() == 0 && !current.is_dirty()
+            });
+            if removed.is_some() {
+                evicted += 1;
+                Metrics::get().rooms.decrement(1.0);
+                Metrics::get().evictions.increment(1);
+            }
+        }
+        Ok(evicted)
+    }
+
+    async fn persist_direct(&self, rooms: &[Arc<Room>]) -> Result<(), storage::Error> {
+        let jobs: Vec<_> = rooms.iter().filter_map(|room| Some((room, room.take_snapshot()?))).collect();
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let writes = jobs
+            .iter()
+            .map(|(_, job)| SnapshotWrite { room: job.room.clone(), update: job.update.clone() })
+            .collect();
+        if let Err(error) = self.store.merge_snapshots(writes, workers::snapshot::merge).await {
+            Metrics::get().persist_errors.increment(1);
+            for (room, job) in &jobs {
+                room.restore_dirty(job);
+            }
+            return Err(error);
+        }
+        Ok(())
+    }
+}

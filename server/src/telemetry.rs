@@ -1,0 +1,105 @@
+//! Logs and metrics: tracing setup, the Prometheus recorder, and pre-registered metric handles so
+//! the hot path increments counters without looking up names or labels.
+
+use std::sync::OnceLock;
+
+use metrics::{Counter, Gauge, Histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use protocol::MessageKind;
+
+use crate::config::LogFormat;
+
+pub fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// The process-wide Prometheus recorder (installed once: several servers in one test process share it).
+pub fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let latency = [0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.1, 0.5];
+        let lag = [0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 5.0, 10.0, 30.0];
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full("codecrafter_fanout_seconds".into()), &latency)
+            .and_then(|b| b.set_buckets_for_metric(Matcher::Full("codecrafter_persist_lag_seconds".into()), &lag))
+            .expect("valid buckets")
+            .build_recorder();
+        let handle = recorder.handle();
+        // Fails only if another recorder is already global (an embedding program's): keep theirs.
+        let _ = metrics::set_global_recorder(recorder);
+        describe();
+        handle
+    })
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_gauge!("codecrafter_connections", "Open WebSocket connections");
+    describe_gauge!("codecrafter_rooms", "Rooms held in memory");
+    describe_counter!("codecrafter_messages_in_total", "Yjs/app messages received, by type");
+    describe_counter!("codecrafter_messages_out_total", "Frames delivered to clients, by type");
+    describe_counter!("codecrafter_bytes_in_total", "WebSocket payload bytes received");
+    describe_counter!("codecrafter_bytes_out_total", "WebSocket payload bytes queued to clients");
+    describe_histogram!("codecrafter_fanout_seconds", "From receiving an update to queueing it for every other client of the room");
+    describe_counter!("codecrafter_room_evictions_total", "Idle rooms persisted and evicted from memory");
+    describe_histogram!("codecrafter_persist_lag_seconds", "From a room's first unsaved change to its snapshot being durable");
+    describe_counter!("codecrafter_persist_errors_total", "Failed snapshot writes and merges");
+    describe_counter!("codecrafter_slow_consumers_closed_total", "Clients closed with 1013 because they fell too far behind");
+    describe_counter!("codecrafter_connections_closed_total", "Connections closed by the server, by reason");
+}
+
+/// Handles resolved once; cloning a handle is an `Arc` clone, incrementing one is an atomic add.
+pub struct Metrics {
+    pub connections: Gauge,
+    pub rooms: Gauge,
+    pub bytes_in: Counter,
+    pub bytes_out: Counter,
+    pub fanout: Histogram,
+    pub evictions: Counter,
+    pub persist_errors: Counter,
+    pub slow_consumers: Counter,
+    messages_in: [Counter; MessageKind::COUNT],
+    messages_out: [Counter; MessageKind::COUNT],
+}
+
+impl Metrics {
+    pub fn get() -> &'static Metrics {
+        static METRICS: OnceLock<Metrics> = OnceLock::new();
+        METRICS.get_or_init(|| {
+            prometheus();
+            let by_kind = |name: &'static str| {
+                MessageKind::ALL.map(|kind| metrics::counter!(name, "type" => kind.as_str()))
+            };
+            Metrics {
+                connections: metrics::gauge!("codecrafter_connections"),
+                rooms: metrics::gauge!("codecrafter_rooms"),
+                bytes_in: metrics::counter!("codecrafter_bytes_in_total"),
+                bytes_out: metrics::counter!("codecrafter_bytes_out_total"),
+                fanout: metrics::histogram!("codecrafter_fanout_seconds"),
+                evictions: metrics::counter!("codecrafter_room_evictions_total"),
+                persist_errors: metrics::counter!("codecrafter_persist_errors_total", "kind" => "write"),
+                slow_consumers: metrics::counter!("codecrafter_slow_consumers_closed_total"),
+                messages_in: by_kind("codecrafter_messages_in_total"),
+                messages_out: by_kind("codecrafter_messages_out_total"),
+            }
+        })
+    }
+
+    pub fn message_in(&self, kind: MessageKind) {
+        self.messages_in[kind as usize].increment(1);
+    }
+
+    pub fn messages_out(&self, kind: MessageKind, n: u64) {
+        self.messages_out[kind as usize].increment(n);
+    }
+
+    pub fn closed(&self, reason: &'static str) {
+        metrics::counter!("codecrafter_connections_closed_total", "reason" => reason).increment(1);
+    }
+}

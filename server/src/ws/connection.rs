@@ -1,0 +1,266 @@
+//! One client connection: handshake, then a single task that reads the client's frames, writes the
+//! room's frames to it in batches (many frames per syscall), and keeps it alive with pings.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
+use bytes::Bytes;
+use futures_util::SinkExt;
+use protocol::{Message, SyncMessage, decode_frame};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::close::CloseReason;
+use super::rate_limit::TokenBucket;
+use crate::room::{ConnId, Handshake, RoomLease};
+use crate::telemetry::Metrics;
+use crate::time::unix_ms;
+
+/// Most frames written per flush (one or a few `send()` syscalls).
+const MAX_BATCH: usize = 256;
+
+/// Settings shared by every connection.
+#[derive(Debug, Clone)]
+pub struct ConnectionSettings {
+    pub send_queue: usize,
+    pub ping_interval: Duration,
+    pub max_messages_per_sec: u32,
+    pub message_burst: u32,
+}
+
+/// How a connection ended.
+enum Ending {
+    /// The server closes it, telling the client why.
+    Close(CloseReason),
+    /// The client closed it or the socket broke: nothing left to say.
+    Gone,
+}
+
+impl From<axum::Error> for Ending {
+    fn from(_: axum::Error) -> Self {
+        Ending::Gone
+    }
+}
+
+struct Connection {
+    id: ConnId,
+    room: RoomLease,
+    /// Awareness client ids this connection announced: removed from the room when it goes.
+    controlled: Vec<u64>,
+    rate: TokenBucket,
+    /// Whether the client asked for app messages (`?app=1`).
+    app: bool,
+    last_seen: Instant,
+}
+
+pub async fn serve(
+    mut ws: WebSocket,
+    room: RoomLease,
+    settings: Arc<ConnectionSettings>,
+    app: bool,
+    cancel: CancellationToken,
+) {
+    let metrics = Metrics::get();
+    metrics.connections.increment(1.0);
+    let id = next_conn_id();
+    let (outbox, mut inbox) = mpsc::channel(settings.send_queue.max(1));
+    let handshake = room.join(id, outbox);
+    let now = Instant::now();
+    let mut conn = Connection {
+        id,
+        room,
+        controlled: Vec::new(),
+        rate: TokenBucket::new(settings.max_messages_per_sec, settings.message_burst, now),
+        app,
+        last_seen: now,
+    };
+    let ending = conn.run(&mut ws, &mut inbox, handshake, &settings, &cancel).await;
+    conn.room.leave(id, &conn.controlled, unix_ms());
+    if let Ending::Close(reason) = ending {
+        metrics.closed(reason.label());
+        tracing::debug!(conn = id, room = conn.room.id(), reason = reason.label(), "closing connection");
+        if conn.app {
+            let _ = ws.feed(WsMessage::Binary(reason.app_error().into())).await;
+        }
+        let frame = CloseFrame { code: reason.code(), reason: reason.close_text().into() };
+        let _ = tokio::time::timeout(Duration::from_secs(2), ws.send(WsMessage::Close(Some(frame)))).await;
+    }
+    metrics.connections.decrement(1.0);
+}
+
+fn next_conn_id() -> ConnId {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+impl Connection {
+    async fn run(
+        &mut self,
+        ws: &mut WebSocket,
+        inbox: &mut mpsc::Receiver<Bytes>,
+        handshake: Handshake,
+        settings: &ConnectionSettings,
+        cancel: &CancellationToken,
+    ) -> Ending {
+        // y-websocket servers speak first: our state vector, then who is here.
+        if let Err(ending) = self.send_handshake(ws, handshake, settings).await {
+            return ending;
+        }
+        let interval = settings.ping_interval;
+        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        loop {
+            let step = tokio::select! {
+                () = cancel.cancelled() => Err(Ending::Close(CloseReason::Shutdown)),
+                frame = inbox.recv() => match frame {
+                    Some(frame) => write_batch(ws, frame, inbox, settings).await,
+                    // The room dropped our outbox because it was full.
+                    None => Err(Ending::Close(CloseReason::SlowConsumer)),
+                },
+                received = ws.recv() => self.on_ws_message(ws, received).await,
+                _ = ping.tick() => self.ping(ws, interval).await,
+            };
+            if let Err(ending) = step {
+                return ending;
+            }
+        }
+    }
+
+    async fn send_handshake(&self, ws: &mut WebSocket, handshake: Handshake, settings: &ConnectionSettings) -> Result<(), Ending> {
+        ws.feed(WsMessage::Binary(handshake.step1)).await?;
+        if let Some(awareness) = handshake.awareness {
+            ws.feed(WsMessage::Binary(awareness)).await?;
+        }
+        flush(ws, settings).await
+    }
+
+    async fn ping(&self, ws: &mut WebSocket, interval: Duration) -> Result<(), Ending> {
+        if self.last_seen.elapsed() > interval * 2 {
+            return Err(Ending::Close(CloseReason::PingTimeout));
+        }
+        ws.send(WsMessage::Ping(Bytes::new())).await?;
+        Ok(())
+    }
+
+    async fn on_ws_message(
+        &mut self,
+        ws: &mut WebSocket,
+        received: Option<Result<WsMessage, axum::Error>>,
+    ) -> Result<(), Ending> {
+        self.last_seen = Instant::now();
+        match received {
+            None => Err(Ending::Gone),
+            Some(Err(error)) => Err(classify_read_error(error)),
+            Some(Ok(WsMessage::Binary(data))) => {
+                Metrics::get().bytes_in.increment(data.len() as u64);
+                if self.handle_frame(ws, &data).await? {
+                    ws.flush().await?;
+                }
+                Ok(())
+            }
+            Some(Ok(WsMessage::Text(_))) => Err(Ending::Close(CloseReason::TextFrame)),
+            Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => Ok(()),
+            Some(Ok(WsMessage::Close(_))) => Err(Ending::Gone),
+        }
+    }
+
+    /// Handle every message of one frame, in order. Messages before a bad one stay applied.
+    /// Replies to this client are fed to `ws` but not flushed: returns whether any were.
+    async fn handle_frame(&mut self, ws: &mut WebSocket, data: &Bytes) -> Result<bool, Ending> {
+        let received_at = Instant::now();
+        let mut replied = false;
+        for decoded in decode_frame(data) {
+            let (message, range) = decoded.map_err(|e| Ending::Close(CloseReason::Malformed(e)))?;
+            if !self.rate.take(received_at) {
+                return Err(Ending::Close(CloseReason::RateLimited));
+            }
+            Metrics::get().message_in(message.kind());
+            if let Some(reply) = self.handle_message(message, || data.slice(range), received_at)? {
+                ws.feed(WsMessage::Binary(reply)).await?;
+                replied = true;
+            }
+        }
+        Ok(replied)
+    }
+
+    /// Apply one message to the room. `original` yields this message's own bytes, shared with the
+    /// frame it came in, to relay unchanged.
+    fn handle_message(
+        &mut self,
+        message: Message<'_>,
+        original: impl FnOnce() -> Bytes,
+        received_at: Instant,
+    ) -> Result<Option<Bytes>, Ending> {
+        let rejected = |e| Ending::Close(CloseReason::Rejected(e));
+        match message {
+            Message::Sync(SyncMessage::Step1(state_vector)) => {
+                Ok(Some(self.room.sync_reply(state_vector).map_err(rejected)?))
+            }
+            Message::Sync(SyncMessage::Update(update)) => {
+                self.room.apply_update(self.id, update, &original(), unix_ms()).map_err(rejected)?;
+                Metrics::get().fanout.record(received_at.elapsed().as_secs_f64());
+                Ok(None)
+            }
+            Message::Sync(SyncMessage::Step2(update)) => {
+                // Relayed to the others as a plain update, like y-websocket does.
+                let frame = crate::room::encode(Message::Sync(SyncMessage::Update(update)));
+                self.room.apply_update(self.id, update, &frame, unix_ms()).map_err(rejected)?;
+                Ok(None)
+            }
+            Message::Awareness(payload) => {
+                let change = self.room.apply_awareness(self.id, payload, &original(), unix_ms()).map_err(rejected)?;
+                self.controlled.retain(|id| !change.removed.contains(id));
+                for id in change.updated {
+                    if !self.controlled.contains(&id) {
+                        self.controlled.push(id);
+                    }
+                }
+                Ok(None)
+            }
+            Message::QueryAwareness => Ok(self.room.awareness()),
+            // Permission-denied is server-to-client only; a client's copy has nothing to act on.
+            Message::Auth(_) => Ok(None),
+            Message::App(_) if self.app => Ok(Some(Bytes::from(
+                protocol::app::AppMessage::Error {
+                    code: "unsupported_app_message".into(),
+                    message: "this server accepts no app messages yet".into(),
+                }
+                .to_frame(),
+            ))),
+            Message::App(_) => Ok(None),
+        }
+    }
+}
+
+fn classify_read_error(error: axum::Error) -> Ending {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    match error.into_inner().downcast::<WsError>() {
+        Ok(e) if matches!(*e, WsError::Capacity(_)) => Ending::Close(CloseReason::TooBig),
+        _ => Ending::Gone,
+    }
+}
+
+/// Write `first` and whatever else is already queued, then flush once.
+async fn write_batch(
+    ws: &mut WebSocket,
+    first: Bytes,
+    inbox: &mut mpsc::Receiver<Bytes>,
+    settings: &ConnectionSettings,
+) -> Result<(), Ending> {
+    ws.feed(WsMessage::Binary(first)).await?;
+    for _ in 1..MAX_BATCH {
+        match inbox.try_recv() {
+            Ok(frame) => ws.feed(WsMessage::Binary(frame)).await?,
+            Err(_) => break,
+        }
+    }
+    flush(ws, settings).await
+}
+
+async fn flush(ws: &mut WebSocket, settings: &ConnectionSettings) -> Result<(), Ending> {
+    match tokio::time::timeout(settings.ping_interval * 2, ws.flush()).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(Ending::Close(CloseReason::WriteTimeout)),
+    }
+}

@@ -1,0 +1,219 @@
+//! A Yjs client built on yrs that speaks y-websocket like the JS WebsocketProvider: it answers the
+//! server's sync step 1, sends its own, relays local edits as updates, and tracks awareness.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use parking_lot::Mutex;
+use protocol::{Message, SyncMessage, decode_awareness_update, decode_frame, encode_awareness_update, AwarenessEntry};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use yrs::types::ToJson;
+use yrs::updates::decoder::Decode;
+use yrs::updates::encoder::Encode;
+use yrs::{Doc, OffsetKind, Options, ReadTxn, StateVector, Transact, Update};
+
+/// Origin tag of updates that came from the server, so they are not echoed back.
+const REMOTE: &str = "remote";
+
+pub struct YClient {
+    pub doc: Doc,
+    out: mpsc::UnboundedSender<WsMessage>,
+    shared: Arc<Mutex<Shared>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Default)]
+pub struct Shared {
+    /// Awareness states of the other clients: client id -> JSON.
+    pub awareness: HashMap<u64, String>,
+    /// The close frame the server sent, if any.
+    pub closed: Option<(u16, String)>,
+    /// Whether the socket has ended.
+    pub ended: bool,
+    /// Raw frames received, when recording.
+    pub frames: Vec<Vec<u8>>,
+    pub synced: bool,
+}
+
+pub fn new_doc() -> Doc {
+    Doc::with_options(Options { offset_kind: OffsetKind::Utf16, ..Options::default() })
+}
+
+impl YClient {
+    pub async fn connect(url: &str) -> Self {
+        Self::connect_with_doc(url, new_doc()).await
+    }
+
+    /// Connect with an existing document (a client coming back with offline edits).
+    pub async fn connect_with_doc(url: &str, doc: Doc) -> Self {
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("websocket connect");
+        let (mut sink, mut stream) = ws.split();
+        let (out, mut out_rx) = mpsc::unbounded_channel::<WsMessage>();
+        let shared = Arc::new(Mutex::new(Shared::default()));
+
+        // Local edits go out as sync updates.
+        let local_out = out.clone();
+        doc.observe_update_v1("codecrafter-test-client", move |txn: &yrs::TransactionMut, event: &yrs::UpdateEvent| {
+                let remote = txn.origin().is_some_and(|o| o.as_ref() == REMOTE.as_bytes());
+                if !remote {
+                    let frame = Message::Sync(SyncMessage::Update(&event.update)).encode_to_vec();
+                    let _ = local_out.send(WsMessage::Binary(frame.into()));
+                }
+            })
+            .unwrap();
+
+        // Like WebsocketProvider: send our step 1 as soon as the socket opens.
+        let sv = doc.transact().state_vector().encode_v1();
+        out.send(binary(Message::Sync(SyncMessage::Step1(&sv)))).unwrap();
+
+        let reader_doc = doc.clone();
+        let reader_shared = shared.clone();
+        let reply = out.clone();
+        let task = tokio::spawn(async move {
+            let writer = async {
+                while let Some(msg) = out_rx.recv().await {
+                    let close = matches!(msg, WsMessage::Close(_));
+                    if sink.send(msg).await.is_err() || close {
+                        break;
+                    }
+                }
+            };
+            let reader = async {
+                while let Some(Ok(msg)) = stream.next().await {
+                    match msg {
+                        WsMessage::Binary(data) => handle(&reader_doc, &reader_shared, &reply, &data),
+                        WsMessage::Close(frame) => {
+                            reader_shared.lock().closed =
+                                Some(frame.map_or((1005, String::new()), |f| (f.code.into(), f.reason.to_string())));
+                        }
+                        _ => {}
+                    }
+                }
+            };
+            tokio::select! { () = writer => {}, () = reader => {} }
+            reader_shared.lock().ended = true;
+        });
+        Self { doc, out, shared, task }
+    }
+
+    /// The Yjs client id (53-bit), as awareness updates carry it.
+    pub fn client_id(&self) -> u64 {
+        self.doc.client_id().get()
+    }
+
+    pub fn shared(&self) -> parking_lot::MutexGuard<'_, Shared> {
+        self.shared.lock()
+    }
+
+    /// Send raw bytes as one binary frame.
+    pub fn send_raw(&self, bytes: Vec<u8>) {
+        let _ = self.out.send(WsMessage::Binary(bytes.into()));
+    }
+
+    pub fn send_text(&self, text: &str) {
+        let _ = self.out.send(WsMessage::Text(text.into()));
+    }
+
+    /// Announce our awareness state (JSON) with the given clock.
+    pub fn set_awareness(&self, clock: u64, state: &str) {
+        let entry = AwarenessEntry { client_id: self.client_id(), clock, state };
+        let mut payload = Vec::new();
+        encode_awareness_update([entry], &mut payload);
+        self.send_raw(Message::Awareness(&payload).encode_to_vec());
+    }
+
+    pub fn record_frames(&self) {
+        self.shared.lock().frames.clear();
+    }
+
+    /// Close politely.
+    pub fn close(&self) {
+        let frame = CloseFrame { code: 1000.into(), reason: "bye".into() };
+        let _ = self.out.send(WsMessage::Close(Some(frame)));
+    }
+
+    /// Drop the TCP connection without a close frame, like a crashed browser tab.
+    pub fn kill(self) {
+        self.task.abort();
+    }
+
+    pub fn text(&self, name: &str) -> String {
+        use yrs::GetString;
+        let text = self.doc.get_or_insert_text(name);
+        text.get_string(&self.doc.transact())
+    }
+
+    pub fn json(&self) -> String {
+        let txn = self.doc.transact();
+        let mut parts = Vec::new();
+        for (name, value) in txn.root_refs() {
+            let mut json = String::new();
+            value.to_json(&txn).to_json(&mut json);
+            parts.push(format!("{name}={json}"));
+        }
+        parts.sort();
+        parts.join(";")
+    }
+
+    pub async fn wait_for(&self, what: &str, timeout: Duration, mut cond: impl FnMut(&Self) -> bool) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !cond(self) {
+            assert!(tokio::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for: {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Wait until the server closed the connection; returns its close code and reason.
+    pub async fn wait_closed(&self, timeout: Duration) -> (u16, String) {
+        self.wait_for("server close", timeout, |c| c.shared().ended || c.shared().closed.is_some()).await;
+        self.wait_for("socket end", timeout, |c| c.shared().ended).await;
+        self.shared().closed.clone().unwrap_or((1006, "no close frame".into()))
+    }
+}
+
+impl Drop for YClient {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn binary(message: Message<'_>) -> WsMessage {
+    WsMessage::Binary(message.encode_to_vec().into())
+}
+
+fn handle(doc: &Doc, shared: &Mutex<Shared>, reply: &mpsc::UnboundedSender<WsMessage>, data: &[u8]) {
+    shared.lock().frames.push(data.to_vec());
+    for decoded in decode_frame(data) {
+        let Ok((message, _)) = decoded else { return };
+        match message {
+            Message::Sync(SyncMessage::Step1(sv)) => {
+                let sv = StateVector::decode_v1(sv).expect("server state vector");
+                let diff = doc.transact().encode_diff_v1(&sv);
+                let _ = reply.send(binary(Message::Sync(SyncMessage::Step2(&diff))));
+            }
+            Message::Sync(SyncMessage::Step2(update) | SyncMessage::Update(update)) => {
+                let update = Update::decode_v1(update).expect("server update");
+                doc.transact_mut_with(REMOTE).apply_update(update).expect("apply");
+                shared.lock().synced = true;
+            }
+            Message::Awareness(payload) => {
+                let mut shared = shared.lock();
+                for entry in decode_awareness_update(payload).expect("awareness") {
+                    if entry.client_id == doc.client_id().get() {
+                        continue;
+                    }
+                    if entry.is_removal() {
+                        shared.awareness.remove(&entry.client_id);
+                    } else {
+                        shared.awareness.insert(entry.client_id, entry.state.to_owned());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
