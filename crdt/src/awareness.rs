@@ -2,13 +2,16 @@
 //! keyed by Yjs client id, with the acceptance rules of `applyAwarenessUpdate` and the outdated
 //! timeout driven by times passed in.
 //!
-//! An awareness update payload is lib0: var-uint count, then per client var-uint client id,
-//! var-uint clock, var-string JSON state (`"null"` once the client is gone).
+//! The payload codec is `protocol`'s; this adds the rules, and checks that each state is JSON.
 
 use std::collections::BTreeMap;
 
-use crate::lib0::{MAX_SAFE_INTEGER, Reader, write_var_string, write_var_uint};
+use protocol::{AwarenessEntry, decode_awareness_update, encode_awareness_update};
+
 use crate::{Error, Result};
+
+/// `Number.MAX_SAFE_INTEGER`: the largest clock a JS peer can read back.
+const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 
 /// The JSON text y-protocols sends for a removed client.
 const NULL_STATE: &str = "null";
@@ -28,14 +31,6 @@ struct ClientMeta {
     /// JSON text as received (re-sent verbatim); `None` once removed.
     state: Option<String>,
     last_updated_ms: u64,
-}
-
-/// One decoded entry, borrowing from the payload.
-struct Entry<'a> {
-    client_id: u64,
-    clock: u64,
-    /// `None` for JSON `null`.
-    state: Option<&'a str>,
 }
 
 #[derive(Debug)]
@@ -69,21 +64,16 @@ impl AwarenessRegistry {
     pub fn apply(&mut self, payload: &[u8], now_ms: u64) -> Result<AwarenessChange> {
         let entries = decode(payload)?;
         let mut touched = Vec::with_capacity(entries.len());
-        for entry in entries {
+        for (client_id, clock, state) in entries {
             let (known_clock, has_state) = self
                 .clients
-                .get(&entry.client_id)
+                .get(&client_id)
                 .map_or((0, false), |m| (m.clock, m.state.is_some()));
-            let wins = known_clock < entry.clock
-                || (known_clock == entry.clock && entry.state.is_none() && has_state);
+            let wins =
+                known_clock < clock || (known_clock == clock && state.is_none() && has_state);
             if wins {
-                self.set(
-                    entry.client_id,
-                    entry.clock,
-                    entry.state.map(str::to_owned),
-                    now_ms,
-                );
-                touched.push(entry.client_id);
+                self.set(client_id, clock, state.map(str::to_owned), now_ms);
+                touched.push(client_id);
             }
         }
         touched.sort_unstable();
@@ -106,7 +96,7 @@ impl AwarenessRegistry {
                 .clients
                 .iter()
                 .filter_map(|(&id, m)| Some((id, m.clock, m.state.as_deref()?)));
-            encode(self.with_state, present)
+            encode(present)
         });
         Some(encoded.clone())
     }
@@ -124,7 +114,7 @@ impl AwarenessRegistry {
                 removed.push((id, clock, NULL_STATE));
             }
         }
-        (!removed.is_empty()).then(|| encode(removed.len(), removed.into_iter()))
+        (!removed.is_empty()).then(|| encode(removed))
     }
 
     /// Removes every client not heard from for the timeout (last update at or before
@@ -185,39 +175,38 @@ impl AwarenessRegistry {
     }
 }
 
-fn decode(payload: &[u8]) -> Result<Vec<Entry<'_>>> {
-    let mut reader = Reader::new(payload);
-    let count = reader.read_var_uint()?;
-    // Each entry takes at least three bytes: refuse a count that only serves to reserve memory.
-    if count > payload.len() as u64 / 3 {
-        return Err(Error::MalformedAwareness("more entries than the payload can hold"));
-    }
-    let mut entries = Vec::with_capacity(count as usize);
-    for _ in 0..count {
-        let client_id = reader.read_var_uint()?;
-        let clock = reader.read_var_uint()?;
-        let json = reader.read_var_string()?;
-        // Relayed verbatim to browsers, whose JSON.parse would throw on it mid-update.
-        serde_json::from_str::<serde::de::IgnoredAny>(json)
-            .map_err(|_| Error::MalformedAwareness("state is not JSON"))?;
-        let state = (json.trim_matches([' ', '\t', '\n', '\r']) != NULL_STATE).then_some(json);
-        entries.push(Entry {
-            client_id,
-            clock,
-            state,
-        });
-    }
-    // Bytes after the last entry are ignored, as lib0's decoder in y-protocols does.
-    Ok(entries)
+/// A decoded entry with its state checked: `None` for JSON `null`.
+fn decode(payload: &[u8]) -> Result<Vec<(u64, u64, Option<&str>)>> {
+    decode_awareness_update(payload)?
+        .into_iter()
+        .map(
+            |AwarenessEntry {
+                 client_id,
+                 clock,
+                 state,
+             }| {
+                // Relayed verbatim to browsers, whose JSON.parse would throw on it mid-update.
+                serde_json::from_str::<serde::de::IgnoredAny>(state)
+                    .map_err(|_| Error::AwarenessStateNotJson { client_id })?;
+                // JSON.parse(" null ") is null too, though lib0 peers always send exactly "null".
+                let is_null = state.trim_matches([' ', '\t', '\n', '\r']) == NULL_STATE;
+                Ok((client_id, clock, (!is_null).then_some(state)))
+            },
+        )
+        .collect()
 }
 
-fn encode<'a>(count: usize, entries: impl Iterator<Item = (u64, u64, &'a str)>) -> Vec<u8> {
+fn encode<'a>(entries: impl IntoIterator<Item = (u64, u64, &'a str)>) -> Vec<u8> {
     let mut out = Vec::new();
-    write_var_uint(&mut out, count as u64);
-    for (client_id, clock, state) in entries {
-        write_var_uint(&mut out, client_id);
-        write_var_uint(&mut out, clock);
-        write_var_string(&mut out, state);
-    }
+    encode_awareness_update(
+        entries
+            .into_iter()
+            .map(|(client_id, clock, state)| AwarenessEntry {
+                client_id,
+                clock,
+                state,
+            }),
+        &mut out,
+    );
     out
 }

@@ -5,19 +5,20 @@
 //!
 //! - [`RoomDoc`] wraps a `yrs::Doc` (UTF-16 offsets like Yjs, GC on). Every update is bounded in
 //!   size, and a rejected update leaves the document exactly as it was, even when yrs fails half-way
-//!   through integrating it (see `journal.rs`).
+//!   through integrating it (`journal.rs`). Updates waiting for missing dependencies are kept as
+//!   the bytes received rather than in yrs, whose encoding of them is broken (`ydoc.rs`,
+//!   `replica.rs`).
 //! - [`merge_snapshots`] merges two stored v1 snapshots as a CRDT.
 //! - [`AwarenessRegistry`] keeps y-protocols awareness state per Yjs client id, server side.
 
 mod awareness;
 mod journal;
-mod lib0;
+mod replica;
 mod room;
-mod snapshot;
+mod ydoc;
 
 pub use awareness::{AwarenessChange, AwarenessRegistry};
-pub use room::{Applied, RoomDoc};
-pub use snapshot::merge_snapshots;
+pub use room::{Applied, RoomDoc, merge_snapshots};
 
 /// Size bounds for one room's document. Both are counted in encoded v1 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +61,10 @@ pub enum Error {
     MalformedStateVector(#[source] yrs::encoding::read::Error),
     /// The bytes are not an awareness update payload.
     #[error("malformed awareness update: {0}")]
-    MalformedAwareness(&'static str),
+    MalformedAwareness(#[from] protocol::DecodeError),
+    /// An awareness state is not JSON: browsers would throw on it part-way through the update.
+    #[error("awareness state of client {client_id} is not JSON")]
+    AwarenessStateNotJson { client_id: u64 },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

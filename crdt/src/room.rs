@@ -1,27 +1,29 @@
 //! [`RoomDoc`]: one room's Yjs document, the size limits on it, and the all-or-nothing rule for
-//! remote updates.
+//! remote updates; and [`merge_snapshots`].
 
 use yrs::Doc;
 
-use crate::journal::Journal;
-use crate::snapshot::{
-    decode_state_vector, decode_update, encode_state, encode_state_vector, integrate, new_doc,
-};
+use crate::journal::{Journal, Step};
+use crate::replica::Replica;
+use crate::ydoc::{decode_state_vector, decode_update, encode_diff, encode_state_vector};
 use crate::{Error, Limits, Result};
 
 /// What applying an update did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Applied {
-    /// The update added blocks or deletions (integrated, or held pending until their
-    /// dependencies arrive). False for an update the document already had: no need to store
-    /// the document again, though relaying it is harmless.
+    /// The update added blocks or deletions, or was stashed to wait for its dependencies. False
+    /// for an update the document already had: no need to store the document again.
     pub changed: bool,
+    /// Part of the update waits for updates this document has not seen. It is kept (in
+    /// snapshots too) and integrates when they arrive; the sender has them, so answering with a
+    /// sync step 1 brings them soonest.
+    pub pending: bool,
 }
 
-/// One room's document. Every method that changes it takes `&mut self`: the server keeps it behind
-/// a mutex.
+/// One room's document. Every method that changes it takes `&mut self`: the server keeps it
+/// behind a mutex.
 pub struct RoomDoc {
-    doc: Doc,
+    replica: Replica,
     limits: Limits,
     journal: Journal,
 }
@@ -31,6 +33,7 @@ impl std::fmt::Debug for RoomDoc {
         f.debug_struct("RoomDoc")
             .field("limits", &self.limits)
             .field("approx_size", &self.approx_size())
+            .field("stashed", &self.replica.stash.len())
             .finish_non_exhaustive()
     }
 }
@@ -38,7 +41,7 @@ impl std::fmt::Debug for RoomDoc {
 impl RoomDoc {
     pub fn new(limits: Limits) -> Self {
         Self {
-            doc: new_doc(),
+            replica: Replica::new(),
             limits,
             journal: Journal::default(),
         }
@@ -48,28 +51,27 @@ impl RoomDoc {
     /// limit is not applied: refusing to load would lose the room, while an oversize room only
     /// refuses further growth.
     pub fn from_snapshot(snapshot: &[u8], limits: Limits) -> Result<Self> {
-        let doc = new_doc();
+        let mut replica = Replica::new();
         if !snapshot.is_empty() {
-            // On error `doc` is dropped, so a half-integrated snapshot never escapes.
-            integrate(&doc, decode_update(snapshot)?)?;
+            // On error the replica is dropped, so a half-integrated snapshot never escapes.
+            replica.apply(snapshot, decode_update(snapshot)?)?;
         }
         Ok(Self {
-            doc,
+            replica,
             limits,
-            journal: Journal::new(snapshot.to_vec()),
+            journal: Journal::from_snapshot(snapshot.to_vec()),
         })
     }
 
-    /// Applies a remote v1 update. It is decoded once, checked against the limits, and integrated
-    /// in one transaction; no state is encoded unless the size estimate nears the limit or the
+    /// Applies a remote v1 update. It is decoded once, checked against the limits and integrated
+    /// in one transaction; nothing is encoded unless the size estimate nears the limit or the
     /// journal is due a checkpoint.
     ///
     /// Every `Err` leaves the document exactly as it was (same state vector, same snapshot bytes):
     /// limits and decoding are checked before the document is touched, and if yrs fails part-way
     /// through integrating, the document is rebuilt from the journal.
     ///
-    /// An update whose dependencies are missing is not an error: yrs holds it pending, it counts as
-    /// a change, [`RoomDoc::snapshot`] keeps it, and it integrates when the dependencies arrive.
+    /// An update whose dependencies are missing is not an error (see [`Applied::pending`]).
     pub fn apply_update(&mut self, update: &[u8]) -> Result<Applied> {
         let max = self.limits.max_update_bytes;
         if update.len() > max {
@@ -80,38 +82,72 @@ impl RoomDoc {
         }
         let decoded = decode_update(update)?;
         self.check_doc_size(update.len())?;
-        match integrate(&self.doc, decoded) {
-            Ok(changed) => {
-                if changed {
-                    self.journal.record(update);
-                    if self.journal.wants_checkpoint() {
-                        self.checkpoint();
+        let changed = match self.replica.apply(update, decoded) {
+            Ok(changed) => changed,
+            Err(e) => {
+                self.rollback();
+                return Err(e);
+            }
+        };
+        if changed {
+            self.journal.record(Step::Apply, update);
+            self.retry_stashed();
+        }
+        if self.journal.wants_checkpoint() {
+            self.journal.checkpoint(&self.replica);
+        }
+        Ok(Applied {
+            changed,
+            pending: self.replica.is_stashed(update),
+        })
+    }
+
+    /// Tries stashed updates whose dependencies may have arrived. Each try is its own journal step,
+    /// so a stashed update that now fails in yrs (an attacker can stash an item whose parent
+    /// arrives later as plain text) is rolled back alone and dropped, and cannot block the
+    /// updates that come after it.
+    fn retry_stashed(&mut self) {
+        loop {
+            let mut progress = false;
+            for bytes in self.replica.ready() {
+                let outcome = decode_update(&bytes).and_then(|u| self.replica.apply(&bytes, u));
+                match outcome {
+                    Ok(changed) => {
+                        self.journal.record(Step::Apply, &bytes);
+                        progress |= changed;
+                    }
+                    Err(_) => {
+                        self.rollback();
+                        self.replica.unstash(&bytes);
+                        self.journal.record(Step::Unstash, &bytes);
                     }
                 }
-                Ok(Applied { changed })
             }
-            Err(e) => {
-                // Replaying updates that were all integrated before cannot fail unless yrs is not
-                // deterministic; if it ever did, the half-updated document is still the best
-                // state there is, so it is kept.
-                if let Ok(doc) = self.journal.replay() {
-                    self.doc = doc;
-                }
-                Err(e)
+            if !progress {
+                return;
             }
+        }
+    }
+
+    /// Rebuilds the replica as of the last journal step. Replaying steps that all succeeded before
+    /// cannot fail unless yrs is not deterministic; if it ever did, the half-updated document is
+    /// still the best state there is, so it is kept.
+    fn rollback(&mut self) {
+        if let Ok(replica) = self.journal.replay() {
+            self.replica = replica;
         }
     }
 
     /// Refuses an update of `len` bytes when the document plus the update would exceed the limit.
     /// The estimate only grows between measurements, so it is re-measured exactly (a checkpoint)
-    /// before refusing; a refusal from an exact measurement costs nothing more.
+    /// before refusing; a refusal right after a measurement costs nothing more.
     fn check_doc_size(&mut self, len: usize) -> Result<()> {
         let max = self.limits.max_doc_bytes;
         if self.journal.approx_size().saturating_add(len) <= max {
             return Ok(());
         }
         if !self.journal.is_measured() {
-            self.checkpoint();
+            self.journal.checkpoint(&self.replica);
         }
         let size = self.journal.approx_size();
         if size.saturating_add(len) <= max {
@@ -121,28 +157,22 @@ impl RoomDoc {
         }
     }
 
-    fn checkpoint(&mut self) {
-        self.journal.checkpoint(encode_state(&self.doc));
-    }
-
     /// The encoded v1 state vector (sync step 1).
     pub fn state_vector(&self) -> Vec<u8> {
-        encode_state_vector(&self.doc)
+        encode_state_vector(&self.replica.doc)
     }
 
-    /// A v1 update with everything the peer whose state vector this is lacks (sync step 2),
-    /// including blocks and deletions still pending here, as Yjs does.
+    /// A v1 update with everything integrated here that the peer with this state vector lacks,
+    /// and the whole delete set (sync step 2). Stashed updates are not included: a peer is only
+    /// sent what it can integrate, and it received them when they were relayed.
     pub fn diff(&self, remote_state_vector: &[u8]) -> Result<Vec<u8>> {
         let sv = decode_state_vector(remote_state_vector)?;
-        Ok(yrs::ReadTxn::encode_state_as_update_v1(
-            &yrs::Transact::transact(&self.doc),
-            &sv,
-        ))
+        Ok(encode_diff(&self.replica.doc, &sv))
     }
 
-    /// The full state as a v1 update, pending blocks and deletions included.
+    /// The full state as a v1 update, stashed updates included.
     pub fn snapshot(&self) -> Vec<u8> {
-        encode_state(&self.doc)
+        self.replica.encode()
     }
 
     /// Encoded size at the last measurement plus the updates accepted since. O(1).
@@ -154,9 +184,30 @@ impl RoomDoc {
         self.limits
     }
 
-    /// The underlying document, for reading and for tests. Do not keep a clone of it that holds a
-    /// transaction open across calls on this `RoomDoc`: `apply_update` would wait for it.
+    /// The underlying document, for reading and for tests. It is replaced when a failed update is
+    /// rolled back, so do not keep a clone (or observers) on it; and a clone holding a transaction
+    /// open would make `apply_update` wait.
     pub fn doc(&self) -> &Doc {
-        &self.doc
+        &self.replica.doc
     }
+}
+
+/// CRDT merge of two v1 snapshots: the result holds every insertion and deletion from both, in
+/// either order, and anything either was holding for missing dependencies. A zero-length input
+/// means "no snapshot"; two of them merge to zero length.
+pub fn merge_snapshots(a: &[u8], b: &[u8]) -> Result<Vec<u8>> {
+    if a.is_empty() && b.is_empty() {
+        return Ok(Vec::new());
+    }
+    let unlimited = Limits {
+        max_update_bytes: usize::MAX,
+        max_doc_bytes: usize::MAX,
+    };
+    // Integrating (rather than yrs's block-level merge alone) validates both inputs and yields a
+    // compact snapshot with deleted content collected.
+    let mut room = RoomDoc::from_snapshot(a, unlimited)?;
+    if !b.is_empty() {
+        room.apply_update(b)?;
+    }
+    Ok(room.snapshot())
 }

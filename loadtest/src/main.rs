@@ -1,1 +1,162 @@
-fn main() {}
+//! The `loadtest` binary: parse the command line, run one subcommand under the overall timeout,
+//! stop a spawned server, print the summary, write the JSON report and plot, pick the exit code.
+
+mod cli;
+mod client;
+mod fanout;
+mod idle;
+mod marker;
+mod plot;
+mod procfs;
+mod report;
+mod sampler;
+mod target;
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+
+use crate::cli::{Cli, Command, Common};
+use crate::target::{Stopped, Target};
+
+/// Exit code when an update was lost, duplicated or reordered, or a room did not converge.
+const EXIT_FAILED: u8 = 1;
+/// Exit code for bad flags, a server that did not start, refused connections or the timeout.
+const EXIT_SETUP: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let common = match &cli.command {
+        Command::Fanout(a) => &a.common,
+        Command::Idle(a) => &a.common,
+    };
+    let threads = common.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            return ExitCode::from(EXIT_SETUP);
+        }
+    };
+    let code = runtime.block_on(run(&cli.command, common, threads));
+    // Client tasks that outlived a timeout must not hold the exit up.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
+}
+
+/// Either report, so the tail of a run is shared.
+enum Outcome {
+    Fanout(Box<fanout::FanoutReport>),
+    Idle(Box<idle::IdleReport>),
+}
+
+async fn run(command: &Command, common: &Common, threads: usize) -> ExitCode {
+    // Check the workload before a server is spawned for nothing.
+    if let Command::Fanout(args) = command
+        && let Err(e) = args.workload()
+    {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(EXIT_SETUP);
+    }
+    if let Command::Idle(args) = command
+        && let Err(e) = idle::raise_fd_limit(args.sockets)
+    {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(EXIT_SETUP);
+    }
+    let target = match Target::resolve(common).await {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(EXIT_SETUP);
+        }
+    };
+    println!("target {}", target.base_url);
+    let work = async {
+        match command {
+            Command::Fanout(args) => fanout::run(args, &target, threads).await.map(|r| Outcome::Fanout(Box::new(r))),
+            Command::Idle(args) => idle::run(args, &target, threads).await.map(|r| Outcome::Idle(Box::new(r))),
+        }
+    };
+    let result = match tokio::time::timeout(common.timeout, work).await {
+        Ok(result) => result,
+        Err(_) => Err(anyhow::anyhow!("the run did not finish within --timeout {:?}", common.timeout)),
+    };
+    let stopped = target.shutdown().await;
+    let mut outcome = match result {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            print_server_end(&stopped);
+            return ExitCode::from(EXIT_SETUP);
+        }
+    };
+    let ok = match &mut outcome {
+        Outcome::Fanout(r) => {
+            r.server_exit = stopped.exit.clone();
+            r.print();
+            r.ok
+        }
+        Outcome::Idle(r) => {
+            r.server_exit = stopped.exit.clone();
+            r.print();
+            r.ok
+        }
+    };
+    if !ok {
+        print_server_end(&Stopped { exit: None, ..stopped });
+    }
+    if let Err(e) = write_outputs(&outcome, common) {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(EXIT_SETUP);
+    }
+    if ok { ExitCode::SUCCESS } else { ExitCode::from(EXIT_FAILED) }
+}
+
+/// A spawned server's exit and last log lines, for a run that went wrong.
+fn print_server_end(stopped: &Stopped) {
+    if let Some(exit) = &stopped.exit {
+        eprintln!("server {exit}");
+    }
+    if let Some(tail) = stopped.log_tail.as_deref().filter(|t| !t.is_empty()) {
+        eprintln!("last lines of the server's log:\n{tail}");
+    }
+}
+
+fn write_outputs(outcome: &Outcome, common: &Common) -> anyhow::Result<()> {
+    if let Some(path) = &common.report {
+        match outcome {
+            Outcome::Fanout(r) => report::write_json(path, r)?,
+            Outcome::Idle(r) => report::write_json(path, r)?,
+        }
+        println!("report written to {}", path.display());
+    }
+    if let Some(path) = &common.plot {
+        let Outcome::Fanout(r) = outcome else {
+            println!("(--plot ignored: idle runs have nothing to plot)");
+            return Ok(());
+        };
+        let w = &r.config.workload;
+        let title = format!(
+            "{:?}: {} rooms x {} clients, {} writers x {}/s; p50 {} p99 {}",
+            w.shape,
+            w.rooms,
+            w.clients,
+            w.writers,
+            w.rate,
+            report::fmt_us(r.latency.p50_us),
+            report::fmt_us(r.latency.p99_us)
+        );
+        let svg = plot::svg(&plot::PlotData {
+            title: &title,
+            cdf: &r.latency_cdf,
+            per_second: &r.per_second,
+            warmup_secs: w.warmup.as_secs_f64(),
+            measured_secs: w.duration.as_secs_f64(),
+        });
+        std::fs::write(path, svg).with_context(|| format!("writing {}", path.display()))?;
+        println!("plot written to {}", path.display());
+    }
+    Ok(())
+}

@@ -150,12 +150,14 @@ impl Room {
         Ok(())
     }
 
-    /// Apply a client's awareness update and relay `frame` to the others.
-    pub fn apply_awareness(&self, origin: ConnId, payload: &[u8], frame: &Bytes, now_ms: u64) -> Result<AwarenessChange, crdt::Error> {
+    /// Apply a client's awareness update and relay `frame` to every client, the sender included:
+    /// y-websocket clients treat 30 s without any message as a dead connection, and a client alone
+    /// in a room hears only the echo of its own 15 s awareness renewal.
+    pub fn apply_awareness(&self, payload: &[u8], frame: &Bytes, now_ms: u64) -> Result<AwarenessChange, crdt::Error> {
         let mut state = self.state.lock();
         let change = state.awareness.apply(payload, now_ms)?;
         state.frames.invalidate_awareness();
-        fan_out(&mut state.peers, Some(origin), frame, MessageKind::Awareness);
+        fan_out(&mut state.peers, None, frame, MessageKind::Awareness);
         Ok(change)
     }
 

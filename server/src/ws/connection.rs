@@ -209,7 +209,7 @@ impl Connection {
                 Ok(None)
             }
             Message::Awareness(payload) => {
-                let change = self.room.apply_awareness(self.id, payload, &original(), unix_ms()).map_err(rejected)?;
+                let change = self.room.apply_awareness(payload, &original(), unix_ms()).map_err(rejected)?;
                 self.controlled.retain(|id| !change.removed.contains(id));
                 for id in change.updated {
                     if !self.controlled.contains(&id) {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use parking_lot::Mutex;
-use protocol::{Message, SyncMessage, decode_awareness_update, decode_frame, encode_awareness_update, AwarenessEntry};
+use protocol::{AwarenessEntry, Message, SyncMessage, decode_awareness_update, decode_frame, encode_awareness_update};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -58,13 +58,13 @@ impl YClient {
         // Local edits go out as sync updates.
         let local_out = out.clone();
         doc.observe_update_v1("codecrafter-test-client", move |txn: &yrs::TransactionMut, event: &yrs::UpdateEvent| {
-                let remote = txn.origin().is_some_and(|o| o.as_ref() == REMOTE.as_bytes());
-                if !remote {
-                    let frame = Message::Sync(SyncMessage::Update(&event.update)).encode_to_vec();
-                    let _ = local_out.send(WsMessage::Binary(frame.into()));
-                }
-            })
-            .unwrap();
+            let remote = txn.origin().is_some_and(|o| o.as_ref() == REMOTE.as_bytes());
+            if !remote {
+                let frame = Message::Sync(SyncMessage::Update(&event.update)).encode_to_vec();
+                let _ = local_out.send(WsMessage::Binary(frame.into()));
+            }
+        })
+        .unwrap();
 
         // Like WebsocketProvider: send our step 1 as soon as the socket opens.
         let sv = doc.transact().state_vector().encode_v1();
@@ -74,27 +74,27 @@ impl YClient {
         let reader_shared = shared.clone();
         let reply = out.clone();
         let task = tokio::spawn(async move {
-            let writer = async {
+            // The writer runs on its own: a failed send (the server already closed) must not stop
+            // the reader before it has seen the close frame.
+            let writer = tokio::spawn(async move {
                 while let Some(msg) = out_rx.recv().await {
                     let close = matches!(msg, WsMessage::Close(_));
                     if sink.send(msg).await.is_err() || close {
                         break;
                     }
                 }
-            };
-            let reader = async {
-                while let Some(Ok(msg)) = stream.next().await {
-                    match msg {
-                        WsMessage::Binary(data) => handle(&reader_doc, &reader_shared, &reply, &data),
-                        WsMessage::Close(frame) => {
-                            reader_shared.lock().closed =
-                                Some(frame.map_or((1005, String::new()), |f| (f.code.into(), f.reason.to_string())));
-                        }
-                        _ => {}
+            });
+            while let Some(Ok(msg)) = stream.next().await {
+                match msg {
+                    WsMessage::Binary(data) => handle(&reader_doc, &reader_shared, &reply, &data),
+                    WsMessage::Close(frame) => {
+                        reader_shared.lock().closed =
+                            Some(frame.map_or((1005, String::new()), |f| (f.code.into(), f.reason.to_string())));
                     }
+                    _ => {}
                 }
-            };
-            tokio::select! { () = writer => {}, () = reader => {} }
+            }
+            writer.abort();
             reader_shared.lock().ended = true;
         });
         Self { doc, out, shared, task }
@@ -169,7 +169,11 @@ impl YClient {
 
     /// Wait until the server closed the connection; returns its close code and reason.
     pub async fn wait_closed(&self, timeout: Duration) -> (u16, String) {
-        self.wait_for("server close", timeout, |c| c.shared().ended || c.shared().closed.is_some()).await;
+        self.wait_for("server close", timeout, |c| {
+            let shared = c.shared();
+            shared.ended || shared.closed.is_some()
+        })
+        .await;
         self.wait_for("socket end", timeout, |c| c.shared().ended).await;
         self.shared().closed.clone().unwrap_or((1006, "no close frame".into()))
     }

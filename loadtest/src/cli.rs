@@ -1,0 +1,270 @@
+//! The command line: subcommands, shapes and the options every run shares.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Serialize;
+
+/// Load-test harness for CodeCrafter or any y-websocket compatible server.
+///
+/// Exit codes: 0 ok, 1 lost/duplicated/reordered updates or a convergence failure, 2 setup error
+/// (bad flags, server did not start, connections refused, overall timeout).
+#[derive(Debug, Parser)]
+#[command(name = "loadtest", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Rooms x clients, some writers per room; measures fan-out latency, throughput and server CPU.
+    Fanout(FanoutArgs),
+    /// Opens many synced idle sockets and measures server RSS per socket.
+    Idle(IdleArgs),
+}
+
+/// Where the server is and how to measure it; shared by every subcommand.
+#[derive(Debug, Clone, Args, Serialize)]
+pub struct Common {
+    /// Base WebSocket URL; the room name is appended as `/{room}` (CodeCrafter: ws://HOST:PORT/ws,
+    /// y-websocket-server: ws://HOST:PORT).
+    #[arg(long, env = "LOADTEST_URL", conflicts_with = "spawn")]
+    pub url: Option<String>,
+
+    /// Start this server binary on 127.0.0.1:0 with a temporary data dir, measure it, stop it at the end.
+    #[arg(long, env = "LOADTEST_SPAWN")]
+    pub spawn: Option<PathBuf>,
+
+    /// Extra argument for the spawned server (repeat the flag), e.g. `--server-arg=--send-queue=4096`.
+    #[arg(long = "server-arg", allow_hyphen_values = true, requires = "spawn")]
+    pub server_args: Vec<String>,
+
+    /// PID of the already-running server at `--url`, to measure its CPU and RSS from /proc.
+    #[arg(long, env = "LOADTEST_SERVER_PID", requires = "url")]
+    pub server_pid: Option<u32>,
+
+    /// Allow a target that is not a loopback address (off by default: this is a local benchmark).
+    #[arg(long, env = "LOADTEST_ALLOW_REMOTE")]
+    pub allow_remote: bool,
+
+    /// Hard limit on the whole run (e.g. 300s, 5m); past it the run aborts with exit code 2.
+    #[arg(long, env = "LOADTEST_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
+    #[serde(serialize_with = "secs")]
+    pub timeout: Duration,
+
+    /// Most connections being opened at once.
+    #[arg(long, env = "LOADTEST_CONNECT_CONCURRENCY", default_value_t = 200)]
+    pub connect_concurrency: usize,
+
+    /// Write the JSON report here.
+    #[arg(long, env = "LOADTEST_REPORT")]
+    pub report: Option<PathBuf>,
+
+    /// Write an SVG plot here (fanout: latency CDF and deliveries per second).
+    #[arg(long, env = "LOADTEST_PLOT")]
+    pub plot: Option<PathBuf>,
+
+    /// Harness worker threads (default: one per core). The harness shares the cores with the server.
+    #[arg(long, env = "LOADTEST_THREADS")]
+    pub threads: Option<usize>,
+}
+
+/// The two standard fan-out workloads, one flag away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Shape {
+    /// 100 rooms x 10 clients, 1 writer per room, 10 updates/s each.
+    Rooms,
+    /// 1 room x 200 clients, 5 writers, 20 updates/s each.
+    Crowd,
+}
+
+/// What each update does to the writer's document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    /// Append the marker string to the Y.Text `text`.
+    Text,
+    /// Set a new key `writer:seq` of the Y.Map `map` to the marker string.
+    Map,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct FanoutArgs {
+    #[command(flatten)]
+    pub common: Common,
+
+    /// Preset for rooms/clients/writers/rate; the explicit flags below override it.
+    #[arg(long, value_enum, default_value = "rooms", env = "LOADTEST_SHAPE")]
+    pub shape: Shape,
+    /// Rooms.
+    #[arg(long, env = "LOADTEST_ROOMS")]
+    pub rooms: Option<usize>,
+    /// Clients per room, writers included.
+    #[arg(long, env = "LOADTEST_CLIENTS")]
+    pub clients: Option<usize>,
+    /// Writers per room.
+    #[arg(long, env = "LOADTEST_WRITERS")]
+    pub writers: Option<usize>,
+    /// Updates per second per writer.
+    #[arg(long, env = "LOADTEST_RATE")]
+    pub rate: Option<u32>,
+    /// Measured sending time (after the warm-up).
+    #[arg(long, default_value = "30s", value_parser = parse_duration, env = "LOADTEST_DURATION")]
+    pub duration: Duration,
+    /// Sending time before the measured window (latencies not recorded, deliveries still checked).
+    #[arg(long, default_value = "3s", value_parser = parse_duration, env = "LOADTEST_WARMUP")]
+    pub warmup: Duration,
+    /// Longest wait after sending stops for the last deliveries to arrive.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, env = "LOADTEST_DRAIN")]
+    pub drain: Duration,
+    /// Pause after the last delivery before the convergence check.
+    #[arg(long, default_value = "500ms", value_parser = parse_duration, env = "LOADTEST_QUIET")]
+    pub quiet: Duration,
+    /// Rooms checked for convergence by a fresh client (a sample of evenly spread rooms when fewer than `--rooms`).
+    #[arg(long, default_value_t = 100, env = "LOADTEST_CONVERGE_ROOMS")]
+    pub converge_rooms: usize,
+    /// What each update does.
+    #[arg(long, value_enum, default_value = "text", env = "LOADTEST_OP")]
+    pub op: Op,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct IdleArgs {
+    #[command(flatten)]
+    pub common: Common,
+
+    /// Idle sockets to open (each completes the sync handshake).
+    #[arg(long, default_value_t = 10_000, env = "LOADTEST_SOCKETS")]
+    pub sockets: usize,
+    /// Rooms the sockets are spread over (round robin).
+    #[arg(long, default_value_t = 100, env = "LOADTEST_ROOMS")]
+    pub rooms: usize,
+    /// Wait after the last socket is synced before measuring.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, env = "LOADTEST_SETTLE")]
+    pub settle: Duration,
+}
+
+/// The fan-out workload after applying the shape preset and overrides.
+#[derive(Debug, Clone, Serialize)]
+pub struct Workload {
+    pub shape: Shape,
+    pub rooms: usize,
+    pub clients: usize,
+    pub writers: usize,
+    pub rate: u32,
+    pub op: Op,
+    #[serde(serialize_with = "secs")]
+    pub duration: Duration,
+    #[serde(serialize_with = "secs")]
+    pub warmup: Duration,
+}
+
+impl FanoutArgs {
+    /// Resolves the preset and checks the numbers make a runnable workload.
+    pub fn workload(&self) -> anyhow::Result<Workload> {
+        let (rooms, clients, writers, rate) = match self.shape {
+            Shape::Rooms => (100, 10, 1, 10),
+            Shape::Crowd => (1, 200, 5, 20),
+        };
+        let w = Workload {
+            shape: self.shape,
+            rooms: self.rooms.unwrap_or(rooms),
+            clients: self.clients.unwrap_or(clients),
+            writers: self.writers.unwrap_or(writers),
+            rate: self.rate.unwrap_or(rate),
+            op: self.op,
+            duration: self.duration,
+            warmup: self.warmup,
+        };
+        anyhow::ensure!(w.rooms >= 1, "--rooms must be at least 1");
+        anyhow::ensure!(w.writers >= 1, "--writers must be at least 1");
+        anyhow::ensure!(
+            w.clients > w.writers || w.writers > 1,
+            "a room needs at least two clients so someone receives (--clients > --writers)"
+        );
+        anyhow::ensure!(w.clients >= w.writers, "--clients includes the writers: must be >= --writers");
+        anyhow::ensure!((1..=10_000).contains(&w.rate), "--rate must be 1..=10000 updates/s");
+        anyhow::ensure!(!w.duration.is_zero(), "--duration must be positive");
+        Ok(w)
+    }
+}
+
+impl Workload {
+    /// Updates one writer sends in the warm-up.
+    pub fn warmup_updates(&self) -> u32 {
+        (self.warmup.as_secs_f64() * f64::from(self.rate)).round() as u32
+    }
+
+    /// Updates one writer sends in total (warm-up plus measured window).
+    pub fn total_updates(&self) -> u32 {
+        self.warmup_updates() + (self.duration.as_secs_f64() * f64::from(self.rate)).round() as u32
+    }
+}
+
+/// Parses `500ms`, `5s`, `2m`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let value: f64 = num.trim().parse().map_err(|_| format!("not a duration: {s:?}"))?;
+    let scale = match unit {
+        "ms" => 0.001,
+        "s" => 1.0,
+        "m" | "min" => 60.0,
+        _ => return Err(format!("unknown unit in {s:?} (use ms, s or m)")),
+    };
+    if !(value.is_finite() && value >= 0.0) {
+        return Err(format!("not a duration: {s:?}"));
+    }
+    Ok(Duration::from_secs_f64(value * scale))
+}
+
+fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        let check = |input: &str, expected: Option<f64>| {
+            assert_eq!(parse_duration(input).ok().map(|d| d.as_secs_f64()), expected, "{input}");
+        };
+        check("5s", Some(5.0));
+        check("500ms", Some(0.5));
+        check("2m", Some(120.0));
+        check("7", Some(7.0));
+        check("1.5s", Some(1.5));
+        check("5h", None);
+        check("-1s", None);
+        check("s", None);
+    }
+
+    #[test]
+    fn shapes_and_overrides() {
+        let cli = Cli::parse_from(["loadtest", "fanout", "--shape", "crowd", "--url", "ws://127.0.0.1:1/ws"]);
+        let Command::Fanout(args) = cli.command else { panic!("fanout expected") };
+        let w = args.workload().expect("valid");
+        assert_eq!((w.rooms, w.clients, w.writers, w.rate), (1, 200, 5, 20));
+
+        let cli = Cli::parse_from(["loadtest", "fanout", "--rooms", "3", "--duration", "5s", "--warmup", "1s"]);
+        let Command::Fanout(args) = cli.command else { panic!("fanout expected") };
+        let w = args.workload().expect("valid");
+        assert_eq!((w.rooms, w.clients, w.writers, w.rate), (3, 10, 1, 10));
+        assert_eq!((w.warmup_updates(), w.total_updates()), (10, 60));
+    }
+
+    #[test]
+    fn rejects_roomless_workloads() {
+        let cli = Cli::parse_from(["loadtest", "fanout", "--clients", "1", "--writers", "1"]);
+        let Command::Fanout(args) = cli.command else { panic!("fanout expected") };
+        assert!(args.workload().is_err());
+    }
+}

@@ -1,0 +1,257 @@
+//! The `idle` run: open many synced sockets that then sit idle, and measure what each costs the
+//! server in resident memory (and what it costs the harness, for reference).
+
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail};
+use serde::Serialize;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::IdleArgs;
+use crate::client::{self, Event, Local};
+use crate::marker;
+use crate::procfs::{Proc, Usage};
+use crate::report::{fmt_kib, ratio};
+use crate::target::Target;
+
+/// File descriptors the harness needs besides its sockets (stdio, runtime, /proc reads, logs).
+const FD_MARGIN: u64 = 64;
+
+#[derive(Debug, Serialize)]
+pub struct IdleReport {
+    pub kind: &'static str,
+    pub ok: bool,
+    pub problems: Vec<String>,
+    pub config: Config,
+    pub connect_secs: f64,
+    pub connects_per_sec: f64,
+    pub server: Option<ServerCost>,
+    pub harness: HarnessCost,
+    /// Sockets the server closed during the settle time.
+    pub disconnected: usize,
+    pub errors: Vec<String>,
+    pub server_exit: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Config {
+    pub sockets: usize,
+    pub rooms: usize,
+    pub settle_secs: f64,
+    pub url: String,
+    pub spawned: Option<String>,
+    pub server_args: Vec<String>,
+    pub harness_threads: usize,
+    pub nofile_limit: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ServerCost {
+    /// RSS before any socket was opened.
+    pub rss_before_kib: u64,
+    /// RSS after every socket is synced and the settle time has passed.
+    pub rss_after_kib: u64,
+    pub rss_peak_kib: u64,
+    pub kib_per_socket: f64,
+    /// CPU the server spent while the sockets were opened and synced.
+    pub connect_cpu_secs: f64,
+    /// Server CPU while every socket sat idle (should be near zero).
+    pub settle: Usage,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HarnessCost {
+    pub rss_before_kib: u64,
+    pub rss_after_kib: u64,
+    pub kib_per_socket: f64,
+}
+
+/// Raises RLIMIT_NOFILE to the hard limit and checks `sockets` fit; returns the limit now in force.
+pub fn raise_fd_limit(sockets: usize) -> anyhow::Result<u64> {
+    let limit = rlimit::increase_nofile_limit(u64::MAX).context("raising RLIMIT_NOFILE")?;
+    let need = sockets as u64 + FD_MARGIN;
+    if need > limit {
+        bail!(
+            "{sockets} sockets need about {need} file descriptors, but this process may open at most {limit} \
+             (its hard limit): lower --sockets or raise the hard limit (ulimit -Hn)"
+        );
+    }
+    Ok(limit)
+}
+
+pub async fn run(args: &IdleArgs, target: &Target, threads: usize) -> anyhow::Result<IdleReport> {
+    anyhow::ensure!(args.sockets >= 1 && args.rooms >= 1, "--sockets and --rooms must be at least 1");
+    let nofile_limit = raise_fd_limit(args.sockets)?;
+    let run_id = marker::now_us() / 1000;
+    let harness = Proc::current();
+    let harness_before = harness.sample()?;
+    let server_before = target.proc_.as_ref().map(Proc::sample).transpose()?;
+
+    let cancel = CancellationToken::new();
+    let _stop_on_drop = cancel.clone().drop_guard();
+    let permits = Arc::new(Semaphore::new(args.common.connect_concurrency.max(1)));
+    let (ready_tx, mut ready_rx) = mpsc::channel(1024);
+    let started = Instant::now();
+    let mut tasks = JoinSet::new();
+    for i in 0..args.sockets {
+        let url = target.room_url(&format!("idle-{run_id}-{}", i % args.rooms));
+        let (permits, ready, cancel) = (Arc::clone(&permits), ready_tx.clone(), cancel.clone());
+        tasks.spawn(async move {
+            let connected = {
+                let _permit = permits.acquire().await;
+                client::connect_synced(&url, Local::Empty).await
+            };
+            let mut ws = match connected {
+                Ok((ws, _)) => ws,
+                Err(e) => {
+                    let _ = ready.send(Err(format!("{e:#}"))).await;
+                    return None;
+                }
+            };
+            let _ = ready.send(Ok(())).await;
+            drop(ready);
+            // Idle, but alive: keep reading so pings are answered and a server close is noticed.
+            loop {
+                tokio::select! {
+                    () = cancel.cancelled() => break,
+                    event = client::next_event(&mut ws) => match event {
+                        Event::Frame(_) => {}
+                        Event::Closed(why) => return Some(why),
+                    },
+                }
+            }
+            client::close(ws).await;
+            None
+        });
+    }
+    drop(ready_tx);
+    for n in 1..=args.sockets {
+        match ready_rx.recv().await {
+            Some(Ok(())) => {}
+            Some(Err(e)) => bail!("socket {n} of {} could not connect and sync: {e}", args.sockets),
+            None => bail!("socket tasks ended early"),
+        }
+        if n % 2000 == 0 && n < args.sockets {
+            println!("  {n} sockets synced");
+        }
+    }
+    let connect_secs = started.elapsed().as_secs_f64();
+    println!("{} sockets synced in {connect_secs:.2} s; settling for {:?}", args.sockets, args.settle);
+    let server_synced = target.proc_.as_ref().map(Proc::sample).transpose()?;
+    tokio::time::sleep(args.settle).await;
+    let server_after = target.proc_.as_ref().map(Proc::sample).transpose()?;
+    let harness_after = harness.sample()?;
+
+    cancel.cancel();
+    let mut errors = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        errors.extend(joined.context("a socket task panicked")?);
+    }
+
+    let server = match (target.proc_, server_before, server_synced, server_after) {
+        (Some(p), Some(before), Some(synced), Some(after)) => Some(ServerCost {
+            rss_before_kib: before.rss_kib,
+            rss_after_kib: after.rss_kib,
+            rss_peak_kib: after.hwm_kib,
+            kib_per_socket: per_socket(before.rss_kib, after.rss_kib, args.sockets),
+            connect_cpu_secs: p.cpu_secs(&before, &synced),
+            settle: Usage::between(&p, &synced, &after),
+        }),
+        _ => None,
+    };
+    let mut problems = Vec::new();
+    if !errors.is_empty() {
+        problems.push(format!("{} sockets were closed during the settle time, first: {}", errors.len(), errors[0]));
+    }
+    Ok(IdleReport {
+        kind: "idle",
+        ok: problems.is_empty(),
+        problems,
+        config: Config {
+            sockets: args.sockets,
+            rooms: args.rooms,
+            settle_secs: args.settle.as_secs_f64(),
+            url: target.base_url.clone(),
+            spawned: args.common.spawn.as_ref().map(|s| s.display().to_string()),
+            server_args: args.common.server_args.clone(),
+            harness_threads: threads,
+            nofile_limit,
+        },
+        connect_secs,
+        connects_per_sec: ratio(args.sockets as f64, connect_secs),
+        server,
+        harness: HarnessCost {
+            rss_before_kib: harness_before.rss_kib,
+            rss_after_kib: harness_after.rss_kib,
+            kib_per_socket: per_socket(harness_before.rss_kib, harness_after.rss_kib, args.sockets),
+        },
+        disconnected: errors.len(),
+        errors: errors.into_iter().take(10).collect(),
+        server_exit: None,
+    })
+}
+
+/// RSS growth per socket in KiB (negative if the process shrank).
+fn per_socket(before_kib: u64, after_kib: u64, sockets: usize) -> f64 {
+    ratio(after_kib as f64 - before_kib as f64, sockets as f64)
+}
+
+impl IdleReport {
+    pub fn print(&self) {
+        let c = &self.config;
+        println!("idle: {} sockets over {} rooms, settle {:.1} s", c.sockets, c.rooms, c.settle_secs);
+        println!("  connect   {:.2} s ({:.0} sockets/s incl. sync)", self.connect_secs, self.connects_per_sec);
+        if let Some(s) = &self.server {
+            println!(
+                "  server    RSS {} before, {} after, peak {}: {:.2} KiB per idle socket",
+                fmt_kib(s.rss_before_kib as f64),
+                fmt_kib(s.rss_after_kib as f64),
+                fmt_kib(s.rss_peak_kib as f64),
+                s.kib_per_socket
+            );
+            println!(
+                "  server    CPU {:.2} s to accept and sync; {:.2}% while idle",
+                s.connect_cpu_secs, s.settle.cpu_pct
+            );
+        }
+        let h = &self.harness;
+        println!(
+            "  harness   RSS {} before, {} after ({:.2} KiB per socket)",
+            fmt_kib(h.rss_before_kib as f64),
+            fmt_kib(h.rss_after_kib as f64),
+            h.kib_per_socket
+        );
+        if let Some(exit) = &self.server_exit {
+            println!("  server    {exit}");
+        }
+        if self.ok {
+            println!("  OK");
+        }
+        for p in &self.problems {
+            println!("  FAIL: {p}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_socket_math() {
+        assert_eq!(per_socket(10_000, 30_000, 10_000), 2.0);
+        assert_eq!(per_socket(10_000, 9_000, 1_000), -1.0);
+        assert_eq!(per_socket(1, 2, 0), 0.0);
+    }
+
+    #[test]
+    fn fd_limit_refuses_too_many_sockets() {
+        let err = raise_fd_limit(usize::MAX / 2).expect_err("cannot fit");
+        assert!(err.to_string().contains("file descriptors"), "{err}");
+        let limit = raise_fd_limit(10).expect("ten sockets fit");
+        assert!(limit >= 10 + FD_MARGIN);
+    }
+}

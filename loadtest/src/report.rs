@@ -1,0 +1,128 @@
+//! Report math shared by the subcommands (ratios, latency percentiles, CDF points, formatting) and
+//! writing the JSON report.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// `num / den`, or 0 when the denominator is zero (an empty window reports zeros, not NaN, which
+/// JSON cannot carry).
+pub fn ratio(num: f64, den: f64) -> f64 {
+    if den > 0.0 { num / den } else { 0.0 }
+}
+
+/// Latency percentiles in microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Latency {
+    pub count: u64,
+    pub mean_us: f64,
+    pub p50_us: u64,
+    pub p90_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub max_us: u64,
+}
+
+impl Latency {
+    pub fn from_hist(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Self { count: 0, mean_us: 0.0, p50_us: 0, p90_us: 0, p99_us: 0, p999_us: 0, max_us: 0 };
+        }
+        Self {
+            count: h.len(),
+            mean_us: h.mean(),
+            p50_us: h.value_at_quantile(0.50),
+            p90_us: h.value_at_quantile(0.90),
+            p99_us: h.value_at_quantile(0.99),
+            p999_us: h.value_at_quantile(0.999),
+            max_us: h.max(),
+        }
+    }
+}
+
+/// Points `[latency_us, fraction ≤ latency]` of the latency CDF, log-spaced (10 per decade) from the
+/// minimum to the maximum; the last point is at the maximum with fraction 1.
+pub fn cdf_points(h: &Histogram<u64>) -> Vec<[f64; 2]> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    let (min, max) = (h.min().max(1) as f64, h.max().max(1) as f64);
+    let total = h.len() as f64;
+    let mut points = Vec::new();
+    let mut v = 10f64.powf((min.log10() * 10.0).floor() / 10.0);
+    while v < max {
+        let below = h.count_between(0, v as u64) as f64;
+        points.push([v, below / total]);
+        v *= 10f64.powf(0.1);
+    }
+    points.push([max, 1.0]);
+    points
+}
+
+/// Human form of a latency: µs below 1 ms, ms below 10 s.
+pub fn fmt_us(us: u64) -> String {
+    match us {
+        0..1_000 => format!("{us} µs"),
+        1_000..10_000_000 => format!("{:.2} ms", us as f64 / 1000.0),
+        _ => format!("{:.1} s", us as f64 / 1e6),
+    }
+}
+
+/// Human form of a KiB figure.
+pub fn fmt_kib(kib: f64) -> String {
+    if kib.abs() >= 10.0 * 1024.0 { format!("{:.1} MiB", kib / 1024.0) } else { format!("{kib:.1} KiB") }
+}
+
+pub fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
+    let json = serde_json::to_vec_pretty(value)?;
+    std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hist(values: impl IntoIterator<Item = u64>) -> Histogram<u64> {
+        let mut h = Histogram::new_with_bounds(1, 60_000_000, 3).expect("bounds");
+        for v in values {
+            h.record(v).expect("in range");
+        }
+        h
+    }
+
+    #[test]
+    fn ratios() {
+        assert_eq!(ratio(10.0, 4.0), 2.5);
+        assert_eq!(ratio(10.0, 0.0), 0.0);
+    }
+
+    #[test]
+    fn percentiles_of_one_to_a_thousand() {
+        let l = Latency::from_hist(&hist(1..=1000));
+        assert_eq!(l.count, 1000);
+        assert_eq!((l.p50_us, l.p90_us, l.p99_us, l.p999_us, l.max_us), (500, 900, 990, 999, 1000));
+        assert!((l.mean_us - 500.5).abs() < 0.5);
+        assert_eq!(Latency::from_hist(&hist([])).count, 0);
+    }
+
+    #[test]
+    fn cdf_is_monotonic_and_ends_at_one() {
+        let points = cdf_points(&hist((1..=100).map(|i| i * 37)));
+        assert!(points.len() > 10);
+        assert!(points.windows(2).all(|w| w[0][0] < w[1][0] && w[0][1] <= w[1][1]));
+        assert_eq!(points.last().map(|p| p[1]), Some(1.0));
+        assert!(points[0][1] < 0.05);
+        assert!(cdf_points(&hist([])).is_empty());
+    }
+
+    #[test]
+    fn formatting() {
+        assert_eq!(fmt_us(950), "950 µs");
+        assert_eq!(fmt_us(1_500), "1.50 ms");
+        assert_eq!(fmt_us(12_000_000), "12.0 s");
+        assert_eq!(fmt_kib(512.0), "512.0 KiB");
+        assert_eq!(fmt_kib(20480.0), "20.0 MiB");
+    }
+}
