@@ -108,7 +108,8 @@ impl AwarenessRegistry {
         let mut removed = Vec::new();
         for &id in client_ids {
             if let Some(meta) = self.clients.get(&id).filter(|m| m.state.is_some()) {
-                // A JS peer cannot read a clock past 2^53 - 1; at that cap an equal-clock null still wins.
+                // A JS peer cannot read a clock past 2^53 - 1; at that cap an equal-clock null
+                // still wins.
                 let clock = meta.clock.saturating_add(1).min(MAX_SAFE_INTEGER);
                 self.set(id, clock, None, now_ms);
                 removed.push((id, clock, NULL_STATE));

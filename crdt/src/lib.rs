@@ -4,10 +4,10 @@
 //! milliseconds) and gets bytes and values back.
 //!
 //! - [`RoomDoc`] wraps a `yrs::Doc` (UTF-16 offsets like Yjs, GC on). Every update is bounded in
-//!   size, and a rejected update leaves the document exactly as it was, even when yrs fails half-way
-//!   through integrating it (`journal.rs`). Updates waiting for missing dependencies are kept as
-//!   the bytes received rather than in yrs, whose encoding of them is broken (`ydoc.rs`,
-//!   `replica.rs`).
+//!   size, and a rejected update leaves the document exactly as it was, even when yrs fails
+//!   half-way through integrating it (`journal.rs`). Updates waiting for missing dependencies
+//!   are kept as the bytes received rather than in yrs, whose encoding of them is broken
+//!   (`ydoc.rs`, `replica.rs`).
 //! - [`merge_snapshots`] merges two stored v1 snapshots as a CRDT.
 //! - [`AwarenessRegistry`] keeps y-protocols awareness state per Yjs client id, server side.
 
@@ -23,7 +23,7 @@ pub use room::{Applied, RoomDoc, merge_snapshots};
 /// Size bounds for one room's document. Both are counted in encoded v1 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Largest single update accepted by [`RoomDoc::apply_update`] (the size of one frame's payload).
+    /// Largest single update accepted by [`RoomDoc::apply_update`] (one frame's payload).
     pub max_update_bytes: usize,
     /// Largest document, measured as the encoded state plus not-yet-measured accepted updates.
     pub max_doc_bytes: usize,
@@ -53,7 +53,9 @@ pub enum Error {
     #[error("malformed update: {0}")]
     MalformedUpdate(#[source] yrs::encoding::read::Error),
     /// The update decoded but yrs refused to integrate it (for instance an item whose parent is
-    /// not a shared type). The partial integration was rolled back.
+    /// not a shared type) or panicked. The partial integration was rolled back by rebuilding the
+    /// document from the journal, which costs O(document): no Yjs client sends such an update, so
+    /// the server should close the connection that did.
     #[error("invalid update: {0}")]
     InvalidUpdate(String),
     /// The bytes are not a v1 state vector.

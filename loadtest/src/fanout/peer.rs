@@ -255,13 +255,13 @@ async fn drive(
     stats: &mut RecvStats,
 ) -> Result<(), String> {
     let shared = Arc::clone(&spec.shared);
-    let waiting_for_go = writer.is_some();
     loop {
         let due = writer.as_deref().and_then(Writer::due);
         tokio::select! {
             biased;
             () = shared.cancel.cancelled() => return Ok(()),
-            changed = spec.go.changed(), if waiting_for_go && writer.as_ref().is_some_and(|wr| wr.first.is_none()) => {
+            // Only a writer that has not started yet listens for the go signal.
+            changed = spec.go.changed(), if writer.as_ref().is_some_and(|wr| wr.first.is_none()) => {
                 if changed.is_err() {
                     return Err("run ended before writers started".into());
                 }

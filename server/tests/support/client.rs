@@ -11,6 +11,7 @@ use protocol::{AwarenessEntry, Message, SyncMessage, decode_awareness_update, de
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use yrs::GetString;
 use yrs::types::ToJson;
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
@@ -142,21 +143,18 @@ impl YClient {
     }
 
     pub fn text(&self, name: &str) -> String {
-        use yrs::GetString;
         let text = self.doc.get_or_insert_text(name);
         text.get_string(&self.doc.transact())
     }
 
+    /// The content of the shared types the tests use (texts `text` and `t`, maps `map` and `m`,
+    /// array `array`) as one comparable string. Names must be typed explicitly: a root type that
+    /// arrived from the server reads as undefined until it is instantiated with its type.
     pub fn json(&self) -> String {
-        let txn = self.doc.transact();
-        let mut parts = Vec::new();
-        for (name, value) in txn.root_refs() {
-            let mut json = String::new();
-            value.to_json(&txn).to_json(&mut json);
-            parts.push(format!("{name}={json}"));
-        }
-        parts.sort();
-        parts.join(";")
+        let texts = ["text", "t"].map(|n| (n, self.doc.get_or_insert_text(n).get_string(&self.doc.transact())));
+        let maps = ["map", "m"].map(|n| (n, any_json(self.doc.get_or_insert_map(n).to_json(&self.doc.transact()))));
+        let array = any_json(self.doc.get_or_insert_array("array").to_json(&self.doc.transact()));
+        format!("{texts:?};{maps:?};array={array}")
     }
 
     pub async fn wait_for(&self, what: &str, timeout: Duration, mut cond: impl FnMut(&Self) -> bool) {
@@ -183,6 +181,12 @@ impl Drop for YClient {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+fn any_json(any: yrs::Any) -> String {
+    let mut json = String::new();
+    any.to_json(&mut json);
+    json
 }
 
 fn binary(message: Message<'_>) -> WsMessage {

@@ -1,0 +1,121 @@
+//! The `codecrafter` binary as users run it: startup line, `--help`, debounced persistence that
+//! survives SIGKILL, and SIGTERM flushing every room before exiting 0.
+
+mod support;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use support::YClient;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use yrs::{Text, Transact};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+struct Running {
+    child: Child,
+    addr: String,
+}
+
+/// Start the binary on port 0 and read the `listening on ADDR` line.
+async fn start(data_dir: &std::path::Path, extra: &[&str]) -> Running {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_codecrafter"))
+        .args(["--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start codecrafter");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(WAIT, lines.next_line()).await.expect("startup line in time").unwrap().unwrap();
+    let addr = line.strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_owned();
+    assert!(!addr.ends_with(":0"), "the real port is printed: {addr}");
+    Running { child, addr }
+}
+
+impl Running {
+    fn url(&self, room: &str) -> String {
+        format!("ws://{}/ws/{room}", self.addr)
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.id().unwrap().to_string();
+        let status = std::process::Command::new("kill").args(["-s", signal, &pid]).status().unwrap();
+        assert!(status.success());
+    }
+
+    async fn exit_code(mut self) -> Option<i32> {
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await.expect("exit in time").unwrap().code()
+    }
+}
+
+async fn write_text(running: &Running, room: &str, text: &str) {
+    let writer = YClient::connect(&running.url(room)).await;
+    writer.doc.get_or_insert_text("t").insert(&mut writer.doc.transact_mut(), 0, text);
+    // A second client seeing it proves the server applied it.
+    let reader = YClient::connect(&running.url(room)).await;
+    reader.wait_for("edit applied", WAIT, |c| c.text("t") == text).await;
+}
+
+async fn read_text(running: &Running, room: &str) -> String {
+    let reader = YClient::connect(&running.url(room)).await;
+    reader.wait_for("sync", WAIT, |c| c.shared().synced).await;
+    reader.text("t")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_flushes_every_room_and_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    // A long debounce: only the shutdown flush can have written these rooms.
+    let running = start(dir.path(), &["--persist-debounce-ms", "600000"]).await;
+    for room in ["a", "b", "c"] {
+        write_text(&running, room, &format!("room {room}")).await;
+    }
+    running.signal("TERM");
+    assert_eq!(running.exit_code().await, Some(0));
+
+    let running = start(dir.path(), &[]).await;
+    for room in ["a", "b", "c"] {
+        assert_eq!(read_text(&running, room).await, format!("room {room}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_is_persisted_within_about_a_second_even_if_the_process_is_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(dir.path(), &[]).await;
+    write_text(&running, "debounced", "saved by the debounce").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    running.signal("KILL");
+    running.exit_code().await;
+
+    let running = start(dir.path(), &[]).await;
+    assert_eq!(read_text(&running, "debounced").await, "saved by the debounce");
+}
+
+#[tokio::test]
+async fn help_documents_every_limit() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_codecrafter")).arg("--help").output().unwrap();
+    let help = String::from_utf8(output.stdout).unwrap();
+    for flag in [
+        "--bind",
+        "--data-dir",
+        "--max-message-bytes",
+        "--max-doc-bytes",
+        "--max-messages-per-sec",
+        "--message-burst",
+        "--send-queue",
+        "--ping-interval-secs",
+        "--awareness-timeout-ms",
+        "--room-idle-secs",
+        "--persist-debounce-ms",
+        "--max-connections",
+        "--shutdown-timeout-secs",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
+    }
+    assert!(help.contains("[env: CODECRAFTER_MAX_MESSAGE_BYTES="), "every flag names its env var:\n{help}");
+}
