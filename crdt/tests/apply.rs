@@ -10,11 +10,6 @@ use rand::{Rng, SeedableRng};
 use yrs::updates::decoder::Decode;
 use yrs::{Doc, ReadTxn, Transact, Update};
 
-const UNLIMITED: Limits = Limits {
-    max_update_bytes: usize::MAX,
-    max_doc_bytes: usize::MAX,
-};
-
 /// The document state a refusal must preserve.
 #[derive(Debug, PartialEq)]
 struct Fingerprint {
@@ -348,4 +343,65 @@ fn corrupt_snapshot_is_refused() {
     let empty = RoomDoc::from_snapshot(&[], UNLIMITED).unwrap();
     assert_eq!(empty.state_vector(), RoomDoc::new(UNLIMITED).state_vector());
     assert_eq!(content(empty.doc()).text, "");
+}
+
+/// A mutated update (found by fuzzing) that makes yrs 0.28 panic on an `unwrap` in
+/// `BlockStore::push`, where it replaces a `Skip` block, after the document below has seen it.
+/// The panic must be contained and the document rebuilt as it was.
+const PANICS_YRS: &[u8] = &[
+    1, 2, 1, 214, 4, 10, 195, 169, 195, 159, 121, 196, 1, 164, 1, 1, 165, 1, 3, 10, 195, 159, 0,
+];
+
+#[test]
+fn yrs_panic_is_contained_and_rolled_back() {
+    let mut rng = StdRng::seed_from_u64(42);
+    let doc = client(1);
+    let mut room = RoomDoc::new(UNLIMITED);
+    for _ in 0..59 {
+        room.apply_update(&random_edit(&doc, &mut rng)).unwrap();
+    }
+    let before = fingerprint(&room);
+    let result = room.apply_update(PANICS_YRS);
+    // If this fails, yrs or `random_edit` changed: fuzz for a new input (mutate valid updates,
+    // keep one whose error mentions "panicked").
+    assert!(
+        matches!(&result, Err(Error::InvalidUpdate(m)) if m.contains("panicked")),
+        "{result:?}"
+    );
+    assert_eq!(fingerprint(&room), before);
+    assert_still_works(&mut room, "after a yrs panic");
+}
+
+/// Random mutations of valid updates (bit flips, overwritten or inserted bytes, splices of two
+/// updates): whatever yrs makes of them, nothing panics and a refusal changes nothing.
+#[test]
+fn mutated_updates_never_half_apply() {
+    let mut rng = StdRng::seed_from_u64(5);
+    let doc = client(1);
+    let updates: Vec<Vec<u8>> = (0..100).map(|_| random_edit(&doc, &mut rng)).collect();
+    let mut room = RoomDoc::new(UNLIMITED);
+    for update in &updates[..50] {
+        room.apply_update(update).unwrap();
+    }
+    let base = room.snapshot();
+    for _ in 0..1500 {
+        let mut u = updates[rng.random_range(0..updates.len())].clone();
+        match rng.random_range(0..4) {
+            0 => {
+                let bit = rng.random_range(0..u.len() * 8);
+                u[bit / 8] ^= 1 << (bit % 8);
+            }
+            1 => {
+                let at = rng.random_range(0..u.len());
+                u[at] = rng.random();
+            }
+            2 => {
+                let other = &updates[rng.random_range(0..updates.len())];
+                u.truncate(rng.random_range(0..u.len()));
+                u.extend_from_slice(&other[rng.random_range(0..other.len())..]);
+            }
+            _ => u.insert(rng.random_range(0..=u.len()), rng.random()),
+        }
+        refusal_changes_nothing(&base, &u);
+    }
 }

@@ -5,14 +5,9 @@
 mod common;
 
 use common::*;
-use crdt::{Applied, Limits, RoomDoc};
+use crdt::{Applied, RoomDoc};
 use yrs::updates::decoder::Decode;
 use yrs::{ReadTxn, StateVector, Transact, Update};
-
-const UNLIMITED: Limits = Limits {
-    max_update_bytes: usize::MAX,
-    max_doc_bytes: usize::MAX,
-};
 
 #[test]
 fn pending_update_is_kept_across_snapshot_and_reload() {

@@ -77,6 +77,20 @@ impl Usage {
     }
 }
 
+/// CPU ticks all processes on the machine spent busy so far (every core, from /proc/stat), to tell
+/// how much else ran during a window on a machine the harness shares.
+pub fn machine_busy_ticks() -> Option<u64> {
+    parse_machine_busy(&std::fs::read_to_string("/proc/stat").ok()?)
+}
+
+/// user + nice + system + irq + softirq + steal of the aggregate `cpu` line (idle and iowait are not busy).
+fn parse_machine_busy(stat: &str) -> Option<u64> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line.split_ascii_whitespace().skip(1).map(|f| f.parse().ok()).collect::<Option<_>>()?;
+    let field = |i: usize| v.get(i).copied().unwrap_or(0);
+    Some(field(0) + field(1) + field(2) + field(5) + field(6) + field(7))
+}
+
 /// `getconf CLK_TCK`, or 100 (the Linux value on every common architecture) if that fails.
 fn clock_ticks() -> u64 {
     std::process::Command::new("getconf")
@@ -129,6 +143,14 @@ mod tests {
         let status = "Name:\tcodecrafter\nVmPeak:\t  900 kB\nVmHWM:\t    5120 kB\nVmRSS:\t    4096 kB\n";
         assert_eq!(parse_memory(status), Some((4096, 5120)));
         assert_eq!(parse_memory("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn machine_busy() {
+        let stat = "cpu  100 5 50 9000 30 1 2 3 0 0\ncpu0 50 2 25 4500 15 1 1 2 0 0\n";
+        assert_eq!(parse_machine_busy(stat), Some(161));
+        assert_eq!(parse_machine_busy("intr 1 2 3\n"), None);
+        assert!(machine_busy_ticks().is_some());
     }
 
     #[test]

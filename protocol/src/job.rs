@@ -6,7 +6,6 @@
 //! an existing struct's fields needs a new version.
 
 use serde::{Deserialize, Serialize};
-use thiserror::Error;
 
 /// The format written by [`Job::encode`].
 pub const JOB_FORMAT_VERSION: u8 = 1;
@@ -16,10 +15,6 @@ pub const JOB_FORMAT_VERSION: u8 = 1;
 /// even a very large room stays far below this.
 pub const MAX_JOB_LEN: usize = 256 * 1024 * 1024;
 
-/// The same wire format as `standard()`, with the allocation limit above enforced while decoding.
-fn decode_config() -> impl bincode::config::Config {
-    bincode::config::standard().with_limit::<MAX_JOB_LEN>()
-}
 
 /// Merge a room's state into its stored snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,52 +39,17 @@ pub enum Job {
 }
 
 /// Why bytes from the queue are not a job this build understands.
-#[derive(Debug, Error)]
-pub enum JobDecodeError {
-    /// No bytes, so not even a version.
-    #[error("empty job")]
-    Empty,
-    /// Written by a producer with another format version.
-    #[error("unsupported job format version {0} (expected {JOB_FORMAT_VERSION})")]
-    UnsupportedVersion(u8),
-    /// Larger than [`MAX_JOB_LEN`].
-    #[error("job of {0} bytes exceeds the limit")]
-    TooLarge(usize),
-    /// The body is not a valid bincode job.
-    #[error("invalid job body: {0}")]
-    Body(#[from] bincode::error::DecodeError),
-    /// A valid job followed by extra bytes: a framing bug upstream, so refuse rather than guess.
-    #[error("{0} trailing bytes after the job")]
-    TrailingBytes(usize),
-}
+pub type JobDecodeError = crate::versioned::VersionedDecodeError;
 
 impl Job {
     /// The version byte followed by the bincode body.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![JOB_FORMAT_VERSION];
-        // bincode fails only for writers that fill up (a Vec never does), sequences without a known
-        // length, or a custom Serialize returning an error; derived structs of strings, byte vectors
-        // and integers do none of these, so this cannot fail for any value of these types.
-        let body = bincode::serde::encode_to_vec(self, bincode::config::standard())
-            .expect("derived job types always serialize");
-        out.extend_from_slice(&body);
-        out
+        crate::versioned::encode(JOB_FORMAT_VERSION, self)
     }
 
     /// Parses bytes written by [`Job::encode`], refusing other versions and trailing bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, JobDecodeError> {
-        let (&version, body) = bytes.split_first().ok_or(JobDecodeError::Empty)?;
-        if version != JOB_FORMAT_VERSION {
-            return Err(JobDecodeError::UnsupportedVersion(version));
-        }
-        if bytes.len() > MAX_JOB_LEN {
-            return Err(JobDecodeError::TooLarge(bytes.len()));
-        }
-        let (job, read) = bincode::serde::decode_from_slice(body, decode_config())?;
-        match body.len().saturating_sub(read) {
-            0 => Ok(job),
-            trailing => Err(JobDecodeError::TrailingBytes(trailing)),
-        }
+        crate::versioned::decode::<Self, MAX_JOB_LEN>(JOB_FORMAT_VERSION, bytes)
     }
 }
 

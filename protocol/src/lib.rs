@@ -10,7 +10,7 @@
 //! received (see [`lib0::Reader::read_var_uint`] for the one place that needs a rule for that).
 //!
 //! Modules: [`lib0`] primitives; [`message`] y-protocols messages and the frame decoder;
-//! [`awareness`] the awareness payload; [`app`] the JSON app messages; [`job`] the queue jobs.
+//! [`awareness`] the awareness payload; [`app`] the JSON app messages; [`job`] the queue jobs; [`relay`] the node-to-node envelope.
 
 pub mod app;
 pub mod awareness;
@@ -18,11 +18,15 @@ mod error;
 pub mod job;
 pub mod lib0;
 pub mod message;
+pub mod relay;
+mod versioned;
 
 pub use app::AppMessage;
 pub use awareness::{AwarenessEntry, decode_awareness_update, encode_awareness_update};
 pub use error::DecodeError;
 pub use job::{Job, JobDecodeError, SnapshotJob};
+pub use relay::{Envelope, RelayKind};
+pub use versioned::VersionedDecodeError;
 pub use message::{
     AuthMessage, FrameDecoder, MSG_APP, MSG_AUTH, MSG_AWARENESS, MSG_QUERY_AWARENESS, MSG_SYNC,
     Message, MessageKind, SyncMessage, decode_frame,

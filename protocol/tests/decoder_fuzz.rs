@@ -197,6 +197,9 @@ fn check(input: &[u8], stats: &mut Stats) {
         // bincode accepts non-minimal varints, so compare values, not bytes.
         assert_eq!(Job::decode(&job.encode()).ok(), Some(job), "{input:02x?}");
     }
+    if let Ok(envelope) = protocol::Envelope::decode(input) {
+        assert_eq!(protocol::Envelope::decode(&envelope.encode()).ok(), Some(envelope), "{input:02x?}");
+    }
 }
 
 /// Nested payloads: awareness updates and app JSON.

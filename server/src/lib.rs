@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod http;
+pub mod relay;
 pub mod room;
 pub mod telemetry;
 mod time;
@@ -25,12 +26,20 @@ use workers::{InProcessQueue, InProcessQueueConfig, JobQueue};
 pub use config::Config;
 
 use crate::http::AppState;
+use crate::relay::Relay;
+pub use crate::relay::local::LocalHub;
 use crate::room::{RoomSettings, Rooms, janitor, persister};
 use crate::ws::connection::ConnectionSettings;
 
 /// Serve on `listener` until `shutdown` is cancelled, then stop accepting, close every connection,
 /// persist every changed room durably, and return.
 pub async fn run(listener: TcpListener, config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    run_with_hub(listener, config, shutdown, LocalHub::new()).await
+}
+
+/// [`run`] as one node of `hub`: nodes started on the same hub in one process share rooms, as
+/// nodes on one Redis do.
+pub async fn run_with_hub(listener: TcpListener, config: Config, shutdown: CancellationToken, hub: LocalHub) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     telemetry::Metrics::get();
     let store: Arc<dyn storage::SnapshotStore> = Arc::new(
@@ -46,8 +55,11 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: CancellationTo
         idle: config.room_idle(),
     };
     let (persist_tx, persist_rx) = tokio::sync::mpsc::unbounded_channel();
-    let rooms = Arc::new(Rooms::new(store.clone(), settings, persist_tx));
+    let (relay, relayed) = hub.join(relay::new_node_id());
+    let relay: Arc<dyn Relay> = relay;
+    let rooms = Arc::new(Rooms::new(store.clone(), settings, persist_tx, relay.clone()));
     let stop_rooms = CancellationToken::new();
+    background.spawn(relay::dispatch::run(relayed, rooms.clone(), relay, stop_rooms.clone()));
     background.spawn(persister::run(persist_rx, queue.clone(), config.persist_debounce(), stop_rooms.clone()));
     background.spawn(janitor::run(rooms.clone(), janitor_period(&config), stop_rooms.clone()));
 

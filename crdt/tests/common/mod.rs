@@ -13,6 +13,12 @@ use yrs::{
     TransactionMut, Update,
 };
 
+/// Limits that never bite, for tests about something else.
+pub const UNLIMITED: crdt::Limits = crdt::Limits {
+    max_update_bytes: usize::MAX,
+    max_doc_bytes: usize::MAX,
+};
+
 pub const TEXT: &str = "t";
 pub const MAP: &str = "m";
 pub const ARRAY: &str = "a";

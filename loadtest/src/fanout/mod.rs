@@ -187,6 +187,10 @@ pub async fn run(args: &FanoutArgs, target: &Target, threads: usize) -> anyhow::
         },
         server,
         harness: Usage::between(&harness, &window_start.harness, &window_end.harness),
+        machine_cpu_pct: match (window_start.machine_ticks, window_end.machine_ticks) {
+            (Some(from), Some(to)) => ratio(to.saturating_sub(from) as f64 * 100.0 / harness.ticks_per_sec as f64, window_wall),
+            _ => 0.0,
+        },
         per_second: shared.per_second.iter().map(|c| c.load(Ordering::Relaxed)).collect(),
         convergence: Convergence::from_checks(checks),
     }))
@@ -195,6 +199,7 @@ pub async fn run(args: &FanoutArgs, target: &Target, threads: usize) -> anyhow::
 /// Counters at one edge of the measured window.
 struct Window {
     at: Instant,
+    machine_ticks: Option<u64>,
     delivered: u64,
     server: Option<Sample>,
     harness: Sample,
@@ -204,6 +209,7 @@ impl Window {
     fn sample(target: &Target, harness: &Proc, shared: &Shared) -> anyhow::Result<Self> {
         Ok(Self {
             at: Instant::now(),
+            machine_ticks: crate::procfs::machine_busy_ticks(),
             delivered: shared.delivered.load(Ordering::Relaxed),
             server: target.proc_.as_ref().map(Proc::sample).transpose().context("sampling the server")?,
             harness: harness.sample()?,

@@ -29,6 +29,10 @@ pub struct FanoutReport {
     pub server: Option<Server>,
     /// The harness's own CPU and memory over the measured window.
     pub harness: Usage,
+    /// Busy CPU of the whole machine in the window, percent of one core (all cores summed).
+    pub machine_cpu_pct: f64,
+    /// What else ran: machine minus server minus harness. Large values mean a noisy measurement.
+    pub other_cpu_pct: f64,
     /// Deliveries received in each second since the writers' time zero (by receive time).
     pub per_second: Vec<u64>,
     pub convergence: Convergence,
@@ -136,12 +140,15 @@ pub struct Parts<'a> {
     pub send: SendStats,
     pub server: Option<Server>,
     pub harness: Usage,
+    pub machine_cpu_pct: f64,
     pub per_second: Vec<u64>,
     pub convergence: Convergence,
 }
 
 pub fn assemble(p: Parts<'_>) -> FanoutReport {
     let problems = verdict(&p.deliveries, &p.convergence);
+    let server_cpu_pct = p.server.as_ref().map_or(0.0, |s| s.window.cpu_pct);
+    let other_cpu_pct = (p.machine_cpu_pct - p.harness.cpu_pct - server_cpu_pct).max(0.0);
     let mut per_second = p.per_second;
     while per_second.len() > 1 && per_second.last() == Some(&0) {
         per_second.pop();
@@ -166,7 +173,9 @@ pub fn assemble(p: Parts<'_>) -> FanoutReport {
         deliveries: p.deliveries,
         send: p.send,
         server: p.server,
+        other_cpu_pct,
         harness: p.harness,
+        machine_cpu_pct: p.machine_cpu_pct,
         per_second,
         convergence: p.convergence,
         server_exit: None,
@@ -267,10 +276,12 @@ impl FanoutReport {
             );
         }
         println!(
-            "  harness   CPU {:.1}%, RSS {} (peak {})",
+            "  harness   CPU {:.1}%, RSS {} (peak {}); machine busy {:.1}% of one core, {:.1}% by other processes",
             self.harness.cpu_pct,
             fmt_kib(self.harness.rss_end_kib as f64),
-            fmt_kib(self.harness.rss_peak_kib as f64)
+            fmt_kib(self.harness.rss_peak_kib as f64),
+            self.machine_cpu_pct,
+            self.other_cpu_pct
         );
         let c = &self.convergence;
         println!("  converge  {} of {} rooms checked converged", c.passed, c.rooms_checked);

@@ -21,6 +21,7 @@ use protocol::job::SnapshotJob;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
+use crate::relay::{Relay, RelayKind};
 use crate::telemetry::Metrics;
 use frames::FrameCache;
 pub(crate) use frames::encode;
@@ -43,6 +44,8 @@ pub struct Room {
     /// Filled by the first joiner from the stored snapshot; later joiners wait on it.
     loaded: tokio::sync::OnceCell<()>,
     persist_tx: mpsc::UnboundedSender<Arc<Room>>,
+    /// Tells the other nodes holding this room what this node's clients do.
+    relay: Arc<dyn Relay>,
 }
 
 struct RoomState {
@@ -69,7 +72,7 @@ pub struct Handshake {
 }
 
 impl Room {
-    fn new(id: Arc<str>, settings: &RoomSettings, persist_tx: mpsc::UnboundedSender<Arc<Room>>) -> Self {
+    fn new(id: Arc<str>, settings: &RoomSettings, persist_tx: mpsc::UnboundedSender<Arc<Room>>, relay: Arc<dyn Relay>) -> Self {
         Self {
             id,
             state: Mutex::new(RoomState {
@@ -85,6 +88,7 @@ impl Room {
             dirty: AtomicBool::new(false),
             loaded: tokio::sync::OnceCell::new(),
             persist_tx,
+            relay,
         }
     }
 
@@ -116,6 +120,7 @@ impl Room {
             state.frames.invalidate_awareness();
             let frame = frames::awareness_frame(&payload);
             fan_out(&mut state.peers, None, &frame, MessageKind::Awareness);
+            self.relay.publish(RelayKind::Awareness, &self.id, &payload);
         }
     }
 
@@ -127,15 +132,30 @@ impl Room {
         state.frames.step2(&state.doc, state_vector)
     }
 
-    /// Apply a client's update and queue `frame` (the update as a sync-update message) for every
-    /// other client. A rejected update changes nothing and reaches no one.
+    /// Apply a client's update, queue `frame` (the update as a sync-update message) for every
+    /// other client and relay it to the other nodes. A rejected update changes nothing and reaches
+    /// no one.
     pub fn apply_update(self: &Arc<Self>, origin: ConnId, update: &[u8], frame: &Bytes, now_ms: u64) -> Result<(), crdt::Error> {
+        self.apply(Some(origin), update, frame, now_ms, true)
+    }
+
+    /// Apply an update another node relayed: every local client gets it, no node is told again.
+    pub fn apply_remote_update(self: &Arc<Self>, update: &[u8], now_ms: u64) -> Result<(), crdt::Error> {
+        let frame = frames::encode(protocol::Message::Sync(protocol::SyncMessage::Update(update)));
+        self.apply(None, update, &frame, now_ms, false)
+    }
+
+    fn apply(self: &Arc<Self>, origin: Option<ConnId>, update: &[u8], frame: &Bytes, now_ms: u64, relay: bool) -> Result<(), crdt::Error> {
         let newly_dirty = {
             let mut state = self.state.lock();
             state.doc.apply_update(update)?;
             state.frames.invalidate_doc();
             state.changes += 1;
-            fan_out(&mut state.peers, Some(origin), frame, MessageKind::SyncUpdate);
+            fan_out(&mut state.peers, origin, frame, MessageKind::SyncUpdate);
+            // Under the lock, so every node receives this node's updates in the order applied.
+            if relay {
+                self.relay.publish(RelayKind::Update, &self.id, update);
+            }
             let newly_dirty = !self.dirty.swap(true, Ordering::AcqRel);
             if newly_dirty {
                 state.dirty_since_ms = now_ms;
@@ -158,7 +178,26 @@ impl Room {
         let change = state.awareness.apply(payload, now_ms)?;
         state.frames.invalidate_awareness();
         fan_out(&mut state.peers, None, frame, MessageKind::Awareness);
+        self.relay.publish(RelayKind::Awareness, &self.id, payload);
         Ok(change)
+    }
+
+    /// Apply an awareness update another node relayed, for every local client.
+    pub fn apply_remote_awareness(&self, payload: &[u8], now_ms: u64) -> Result<(), crdt::Error> {
+        let mut state = self.state.lock();
+        state.awareness.apply(payload, now_ms)?;
+        state.frames.invalidate_awareness();
+        fan_out(&mut state.peers, None, &frames::awareness_frame(payload), MessageKind::Awareness);
+        Ok(())
+    }
+
+    /// What this room has that a node with `state_vector` lacks, for its sync request.
+    pub fn diff(&self, state_vector: &[u8]) -> Result<Vec<u8>, crdt::Error> {
+        self.state.lock().doc.diff(state_vector)
+    }
+
+    fn state_vector(&self) -> Vec<u8> {
+        self.state.lock().doc.state_vector()
     }
 
     /// Every known awareness state, for a query-awareness request.

@@ -10,6 +10,7 @@ use storage::{SnapshotStore, SnapshotWrite};
 use tokio::sync::mpsc;
 
 use super::Room;
+use crate::relay::{Relay, RelayKind};
 use crate::telemetry::Metrics;
 use crate::time::unix_ms;
 
@@ -34,6 +35,7 @@ pub struct Rooms {
     store: Arc<dyn SnapshotStore>,
     persist_tx: mpsc::UnboundedSender<Arc<Room>>,
     settings: RoomSettings,
+    relay: Arc<dyn Relay>,
 }
 
 /// A connected client's hold on a room: while any lease exists the room is not evicted.
@@ -57,8 +59,13 @@ impl Drop for RoomLease {
 }
 
 impl Rooms {
-    pub fn new(store: Arc<dyn SnapshotStore>, settings: RoomSettings, persist_tx: mpsc::UnboundedSender<Arc<Room>>) -> Self {
-        Self { map: DashMap::new(), store, persist_tx, settings }
+    pub fn new(
+        store: Arc<dyn SnapshotStore>,
+        settings: RoomSettings,
+        persist_tx: mpsc::UnboundedSender<Arc<Room>>,
+        relay: Arc<dyn Relay>,
+    ) -> Self {
+        Self { map: DashMap::new(), store, persist_tx, settings, relay }
     }
 
     pub fn len(&self) -> usize {
@@ -80,7 +87,7 @@ impl Rooms {
             // same lock) can never remove a room that a client is joining.
             let entry = self.map.entry(Arc::from(id)).or_insert_with(|| {
                 Metrics::get().rooms.increment(1.0);
-                Arc::new(Room::new(Arc::from(id), &self.settings, self.persist_tx.clone()))
+                Arc::new(Room::new(Arc::from(id), &self.settings, self.persist_tx.clone(), self.relay.clone()))
             });
             entry.connections.fetch_add(1, Ordering::AcqRel);
             entry.clone()
@@ -91,6 +98,10 @@ impl Rooms {
             .get_or_try_init(|| async {
                 let snapshot = self.store.load_snapshot(id).await?;
                 lease.load(snapshot.as_deref(), &self.settings)?;
+                // Snapshot first, then subscribe, then ask the other nodes for what the snapshot
+                // lacks: an update made anywhere in between arrives one way or the other.
+                self.relay.subscribe(id);
+                self.relay.publish(RelayKind::SyncRequest, id, &lease.state_vector());
                 Ok::<_, RoomError>(())
             })
             .await?;
@@ -130,6 +141,9 @@ impl Rooms {
                 Arc::ptr_eq(current, &room) && current.connections() == 0 && !current.is_dirty()
             });
             if removed.is_some() {
+                if room.loaded.initialized() {
+                    self.relay.unsubscribe(room.id());
+                }
                 evicted += 1;
                 Metrics::get().rooms.decrement(1.0);
                 Metrics::get().evictions.increment(1);

@@ -183,10 +183,11 @@ impl Drop for YClient {
     }
 }
 
+/// JSON with object keys sorted (serde_json's map is ordered), so equal content compares equal.
 fn any_json(any: yrs::Any) -> String {
     let mut json = String::new();
     any.to_json(&mut json);
-    json
+    serde_json::from_str::<serde_json::Value>(&json).expect("yrs writes JSON").to_string()
 }
 
 fn binary(message: Message<'_>) -> WsMessage {

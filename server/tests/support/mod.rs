@@ -35,11 +35,24 @@ impl TestServer {
 
     /// Start with exactly this config (its data dir is kept by the caller).
     pub async fn start_with(config: Config) -> Self {
+        Self::start_on_hub(config, server::LocalHub::new()).await
+    }
+
+    /// Start as one node of `hub`, sharing rooms with the other nodes on it.
+    pub async fn start_on_hub(config: Config, hub: server::LocalHub) -> Self {
         let listener = tokio::net::TcpListener::bind(&config.bind).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(server::run(listener, config.clone(), shutdown.clone()));
+        let task = tokio::spawn(server::run_with_hub(listener, config.clone(), shutdown.clone(), hub));
         Self { addr, config, shutdown, task: Some(task), _dir: None }
+    }
+
+    /// A node of `hub` with its own fresh data dir.
+    pub async fn start_node(hub: &server::LocalHub) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = Self::start_on_hub(Config::for_tests(dir.path()), hub.clone()).await;
+        server._dir = Some(dir);
+        server
     }
 
     pub fn ws_url(&self, room: &str) -> String {
