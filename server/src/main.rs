@@ -8,6 +8,11 @@ use tokio_util::sync::CancellationToken;
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     telemetry::init_tracing(config.log_format);
+    // One descriptor per client: lift the soft limit to the hard one, as servers of many sockets do.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open file limit"),
+        Err(error) => tracing::warn!(%error, "could not raise the open file limit"),
+    }
     let listener = tokio::net::TcpListener::bind(&config.bind).await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
