@@ -46,10 +46,7 @@ fn per_update(label: &str, n: usize, f: impl FnOnce()) {
 fn main() {
     let updates = typing(1, UPDATES);
     let bytes: usize = updates.iter().map(Vec::len).sum();
-    println!(
-        "{UPDATES} updates, {:.1} bytes each on average",
-        bytes as f64 / UPDATES as f64
-    );
+    println!("{UPDATES} updates, {:.1} bytes each on average", bytes as f64 / UPDATES as f64);
 
     per_update("yrs: Update::decode_v1 + apply_update", UPDATES, || {
         let doc = Doc::new();
@@ -65,12 +62,7 @@ fn main() {
             room.apply_update(u).unwrap();
         }
     });
-    let typed = room
-        .doc()
-        .transact()
-        .get_text("t")
-        .unwrap()
-        .get_string(&room.doc().transact());
+    let typed = room.doc().transact().get_text("t").unwrap().get_string(&room.doc().transact());
     assert_eq!(typed.len(), UPDATES);
 
     // A room holding a document of about 4 MB from another client, then the same typing.
@@ -80,9 +72,7 @@ fn main() {
         let mut txn = big.transact_mut();
         text.insert(&mut txn, 0, &format!("{chunk:04}").repeat(250));
     }
-    let snapshot = big
-        .transact()
-        .encode_state_as_update_v1(&StateVector::default());
+    let snapshot = big.transact().encode_state_as_update_v1(&StateVector::default());
     let mut room = RoomDoc::from_snapshot(&snapshot, Limits::default()).unwrap();
     println!("large room: {:.1} MB snapshot", snapshot.len() as f64 / 1e6);
     per_update("RoomDoc::apply_update, room holding 4 MB", UPDATES, || {

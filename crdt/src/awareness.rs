@@ -49,12 +49,7 @@ impl AwarenessRegistry {
     /// `timeout_ms`: a client not heard from for this long is removed by [`Self::expire`].
     /// y-protocols' `outdatedTimeout` is 30 000; clients re-announce every 15 s.
     pub fn new(timeout_ms: u64) -> Self {
-        Self {
-            timeout_ms,
-            clients: BTreeMap::new(),
-            with_state: 0,
-            encoded: None,
-        }
+        Self { timeout_ms, clients: BTreeMap::new(), with_state: 0, encoded: None }
     }
 
     /// Applies an awareness update payload received at `now_ms`. An entry wins when its clock is
@@ -65,12 +60,9 @@ impl AwarenessRegistry {
         let entries = decode(payload)?;
         let mut touched = Vec::with_capacity(entries.len());
         for (client_id, clock, state) in entries {
-            let (known_clock, has_state) = self
-                .clients
-                .get(&client_id)
-                .map_or((0, false), |m| (m.clock, m.state.is_some()));
-            let wins =
-                known_clock < clock || (known_clock == clock && state.is_none() && has_state);
+            let (known_clock, has_state) =
+                self.clients.get(&client_id).map_or((0, false), |m| (m.clock, m.state.is_some()));
+            let wins = known_clock < clock || (known_clock == clock && state.is_none() && has_state);
             if wins {
                 self.set(client_id, clock, state.map(str::to_owned), now_ms);
                 touched.push(client_id);
@@ -79,9 +71,8 @@ impl AwarenessRegistry {
         touched.sort_unstable();
         touched.dedup();
         // A payload may name a client twice; what counts is where it ended up.
-        let (updated, removed) = touched
-            .into_iter()
-            .partition(|id| self.clients.get(id).is_some_and(|m| m.state.is_some()));
+        let (updated, removed) =
+            touched.into_iter().partition(|id| self.clients.get(id).is_some_and(|m| m.state.is_some()));
         Ok(AwarenessChange { updated, removed })
     }
 
@@ -92,10 +83,7 @@ impl AwarenessRegistry {
             return None;
         }
         let encoded = self.encoded.get_or_insert_with(|| {
-            let present = self
-                .clients
-                .iter()
-                .filter_map(|(&id, m)| Some((id, m.clock, m.state.as_deref()?)));
+            let present = self.clients.iter().filter_map(|(&id, m)| Some((id, m.clock, m.state.as_deref()?)));
             encode(present)
         });
         Some(encoded.clone())
@@ -126,12 +114,8 @@ impl AwarenessRegistry {
         let timeout = self.timeout_ms;
         let is_old = |m: &ClientMeta| now_ms.saturating_sub(m.last_updated_ms) >= timeout;
         self.clients.retain(|_, m| m.state.is_some() || !is_old(m));
-        let outdated: Vec<u64> = self
-            .clients
-            .iter()
-            .filter(|(_, m)| m.state.is_some() && is_old(m))
-            .map(|(&id, _)| id)
-            .collect();
+        let outdated: Vec<u64> =
+            self.clients.iter().filter(|(_, m)| m.state.is_some() && is_old(m)).map(|(&id, _)| id).collect();
         self.remove(&outdated, now_ms)
     }
 
@@ -155,23 +139,13 @@ impl AwarenessRegistry {
     }
 
     fn set(&mut self, client_id: u64, clock: u64, state: Option<String>, now_ms: u64) {
-        let had_state = self
-            .clients
-            .get(&client_id)
-            .is_some_and(|m| m.state.is_some());
+        let had_state = self.clients.get(&client_id).is_some_and(|m| m.state.is_some());
         match (had_state, state.is_some()) {
             (false, true) => self.with_state += 1,
             (true, false) => self.with_state -= 1,
             _ => {}
         }
-        self.clients.insert(
-            client_id,
-            ClientMeta {
-                clock,
-                state,
-                last_updated_ms: now_ms,
-            },
-        );
+        self.clients.insert(client_id, ClientMeta { clock, state, last_updated_ms: now_ms });
         self.encoded = None;
     }
 }
@@ -180,33 +154,21 @@ impl AwarenessRegistry {
 fn decode(payload: &[u8]) -> Result<Vec<(u64, u64, Option<&str>)>> {
     decode_awareness_update(payload)?
         .into_iter()
-        .map(
-            |AwarenessEntry {
-                 client_id,
-                 clock,
-                 state,
-             }| {
-                // Relayed verbatim to browsers, whose JSON.parse would throw on it mid-update.
-                serde_json::from_str::<serde::de::IgnoredAny>(state)
-                    .map_err(|_| Error::AwarenessStateNotJson { client_id })?;
-                // JSON.parse(" null ") is null too, though lib0 peers always send exactly "null".
-                let is_null = state.trim_matches([' ', '\t', '\n', '\r']) == NULL_STATE;
-                Ok((client_id, clock, (!is_null).then_some(state)))
-            },
-        )
+        .map(|AwarenessEntry { client_id, clock, state }| {
+            // Relayed verbatim to browsers, whose JSON.parse would throw on it mid-update.
+            serde_json::from_str::<serde::de::IgnoredAny>(state)
+                .map_err(|_| Error::AwarenessStateNotJson { client_id })?;
+            // JSON.parse(" null ") is null too, though lib0 peers always send exactly "null".
+            let is_null = state.trim_matches([' ', '\t', '\n', '\r']) == NULL_STATE;
+            Ok((client_id, clock, (!is_null).then_some(state)))
+        })
         .collect()
 }
 
 fn encode<'a>(entries: impl IntoIterator<Item = (u64, u64, &'a str)>) -> Vec<u8> {
     let mut out = Vec::new();
     encode_awareness_update(
-        entries
-            .into_iter()
-            .map(|(client_id, clock, state)| AwarenessEntry {
-                client_id,
-                clock,
-                state,
-            }),
+        entries.into_iter().map(|(client_id, clock, state)| AwarenessEntry { client_id, clock, state }),
         &mut out,
     );
     out

@@ -40,19 +40,13 @@ pub(crate) struct Journal {
 impl Journal {
     /// A journal whose base is a snapshot to be applied as an update.
     pub(crate) fn from_snapshot(snapshot: Vec<u8>) -> Self {
-        Self {
-            base: snapshot,
-            ..Self::default()
-        }
+        Self { base: snapshot, ..Self::default() }
     }
 
     /// Size of the last measurement plus everything recorded since. Not exact in either direction
     /// (an update may repeat known blocks; a deletion may split blocks), close enough for a limit.
     pub(crate) fn approx_size(&self) -> usize {
-        self.base
-            .len()
-            .saturating_add(self.base_stash_bytes)
-            .saturating_add(self.log.len())
+        self.base.len().saturating_add(self.base_stash_bytes).saturating_add(self.log.len())
     }
 
     /// True when `approx_size` is an exact measurement of the current state.
@@ -162,10 +156,7 @@ mod tests {
         let logged: usize = updates.iter().map(Vec::len).sum();
         assert_eq!(journal.approx_size(), logged);
         assert!(!journal.is_measured());
-        assert!(
-            !journal.wants_checkpoint(),
-            "under {MIN_CHECKPOINT_BYTES} bytes"
-        );
+        assert!(!journal.wants_checkpoint(), "under {MIN_CHECKPOINT_BYTES} bytes");
         journal.checkpoint(&replica);
         assert!(journal.is_measured());
         assert_eq!(journal.approx_size(), replica.encode().len());

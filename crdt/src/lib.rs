@@ -33,10 +33,7 @@ impl Default for Limits {
     /// 2 MiB per update leaves room for a large paste; 64 MiB per document keeps a room's memory
     /// (document, rollback journal and a snapshot being written) within a few hundred MiB.
     fn default() -> Self {
-        Self {
-            max_update_bytes: 2 * 1024 * 1024,
-            max_doc_bytes: 64 * 1024 * 1024,
-        }
+        Self { max_update_bytes: 2 * 1024 * 1024, max_doc_bytes: 64 * 1024 * 1024 }
     }
 }
 

@@ -30,10 +30,7 @@ pub(crate) struct Replica {
 
 impl Replica {
     pub(crate) fn new() -> Self {
-        Self {
-            doc: new_doc(),
-            stash: Vec::new(),
-        }
+        Self { doc: new_doc(), stash: Vec::new() }
     }
 
     /// Integrates `update` (decoded from `bytes`). Returns whether the replica changed: new blocks
@@ -49,10 +46,7 @@ impl Replica {
                 if self.stash.len() >= MAX_STASHED {
                     self.stash.remove(0);
                 }
-                self.stash.push(Stashed {
-                    bytes: bytes.to_vec(),
-                    waits,
-                });
+                self.stash.push(Stashed { bytes: bytes.to_vec(), waits });
                 Ok(changed || !was_stashed)
             }
             None => Ok(changed),
@@ -102,8 +96,8 @@ impl Replica {
         // yrs's block-level merge of original updates: unlike its in-memory pending, these
         // carry no overlapping skips. Every input came from a decoder or an encoder, so the merge
         // cannot fail; if it ever did, the stash is left out rather than the snapshot lost.
-        let inputs = std::iter::once(integrated.as_slice())
-            .chain(self.stash.iter().map(|s| s.bytes.as_slice()));
+        let inputs =
+            std::iter::once(integrated.as_slice()).chain(self.stash.iter().map(|s| s.bytes.as_slice()));
         let merged = std::panic::catch_unwind(|| yrs::merge_updates_v1(inputs));
         match merged {
             Ok(Ok(merged)) => merged,
@@ -140,23 +134,14 @@ mod tests {
         let updates = typing(3);
         let mut replica = Replica::new();
         assert!(apply(&mut replica, &updates[2]), "stashing is a change");
-        assert!(
-            !apply(&mut replica, &updates[2]),
-            "the same bytes again are not"
-        );
+        assert!(!apply(&mut replica, &updates[2]), "the same bytes again are not");
         assert_eq!(replica.stash.len(), 1);
-        assert!(
-            replica.ready().is_empty(),
-            "nothing it waits for has arrived"
-        );
+        assert!(replica.ready().is_empty(), "nothing it waits for has arrived");
         // yrs records the clock a client had when a block stopped, so any progress of that
         // client makes the update worth a try; a try that still stops waits for further progress.
         apply(&mut replica, &updates[0]);
         assert_eq!(replica.ready(), vec![updates[2].clone()]);
-        assert!(
-            !apply(&mut replica, &updates[2]),
-            "tried too early: nothing new"
-        );
+        assert!(!apply(&mut replica, &updates[2]), "tried too early: nothing new");
         assert!(replica.is_stashed(&updates[2]));
         assert!(replica.ready().is_empty());
         apply(&mut replica, &updates[1]);

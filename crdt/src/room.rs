@@ -40,11 +40,7 @@ impl std::fmt::Debug for RoomDoc {
 
 impl RoomDoc {
     pub fn new(limits: Limits) -> Self {
-        Self {
-            replica: Replica::new(),
-            limits,
-            journal: Journal::default(),
-        }
+        Self { replica: Replica::new(), limits, journal: Journal::default() }
     }
 
     /// Loads a stored snapshot (a v1 update; zero length means an empty document). The document
@@ -56,11 +52,7 @@ impl RoomDoc {
             // On error the replica is dropped, so a half-integrated snapshot never escapes.
             replica.apply(snapshot, decode_update(snapshot)?)?;
         }
-        Ok(Self {
-            replica,
-            limits,
-            journal: Journal::from_snapshot(snapshot.to_vec()),
-        })
+        Ok(Self { replica, limits, journal: Journal::from_snapshot(snapshot.to_vec()) })
     }
 
     /// Applies a remote v1 update. It is decoded once, checked against the limits and integrated
@@ -75,10 +67,7 @@ impl RoomDoc {
     pub fn apply_update(&mut self, update: &[u8]) -> Result<Applied> {
         let max = self.limits.max_update_bytes;
         if update.len() > max {
-            return Err(Error::UpdateTooLarge {
-                len: update.len(),
-                max,
-            });
+            return Err(Error::UpdateTooLarge { len: update.len(), max });
         }
         let decoded = decode_update(update)?;
         self.check_doc_size(update.len())?;
@@ -96,10 +85,7 @@ impl RoomDoc {
         if self.journal.wants_checkpoint() {
             self.journal.checkpoint(&self.replica);
         }
-        Ok(Applied {
-            changed,
-            pending: self.replica.is_stashed(update),
-        })
+        Ok(Applied { changed, pending: self.replica.is_stashed(update) })
     }
 
     /// Tries stashed updates whose dependencies may have arrived. Each try is its own journal step,
@@ -150,11 +136,7 @@ impl RoomDoc {
             self.journal.checkpoint(&self.replica);
         }
         let size = self.journal.approx_size();
-        if size.saturating_add(len) <= max {
-            Ok(())
-        } else {
-            Err(Error::DocTooLarge { size, len, max })
-        }
+        if size.saturating_add(len) <= max { Ok(()) } else { Err(Error::DocTooLarge { size, len, max }) }
     }
 
     /// The encoded v1 state vector (sync step 1).
@@ -199,10 +181,7 @@ pub fn merge_snapshots(a: &[u8], b: &[u8]) -> Result<Vec<u8>> {
     if a.is_empty() && b.is_empty() {
         return Ok(Vec::new());
     }
-    let unlimited = Limits {
-        max_update_bytes: usize::MAX,
-        max_doc_bytes: usize::MAX,
-    };
+    let unlimited = Limits { max_update_bytes: usize::MAX, max_doc_bytes: usize::MAX };
     // Integrating (rather than yrs's block-level merge alone) validates both inputs and yields a
     // compact snapshot with deleted content collected.
     let mut room = RoomDoc::from_snapshot(a, unlimited)?;

@@ -27,8 +27,7 @@ use yrs::encoding::read::Error as ReadError;
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 use yrs::{
-    ClientID, Doc, OffsetKind, Options, ReadTxn, StateVector, Transact, TransactionMut, Update,
-    WriteTxn,
+    ClientID, Doc, OffsetKind, Options, ReadTxn, StateVector, Transact, TransactionMut, Update, WriteTxn,
 };
 
 use crate::{Error, Result};
@@ -36,11 +35,7 @@ use crate::{Error, Result};
 /// A document configured like a Yjs one: text offsets in UTF-16 code units, deleted content
 /// garbage-collected.
 pub(crate) fn new_doc() -> Doc {
-    Doc::with_options(Options {
-        offset_kind: OffsetKind::Utf16,
-        skip_gc: false,
-        ..Options::default()
-    })
+    Doc::with_options(Options { offset_kind: OffsetKind::Utf16, skip_gc: false, ..Options::default() })
 }
 
 /// Decodes a v1 update from untrusted bytes without touching any document.
@@ -51,9 +46,7 @@ pub(crate) fn decode_update(bytes: &[u8]) -> Result<Update> {
     match catch_unwind(|| Update::decode_v1(bytes)) {
         Ok(Ok(update)) => Ok(update),
         Ok(Err(e)) => Err(Error::MalformedUpdate(e)),
-        Err(_) => Err(Error::MalformedUpdate(ReadError::Custom(
-            "the decoder panicked".into(),
-        ))),
+        Err(_) => Err(Error::MalformedUpdate(ReadError::Custom("the decoder panicked".into()))),
     }
 }
 
@@ -114,10 +107,9 @@ pub(crate) fn integrate(doc: &Doc, update: Update) -> Result<Integrated> {
     match (outcome, dropped) {
         (Ok(Ok(integrated)), Ok(())) => Ok(integrated),
         (Ok(Err(e)), _) => Err(Error::InvalidUpdate(e.to_string())),
-        (Err(panic), _) | (Ok(Ok(_)), Err(panic)) => Err(Error::InvalidUpdate(format!(
-            "yrs panicked: {}",
-            panic_message(&*panic)
-        ))),
+        (Err(panic), _) | (Ok(Ok(_)), Err(panic)) => {
+            Err(Error::InvalidUpdate(format!("yrs panicked: {}", panic_message(&*panic))))
+        }
     }
 }
 
@@ -130,9 +122,8 @@ fn pending_waits(txn: &TransactionMut) -> Option<Waits> {
     if blocks.is_none() && deletes.is_none() {
         return None;
     }
-    let mut waits: Waits = blocks
-        .map(|p| p.missing.iter().map(|(&c, &clock)| (c, clock)).collect())
-        .unwrap_or_default();
+    let mut waits: Waits =
+        blocks.map(|p| p.missing.iter().map(|(&c, &clock)| (c, clock)).collect()).unwrap_or_default();
     if let Some(deletes) = deletes {
         let sv = txn.state_vector();
         waits.extend(deletes.iter().map(|(&c, _)| (c, sv.get(&c))));
@@ -186,14 +177,8 @@ mod tests {
     #[test]
     fn count_bombs_are_refused_before_decoding() {
         let bomb = [0xff, 0xff, 0xff, 0xff, 0x0f];
-        assert!(matches!(
-            decode_update(&bomb),
-            Err(Error::MalformedUpdate(_))
-        ));
-        assert!(matches!(
-            decode_state_vector(&bomb),
-            Err(Error::MalformedStateVector(_))
-        ));
+        assert!(matches!(decode_update(&bomb), Err(Error::MalformedUpdate(_))));
+        assert!(matches!(decode_state_vector(&bomb), Err(Error::MalformedStateVector(_))));
     }
 
     #[test]

@@ -18,10 +18,7 @@ struct Fingerprint {
 }
 
 fn fingerprint(room: &RoomDoc) -> Fingerprint {
-    Fingerprint {
-        state_vector: room.state_vector(),
-        snapshot: room.snapshot(),
-    }
+    Fingerprint { state_vector: room.state_vector(), snapshot: room.snapshot() }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -54,11 +51,7 @@ fn check(name: &str, snapshot: &[u8], limits: Limits, update: &[u8], expected: E
     let result = room.apply_update(update);
     assert_eq!(outcome(&result), expected, "{name}: {result:?}");
     if result.is_err() {
-        assert_eq!(
-            fingerprint(&room),
-            before,
-            "{name}: refused update changed the document"
-        );
+        assert_eq!(fingerprint(&room), before, "{name}: refused update changed the document");
     }
     if matches!(expected, Expect::Malformed | Expect::Invalid) {
         assert_still_works(&mut room, name);
@@ -69,10 +62,7 @@ fn check(name: &str, snapshot: &[u8], limits: Limits, update: &[u8], expected: E
 fn assert_still_works(room: &mut RoomDoc, name: &str) {
     let other = client(999);
     let update = set_key(&other, "after", 1);
-    assert!(
-        room.apply_update(&update).is_ok(),
-        "{name}: room stopped accepting updates"
-    );
+    assert!(room.apply_update(&update).is_ok(), "{name}: room stopped accepting updates");
 }
 
 /// A client document with some history (text typed and partly deleted, a map key, an array) and
@@ -83,9 +73,7 @@ fn base() -> (Doc, Vec<u8>) {
     delete_text(&doc, 5, 6);
     set_key(&doc, "k", 7);
     push(&doc, 42);
-    let snapshot = doc
-        .transact()
-        .encode_state_as_update_v1(&Default::default());
+    let snapshot = doc.transact().encode_state_as_update_v1(&Default::default());
     (doc, snapshot)
 }
 
@@ -105,58 +93,20 @@ fn apply_update_table() {
     let (doc, snapshot) = base();
     let next = insert_text(&doc, 0, ">");
     let snapshot_len = snapshot.len();
-    let at = |max_update_bytes, max_doc_bytes| Limits {
-        max_update_bytes,
-        max_doc_bytes,
-    };
+    let at = |max_update_bytes, max_doc_bytes| Limits { max_update_bytes, max_doc_bytes };
     let mut valid_truncated = next.clone();
     valid_truncated.truncate(next.len() / 2);
     let cases: Vec<(&str, Limits, Vec<u8>, Expect)> = vec![
         ("valid edit", UNLIMITED, next.clone(), Expect::Changed),
-        (
-            "duplicate of the whole state",
-            UNLIMITED,
-            snapshot.clone(),
-            Expect::Unchanged,
-        ),
+        ("duplicate of the whole state", UNLIMITED, snapshot.clone(), Expect::Unchanged),
         ("empty update", UNLIMITED, vec![0, 0], Expect::Unchanged),
         ("zero bytes", UNLIMITED, vec![], Expect::Malformed),
-        (
-            "truncated var-uint",
-            UNLIMITED,
-            vec![0x80],
-            Expect::Malformed,
-        ),
-        (
-            "truncated valid update",
-            UNLIMITED,
-            valid_truncated,
-            Expect::Malformed,
-        ),
-        (
-            "count bomb",
-            UNLIMITED,
-            vec![0xff, 0xff, 0xff, 0xff, 0x0f],
-            Expect::Malformed,
-        ),
-        (
-            "invalid parent",
-            UNLIMITED,
-            INVALID_PARENT.to_vec(),
-            Expect::Invalid,
-        ),
-        (
-            "update exactly at the limit",
-            at(next.len(), usize::MAX),
-            next.clone(),
-            Expect::Changed,
-        ),
-        (
-            "update one over the limit",
-            at(next.len() - 1, usize::MAX),
-            next.clone(),
-            Expect::UpdateTooLarge,
-        ),
+        ("truncated var-uint", UNLIMITED, vec![0x80], Expect::Malformed),
+        ("truncated valid update", UNLIMITED, valid_truncated, Expect::Malformed),
+        ("count bomb", UNLIMITED, vec![0xff, 0xff, 0xff, 0xff, 0x0f], Expect::Malformed),
+        ("invalid parent", UNLIMITED, INVALID_PARENT.to_vec(), Expect::Invalid),
+        ("update exactly at the limit", at(next.len(), usize::MAX), next.clone(), Expect::Changed),
+        ("update one over the limit", at(next.len() - 1, usize::MAX), next.clone(), Expect::UpdateTooLarge),
         (
             "doc exactly at the limit",
             at(usize::MAX, snapshot_len + next.len()),
@@ -181,12 +131,7 @@ fn duplicate_updates_report_no_change() {
     let insert = insert_text(&doc, 0, "abc");
     let delete = delete_text(&doc, 1, 1);
     let mut room = RoomDoc::new(UNLIMITED);
-    for (update, changed) in [
-        (&insert, true),
-        (&insert, false),
-        (&delete, true),
-        (&delete, false),
-    ] {
+    for (update, changed) in [(&insert, true), (&insert, false), (&delete, true), (&delete, false)] {
         assert_eq!(room.apply_update(update).unwrap().changed, changed);
     }
     assert_eq!(content(room.doc()).text, "ac");
@@ -197,13 +142,7 @@ fn every_prefix_of_a_valid_update_is_refused() {
     let (doc, snapshot) = base();
     let next = insert_text(&doc, 3, "inserted");
     for len in 0..next.len() {
-        check(
-            &format!("prefix of {len} bytes"),
-            &snapshot,
-            UNLIMITED,
-            &next[..len],
-            Expect::Malformed,
-        );
+        check(&format!("prefix of {len} bytes"), &snapshot, UNLIMITED, &next[..len], Expect::Malformed);
     }
 }
 
@@ -213,11 +152,7 @@ fn refusal_changes_nothing(snapshot: &[u8], update: &[u8]) {
     let mut room = RoomDoc::from_snapshot(snapshot, UNLIMITED).unwrap();
     let before = fingerprint(&room);
     if room.apply_update(update).is_err() {
-        assert_eq!(
-            fingerprint(&room),
-            before,
-            "refused {update:?} changed the document"
-        );
+        assert_eq!(fingerprint(&room), before, "refused {update:?} changed the document");
         assert_still_works(&mut room, "after a refused corrupt update");
     }
 }
@@ -278,10 +213,7 @@ fn invalid_update_is_rolled_back_after_checkpoints() {
         }
         if rng.random_bool(0.01) {
             let before = fingerprint(&room);
-            assert!(matches!(
-                room.apply_update(INVALID_PARENT),
-                Err(Error::InvalidUpdate(_))
-            ));
+            assert!(matches!(room.apply_update(INVALID_PARENT), Err(Error::InvalidUpdate(_))));
             assert_eq!(fingerprint(&room), before);
         }
     }
@@ -303,19 +235,12 @@ fn doc_limit_is_checked_against_an_exact_measurement() {
         probe.apply_update(update).unwrap();
     }
     let exact = probe.snapshot().len();
-    assert!(
-        probe.approx_size() > exact + last.len(),
-        "the estimate overshoots"
-    );
+    assert!(probe.approx_size() > exact + last.len(), "the estimate overshoots");
 
-    for (max_doc_bytes, expected) in [
-        (exact + last.len(), Expect::Changed),
-        (exact + last.len() - 1, Expect::DocTooLarge),
-    ] {
-        let limits = Limits {
-            max_update_bytes: usize::MAX,
-            max_doc_bytes,
-        };
+    for (max_doc_bytes, expected) in
+        [(exact + last.len(), Expect::Changed), (exact + last.len() - 1, Expect::DocTooLarge)]
+    {
+        let limits = Limits { max_update_bytes: usize::MAX, max_doc_bytes };
         let mut room = RoomDoc::new(limits);
         for update in &updates {
             room.apply_update(update).unwrap();
@@ -336,10 +261,7 @@ fn corrupt_snapshot_is_refused() {
         RoomDoc::from_snapshot(&snapshot[..snapshot.len() - 1], UNLIMITED),
         Err(Error::MalformedUpdate(_))
     ));
-    assert!(matches!(
-        RoomDoc::from_snapshot(INVALID_PARENT, UNLIMITED),
-        Err(Error::InvalidUpdate(_))
-    ));
+    assert!(matches!(RoomDoc::from_snapshot(INVALID_PARENT, UNLIMITED), Err(Error::InvalidUpdate(_))));
     let empty = RoomDoc::from_snapshot(&[], UNLIMITED).unwrap();
     assert_eq!(empty.state_vector(), RoomDoc::new(UNLIMITED).state_vector());
     assert_eq!(content(empty.doc()).text, "");
@@ -348,9 +270,8 @@ fn corrupt_snapshot_is_refused() {
 /// A mutated update (found by fuzzing) that makes yrs 0.28 panic on an `unwrap` in
 /// `BlockStore::push`, where it replaces a `Skip` block, after the document below has seen it.
 /// The panic must be contained and the document rebuilt as it was.
-const PANICS_YRS: &[u8] = &[
-    1, 2, 1, 214, 4, 10, 195, 169, 195, 159, 121, 196, 1, 164, 1, 1, 165, 1, 3, 10, 195, 159, 0,
-];
+const PANICS_YRS: &[u8] =
+    &[1, 2, 1, 214, 4, 10, 195, 169, 195, 159, 121, 196, 1, 164, 1, 1, 165, 1, 3, 10, 195, 159, 0];
 
 #[test]
 fn yrs_panic_is_contained_and_rolled_back() {
@@ -364,10 +285,7 @@ fn yrs_panic_is_contained_and_rolled_back() {
     let result = room.apply_update(PANICS_YRS);
     // If this fails, yrs or `random_edit` changed: fuzz for a new input (mutate valid updates,
     // keep one whose error mentions "panicked").
-    assert!(
-        matches!(&result, Err(Error::InvalidUpdate(m)) if m.contains("panicked")),
-        "{result:?}"
-    );
+    assert!(matches!(&result, Err(Error::InvalidUpdate(m)) if m.contains("panicked")), "{result:?}");
     assert_eq!(fingerprint(&room), before);
     assert_still_works(&mut room, "after a yrs panic");
 }

@@ -9,19 +9,11 @@ use crdt::{AwarenessChange, AwarenessRegistry, Error};
 const TIMEOUT: u64 = 30_000;
 
 fn change(updated: &[u64], removed: &[u64]) -> AwarenessChange {
-    AwarenessChange {
-        updated: updated.to_vec(),
-        removed: removed.to_vec(),
-    }
+    AwarenessChange { updated: updated.to_vec(), removed: removed.to_vec() }
 }
 
 /// (name, payload entries, expected change, state of client 1 afterwards).
-type Step<'a> = (
-    &'a str,
-    &'a [(u64, u64, &'a str)],
-    AwarenessChange,
-    Option<&'a str>,
-);
+type Step<'a> = (&'a str, &'a [(u64, u64, &'a str)], AwarenessChange, Option<&'a str>);
 
 /// Table of steps applied in sequence to one registry that starts knowing client 1 at clock 5
 /// with `{"a":1}`.
@@ -30,66 +22,16 @@ fn clock_rules_follow_y_protocols() {
     let mut reg = AwarenessRegistry::new(TIMEOUT);
     reg.apply(&payload(&[(1, 5, r#"{"a":1}"#)]), 0).unwrap();
     let steps: &[Step] = &[
-        (
-            "older clock is ignored",
-            &[(1, 4, r#"{"a":2}"#)],
-            change(&[], &[]),
-            Some(r#"{"a":1}"#),
-        ),
-        (
-            "same clock with a state is ignored",
-            &[(1, 5, r#"{"a":3}"#)],
-            change(&[], &[]),
-            Some(r#"{"a":1}"#),
-        ),
-        (
-            "newer clock wins",
-            &[(1, 6, r#"{"a":4}"#)],
-            change(&[1], &[]),
-            Some(r#"{"a":4}"#),
-        ),
-        (
-            "same clock with null removes",
-            &[(1, 6, "null")],
-            change(&[], &[1]),
-            None,
-        ),
-        (
-            "same clock null again is ignored",
-            &[(1, 6, "null")],
-            change(&[], &[]),
-            None,
-        ),
-        (
-            "newer clock brings it back",
-            &[(1, 7, r#"{"a":5}"#)],
-            change(&[1], &[]),
-            Some(r#"{"a":5}"#),
-        ),
-        (
-            "null with whitespace is null",
-            &[(1, 8, " null\n")],
-            change(&[], &[1]),
-            None,
-        ),
-        (
-            "unknown client at clock 0 is ignored",
-            &[(2, 0, "{}")],
-            change(&[], &[]),
-            None,
-        ),
-        (
-            "last entry for a client decides",
-            &[(1, 9, "{}"), (1, 10, "null")],
-            change(&[], &[1]),
-            None,
-        ),
-        (
-            "several clients, sorted",
-            &[(9, 1, "{}"), (3, 1, "{}")],
-            change(&[3, 9], &[]),
-            None,
-        ),
+        ("older clock is ignored", &[(1, 4, r#"{"a":2}"#)], change(&[], &[]), Some(r#"{"a":1}"#)),
+        ("same clock with a state is ignored", &[(1, 5, r#"{"a":3}"#)], change(&[], &[]), Some(r#"{"a":1}"#)),
+        ("newer clock wins", &[(1, 6, r#"{"a":4}"#)], change(&[1], &[]), Some(r#"{"a":4}"#)),
+        ("same clock with null removes", &[(1, 6, "null")], change(&[], &[1]), None),
+        ("same clock null again is ignored", &[(1, 6, "null")], change(&[], &[]), None),
+        ("newer clock brings it back", &[(1, 7, r#"{"a":5}"#)], change(&[1], &[]), Some(r#"{"a":5}"#)),
+        ("null with whitespace is null", &[(1, 8, " null\n")], change(&[], &[1]), None),
+        ("unknown client at clock 0 is ignored", &[(2, 0, "{}")], change(&[], &[]), None),
+        ("last entry for a client decides", &[(1, 9, "{}"), (1, 10, "null")], change(&[], &[1]), None),
+        ("several clients, sorted", &[(9, 1, "{}"), (3, 1, "{}")], change(&[3, 9], &[]), None),
     ];
     for (name, entries, expected, state) in steps {
         let got = reg.apply(&payload(entries), 0).unwrap();
@@ -103,8 +45,7 @@ fn clock_rules_follow_y_protocols() {
 #[test]
 fn remove_bumps_the_clock_and_sends_null() {
     let mut reg = AwarenessRegistry::new(TIMEOUT);
-    reg.apply(&payload(&[(1, 3, "{}"), (2, 7, "{}")]), 0)
-        .unwrap();
+    reg.apply(&payload(&[(1, 3, "{}"), (2, 7, "{}")]), 0).unwrap();
     let removal = reg.remove(&[2, 1, 42], 10).expect("two had a state");
     // What y-protocols' applyAwarenessUpdate accepts as a removal: clock + 1, state "null".
     assert_eq!(removal, payload(&[(2, 8, "null"), (1, 4, "null")]));
@@ -112,15 +53,11 @@ fn remove_bumps_the_clock_and_sends_null() {
     assert_eq!(reg.remove(&[1, 2], 20), None, "nobody left to remove");
     // A second registry (a peer) holding the old states accepts the removal.
     let mut peer = AwarenessRegistry::new(TIMEOUT);
-    peer.apply(&payload(&[(1, 3, "{}"), (2, 7, "{}")]), 0)
-        .unwrap();
+    peer.apply(&payload(&[(1, 3, "{}"), (2, 7, "{}")]), 0).unwrap();
     assert_eq!(peer.apply(&removal, 0).unwrap(), change(&[], &[1, 2]));
     assert!(peer.is_empty());
     // The bumped clock makes the stale state lose if it arrives late.
-    assert_eq!(
-        reg.apply(&payload(&[(1, 4, "{}")]), 30).unwrap(),
-        change(&[], &[])
-    );
+    assert_eq!(reg.apply(&payload(&[(1, 4, "{}")]), 30).unwrap(), change(&[], &[]));
 }
 
 #[test]
@@ -166,10 +103,7 @@ fn malformed_payloads_change_nothing() {
         ("empty", vec![]),
         ("count larger than the payload", vec![0xff, 0xff, 0x03]),
         ("truncated after a valid entry", valid_then_truncated),
-        (
-            "second state not JSON",
-            payload(&[(2, 1, "{}"), (3, 1, "{not json")]),
-        ),
+        ("second state not JSON", payload(&[(2, 1, "{}"), (3, 1, "{not json")])),
         ("trailing bytes", {
             let mut p = payload(&[(2, 1, "{}")]);
             p.push(0);
@@ -186,10 +120,7 @@ fn malformed_payloads_change_nothing() {
     for (name, bytes) in cases {
         let result = reg.apply(&bytes, 1);
         assert!(
-            matches!(
-                result,
-                Err(Error::MalformedAwareness(_) | Error::AwarenessStateNotJson { .. })
-            ),
+            matches!(result, Err(Error::MalformedAwareness(_) | Error::AwarenessStateNotJson { .. })),
             "{name}: {result:?}"
         );
         assert_eq!(reg.encode_all(), before, "{name}");
@@ -202,25 +133,15 @@ fn malformed_payloads_change_nothing() {
 fn encode_all_is_cached_until_a_change() {
     let mut reg = AwarenessRegistry::new(TIMEOUT);
     assert_eq!(reg.encode_all(), None);
-    reg.apply(
-        &payload(&[(5, 1, r#"{"u":"b"}"#), (2, 4, r#"{"u":"a"}"#)]),
-        0,
-    )
-    .unwrap();
+    reg.apply(&payload(&[(5, 1, r#"{"u":"b"}"#), (2, 4, r#"{"u":"a"}"#)]), 0).unwrap();
     let all = reg.encode_all().unwrap();
-    assert_eq!(
-        all,
-        payload(&[(2, 4, r#"{"u":"a"}"#), (5, 1, r#"{"u":"b"}"#)])
-    );
+    assert_eq!(all, payload(&[(2, 4, r#"{"u":"a"}"#), (5, 1, r#"{"u":"b"}"#)]));
     assert_eq!(reg.encode_all().unwrap(), all);
     // An ignored (stale) entry is not a change.
     reg.apply(&payload(&[(5, 1, "{}")]), 0).unwrap();
     assert_eq!(reg.encode_all().unwrap(), all);
     reg.apply(&payload(&[(5, 2, "{}")]), 0).unwrap();
-    assert_eq!(
-        reg.encode_all().unwrap(),
-        payload(&[(2, 4, r#"{"u":"a"}"#), (5, 2, "{}")])
-    );
+    assert_eq!(reg.encode_all().unwrap(), payload(&[(2, 4, r#"{"u":"a"}"#), (5, 2, "{}")]));
     reg.remove(&[2], 0);
     assert_eq!(reg.encode_all().unwrap(), payload(&[(5, 2, "{}")]));
     reg.remove(&[5], 0);

@@ -54,13 +54,8 @@ impl Sim {
     fn new(seed: u64) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
         let n = rng.random_range(3..=5);
-        let peers = (0..n)
-            .map(|i| Peer {
-                doc: client(i as u64 + 1),
-                online: false,
-                inbox: Vec::new(),
-            })
-            .collect();
+        let peers =
+            (0..n).map(|i| Peer { doc: client(i as u64 + 1), online: false, inbox: Vec::new() }).collect();
         let mut sim = Sim {
             rng,
             drop_rate: 0.15,
@@ -139,8 +134,7 @@ impl Sim {
     /// The server's side: apply and relay updates (as y-websocket relays to every other
     /// connection), answer step 1 with step 2.
     fn deliver_to_server(&mut self) {
-        let Some((from, msg)) = Self::pick(&mut self.rng, &mut self.stats, &mut self.to_server)
-        else {
+        let Some((from, msg)) = Self::pick(&mut self.rng, &mut self.stats, &mut self.to_server) else {
             return;
         };
         match msg {
@@ -221,10 +215,7 @@ fn run(seed: u64) -> Stats {
 
     let expected = content(sim.server.doc());
     let expected_sv = decode_sv(&sim.server.state_vector());
-    assert!(
-        !has_pending(sim.server.doc()),
-        "seed {seed}: server has pending blocks"
-    );
+    assert!(!has_pending(sim.server.doc()), "seed {seed}: server has pending blocks");
     for (i, peer) in sim.peers.iter().enumerate() {
         eprintln!("DEBUG peer {i} ok={}", content(&peer.doc) == expected);
         if content(&peer.doc) != expected {
@@ -247,28 +238,13 @@ fn run(seed: u64) -> Stats {
             eprintln!("DEBUG server ds {:?}", st.snapshot());
         }
         if false {
-            assert_eq!(
-                content(&peer.doc),
-                expected,
-                "seed {seed}: client {i} content"
-            );
+            assert_eq!(content(&peer.doc), expected, "seed {seed}: client {i} content");
         }
-        assert_eq!(
-            state_vector(&peer.doc),
-            expected_sv,
-            "seed {seed}: client {i} state vector"
-        );
-        assert!(
-            !has_pending(&peer.doc),
-            "seed {seed}: client {i} has pending blocks"
-        );
+        assert_eq!(state_vector(&peer.doc), expected_sv, "seed {seed}: client {i} state vector");
+        assert!(!has_pending(&peer.doc), "seed {seed}: client {i} has pending blocks");
     }
     let reloaded = RoomDoc::from_snapshot(&sim.server.snapshot(), Limits::default()).unwrap();
-    assert_eq!(
-        content(reloaded.doc()),
-        expected,
-        "seed {seed}: reloaded snapshot"
-    );
+    assert_eq!(content(reloaded.doc()), expected, "seed {seed}: reloaded snapshot");
     sim.stats
 }
 

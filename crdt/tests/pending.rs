@@ -18,47 +18,16 @@ fn pending_update_is_kept_across_snapshot_and_reload() {
     let sv_before = room.state_vector();
     // `second` depends on `first`: kept pending, but it is news.
     let applied = room.apply_update(&second).unwrap();
-    assert_eq!(
-        applied,
-        Applied {
-            changed: true,
-            pending: true
-        }
-    );
-    assert_eq!(
-        room.state_vector(),
-        sv_before,
-        "pending blocks are not in the state vector"
-    );
+    assert_eq!(applied, Applied { changed: true, pending: true });
+    assert_eq!(room.state_vector(), sv_before, "pending blocks are not in the state vector");
     let again = room.apply_update(&second).unwrap();
-    assert_eq!(
-        again,
-        Applied {
-            changed: false,
-            pending: true
-        },
-        "the same pending update again"
-    );
-    assert_eq!(
-        room.diff(&[0]).unwrap(),
-        RoomDoc::new(UNLIMITED).diff(&[0]).unwrap(),
-        "not served"
-    );
+    assert_eq!(again, Applied { changed: false, pending: true }, "the same pending update again");
+    assert_eq!(room.diff(&[0]).unwrap(), RoomDoc::new(UNLIMITED).diff(&[0]).unwrap(), "not served");
 
     let mut reloaded = RoomDoc::from_snapshot(&room.snapshot(), UNLIMITED).unwrap();
     let applied = reloaded.apply_update(&first).unwrap();
-    assert_eq!(
-        applied,
-        Applied {
-            changed: true,
-            pending: false
-        }
-    );
-    assert_eq!(
-        content(reloaded.doc()).text,
-        "abcd",
-        "the snapshot carried the pending update"
-    );
+    assert_eq!(applied, Applied { changed: true, pending: false });
+    assert_eq!(content(reloaded.doc()).text, "abcd", "the snapshot carried the pending update");
     assert!(!has_pending(reloaded.doc()));
     // Once integrated it is served, and the snapshot holds no stash any more.
     assert_eq!(reloaded.snapshot(), reloaded.diff(&[0]).unwrap());
@@ -70,10 +39,7 @@ fn pending_delete_is_kept_across_snapshot_and_reload() {
     let insert = insert_text(&doc, 0, "abc");
     let delete = delete_text(&doc, 0, 1);
     let mut room = RoomDoc::new(UNLIMITED);
-    assert!(
-        room.apply_update(&delete).unwrap().changed,
-        "a delete of unknown items is kept"
-    );
+    assert!(room.apply_update(&delete).unwrap().changed, "a delete of unknown items is kept");
     let mut reloaded = RoomDoc::from_snapshot(&room.snapshot(), UNLIMITED).unwrap();
     reloaded.apply_update(&insert).unwrap();
     assert_eq!(content(reloaded.doc()).text, "bc");
@@ -112,17 +78,11 @@ fn yrs_alone_loses_pending_blocks_across_snapshots() {
             let update = Update::decode_v1(update).unwrap();
             doc.transact_mut().apply_update(update).unwrap();
         }
-        snapshot = doc
-            .transact()
-            .encode_state_as_update_v1(&StateVector::default());
+        snapshot = doc.transact().encode_state_as_update_v1(&StateVector::default());
     }
     let doc = client(4);
     apply(&doc, &snapshot);
-    assert_ne!(
-        content(&doc),
-        in_order(),
-        "yrs 0.28 pending encoding has been fixed"
-    );
+    assert_ne!(content(&doc), in_order(), "yrs 0.28 pending encoding has been fixed");
 }
 
 #[test]
@@ -152,37 +112,14 @@ fn stashed_update_that_fails_later_is_dropped_alone() {
     let second = insert_text(&honest, 1, "c");
 
     let mut room = RoomDoc::new(UNLIMITED);
-    assert_eq!(
-        room.apply_update(poisoned).unwrap(),
-        Applied {
-            changed: true,
-            pending: true
-        }
-    );
-    assert_eq!(
-        room.apply_update(&first).unwrap(),
-        Applied {
-            changed: true,
-            pending: false
-        }
-    );
+    assert_eq!(room.apply_update(poisoned).unwrap(), Applied { changed: true, pending: true });
+    assert_eq!(room.apply_update(&first).unwrap(), Applied { changed: true, pending: false });
     assert_eq!(content(room.doc()).text, "a");
-    assert!(
-        room.apply_update(&second).unwrap().changed,
-        "later updates are not blocked"
-    );
+    assert!(room.apply_update(&second).unwrap().changed, "later updates are not blocked");
     assert_eq!(content(room.doc()).text, "ac");
     let reloaded = RoomDoc::from_snapshot(&room.snapshot(), UNLIMITED).unwrap();
-    assert_eq!(
-        content(reloaded.doc()).text,
-        "ac",
-        "the poisoned update is gone"
-    );
-    assert_eq!(
-        room.snapshot(),
-        room.diff(&[0]).unwrap(),
-        "nothing left stashed"
-    );
+    assert_eq!(content(reloaded.doc()).text, "ac", "the poisoned update is gone");
+    assert_eq!(room.snapshot(), room.diff(&[0]).unwrap(), "nothing left stashed");
 }
 
 #[test]

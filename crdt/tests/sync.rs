@@ -79,10 +79,7 @@ fn malformed_state_vectors_are_refused() {
         ("count bomb", &[0xff, 0xff, 0xff, 0xff, 0x0f]),
     ];
     for (name, sv) in cases {
-        assert!(
-            matches!(room.diff(sv), Err(Error::MalformedStateVector(_))),
-            "{name}"
-        );
+        assert!(matches!(room.diff(sv), Err(Error::MalformedStateVector(_))), "{name}");
     }
 }
 
@@ -95,11 +92,7 @@ fn snapshot_round_trips_through_from_snapshot() {
         let reloaded = RoomDoc::from_snapshot(&snapshot, Limits::default()).unwrap();
         assert_eq!(content(reloaded.doc()), content(&doc), "seed {seed}");
         assert_eq!(reloaded.state_vector(), room.state_vector(), "seed {seed}");
-        assert_eq!(
-            reloaded.snapshot(),
-            snapshot,
-            "seed {seed}: re-encoding is stable"
-        );
+        assert_eq!(reloaded.snapshot(), snapshot, "seed {seed}: re-encoding is stable");
         assert_eq!(reloaded.approx_size(), snapshot.len());
     }
 }
@@ -131,11 +124,7 @@ fn diverged() -> (Doc, Doc, Vec<u8>, Vec<u8>) {
 }
 
 fn loaded(snapshot: &[u8]) -> Content {
-    content(
-        RoomDoc::from_snapshot(snapshot, Limits::default())
-            .unwrap()
-            .doc(),
-    )
+    content(RoomDoc::from_snapshot(snapshot, Limits::default()).unwrap().doc())
 }
 
 #[test]
@@ -163,11 +152,7 @@ fn merge_is_commutative_and_idempotent() {
     assert_eq!(loaded(&ab), loaded(&ba));
     assert_eq!(loaded(&merge_snapshots(&ab, &ab).unwrap()), loaded(&ab));
     assert_eq!(loaded(&merge_snapshots(&ab, &snap_a).unwrap()), loaded(&ab));
-    let sv = |s: &[u8]| {
-        RoomDoc::from_snapshot(s, Limits::default())
-            .unwrap()
-            .state_vector()
-    };
+    let sv = |s: &[u8]| RoomDoc::from_snapshot(s, Limits::default()).unwrap().state_vector();
     assert_eq!(decode_sv(&sv(&ab)), decode_sv(&sv(&ba)));
 }
 
@@ -175,28 +160,16 @@ fn merge_is_commutative_and_idempotent() {
 fn merge_with_no_snapshot() {
     let (_, _, snap_a, _) = diverged();
     assert_eq!(merge_snapshots(&[], &[]).unwrap(), Vec::<u8>::new());
-    assert_eq!(
-        loaded(&merge_snapshots(&snap_a, &[]).unwrap()),
-        loaded(&snap_a)
-    );
-    assert_eq!(
-        loaded(&merge_snapshots(&[], &snap_a).unwrap()),
-        loaded(&snap_a)
-    );
+    assert_eq!(loaded(&merge_snapshots(&snap_a, &[]).unwrap()), loaded(&snap_a));
+    assert_eq!(loaded(&merge_snapshots(&[], &snap_a).unwrap()), loaded(&snap_a));
 }
 
 #[test]
 fn merge_refuses_corrupt_input() {
     let (_, _, snap_a, snap_b) = diverged();
     let truncated = &snap_b[..snap_b.len() / 2];
-    assert!(matches!(
-        merge_snapshots(&snap_a, truncated),
-        Err(Error::MalformedUpdate(_))
-    ));
-    assert!(matches!(
-        merge_snapshots(truncated, &[]),
-        Err(Error::MalformedUpdate(_))
-    ));
+    assert!(matches!(merge_snapshots(&snap_a, truncated), Err(Error::MalformedUpdate(_))));
+    assert!(matches!(merge_snapshots(truncated, &[]), Err(Error::MalformedUpdate(_))));
 }
 
 #[test]

@@ -33,10 +33,7 @@ const UNSERIALIZABLE: &str =
 impl AppMessage {
     /// An error message with the given code and text.
     pub fn error(code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::Error {
-            code: code.into(),
-            message: message.into(),
-        }
+        Self::Error { code: code.into(), message: message.into() }
     }
 
     /// The JSON text of this message.
@@ -110,17 +107,11 @@ mod tests {
     #[test]
     fn from_decode_error() {
         let msg = AppMessage::from(&DecodeError::UnknownMessageType(9));
-        assert_eq!(
-            msg,
-            AppMessage::error("unknown_message_type", "unknown message type 9")
-        );
+        assert_eq!(msg, AppMessage::error("unknown_message_type", "unknown message type 9"));
     }
 
     #[test]
     fn fallback_is_a_valid_error() {
-        assert!(matches!(
-            AppMessage::from_json(UNSERIALIZABLE),
-            Ok(AppMessage::Error { .. })
-        ));
+        assert!(matches!(AppMessage::from_json(UNSERIALIZABLE), Ok(AppMessage::Error { .. })));
     }
 }

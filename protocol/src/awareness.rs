@@ -42,10 +42,7 @@ pub fn decode_awareness_update(payload: &[u8]) -> Result<Vec<AwarenessEntry<'_>>
     let count = usize::try_from(claimed)
         .ok()
         .filter(|count| *count <= remaining / MIN_ENTRY_LEN)
-        .ok_or(DecodeError::AwarenessCountTooLarge {
-            count: claimed,
-            remaining,
-        })?;
+        .ok_or(DecodeError::AwarenessCountTooLarge { count: claimed, remaining })?;
     let mut entries = Vec::with_capacity(count);
     for _ in 0..count {
         entries.push(AwarenessEntry {
@@ -61,10 +58,7 @@ pub fn decode_awareness_update(payload: &[u8]) -> Result<Vec<AwarenessEntry<'_>>
 }
 
 /// Appends an awareness update payload (no message type; wrap it in `Message::Awareness`).
-pub fn encode_awareness_update<'e>(
-    entries: impl IntoIterator<Item = AwarenessEntry<'e>>,
-    out: &mut Vec<u8>,
-) {
+pub fn encode_awareness_update<'e>(entries: impl IntoIterator<Item = AwarenessEntry<'e>>, out: &mut Vec<u8>) {
     // The count comes first, so the entries are gathered before anything is written.
     let entries: Vec<AwarenessEntry<'e>> = entries.into_iter().collect();
     write_var_uint(out, entries.len() as u64);
@@ -80,11 +74,7 @@ mod tests {
     use super::*;
 
     fn entry(client_id: u64, clock: u64, state: &str) -> AwarenessEntry<'_> {
-        AwarenessEntry {
-            client_id,
-            clock,
-            state,
-        }
+        AwarenessEntry { client_id, clock, state }
     }
 
     fn check(input: &[u8], expected: Result<Vec<AwarenessEntry<'_>>>) {
@@ -95,37 +85,16 @@ mod tests {
     fn decodes_entries_and_errors() {
         check(&[0], Ok(vec![]));
         check(b"\x01\x05\x02\x04null", Ok(vec![entry(5, 2, "null")]));
-        check(
-            b"\x02\x01\x01\x02{}\x80\x01\x00\x00",
-            Ok(vec![entry(1, 1, "{}"), entry(128, 0, "")]),
-        );
+        check(b"\x02\x01\x01\x02{}\x80\x01\x00\x00", Ok(vec![entry(1, 1, "{}"), entry(128, 0, "")]));
         check(&[], Err(DecodeError::UnexpectedEof));
-        check(
-            &[5, 1, 1, 0],
-            Err(DecodeError::AwarenessCountTooLarge {
-                count: 5,
-                remaining: 3,
-            }),
-        );
+        check(&[5, 1, 1, 0], Err(DecodeError::AwarenessCountTooLarge { count: 5, remaining: 3 }));
         // Count fits the byte budget, but the entries run out.
         check(&[2, 1, 1, 0, 1, 1, 5], Err(DecodeError::UnexpectedEof));
-        check(
-            &[1, 1, 1, 0, 0xaa],
-            Err(DecodeError::AwarenessTrailingBytes(1)),
-        );
+        check(&[1, 1, 1, 0, 0xaa], Err(DecodeError::AwarenessTrailingBytes(1)));
         check(&[1, 1, 1, 1, 0xff], Err(DecodeError::InvalidUtf8));
-        check(
-            &[1, 0x80, 0x00, 1, 0],
-            Err(DecodeError::NonCanonicalVarUint),
-        );
+        check(&[1, 0x80, 0x00, 1, 0], Err(DecodeError::NonCanonicalVarUint));
         let lying = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f, 1, 1, 0];
-        check(
-            &lying,
-            Err(DecodeError::AwarenessCountTooLarge {
-                count: (1 << 53) - 1,
-                remaining: 3,
-            }),
-        );
+        check(&lying, Err(DecodeError::AwarenessCountTooLarge { count: (1 << 53) - 1, remaining: 3 }));
     }
 
     #[test]

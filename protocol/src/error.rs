@@ -86,19 +86,12 @@ mod tests {
             DecodeError::UnknownMessageType(7),
             DecodeError::UnknownSyncType(7),
             DecodeError::UnknownAuthType(7),
-            DecodeError::AwarenessCountTooLarge {
-                count: 9,
-                remaining: 2,
-            },
+            DecodeError::AwarenessCountTooLarge { count: 9, remaining: 2 },
             DecodeError::AwarenessTrailingBytes(1),
         ];
         let mut codes: Vec<&str> = all.iter().map(DecodeError::code).collect();
         for code in &codes {
-            assert!(
-                code.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
-                "{code}"
-            );
+            assert!(code.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'), "{code}");
         }
         codes.sort_unstable();
         codes.dedup();
@@ -107,10 +100,7 @@ mod tests {
 
     #[test]
     fn display_names_the_value() {
-        assert_eq!(
-            DecodeError::UnknownMessageType(42).to_string(),
-            "unknown message type 42"
-        );
+        assert_eq!(DecodeError::UnknownMessageType(42).to_string(), "unknown message type 42");
         assert_eq!(
             DecodeError::AwarenessTrailingBytes(3).to_string(),
             "3 trailing bytes after the awareness entries"

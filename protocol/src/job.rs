@@ -15,7 +15,6 @@ pub const JOB_FORMAT_VERSION: u8 = 1;
 /// even a very large room stays far below this.
 pub const MAX_JOB_LEN: usize = 256 * 1024 * 1024;
 
-
 /// Merge a room's state into its stored snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotJob {
@@ -92,20 +91,11 @@ mod tests {
         assert!(matches!(Job::decode(&[]), Err(JobDecodeError::Empty)));
         let mut wrong_version = good.clone();
         wrong_version[0] = 2;
-        assert!(matches!(
-            Job::decode(&wrong_version),
-            Err(JobDecodeError::UnsupportedVersion(2))
-        ));
+        assert!(matches!(Job::decode(&wrong_version), Err(JobDecodeError::UnsupportedVersion(2))));
         let mut trailing = good.clone();
         trailing.push(0);
-        assert!(matches!(
-            Job::decode(&trailing),
-            Err(JobDecodeError::TrailingBytes(1))
-        ));
-        assert!(matches!(
-            Job::decode(&good[..good.len() - 1]),
-            Err(JobDecodeError::Body(_))
-        ));
+        assert!(matches!(Job::decode(&trailing), Err(JobDecodeError::TrailingBytes(1))));
+        assert!(matches!(Job::decode(&good[..good.len() - 1]), Err(JobDecodeError::Body(_))));
         // Unknown variant index.
         assert!(matches!(Job::decode(&[1, 9]), Err(JobDecodeError::Body(_))));
         // A room length prefix of 2^64 - 1 must fail without trying to allocate it.
@@ -113,9 +103,6 @@ mod tests {
         lying.extend_from_slice(&u64::MAX.to_le_bytes());
         assert!(matches!(Job::decode(&lying), Err(JobDecodeError::Body(_))));
         // Invalid UTF-8 in the room.
-        assert!(matches!(
-            Job::decode(&[1, 0, 1, 0xff, 0, 0]),
-            Err(JobDecodeError::Body(_))
-        ));
+        assert!(matches!(Job::decode(&[1, 0, 1, 0xff, 0, 0]), Err(JobDecodeError::Body(_))));
     }
 }

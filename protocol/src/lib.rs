@@ -25,9 +25,9 @@ pub use app::AppMessage;
 pub use awareness::{AwarenessEntry, decode_awareness_update, encode_awareness_update};
 pub use error::DecodeError;
 pub use job::{Job, JobDecodeError, SnapshotJob};
+pub use message::{
+    AuthMessage, FrameDecoder, MSG_APP, MSG_AUTH, MSG_AWARENESS, MSG_QUERY_AWARENESS, MSG_SYNC, Message,
+    MessageKind, SyncMessage, decode_frame,
+};
 pub use relay::{Envelope, RelayKind};
 pub use versioned::VersionedDecodeError;
-pub use message::{
-    AuthMessage, FrameDecoder, MSG_APP, MSG_AUTH, MSG_AWARENESS, MSG_QUERY_AWARENESS, MSG_SYNC,
-    Message, MessageKind, SyncMessage, decode_frame,
-};

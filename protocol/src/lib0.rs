@@ -99,10 +99,8 @@ impl<'a> Reader<'a> {
         let len = self.read_var_uint()?;
         let rest = self.remaining();
         // A length that does not fit usize is certainly longer than the input.
-        let len = usize::try_from(len)
-            .ok()
-            .filter(|len| *len <= rest.len())
-            .ok_or(DecodeError::UnexpectedEof)?;
+        let len =
+            usize::try_from(len).ok().filter(|len| *len <= rest.len()).ok_or(DecodeError::UnexpectedEof)?;
         let (bytes, _) = rest.split_at(len);
         self.pos += len;
         Ok(bytes)
@@ -153,14 +151,8 @@ mod tests {
         check_write(16_383, &[0xff, 0x7f]);
         check_write(16_384, &[0x80, 0x80, 0x01]);
         check_write(u64::from(u32::MAX), &[0xff, 0xff, 0xff, 0xff, 0x0f]);
-        check_write(
-            MAX_SAFE_INTEGER,
-            &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f],
-        );
-        check_write(
-            u64::MAX,
-            &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01],
-        );
+        check_write(MAX_SAFE_INTEGER, &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f]);
+        check_write(u64::MAX, &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
     }
 
     fn check_read(input: &[u8], expected: Result<u64>) {
@@ -173,18 +165,12 @@ mod tests {
         check_read(&[0x00], Ok(0));
         check_read(&[0x7f], Ok(127));
         check_read(&[0xac, 0x02], Ok(300));
-        check_read(
-            &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f],
-            Ok(MAX_SAFE_INTEGER),
-        );
+        check_read(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f], Ok(MAX_SAFE_INTEGER));
         check_read(&[], Err(DecodeError::UnexpectedEof));
         check_read(&[0x80], Err(DecodeError::UnexpectedEof));
         check_read(&[0xff, 0xff, 0xff], Err(DecodeError::UnexpectedEof));
         // 2^53 needs 54 bits: representable in 8 bytes, but not in a JS number.
-        check_read(
-            &[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10],
-            Err(DecodeError::VarUintOverflow),
-        );
+        check_read(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10], Err(DecodeError::VarUintOverflow));
         check_read(&[0xff; 10], Err(DecodeError::VarUintOverflow));
         check_read(&[0xff; 8], Err(DecodeError::VarUintOverflow));
         check_read(&[0x80, 0x00], Err(DecodeError::NonCanonicalVarUint));
@@ -216,20 +202,11 @@ mod tests {
         assert_eq!(reader.read_var_string(), Ok("héllo"));
         assert!(reader.is_empty());
 
-        assert_eq!(
-            Reader::new(&[3, 1, 2]).read_var_bytes(),
-            Err(DecodeError::UnexpectedEof)
-        );
-        assert_eq!(
-            Reader::new(&[1, 0xff]).read_var_string(),
-            Err(DecodeError::InvalidUtf8)
-        );
+        assert_eq!(Reader::new(&[3, 1, 2]).read_var_bytes(), Err(DecodeError::UnexpectedEof));
+        assert_eq!(Reader::new(&[1, 0xff]).read_var_string(), Err(DecodeError::InvalidUtf8));
         // A huge but safe length must fail cleanly, not allocate or overflow.
         let huge = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f, 1];
-        assert_eq!(
-            Reader::new(&huge).read_var_bytes(),
-            Err(DecodeError::UnexpectedEof)
-        );
+        assert_eq!(Reader::new(&huge).read_var_bytes(), Err(DecodeError::UnexpectedEof));
     }
 
     #[test]

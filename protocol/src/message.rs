@@ -14,9 +14,7 @@ use std::iter::FusedIterator;
 use std::ops::Range;
 
 use crate::error::{DecodeError, Result};
-use crate::lib0::{
-    Reader, var_bytes_len, var_uint_len, write_var_bytes, write_var_string, write_var_uint,
-};
+use crate::lib0::{Reader, var_bytes_len, var_uint_len, write_var_bytes, write_var_string, write_var_uint};
 
 /// Top-level type of a Yjs document sync message.
 pub const MSG_SYNC: u64 = 0;
@@ -209,9 +207,9 @@ impl<'a> Message<'a> {
             }
             MSG_AWARENESS => Ok(Self::Awareness(reader.read_var_bytes()?)),
             MSG_AUTH => match reader.read_var_uint()? {
-                AUTH_PERMISSION_DENIED => Ok(Self::Auth(AuthMessage::PermissionDenied {
-                    reason: reader.read_var_string()?,
-                })),
+                AUTH_PERMISSION_DENIED => {
+                    Ok(Self::Auth(AuthMessage::PermissionDenied { reason: reader.read_var_string()? }))
+                }
                 other => Err(DecodeError::UnknownAuthType(other)),
             },
             MSG_QUERY_AWARENESS => Ok(Self::QueryAwareness),
@@ -235,10 +233,7 @@ impl<'a> SyncMessage<'a> {
 /// Decodes the messages of one WebSocket binary frame. y-websocket sends one message per frame;
 /// we also accept several back to back, because that costs nothing and other clients batch.
 pub fn decode_frame(frame: &[u8]) -> FrameDecoder<'_> {
-    FrameDecoder {
-        reader: Reader::new(frame),
-        done: false,
-    }
+    FrameDecoder { reader: Reader::new(frame), done: false }
 }
 
 /// Iterator over the messages of a frame, each with its byte range inside the frame so the server
@@ -286,10 +281,7 @@ mod tests {
             (Message::Sync(SyncMessage::Step2(b"")), "sync_step2"),
             (Message::Sync(SyncMessage::Update(b"")), "update"),
             (Message::Awareness(b""), "awareness"),
-            (
-                Message::Auth(AuthMessage::PermissionDenied { reason: "" }),
-                "auth",
-            ),
+            (Message::Auth(AuthMessage::PermissionDenied { reason: "" }), "auth"),
             (Message::QueryAwareness, "query_awareness"),
             (Message::App("{}"), "app"),
         ];
@@ -310,12 +302,7 @@ mod tests {
                 Message::App(text),
             ] {
                 let bytes = message.encode_to_vec();
-                assert_eq!(
-                    bytes.len(),
-                    message.encoded_len(),
-                    "{:?} len {len}",
-                    message.kind()
-                );
+                assert_eq!(bytes.len(), message.encoded_len(), "{:?} len {len}", message.kind());
                 assert_eq!(bytes.capacity(), bytes.len());
             }
         }
@@ -324,10 +311,7 @@ mod tests {
     #[test]
     fn decoder_is_fused_after_error() {
         let mut frames = decode_frame(&[MSG_QUERY_AWARENESS as u8, 0x07, 0x03]);
-        assert!(matches!(
-            frames.next(),
-            Some(Ok((Message::QueryAwareness, _)))
-        ));
+        assert!(matches!(frames.next(), Some(Ok((Message::QueryAwareness, _)))));
         assert_eq!(frames.next(), Some(Err(DecodeError::UnknownMessageType(7))));
         assert_eq!(frames.next(), None);
         assert_eq!(frames.next(), None);

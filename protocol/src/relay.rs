@@ -70,7 +70,13 @@ mod tests {
 
     #[test]
     fn every_kind_round_trips() {
-        for kind in [RelayKind::Update, RelayKind::Awareness, RelayKind::App, RelayKind::SyncRequest, RelayKind::SyncReply] {
+        for kind in [
+            RelayKind::Update,
+            RelayKind::Awareness,
+            RelayKind::App,
+            RelayKind::SyncRequest,
+            RelayKind::SyncReply,
+        ] {
             let e = envelope(kind);
             assert_eq!(Envelope::decode(&e.encode()).unwrap(), e);
         }

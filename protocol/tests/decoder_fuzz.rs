@@ -33,14 +33,9 @@ impl Rng {
 
     /// Bytes that matter to the formats: message types, subtypes, var-uint edges, UTF-8 edges.
     fn byte(&mut self) -> u8 {
-        const INTERESTING: [u8; 14] = [
-            0x00, 0x01, 0x02, 0x03, 0x04, 0x64, 0x7f, 0x80, 0x81, 0xc3, 0xe2, 0xed, 0xfb, 0xff,
-        ];
-        if self.below(2) == 0 {
-            INTERESTING[self.below(INTERESTING.len())]
-        } else {
-            self.next() as u8
-        }
+        const INTERESTING: [u8; 14] =
+            [0x00, 0x01, 0x02, 0x03, 0x04, 0x64, 0x7f, 0x80, 0x81, 0xc3, 0xe2, 0xed, 0xfb, 0xff];
+        if self.below(2) == 0 { INTERESTING[self.below(INTERESTING.len())] } else { self.next() as u8 }
     }
 }
 
@@ -59,16 +54,8 @@ fn corpus() -> Vec<Vec<u8>> {
     let mut awareness = Vec::new();
     encode_awareness_update(
         [
-            AwarenessEntry {
-                client_id: 7,
-                clock: 1,
-                state: r#"{"a":1}"#,
-            },
-            AwarenessEntry {
-                client_id: 300,
-                clock: 2,
-                state: "null",
-            },
+            AwarenessEntry { client_id: 7, clock: 1, state: r#"{"a":1}"# },
+            AwarenessEntry { client_id: 300, clock: 2, state: "null" },
         ],
         &mut awareness,
     );
@@ -78,9 +65,7 @@ fn corpus() -> Vec<Vec<u8>> {
         Message::Sync(SyncMessage::Update(b"")),
         Message::Awareness(&awareness),
         Message::Awareness(b"\x00"),
-        Message::Auth(AuthMessage::PermissionDenied {
-            reason: "read-only ✓",
-        }),
+        Message::Auth(AuthMessage::PermissionDenied { reason: "read-only ✓" }),
         Message::QueryAwareness,
         Message::App(r#"{"type":"error","code":"x","message":"y"}"#),
     ];
@@ -167,27 +152,14 @@ fn check(input: &[u8], stats: &mut Stats) {
             stats.frames_accepted += 1;
             let mut reencoded = Vec::new();
             for item in &items {
-                let Ok((message, range)) = item else {
-                    unreachable!("errors come last")
-                };
-                assert_eq!(
-                    range.start,
-                    reencoded.len(),
-                    "{input:02x?}: ranges must be contiguous"
-                );
+                let Ok((message, range)) = item else { unreachable!("errors come last") };
+                assert_eq!(range.start, reencoded.len(), "{input:02x?}: ranges must be contiguous");
                 message.encode(&mut reencoded);
                 assert_eq!(range.end, reencoded.len(), "{input:02x?}: range length");
-                assert_eq!(
-                    message.encoded_len(),
-                    range.len(),
-                    "{input:02x?}: encoded_len"
-                );
+                assert_eq!(message.encoded_len(), range.len(), "{input:02x?}: encoded_len");
                 check_payload(message, stats);
             }
-            assert_eq!(
-                reencoded, input,
-                "accepted frame must re-encode byte for byte"
-            );
+            assert_eq!(reencoded, input, "accepted frame must re-encode byte for byte");
         }
         None => unreachable!("a frame yields at least one item"),
     }
@@ -221,10 +193,7 @@ fn check_awareness(payload: &[u8], stats: &mut Stats) {
             stats.awareness_accepted += 1;
             let mut reencoded = Vec::new();
             encode_awareness_update(entries, &mut reencoded);
-            assert_eq!(
-                reencoded, payload,
-                "accepted awareness update must re-encode exactly"
-            );
+            assert_eq!(reencoded, payload, "accepted awareness update must re-encode exactly");
         }
         Err(err) => {
             stats.codes.insert(err.code());
@@ -246,11 +215,7 @@ fn random_inputs_never_panic_and_round_trip() {
     eprintln!("random: {stats:?}");
     assert_eq!(stats.inputs, RANDOM_INPUTS + 1);
     // Most random bytes are unknown message types, but short ones like `03` or `00 02 00` pass.
-    assert!(
-        stats.frames_accepted > RANDOM_INPUTS / 1000,
-        "accepted {}",
-        stats.frames_accepted
-    );
+    assert!(stats.frames_accepted > RANDOM_INPUTS / 1000, "accepted {}", stats.frames_accepted);
     assert!(stats.awareness_accepted > 0);
 }
 
@@ -272,11 +237,7 @@ fn run_mutated(seed: u64) -> Stats {
 fn mutated_frames_never_panic_and_round_trip() {
     let stats = run_mutated(0x5eed_0002);
     eprintln!("mutated: {stats:?}");
-    assert!(
-        stats.frames_accepted > MUTATED_INPUTS / 20,
-        "accepted {}",
-        stats.frames_accepted
-    );
+    assert!(stats.frames_accepted > MUTATED_INPUTS / 20, "accepted {}", stats.frames_accepted);
     assert!(stats.jobs_accepted > 0);
     assert!(stats.awareness_accepted > 0);
     let every_code = [
@@ -288,17 +249,11 @@ fn mutated_frames_never_panic_and_round_trip() {
         DecodeError::UnknownMessageType(0),
         DecodeError::UnknownSyncType(0),
         DecodeError::UnknownAuthType(0),
-        DecodeError::AwarenessCountTooLarge {
-            count: 0,
-            remaining: 0,
-        },
+        DecodeError::AwarenessCountTooLarge { count: 0, remaining: 0 },
         DecodeError::AwarenessTrailingBytes(0),
     ];
-    let missing: Vec<_> = every_code
-        .iter()
-        .map(DecodeError::code)
-        .filter(|code| !stats.codes.contains(code))
-        .collect();
+    let missing: Vec<_> =
+        every_code.iter().map(DecodeError::code).filter(|code| !stats.codes.contains(code)).collect();
     assert!(missing.is_empty(), "the fuzzer never produced {missing:?}");
 }
 

@@ -56,8 +56,8 @@
 //! ```
 
 use protocol::{
-    AppMessage, AuthMessage, AwarenessEntry, Message, SyncMessage, decode_awareness_update,
-    decode_frame, encode_awareness_update,
+    AppMessage, AuthMessage, AwarenessEntry, Message, SyncMessage, decode_awareness_update, decode_frame,
+    encode_awareness_update,
 };
 
 const STATE_VECTOR: &str = "0187ad4b22";
@@ -65,10 +65,8 @@ const FULL_STATE: &str = concat!(
     "010387ad4b00040104636f64650b666e206d61696e2829207b8487ad4b0a017dc487ad4b0a87ad4b",
     "0b19207072696e746c6e21282268c3a96c6c6f20e29c9322293b2000",
 );
-const UPDATE: &str = concat!(
-    "010187ad4b0cc487ad4b0a87ad4b0b19207072696e746c6e21282268c3a96c6c6f20e29c9322293b",
-    "2000",
-);
+const UPDATE: &str =
+    concat!("010187ad4b0cc487ad4b0a87ad4b0b19207072696e746c6e21282268c3a96c6c6f20e29c9322293b", "2000",);
 const SYNC_STEP1: &str = "0000050187ad4b22";
 const SYNC_STEP2: &str = concat!(
     "000144010387ad4b00040104636f64650b666e206d61696e2829207b8487ad4b0a017dc487ad4b0a",
@@ -96,21 +94,14 @@ const APP_ERROR: &str = concat!(
 /// Hex to bytes; the constants above are trusted test data, so a bad digit is a test bug.
 fn bytes(hex: &str) -> Vec<u8> {
     assert!(hex.len().is_multiple_of(2), "odd hex length");
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex digit"))
-        .collect()
+    (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex digit")).collect()
 }
 
 /// The JS frame decodes to exactly `expected` spanning the whole frame, and `expected` encodes
 /// back to exactly the JS bytes.
 fn check(name: &str, js_frame: &[u8], expected: Message<'_>) {
     let decoded: Vec<_> = decode_frame(js_frame).collect();
-    assert_eq!(
-        decoded,
-        vec![Ok((expected, 0..js_frame.len()))],
-        "{name} decode"
-    );
+    assert_eq!(decoded, vec![Ok((expected, 0..js_frame.len()))], "{name} decode");
     assert_eq!(expected.encode_to_vec(), js_frame, "{name} encode");
     assert_eq!(expected.encoded_len(), js_frame.len(), "{name} encoded_len");
 }
@@ -118,31 +109,19 @@ fn check(name: &str, js_frame: &[u8], expected: Message<'_>) {
 #[test]
 fn sync_step1_carries_the_state_vector() {
     let state_vector = bytes(STATE_VECTOR);
-    check(
-        "step1",
-        &bytes(SYNC_STEP1),
-        Message::Sync(SyncMessage::Step1(&state_vector)),
-    );
+    check("step1", &bytes(SYNC_STEP1), Message::Sync(SyncMessage::Step1(&state_vector)));
 }
 
 #[test]
 fn sync_step2_carries_the_full_state() {
     let full_state = bytes(FULL_STATE);
-    check(
-        "step2",
-        &bytes(SYNC_STEP2),
-        Message::Sync(SyncMessage::Step2(&full_state)),
-    );
+    check("step2", &bytes(SYNC_STEP2), Message::Sync(SyncMessage::Step2(&full_state)));
 }
 
 #[test]
 fn sync_update_carries_the_update() {
     let update = bytes(UPDATE);
-    check(
-        "update",
-        &bytes(SYNC_UPDATE),
-        Message::Sync(SyncMessage::Update(&update)),
-    );
+    check("update", &bytes(SYNC_UPDATE), Message::Sync(SyncMessage::Update(&update)));
 }
 
 #[test]
@@ -156,11 +135,7 @@ fn awareness_with_one_present_and_one_removed_client() {
             clock: 1,
             state: r##"{"user":{"name":"alice","color":"#30bced"},"cursor":null}"##,
         },
-        AwarenessEntry {
-            client_id: 3_000_000_000,
-            clock: 2,
-            state: "null",
-        },
+        AwarenessEntry { client_id: 3_000_000_000, clock: 2, state: "null" },
     ];
     assert_eq!(decode_awareness_update(&payload), Ok(entries.clone()));
     assert!(!entries[0].is_removal());
@@ -172,21 +147,13 @@ fn awareness_with_one_present_and_one_removed_client() {
 
 #[test]
 fn query_awareness() {
-    check(
-        "query awareness",
-        &bytes(QUERY_AWARENESS),
-        Message::QueryAwareness,
-    );
+    check("query awareness", &bytes(QUERY_AWARENESS), Message::QueryAwareness);
 }
 
 #[test]
 fn auth_permission_denied() {
     let reason = "read-only session";
-    check(
-        "auth",
-        &bytes(AUTH_DENIED),
-        Message::Auth(AuthMessage::PermissionDenied { reason }),
-    );
+    check("auth", &bytes(AUTH_DENIED), Message::Auth(AuthMessage::PermissionDenied { reason }));
 }
 
 #[test]
@@ -200,26 +167,16 @@ fn app_error_matches_serde_output() {
 
 #[test]
 fn all_js_frames_back_to_back_decode_in_order() {
-    let frames: Vec<Vec<u8>> = [
-        SYNC_STEP1,
-        SYNC_STEP2,
-        SYNC_UPDATE,
-        AWARENESS,
-        QUERY_AWARENESS,
-        AUTH_DENIED,
-        APP_ERROR,
-    ]
-    .into_iter()
-    .map(bytes)
-    .collect();
+    let frames: Vec<Vec<u8>> =
+        [SYNC_STEP1, SYNC_STEP2, SYNC_UPDATE, AWARENESS, QUERY_AWARENESS, AUTH_DENIED, APP_ERROR]
+            .into_iter()
+            .map(bytes)
+            .collect();
     let joined = frames.concat();
     let ranges: Vec<_> = decode_frame(&joined)
         .map(|item| item.map(|(_, range)| range))
         .collect::<Result<_, _>>()
         .expect("JS frames decode");
-    let pieces: Vec<&[u8]> = ranges
-        .iter()
-        .filter_map(|range| joined.get(range.clone()))
-        .collect();
+    let pieces: Vec<&[u8]> = ranges.iter().filter_map(|range| joined.get(range.clone())).collect();
     assert_eq!(pieces, frames.iter().map(Vec::as_slice).collect::<Vec<_>>());
 }

@@ -1,8 +1,8 @@
 //! Round trips of every message variant through encode and `decode_frame`, with exact byte ranges.
 
 use protocol::{
-    AuthMessage, AwarenessEntry, DecodeError, Message, SyncMessage, decode_awareness_update,
-    decode_frame, encode_awareness_update,
+    AuthMessage, AwarenessEntry, DecodeError, Message, SyncMessage, decode_awareness_update, decode_frame,
+    encode_awareness_update,
 };
 
 /// Every variant over the given payload (and its text form for the string-carrying variants).
@@ -23,12 +23,7 @@ fn check_single(message: Message<'_>) {
     let frame = message.encode_to_vec();
     assert_eq!(frame.len(), message.encoded_len(), "{:?}", message.kind());
     let decoded: Vec<_> = decode_frame(&frame).collect();
-    assert_eq!(
-        decoded,
-        vec![Ok((message, 0..frame.len()))],
-        "{:?}",
-        message.kind()
-    );
+    assert_eq!(decoded, vec![Ok((message, 0..frame.len()))], "{:?}", message.kind());
 }
 
 #[test]
@@ -57,12 +52,7 @@ fn every_variant_with_one_mebibyte_payload() {
 #[test]
 fn several_messages_in_one_frame_keep_their_ranges() {
     let big = vec![7u8; 200];
-    let messages = [
-        all_variants(b"", ""),
-        all_variants(b"abc", "reason"),
-        all_variants(&big, "{}"),
-    ]
-    .concat();
+    let messages = [all_variants(b"", ""), all_variants(b"abc", "reason"), all_variants(&big, "{}")].concat();
     let mut frame = Vec::new();
     let mut ranges = Vec::new();
     for message in &messages {
@@ -70,20 +60,13 @@ fn several_messages_in_one_frame_keep_their_ranges() {
         message.encode(&mut frame);
         ranges.push(start..frame.len());
     }
-    let decoded: Vec<_> = decode_frame(&frame)
-        .collect::<Result<_, _>>()
-        .expect("valid frame");
+    let decoded: Vec<_> = decode_frame(&frame).collect::<Result<_, _>>().expect("valid frame");
     assert_eq!(decoded.len(), messages.len());
-    for ((message, range), (expected, expected_range)) in
-        decoded.iter().zip(messages.iter().zip(&ranges))
-    {
+    for ((message, range), (expected, expected_range)) in decoded.iter().zip(messages.iter().zip(&ranges)) {
         assert_eq!(message, expected);
         assert_eq!(range, expected_range);
         // The range is what the server re-broadcasts: it must be that message's own bytes.
-        assert_eq!(
-            frame.get(range.clone()),
-            Some(expected.encode_to_vec().as_slice())
-        );
+        assert_eq!(frame.get(range.clone()), Some(expected.encode_to_vec().as_slice()));
     }
 }
 
@@ -107,16 +90,8 @@ fn valid_messages_before_a_bad_one_are_still_yielded() {
 #[test]
 fn awareness_message_carrying_an_update_round_trips() {
     let entries = [
-        AwarenessEntry {
-            client_id: 1_234_567,
-            clock: 3,
-            state: r#"{"user":{"name":"alice"}}"#,
-        },
-        AwarenessEntry {
-            client_id: 42,
-            clock: 9,
-            state: "null",
-        },
+        AwarenessEntry { client_id: 1_234_567, clock: 3, state: r#"{"user":{"name":"alice"}}"# },
+        AwarenessEntry { client_id: 42, clock: 9, state: "null" },
     ];
     let mut payload = Vec::new();
     encode_awareness_update(entries, &mut payload);

@@ -39,15 +39,24 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: CancellationTo
 
 /// [`run`] as one node of `hub`: nodes started on the same hub in one process share rooms, as
 /// nodes on one Redis do.
-pub async fn run_with_hub(listener: TcpListener, config: Config, shutdown: CancellationToken, hub: LocalHub) -> anyhow::Result<()> {
+pub async fn run_with_hub(
+    listener: TcpListener,
+    config: Config,
+    shutdown: CancellationToken,
+    hub: LocalHub,
+) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     telemetry::Metrics::get();
-    let store: Arc<dyn storage::SnapshotStore> = Arc::new(
-        storage::EmbeddedStore::open(&config.data_dir).context("opening the embedded store")?,
-    );
+    let store: Arc<dyn storage::SnapshotStore> =
+        Arc::new(storage::EmbeddedStore::open(&config.data_dir).context("opening the embedded store")?);
     let background = TaskTracker::new();
     let stop_workers = CancellationToken::new();
-    let queue = InProcessQueue::start(store.clone(), InProcessQueueConfig::default(), &background, stop_workers.clone());
+    let queue = InProcessQueue::start(
+        store.clone(),
+        InProcessQueueConfig::default(),
+        &background,
+        stop_workers.clone(),
+    );
 
     let settings = RoomSettings {
         limits: config.crdt_limits(),
@@ -60,7 +69,12 @@ pub async fn run_with_hub(listener: TcpListener, config: Config, shutdown: Cance
     let rooms = Arc::new(Rooms::new(store.clone(), settings, persist_tx, relay.clone()));
     let stop_rooms = CancellationToken::new();
     background.spawn(relay::dispatch::run(relayed, rooms.clone(), relay, stop_rooms.clone()));
-    background.spawn(persister::run(persist_rx, queue.clone(), config.persist_debounce(), stop_rooms.clone()));
+    background.spawn(persister::run(
+        persist_rx,
+        queue.clone(),
+        config.persist_debounce(),
+        stop_rooms.clone(),
+    ));
     background.spawn(janitor::run(rooms.clone(), janitor_period(&config), stop_rooms.clone()));
 
     let state = Arc::new(AppState {
@@ -105,7 +119,9 @@ pub async fn run_with_hub(listener: TcpListener, config: Config, shutdown: Cance
     .await;
     match drained {
         Ok(result) => result?,
-        Err(_) => anyhow::bail!("shutdown did not finish within {deadline:?}; some rooms may not be persisted"),
+        Err(_) => {
+            anyhow::bail!("shutdown did not finish within {deadline:?}; some rooms may not be persisted")
+        }
     }
     tracing::info!("all rooms persisted; bye");
     Ok(())

@@ -27,7 +27,9 @@ pub fn prometheus() -> &'static PrometheusHandle {
         let lag = [0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 5.0, 10.0, 30.0];
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Full("codecrafter_fanout_seconds".into()), &latency)
-            .and_then(|b| b.set_buckets_for_metric(Matcher::Full("codecrafter_persist_lag_seconds".into()), &lag))
+            .and_then(|b| {
+                b.set_buckets_for_metric(Matcher::Full("codecrafter_persist_lag_seconds".into()), &lag)
+            })
             .expect("valid buckets")
             .build_recorder();
         let handle = recorder.handle();
@@ -46,11 +48,20 @@ fn describe() {
     describe_counter!("codecrafter_messages_out_total", "Frames delivered to clients, by type");
     describe_counter!("codecrafter_bytes_in_total", "WebSocket payload bytes received");
     describe_counter!("codecrafter_bytes_out_total", "WebSocket payload bytes queued to clients");
-    describe_histogram!("codecrafter_fanout_seconds", "From receiving an update to queueing it for every other client of the room");
+    describe_histogram!(
+        "codecrafter_fanout_seconds",
+        "From receiving an update to queueing it for every other client of the room"
+    );
     describe_counter!("codecrafter_room_evictions_total", "Idle rooms persisted and evicted from memory");
-    describe_histogram!("codecrafter_persist_lag_seconds", "From a room's first unsaved change to its snapshot being durable");
+    describe_histogram!(
+        "codecrafter_persist_lag_seconds",
+        "From a room's first unsaved change to its snapshot being durable"
+    );
     describe_counter!("codecrafter_persist_errors_total", "Failed snapshot writes and merges");
-    describe_counter!("codecrafter_slow_consumers_closed_total", "Clients closed with 1013 because they fell too far behind");
+    describe_counter!(
+        "codecrafter_slow_consumers_closed_total",
+        "Clients closed with 1013 because they fell too far behind"
+    );
     describe_counter!("codecrafter_connections_closed_total", "Connections closed by the server, by reason");
 }
 

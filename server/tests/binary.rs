@@ -30,8 +30,12 @@ async fn start(data_dir: &std::path::Path, extra: &[&str]) -> Running {
         .spawn()
         .expect("start codecrafter");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(WAIT, lines.next_line()).await.expect("startup line in time").unwrap().unwrap();
-    let addr = line.strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_owned();
+    let line =
+        tokio::time::timeout(WAIT, lines.next_line()).await.expect("startup line in time").unwrap().unwrap();
+    let addr = line
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
     assert!(!addr.ends_with(":0"), "the real port is printed: {addr}");
     Running { child, addr }
 }
@@ -48,7 +52,11 @@ impl Running {
     }
 
     async fn exit_code(mut self) -> Option<i32> {
-        tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await.expect("exit in time").unwrap().code()
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("exit in time")
+            .unwrap()
+            .code()
     }
 }
 
@@ -98,7 +106,8 @@ async fn a_change_is_persisted_within_about_a_second_even_if_the_process_is_kill
 
 #[tokio::test]
 async fn help_documents_every_limit() {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_codecrafter")).arg("--help").output().unwrap();
+    let output =
+        std::process::Command::new(env!("CARGO_BIN_EXE_codecrafter")).arg("--help").output().unwrap();
     let help = String::from_utf8(output.stdout).unwrap();
     for flag in [
         "--bind",

@@ -40,11 +40,15 @@ async fn require_node() {
         Err(error) => panic!("cannot run `node` ({error}): {INSTALL}"),
     };
     let version = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-    let major: u32 = version.trim_start_matches('v').split('.').next().and_then(|m| m.parse().ok()).unwrap_or(0);
+    let major: u32 =
+        version.trim_start_matches('v').split('.').next().and_then(|m| m.parse().ok()).unwrap_or(0);
     assert!(major >= 18, "Node.js {version} is too old for the JS client tests: {INSTALL}");
     for package in ["yjs", "y-websocket", "y-protocols", "lib0", "ws"] {
         let manifest = js_dir().join("node_modules").join(package).join("package.json");
-        assert!(manifest.is_file(), "the JS test dependencies are not installed ({package} is missing): {INSTALL}");
+        assert!(
+            manifest.is_file(),
+            "the JS test dependencies are not installed ({package} is missing): {INSTALL}"
+        );
     }
 }
 
@@ -81,9 +85,14 @@ impl NodeScript {
         let stderr = String::from_utf8_lossy(&output.stderr);
         // Shown by the test harness on failure (or with --nocapture).
         eprint!("{stderr}");
-        assert!(output.status.success(), "node {script}.mjs failed ({}):\n{stderr}\nstdout:\n{stdout}", output.status);
+        assert!(
+            output.status.success(),
+            "node {script}.mjs failed ({}):\n{stderr}\nstdout:\n{stdout}",
+            output.status
+        );
         let line = stdout.lines().rev().find(|l| !l.trim().is_empty());
-        let line = line.unwrap_or_else(|| panic!("node {script}.mjs printed no result line; stderr:\n{stderr}"));
+        let line =
+            line.unwrap_or_else(|| panic!("node {script}.mjs printed no result line; stderr:\n{stderr}"));
         let result: Value =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("node {script}.mjs printed {line:?}: {e}"));
         assert_eq!(result["ok"], true, "node {script}.mjs reported {result}");
@@ -212,8 +221,11 @@ async fn js_and_rust_clients_converge_in_one_room() {
     let server = TestServer::start(|_| {}).await;
     let rust = server.client("mixed").await;
     rust.wait_for("initial sync", WAIT, |c| c.shared().synced).await;
-    let (text, map, list) =
-        (rust.doc.get_or_insert_text("text"), rust.doc.get_or_insert_map("map"), rust.doc.get_or_insert_array("list"));
+    let (text, map, list) = (
+        rust.doc.get_or_insert_text("text"),
+        rust.doc.get_or_insert_map("map"),
+        rust.doc.get_or_insert_array("list"),
+    );
     {
         let mut txn = rust.doc.transact_mut();
         text.insert(&mut txn, 0, "héllo 🌍 from yrs");

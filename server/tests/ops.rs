@@ -58,7 +58,9 @@ async fn the_persist_lag_is_measured_once_a_snapshot_is_written() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let (_, text) = http_get(&server.http_url("/metrics")).await;
-        if text.contains("codecrafter_persist_lag_seconds_count") && text.contains("codecrafter_persist_writes_total") {
+        if text.contains("codecrafter_persist_lag_seconds_count")
+            && text.contains("codecrafter_persist_writes_total")
+        {
             break;
         }
         assert!(tokio::time::Instant::now() < deadline, "no persistence metrics:\n{text}");
@@ -70,8 +72,10 @@ async fn the_persist_lag_is_measured_once_a_snapshot_is_written() {
 async fn a_bad_room_id_is_a_json_400() {
     let server = TestServer::start(|_| {}).await;
     let long = "r".repeat(300);
-    let error = tokio_tungstenite::connect_async(server.ws_url(&long)).await.err().expect("upgrade refused");
-    let tokio_tungstenite::tungstenite::Error::Http(response) = error else { panic!("not an HTTP refusal: {error}") };
+    let error = tokio_tungstenite::connect_async(server.ws_url(&long)).await.expect_err("upgrade refused");
+    let tokio_tungstenite::tungstenite::Error::Http(response) = error else {
+        panic!("not an HTTP refusal: {error}")
+    };
     assert_eq!(response.status(), 400);
     let body = String::from_utf8(response.body().clone().unwrap_or_default()).unwrap();
     assert!(body.contains(r#""code":"invalid_request""#) && body.contains("room"), "{body}");

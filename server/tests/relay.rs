@@ -26,7 +26,8 @@ async fn clients_on_different_nodes_converge() {
     }
     for c in [&on_a, &on_b] {
         c.wait_for("both nodes' edits", WAIT, |c| {
-            c.text("text").matches('a').count() == 10 && c.doc.get_or_insert_map("map").len(&c.doc.transact()) == 10
+            c.text("text").matches('a').count() == 10
+                && c.doc.get_or_insert_map("map").len(&c.doc.transact()) == 10
         })
         .await;
     }
@@ -38,7 +39,11 @@ async fn a_node_that_opens_a_room_late_catches_up_with_a_sync_request() {
     let hub = LocalHub::new();
     let a = TestServer::start_node(&hub).await;
     let early = a.client("late-node").await;
-    early.doc.get_or_insert_text("t").insert(&mut early.doc.transact_mut(), 0, "written before node b had the room");
+    early.doc.get_or_insert_text("t").insert(
+        &mut early.doc.transact_mut(),
+        0,
+        "written before node b had the room",
+    );
     tokio::time::sleep(Duration::from_millis(100)).await;
     // Node b has an empty store: only a sync reply from node a can give it the text.
     let b = TestServer::start_node(&hub).await;

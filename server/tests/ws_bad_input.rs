@@ -16,7 +16,12 @@ const WAIT: Duration = Duration::from_secs(10);
 /// A good client and a bad one in the same room; the bad one first makes a valid edit, then
 /// misbehaves. Checks the close code, that the valid edit survived, and that the good client
 /// still works.
-async fn check(tweak: impl FnOnce(&mut Config), misbehave: impl FnOnce(&YClient), expected_code: u16, expected_reason: &str) {
+async fn check(
+    tweak: impl FnOnce(&mut Config),
+    misbehave: impl FnOnce(&YClient),
+    expected_code: u16,
+    expected_reason: &str,
+) {
     let server = TestServer::start(tweak).await;
     let good = server.client("room").await;
     let bad = YClient::connect(&format!("{}?app=1", server.ws_url("room"))).await;
@@ -76,7 +81,13 @@ async fn a_text_frame_closes_with_1003() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_yjs_update_closes_with_1007() {
-    check(|_| {}, |bad| bad.send_raw(update_frame(&[0xde, 0xad, 0xbe, 0xef, 0x01, 0x02])), 1007, "update rejected").await;
+    check(
+        |_| {},
+        |bad| bad.send_raw(update_frame(&[0xde, 0xad, 0xbe, 0xef, 0x01, 0x02])),
+        1007,
+        "update rejected",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -105,7 +116,8 @@ async fn a_message_flood_above_the_rate_closes_with_1008() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversize_message_closes_with_1009() {
-    check(|c| c.max_message_bytes = 64 * 1024, |bad| bad.send_raw(vec![0u8; 64 * 1024 + 1]), 1009, "too big").await;
+    check(|c| c.max_message_bytes = 64 * 1024, |bad| bad.send_raw(vec![0u8; 64 * 1024 + 1]), 1009, "too big")
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -190,7 +202,9 @@ async fn a_client_that_stops_reading_is_closed_with_1013_and_loses_nothing() {
     }
     let expected = 100 * chunk.len() as u32;
     other
-        .wait_for("every update", Duration::from_secs(60), |c| c.doc.get_or_insert_text("t").len(&c.doc.transact()) == expected)
+        .wait_for("every update", Duration::from_secs(60), |c| {
+            c.doc.get_or_insert_text("t").len(&c.doc.transact()) == expected
+        })
         .await;
 
     // Now the slow client reads: it gets what was queued, then a 1013 close, not a silent gap.

@@ -99,7 +99,9 @@ async fn a_five_mib_document_syncs_to_a_fresh_client() {
         text.insert(&mut writer.doc.transact_mut(), len, &chunk);
     }
     let fresh = server.client("big").await;
-    fresh.wait_for("5 MiB of text", Duration::from_secs(30), |c| c.text("text").len() == 5 * chunk.len()).await;
+    fresh
+        .wait_for("5 MiB of text", Duration::from_secs(30), |c| c.text("text").len() == 5 * chunk.len())
+        .await;
     assert_eq!(fresh.text("text"), writer.text("text"));
 }
 
@@ -110,7 +112,10 @@ async fn awareness_is_relayed_and_removed_when_a_client_vanishes() {
     let bob = server.client("aw").await;
     alice.set_awareness(1, r#"{"user":{"name":"alice"},"cursor":3}"#);
     let alice_id = alice.client_id();
-    bob.wait_for("alice's cursor", WAIT, |b| b.shared().awareness.get(&alice_id).is_some_and(|s| s.contains("alice"))).await;
+    bob.wait_for("alice's cursor", WAIT, |b| {
+        b.shared().awareness.get(&alice_id).is_some_and(|s| s.contains("alice"))
+    })
+    .await;
 
     // A late joiner is told who is here on connect.
     let carol = server.client("aw").await;

@@ -38,18 +38,30 @@ pub async fn snapshot_store_suite(store: Arc<dyn SnapshotStore>) {
 
     let batch = vec![write("b", b"x"), write("c", b"y"), write("b", b"z")];
     store.merge_snapshots(batch, concat_merge).await.unwrap();
-    assert_eq!(store.load_snapshot("b").await.unwrap().as_deref(), Some(&b"x|z"[..]), "same-room writes in a batch merge in order");
+    assert_eq!(
+        store.load_snapshot("b").await.unwrap().as_deref(),
+        Some(&b"x|z"[..]),
+        "same-room writes in a batch merge in order"
+    );
     assert_eq!(store.load_snapshot("c").await.unwrap().as_deref(), Some(&b"y"[..]));
 
     store.merge_snapshots(Vec::new(), concat_merge).await.unwrap();
 
     let big = vec![7u8; 6 * 1024 * 1024];
     store.merge_snapshots(vec![write("big", &big)], concat_merge).await.unwrap();
-    assert_eq!(store.load_snapshot("big").await.unwrap().map(|b| b.len()), Some(big.len()), "large snapshots round trip");
+    assert_eq!(
+        store.load_snapshot("big").await.unwrap().map(|b| b.len()),
+        Some(big.len()),
+        "large snapshots round trip"
+    );
 
     let odd_room = "room/with spaces/ünïcode";
     store.merge_snapshots(vec![write(odd_room, b"k")], concat_merge).await.unwrap();
-    assert_eq!(store.load_snapshot(odd_room).await.unwrap().as_deref(), Some(&b"k"[..]), "any room id is a key");
+    assert_eq!(
+        store.load_snapshot(odd_room).await.unwrap().as_deref(),
+        Some(&b"k"[..]),
+        "any room id is a key"
+    );
 
     assert!(store.delete_snapshot("a").await.unwrap(), "delete reports an existing snapshot");
     assert!(!store.delete_snapshot("a").await.unwrap(), "delete reports a missing snapshot");
@@ -69,6 +81,10 @@ pub async fn snapshot_store_suite(store: Arc<dyn SnapshotStore>) {
     }
     let shared = store.load_snapshot("shared").await.unwrap().unwrap();
     for i in 0..8u8 {
-        assert!(shared.contains(&(b'0' + i)), "concurrent write {i} was lost: {:?}", String::from_utf8_lossy(&shared));
+        assert!(
+            shared.contains(&(b'0' + i)),
+            "concurrent write {i} was lost: {:?}",
+            String::from_utf8_lossy(&shared)
+        );
     }
 }

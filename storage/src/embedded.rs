@@ -27,7 +27,8 @@ impl EmbeddedStore {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| Error::Backend(format!("create {}: {e}", data_dir.display())))?;
         let path = data_dir.join(DATABASE_FILE);
-        let db = Database::create(&path).map_err(|e| Error::Backend(format!("open {}: {e}", path.display())))?;
+        let db =
+            Database::create(&path).map_err(|e| Error::Backend(format!("open {}: {e}", path.display())))?;
         // Create the table up front so readers never see "table does not exist".
         let txn = db.begin_write().map_err(backend)?;
         txn.open_table(SNAPSHOTS).map_err(backend)?;
@@ -40,9 +41,7 @@ impl EmbeddedStore {
         work: impl FnOnce(&Database) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let db = self.db.clone();
-        tokio::task::spawn_blocking(move || work(&db))
-            .await
-            .map_err(|e| Error::Task(e.to_string()))?
+        tokio::task::spawn_blocking(move || work(&db)).await.map_err(|e| Error::Task(e.to_string()))?
     }
 }
 

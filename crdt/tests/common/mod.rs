@@ -14,10 +14,7 @@ use yrs::{
 };
 
 /// Limits that never bite, for tests about something else.
-pub const UNLIMITED: crdt::Limits = crdt::Limits {
-    max_update_bytes: usize::MAX,
-    max_doc_bytes: usize::MAX,
-};
+pub const UNLIMITED: crdt::Limits = crdt::Limits { max_update_bytes: usize::MAX, max_doc_bytes: usize::MAX };
 
 pub const TEXT: &str = "t";
 pub const MAP: &str = "m";
@@ -130,18 +127,12 @@ pub struct Content {
 pub fn content(doc: &Doc) -> Content {
     let txn = doc.transact();
     Content {
-        text: txn
-            .get_text(TEXT)
-            .map(|t| t.get_string(&txn))
-            .unwrap_or_default(),
+        text: txn.get_text(TEXT).map(|t| t.get_string(&txn)).unwrap_or_default(),
         map: txn
             .get_map(MAP)
             .map(|m| m.to_json(&txn))
             .unwrap_or_else(|| Any::from(std::collections::HashMap::<String, Any>::new())),
-        array: txn
-            .get_array(ARRAY)
-            .map(|a| a.to_json(&txn))
-            .unwrap_or_else(|| Any::from(Vec::<Any>::new())),
+        array: txn.get_array(ARRAY).map(|a| a.to_json(&txn)).unwrap_or_else(|| Any::from(Vec::<Any>::new())),
     }
 }
 
@@ -167,9 +158,7 @@ pub fn encoded_sv(doc: &Doc) -> Vec<u8> {
 /// Applies an update to a plain client document, the way a browser would.
 pub fn apply(doc: &Doc, update: &[u8]) {
     let update = Update::decode_v1(update).expect("update from the server decodes");
-    doc.transact_mut()
-        .apply_update(update)
-        .expect("update from the server applies");
+    doc.transact_mut().apply_update(update).expect("update from the server applies");
 }
 
 pub fn has_pending(doc: &Doc) -> bool {

@@ -14,7 +14,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn bad_request(field: &str, message: impl std::fmt::Display) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, code: "invalid_request", message: format!("{field}: {message}") }
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_request",
+            message: format!("{field}: {message}"),
+        }
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {

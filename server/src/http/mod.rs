@@ -33,8 +33,5 @@ pub struct AppState {
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/ws/{*room}", get(crate::ws::upgrade))
-        .merge(ops::router())
-        .with_state(state)
+    Router::new().route("/ws/{*room}", get(crate::ws::upgrade)).merge(ops::router()).with_state(state)
 }

@@ -14,10 +14,7 @@ use super::AppState;
 use crate::telemetry::{Metrics, prometheus};
 
 pub fn router() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/health", get(health))
-        .route("/ready", get(ready))
-        .route("/metrics", get(metrics))
+    Router::new().route("/health", get(health)).route("/ready", get(ready)).route("/metrics", get(metrics))
 }
 
 /// The process is up and serving HTTP.

@@ -10,7 +10,12 @@ use super::Relay;
 use crate::room::Rooms;
 use crate::time::unix_ms;
 
-pub async fn run(mut incoming: mpsc::Receiver<Envelope>, rooms: Arc<Rooms>, relay: Arc<dyn Relay>, cancel: CancellationToken) {
+pub async fn run(
+    mut incoming: mpsc::Receiver<Envelope>,
+    rooms: Arc<Rooms>,
+    relay: Arc<dyn Relay>,
+    cancel: CancellationToken,
+) {
     loop {
         let envelope = tokio::select! {
             envelope = incoming.recv() => match envelope { Some(e) => e, None => return },
@@ -22,7 +27,9 @@ pub async fn run(mut incoming: mpsc::Receiver<Envelope>, rooms: Arc<Rooms>, rela
         // Only rooms held here are subscribed; anything else arrived after an eviction.
         let Some(room) = rooms.get(&envelope.room) else { continue };
         let result = match envelope.kind {
-            RelayKind::Update | RelayKind::SyncReply => room.apply_remote_update(&envelope.payload, unix_ms()),
+            RelayKind::Update | RelayKind::SyncReply => {
+                room.apply_remote_update(&envelope.payload, unix_ms())
+            }
             RelayKind::Awareness => room.apply_remote_awareness(&envelope.payload, unix_ms()),
             RelayKind::SyncRequest => room.diff(&envelope.payload).map(|diff| {
                 relay.publish(RelayKind::SyncReply, room.id(), &diff);

@@ -111,7 +111,10 @@ mod tests {
         b.subscribe("r");
         a.publish(RelayKind::Update, "r", b"u");
         let got = b_rx.recv().await.unwrap();
-        assert_eq!((got.origin, got.kind, got.room.as_str(), got.payload.as_slice()), (1, RelayKind::Update, "r", &b"u"[..]));
+        assert_eq!(
+            (got.origin, got.kind, got.room.as_str(), got.payload.as_slice()),
+            (1, RelayKind::Update, "r", &b"u"[..])
+        );
         assert!(a_rx.try_recv().is_err(), "no echo to the origin");
         assert!(c_rx.try_recv().is_err(), "nothing for a node not subscribed to the room");
     }

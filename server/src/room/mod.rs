@@ -72,7 +72,12 @@ pub struct Handshake {
 }
 
 impl Room {
-    fn new(id: Arc<str>, settings: &RoomSettings, persist_tx: mpsc::UnboundedSender<Arc<Room>>, relay: Arc<dyn Relay>) -> Self {
+    fn new(
+        id: Arc<str>,
+        settings: &RoomSettings,
+        persist_tx: mpsc::UnboundedSender<Arc<Room>>,
+        relay: Arc<dyn Relay>,
+    ) -> Self {
         Self {
             id,
             state: Mutex::new(RoomState {
@@ -135,7 +140,13 @@ impl Room {
     /// Apply a client's update, queue `frame` (the update as a sync-update message) for every
     /// other client and relay it to the other nodes. A rejected update changes nothing and reaches
     /// no one.
-    pub fn apply_update(self: &Arc<Self>, origin: ConnId, update: &[u8], frame: &Bytes, now_ms: u64) -> Result<(), crdt::Error> {
+    pub fn apply_update(
+        self: &Arc<Self>,
+        origin: ConnId,
+        update: &[u8],
+        frame: &Bytes,
+        now_ms: u64,
+    ) -> Result<(), crdt::Error> {
         self.apply(Some(origin), update, frame, now_ms, true)
     }
 
@@ -145,7 +156,14 @@ impl Room {
         self.apply(None, update, &frame, now_ms, false)
     }
 
-    fn apply(self: &Arc<Self>, origin: Option<ConnId>, update: &[u8], frame: &Bytes, now_ms: u64, relay: bool) -> Result<(), crdt::Error> {
+    fn apply(
+        self: &Arc<Self>,
+        origin: Option<ConnId>,
+        update: &[u8],
+        frame: &Bytes,
+        now_ms: u64,
+        relay: bool,
+    ) -> Result<(), crdt::Error> {
         let newly_dirty = {
             let mut state = self.state.lock();
             state.doc.apply_update(update)?;
@@ -173,7 +191,12 @@ impl Room {
     /// Apply a client's awareness update and relay `frame` to every client, the sender included:
     /// y-websocket clients treat 30 s without any message as a dead connection, and a client alone
     /// in a room hears only the echo of its own 15 s awareness renewal.
-    pub fn apply_awareness(&self, payload: &[u8], frame: &Bytes, now_ms: u64) -> Result<AwarenessChange, crdt::Error> {
+    pub fn apply_awareness(
+        &self,
+        payload: &[u8],
+        frame: &Bytes,
+        now_ms: u64,
+    ) -> Result<AwarenessChange, crdt::Error> {
         let mut state = self.state.lock();
         let change = state.awareness.apply(payload, now_ms)?;
         state.frames.invalidate_awareness();

@@ -87,7 +87,12 @@ impl Rooms {
             // same lock) can never remove a room that a client is joining.
             let entry = self.map.entry(Arc::from(id)).or_insert_with(|| {
                 Metrics::get().rooms.increment(1.0);
-                Arc::new(Room::new(Arc::from(id), &self.settings, self.persist_tx.clone(), self.relay.clone()))
+                Arc::new(Room::new(
+                    Arc::from(id),
+                    &self.settings,
+                    self.persist_tx.clone(),
+                    self.relay.clone(),
+                ))
             });
             entry.connections.fetch_add(1, Ordering::AcqRel);
             entry.clone()
@@ -130,7 +135,11 @@ impl Rooms {
     /// Write the snapshots of `rooms` straight to the store in one durable batch (bypassing the
     /// queue, so a room evicted now and reopened a moment later loads everything), then drop from
     /// memory those still without clients and unchanged. Returns how many were evicted.
-    pub async fn persist_and_evict(&self, rooms: Vec<Arc<Room>>, evict: bool) -> Result<usize, storage::Error> {
+    pub async fn persist_and_evict(
+        &self,
+        rooms: Vec<Arc<Room>>,
+        evict: bool,
+    ) -> Result<usize, storage::Error> {
         self.persist_direct(&rooms).await?;
         if !evict {
             return Ok(0);

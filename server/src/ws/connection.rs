@@ -127,7 +127,12 @@ impl Connection {
         }
     }
 
-    async fn send_handshake(&self, ws: &mut WebSocket, handshake: Handshake, settings: &ConnectionSettings) -> Result<(), Ending> {
+    async fn send_handshake(
+        &self,
+        ws: &mut WebSocket,
+        handshake: Handshake,
+        settings: &ConnectionSettings,
+    ) -> Result<(), Ending> {
         ws.feed(WsMessage::Binary(handshake.step1)).await?;
         if let Some(awareness) = handshake.awareness {
             ws.feed(WsMessage::Binary(awareness)).await?;

@@ -32,7 +32,8 @@ pub async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Response {
     if room.is_empty() || room.len() > MAX_ROOM_ID_BYTES {
-        return ApiError::bad_request("room", format!("room id must be 1 to {MAX_ROOM_ID_BYTES} bytes")).into_response();
+        return ApiError::bad_request("room", format!("room id must be 1 to {MAX_ROOM_ID_BYTES} bytes"))
+            .into_response();
     }
     let Ok(permit) = state.connection_slots.clone().try_acquire_owned() else {
         return ApiError::unavailable("too many connections").into_response();

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use parking_lot::Mutex;
-use protocol::{AwarenessEntry, Message, SyncMessage, decode_awareness_update, decode_frame, encode_awareness_update};
+use protocol::{
+    AwarenessEntry, Message, SyncMessage, decode_awareness_update, decode_frame, encode_awareness_update,
+};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -58,13 +60,16 @@ impl YClient {
 
         // Local edits go out as sync updates.
         let local_out = out.clone();
-        doc.observe_update_v1("codecrafter-test-client", move |txn: &yrs::TransactionMut, event: &yrs::UpdateEvent| {
-            let remote = txn.origin().is_some_and(|o| o.as_ref() == REMOTE.as_bytes());
-            if !remote {
-                let frame = Message::Sync(SyncMessage::Update(&event.update)).encode_to_vec();
-                let _ = local_out.send(WsMessage::Binary(frame.into()));
-            }
-        })
+        doc.observe_update_v1(
+            "codecrafter-test-client",
+            move |txn: &yrs::TransactionMut, event: &yrs::UpdateEvent| {
+                let remote = txn.origin().is_some_and(|o| o.as_ref() == REMOTE.as_bytes());
+                if !remote {
+                    let frame = Message::Sync(SyncMessage::Update(&event.update)).encode_to_vec();
+                    let _ = local_out.send(WsMessage::Binary(frame.into()));
+                }
+            },
+        )
         .unwrap();
 
         // Like WebsocketProvider: send our step 1 as soon as the socket opens.
@@ -89,8 +94,9 @@ impl YClient {
                 match msg {
                     WsMessage::Binary(data) => handle(&reader_doc, &reader_shared, &reply, &data),
                     WsMessage::Close(frame) => {
-                        reader_shared.lock().closed =
-                            Some(frame.map_or((1005, String::new()), |f| (f.code.into(), f.reason.to_string())));
+                        reader_shared.lock().closed = Some(
+                            frame.map_or((1005, String::new()), |f| (f.code.into(), f.reason.to_string())),
+                        );
                     }
                     _ => {}
                 }
@@ -151,8 +157,10 @@ impl YClient {
     /// array `array`) as one comparable string. Names must be typed explicitly: a root type that
     /// arrived from the server reads as undefined until it is instantiated with its type.
     pub fn json(&self) -> String {
-        let texts = ["text", "t"].map(|n| (n, self.doc.get_or_insert_text(n).get_string(&self.doc.transact())));
-        let maps = ["map", "m"].map(|n| (n, any_json(self.doc.get_or_insert_map(n).to_json(&self.doc.transact()))));
+        let texts =
+            ["text", "t"].map(|n| (n, self.doc.get_or_insert_text(n).get_string(&self.doc.transact())));
+        let maps =
+            ["map", "m"].map(|n| (n, any_json(self.doc.get_or_insert_map(n).to_json(&self.doc.transact()))));
         let array = any_json(self.doc.get_or_insert_array("array").to_json(&self.doc.transact()));
         format!("{texts:?};{maps:?};array={array}")
     }
@@ -160,7 +168,10 @@ impl YClient {
     pub async fn wait_for(&self, what: &str, timeout: Duration, mut cond: impl FnMut(&Self) -> bool) {
         let deadline = tokio::time::Instant::now() + timeout;
         while !cond(self) {
-            assert!(tokio::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for: {what}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out after {timeout:?} waiting for: {what}"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
