@@ -254,7 +254,8 @@ mod tests {
         let w = args.workload().expect("valid");
         assert_eq!((w.rooms, w.clients, w.writers, w.rate), (1, 200, 5, 20));
 
-        let cli = Cli::parse_from(["loadtest", "fanout", "--rooms", "3", "--duration", "5s", "--warmup", "1s"]);
+        let cli =
+            Cli::parse_from(["loadtest", "fanout", "--rooms", "3", "--duration", "5s", "--warmup", "1s"]);
         let Command::Fanout(args) = cli.command else { panic!("fanout expected") };
         let w = args.workload().expect("valid");
         assert_eq!((w.rooms, w.clients, w.writers, w.rate), (3, 10, 1, 10));

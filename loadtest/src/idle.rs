@@ -30,6 +30,9 @@ pub struct IdleReport {
     pub connects_per_sec: f64,
     pub server: Option<ServerCost>,
     pub harness: HarnessCost,
+    /// Frames the sockets received after their own handshake (other sockets joining the room
+    /// should cost them nothing; a server relaying every empty sync step2 sends one per joiner).
+    pub frames_after_sync: u64,
     /// Sockets the server closed during the settle time.
     pub disconnected: usize,
     pub errors: Vec<String>,
@@ -108,23 +111,25 @@ pub async fn run(args: &IdleArgs, target: &Target, threads: usize) -> anyhow::Re
                 Ok((ws, _)) => ws,
                 Err(e) => {
                     let _ = ready.send(Err(format!("{e:#}"))).await;
-                    return None;
+                    return (None, 0);
                 }
             };
             let _ = ready.send(Ok(())).await;
             drop(ready);
             // Idle, but alive: keep reading so pings are answered and a server close is noticed.
+            // Frames counted: an idle room should send next to nothing after the handshake.
+            let mut frames = 0u64;
             loop {
                 tokio::select! {
                     () = cancel.cancelled() => break,
                     event = client::next_event(&mut ws) => match event {
-                        Event::Frame(_) => {}
-                        Event::Closed(why) => return Some(why),
+                        Event::Frame(_) => frames += 1,
+                        Event::Closed(why) => return (Some(why), frames),
                     },
                 }
             }
             client::close(ws).await;
-            None
+            (None, frames)
         });
     }
     drop(ready_tx);
@@ -147,8 +152,11 @@ pub async fn run(args: &IdleArgs, target: &Target, threads: usize) -> anyhow::Re
 
     cancel.cancel();
     let mut errors = Vec::new();
+    let mut frames_after_sync = 0;
     while let Some(joined) = tasks.join_next().await {
-        errors.extend(joined.context("a socket task panicked")?);
+        let (error, frames) = joined.context("a socket task panicked")?;
+        errors.extend(error);
+        frames_after_sync += frames;
     }
 
     let server = match (target.proc_, server_before, server_synced, server_after) {
@@ -164,7 +172,11 @@ pub async fn run(args: &IdleArgs, target: &Target, threads: usize) -> anyhow::Re
     };
     let mut problems = Vec::new();
     if !errors.is_empty() {
-        problems.push(format!("{} sockets were closed during the settle time, first: {}", errors.len(), errors[0]));
+        problems.push(format!(
+            "{} sockets were closed during the settle time, first: {}",
+            errors.len(),
+            errors[0]
+        ));
     }
     Ok(IdleReport {
         kind: "idle",
@@ -188,6 +200,7 @@ pub async fn run(args: &IdleArgs, target: &Target, threads: usize) -> anyhow::Re
             rss_after_kib: harness_after.rss_kib,
             kib_per_socket: per_socket(harness_before.rss_kib, harness_after.rss_kib, args.sockets),
         },
+        frames_after_sync,
         disconnected: errors.len(),
         errors: errors.into_iter().take(10).collect(),
         server_exit: None,
@@ -203,7 +216,10 @@ impl IdleReport {
     pub fn print(&self) {
         let c = &self.config;
         println!("idle: {} sockets over {} rooms, settle {:.1} s", c.sockets, c.rooms, c.settle_secs);
-        println!("  connect   {:.2} s ({:.0} sockets/s incl. sync)", self.connect_secs, self.connects_per_sec);
+        println!(
+            "  connect   {:.2} s ({:.0} sockets/s incl. sync)",
+            self.connect_secs, self.connects_per_sec
+        );
         if let Some(s) = &self.server {
             println!(
                 "  server    RSS {} before, {} after, peak {}: {:.2} KiB per idle socket",
@@ -217,6 +233,10 @@ impl IdleReport {
                 s.connect_cpu_secs, s.settle.cpu_pct
             );
         }
+        println!(
+            "  frames    {} received by synced sockets while others joined or idled",
+            self.frames_after_sync
+        );
         let h = &self.harness;
         println!(
             "  harness   RSS {} before, {} after ({:.2} KiB per socket)",

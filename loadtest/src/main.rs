@@ -31,14 +31,16 @@ fn main() -> ExitCode {
         Command::Fanout(a) => &a.common,
         Command::Idle(a) => &a.common,
     };
-    let threads = common.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: starting the runtime: {e}");
-            return ExitCode::from(EXIT_SETUP);
-        }
-    };
+    let threads =
+        common.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
+    let runtime =
+        match tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("error: starting the runtime: {e}");
+                return ExitCode::from(EXIT_SETUP);
+            }
+        };
     let code = runtime.block_on(run(&cli.command, common, threads));
     // Client tasks that outlived a timeout must not hold the exit up.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
@@ -75,8 +77,12 @@ async fn run(command: &Command, common: &Common, threads: usize) -> ExitCode {
     println!("target {}", target.base_url);
     let work = async {
         match command {
-            Command::Fanout(args) => fanout::run(args, &target, threads).await.map(|r| Outcome::Fanout(Box::new(r))),
-            Command::Idle(args) => idle::run(args, &target, threads).await.map(|r| Outcome::Idle(Box::new(r))),
+            Command::Fanout(args) => {
+                fanout::run(args, &target, threads).await.map(|r| Outcome::Fanout(Box::new(r)))
+            }
+            Command::Idle(args) => {
+                idle::run(args, &target, threads).await.map(|r| Outcome::Idle(Box::new(r)))
+            }
         }
     };
     let result = match tokio::time::timeout(common.timeout, work).await {

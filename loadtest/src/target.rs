@@ -152,7 +152,10 @@ async fn spawn(path: &Path, extra: &[String]) -> anyhow::Result<(Spawned, String
         Ok(Ok(Some(addr))) => addr,
         Ok(Ok(None)) => bail!("server exited before listening; its output is in {}", log.display()),
         Ok(Err(e)) => return Err(e.context("reading server stdout")),
-        Err(_) => bail!("server did not print `listening on ADDR` within {STARTUP_TIMEOUT:?}; see {}", log.display()),
+        Err(_) => bail!(
+            "server did not print `listening on ADDR` within {STARTUP_TIMEOUT:?}; see {}",
+            log.display()
+        ),
     };
     // Keep draining stdout into the log: a full pipe would block the server's logging.
     tokio::spawn(async move {

@@ -224,3 +224,25 @@ async fn a_client_that_stops_reading_is_closed_with_1013_and_loses_nothing() {
     assert!(reason.contains("too slow"), "{reason}");
     assert!(!writer.shared().ended && !other.shared().ended, "the other clients are unaffected");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_answers_pings_is_closed() {
+    use futures_util::StreamExt;
+    let server = TestServer::start(|c| c.ping_interval_secs = 1).await;
+    // A raw socket that is never polled, so it answers no ping.
+    let (silent, _) = tokio_tungstenite::connect_async(server.ws_url("quiet")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let (_, mut stream) = silent.split();
+    let close = tokio::time::timeout(WAIT, async {
+        while let Some(Ok(msg)) = stream.next().await {
+            if let tokio_tungstenite::tungstenite::Message::Close(frame) = msg {
+                return frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+            }
+        }
+        None
+    })
+    .await
+    .expect("closed in time")
+    .expect("a close frame");
+    assert_eq!(close, (1001, "ping timeout".to_owned()));
+}

@@ -162,3 +162,27 @@ async fn rooms_are_isolated() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(b.text("t"), "", "room b never sees room a's edits");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joining_and_duplicate_updates_relay_nothing() {
+    let server = TestServer::start(|_| {}).await;
+    let first = server.client("quiet").await;
+    first.doc.get_or_insert_text("t").insert(&mut first.doc.transact_mut(), 0, "x");
+    let watcher = server.client("quiet").await;
+    watcher.wait_for("sync", WAIT, |c| c.text("t") == "x").await;
+    watcher.record_frames();
+    // A fresh client's empty sync step 2 and a re-sent update change nothing.
+    let joiner = server.client("quiet").await;
+    joiner.wait_for("sync", WAIT, |c| c.text("t") == "x").await;
+    let duplicate = {
+        use yrs::ReadTxn;
+        first.doc.transact().encode_state_as_update_v1(&yrs::StateVector::default())
+    };
+    for update in [&[0u8, 0][..], &duplicate] {
+        joiner.send_raw(protocol::Message::Sync(protocol::SyncMessage::Update(update)).encode_to_vec());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let updates: Vec<_> =
+        watcher.shared().frames.iter().filter(|f| f.starts_with(&[0, 2])).cloned().collect();
+    assert!(updates.is_empty(), "nothing changed, nothing relayed: {updates:?}");
+}

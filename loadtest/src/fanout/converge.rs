@@ -165,7 +165,8 @@ mod tests {
                 }
             }
         }
-        let expected = writers.iter().enumerate().map(|(w, d)| fingerprints(d, op, 2).0.swap_remove(w)).collect();
+        let expected =
+            writers.iter().enumerate().map(|(w, d)| fingerprints(d, op, 2).0.swap_remove(w)).collect();
         // Round-trip the room through a full-state update, as a fresh client receives it.
         let state = room.transact().encode_diff_v1(&StateVector::default());
         let fresh = Doc::new();

@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use hdrhistogram::Histogram;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -118,7 +117,8 @@ pub async fn run(args: &FanoutArgs, target: &Target, threads: usize) -> anyhow::
     let urls = sampled.iter().map(|&r| (rooms[r].clone(), target.room_url(&rooms[r]))).collect();
     let mut wanted: HashMap<String, Vec<converge::Fingerprint>> = HashMap::new();
     for d in &done {
-        let prints = wanted.entry(rooms[d.room].clone()).or_insert_with(|| vec![Default::default(); w.writers]);
+        let prints =
+            wanted.entry(rooms[d.room].clone()).or_insert_with(|| vec![Default::default(); w.writers]);
         prints[d.writer as usize] = d.content.clone();
     }
     let checks = converge::check_rooms(urls, &wanted, w.op, w.writers).await;
@@ -188,7 +188,9 @@ pub async fn run(args: &FanoutArgs, target: &Target, threads: usize) -> anyhow::
         server,
         harness: Usage::between(&harness, &window_start.harness, &window_end.harness),
         machine_cpu_pct: match (window_start.machine_ticks, window_end.machine_ticks) {
-            (Some(from), Some(to)) => ratio(to.saturating_sub(from) as f64 * 100.0 / harness.ticks_per_sec as f64, window_wall),
+            (Some(from), Some(to)) => {
+                ratio(to.saturating_sub(from) as f64 * 100.0 / harness.ticks_per_sec as f64, window_wall)
+            }
             _ => 0.0,
         },
         per_second: shared.per_second.iter().map(|c| c.load(Ordering::Relaxed)).collect(),
@@ -220,7 +222,7 @@ impl Window {
 /// Merges what every client saw.
 fn tally(outcomes: &[ClientOutcome]) -> anyhow::Result<Tally> {
     let mut t = Tally {
-        hist: Histogram::new(3)?,
+        hist: peer::new_histogram(),
         delivered: 0,
         gaps: 0,
         unmarked: 0,

@@ -191,7 +191,10 @@ fn warnings(d: &Deliveries) -> Vec<String> {
         ));
     }
     if d.echoes > 0 {
-        warnings.push(format!("server echoed {} updates back to their writers (not counted as deliveries)", d.echoes));
+        warnings.push(format!(
+            "server echoed {} updates back to their writers (not counted as deliveries)",
+            d.echoes
+        ));
     }
     warnings
 }

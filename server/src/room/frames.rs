@@ -56,3 +56,21 @@ pub(super) fn awareness_frame(payload: &[u8]) -> Bytes {
 pub(crate) fn encode(message: Message<'_>) -> Bytes {
     Bytes::from(message.encode_to_vec())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_joiners_share_one_encoded_state_until_the_document_changes() {
+        let doc = RoomDoc::new(crdt::Limits::default());
+        let mut cache = FrameCache::default();
+        let first = cache.step2(&doc, EMPTY_STATE_VECTOR).unwrap();
+        let second = cache.step2(&doc, EMPTY_STATE_VECTOR).unwrap();
+        assert_eq!(first.as_ptr(), second.as_ptr(), "the same bytes, not a second encoding");
+        cache.invalidate_doc();
+        let third = cache.step2(&doc, EMPTY_STATE_VECTOR).unwrap();
+        assert_ne!(first.as_ptr(), third.as_ptr(), "re-encoded after a change");
+        assert_eq!(first, third);
+    }
+}

@@ -139,21 +139,30 @@ impl Room {
 
     /// Apply a client's update, queue `frame` (the update as a sync-update message) for every
     /// other client and relay it to the other nodes. A rejected update changes nothing and reaches
-    /// no one.
+    /// no one; an update the room already had (every fresh client's empty sync step 2, a
+    /// duplicate) changes nothing and is relayed to no one.
     pub fn apply_update(
         self: &Arc<Self>,
         origin: ConnId,
         update: &[u8],
         frame: &Bytes,
         now_ms: u64,
-    ) -> Result<(), crdt::Error> {
+    ) -> Result<crdt::Applied, crdt::Error> {
         self.apply(Some(origin), update, frame, now_ms, true)
     }
 
     /// Apply an update another node relayed: every local client gets it, no node is told again.
     pub fn apply_remote_update(self: &Arc<Self>, update: &[u8], now_ms: u64) -> Result<(), crdt::Error> {
         let frame = frames::encode(protocol::Message::Sync(protocol::SyncMessage::Update(update)));
-        self.apply(None, update, &frame, now_ms, false)
+        self.apply(None, update, &frame, now_ms, false).map(drop)
+    }
+
+    /// The room's sync step 1, cached: sent to a client whose update waits for updates the room
+    /// has not seen, so that it sends them.
+    pub fn step1(&self) -> Bytes {
+        let mut state = self.state.lock();
+        let state = &mut *state;
+        state.frames.step1(&state.doc)
     }
 
     fn apply(
@@ -163,10 +172,13 @@ impl Room {
         frame: &Bytes,
         now_ms: u64,
         relay: bool,
-    ) -> Result<(), crdt::Error> {
-        let newly_dirty = {
+    ) -> Result<crdt::Applied, crdt::Error> {
+        let (applied, newly_dirty) = {
             let mut state = self.state.lock();
-            state.doc.apply_update(update)?;
+            let applied = state.doc.apply_update(update)?;
+            if !applied.changed {
+                return Ok(applied);
+            }
             state.frames.invalidate_doc();
             state.changes += 1;
             fan_out(&mut state.peers, origin, frame, MessageKind::SyncUpdate);
@@ -178,14 +190,14 @@ impl Room {
             if newly_dirty {
                 state.dirty_since_ms = now_ms;
             }
-            newly_dirty
+            (applied, newly_dirty)
         };
         if newly_dirty {
             // The persister holds at most one entry per room, so this channel is bounded by the
             // number of rooms even though its type is unbounded.
             let _ = self.persist_tx.send(self.clone());
         }
-        Ok(())
+        Ok(applied)
     }
 
     /// Apply a client's awareness update and relay `frame` to every client, the sender included:

@@ -203,15 +203,17 @@ impl Connection {
                 Ok(Some(self.room.sync_reply(state_vector).map_err(rejected)?))
             }
             Message::Sync(SyncMessage::Update(update)) => {
-                self.room.apply_update(self.id, update, &original(), unix_ms()).map_err(rejected)?;
+                let applied =
+                    self.room.apply_update(self.id, update, &original(), unix_ms()).map_err(rejected)?;
                 Metrics::get().fanout.record(received_at.elapsed().as_secs_f64());
-                Ok(None)
+                Ok(self.ask_for_missing(applied))
             }
             Message::Sync(SyncMessage::Step2(update)) => {
-                // Relayed to the others as a plain update, like y-websocket does.
+                // Relayed to the others as a plain update, like y-websocket does. Most are empty
+                // (a fresh client has nothing); the room relays only what changed it.
                 let frame = crate::room::encode(Message::Sync(SyncMessage::Update(update)));
-                self.room.apply_update(self.id, update, &frame, unix_ms()).map_err(rejected)?;
-                Ok(None)
+                let applied = self.room.apply_update(self.id, update, &frame, unix_ms()).map_err(rejected)?;
+                Ok(self.ask_for_missing(applied))
             }
             Message::Awareness(payload) => {
                 let change = self.room.apply_awareness(payload, &original(), unix_ms()).map_err(rejected)?;
@@ -235,6 +237,14 @@ impl Connection {
             ))),
             Message::App(_) => Ok(None),
         }
+    }
+}
+
+impl Connection {
+    /// An update that waits for updates the room lacks: the sender has them, so send it the
+    /// room's sync step 1 and it answers with what is missing.
+    fn ask_for_missing(&self, applied: crdt::Applied) -> Option<Bytes> {
+        applied.pending.then(|| self.room.step1())
     }
 }
 
