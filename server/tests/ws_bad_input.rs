@@ -135,10 +135,16 @@ async fn a_document_over_the_size_limit_is_refused_with_1007() {
 }
 
 /// An update frame of exactly `size` bytes from a fresh client, made by growing inserted text.
+/// The client id is fixed: a random one changes the frame's length with its var-uint encoding.
 fn update_frame_of_size(size: usize) -> Vec<u8> {
     (size.saturating_sub(64)..size)
         .find_map(|n| {
-            let doc = support::client::new_doc();
+            let options = yrs::Options {
+                client_id: yrs::ClientID::new(size as u64),
+                offset_kind: yrs::OffsetKind::Utf16,
+                ..yrs::Options::default()
+            };
+            let doc = yrs::Doc::with_options(options);
             let text = doc.get_or_insert_text("edge");
             let mut txn = doc.transact_mut();
             text.insert(&mut txn, 0, &"e".repeat(n));
