@@ -23,6 +23,9 @@ pub enum Command {
     Fanout(FanoutArgs),
     /// Opens many synced idle sockets and measures server RSS per socket.
     Idle(IdleArgs),
+    /// Opens and abandons many rooms (one update each); checks the server's RSS returns near its
+    /// baseline once they are evicted, and that a sample of them kept their text.
+    Churn(ChurnArgs),
 }
 
 /// Where the server is and how to measure it; shared by every subcommand.
@@ -40,6 +43,10 @@ pub struct Common {
     /// Extra argument for the spawned server (repeat the flag), e.g. `--server-arg=--send-queue=4096`.
     #[arg(long = "server-arg", allow_hyphen_values = true, requires = "spawn")]
     pub server_args: Vec<String>,
+
+    /// Environment variable for the spawned server only (repeat the flag), e.g. `--server-env MALLOC_ARENA_MAX=2`.
+    #[arg(long = "server-env", value_name = "KEY=VALUE", value_parser = parse_env_pair, requires = "spawn")]
+    pub server_env: Vec<String>,
 
     /// PID of the already-running server at `--url`, to measure its CPU and RSS from /proc.
     #[arg(long, env = "LOADTEST_SERVER_PID", requires = "url")]
@@ -147,6 +154,34 @@ pub struct IdleArgs {
     pub settle: Duration,
 }
 
+#[derive(Debug, Clone, Args)]
+pub struct ChurnArgs {
+    #[command(flatten)]
+    pub common: Common,
+
+    /// Rooms to open and abandon, one client and one update each.
+    #[arg(long, default_value_t = 10_000, env = "LOADTEST_ROOMS")]
+    pub rooms: usize,
+    /// Rooms being opened at once (this run ignores `--connect-concurrency`).
+    #[arg(long, default_value_t = 100, env = "LOADTEST_CHURN_CONCURRENCY")]
+    pub concurrency: usize,
+    /// Wait after the warm-up room is evicted before the baseline RSS is read.
+    #[arg(long, default_value = "1s", value_parser = parse_duration, env = "LOADTEST_BASELINE_SETTLE")]
+    pub baseline_settle: Duration,
+    /// Longest wait for `/ready` to report 0 rooms in memory once every room is closed.
+    #[arg(long, default_value = "60s", value_parser = parse_duration, env = "LOADTEST_EVICT_TIMEOUT")]
+    pub evict_timeout: Duration,
+    /// Wait after the last eviction before the final RSS is read.
+    #[arg(long, default_value = "3s", value_parser = parse_duration, env = "LOADTEST_SETTLE")]
+    pub settle: Duration,
+    /// Evicted rooms (picked at random) reopened to check their text was persisted.
+    #[arg(long, default_value_t = 20, env = "LOADTEST_VERIFY_ROOMS")]
+    pub verify_rooms: usize,
+    /// Seed for picking the verified rooms (default: from the clock; the report records it).
+    #[arg(long, env = "LOADTEST_SEED")]
+    pub seed: Option<u64>,
+}
+
 /// The fan-out workload after applying the shape preset and overrides.
 #[derive(Debug, Clone, Serialize)]
 pub struct Workload {
@@ -222,6 +257,14 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(format!("not a duration: {s:?}"));
     }
     Ok(Duration::from_secs_f64(value * scale))
+}
+
+/// Accepts `KEY=VALUE` with a non-empty key.
+fn parse_env_pair(s: &str) -> Result<String, String> {
+    match s.split_once('=') {
+        Some((key, _)) if !key.is_empty() => Ok(s.to_owned()),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

@@ -1,6 +1,7 @@
 //! The `loadtest` binary: parse the command line, run one subcommand under the overall timeout,
 //! stop a spawned server, print the summary, write the JSON report and plot, pick the exit code.
 
+mod churn;
 mod cli;
 mod client;
 mod fanout;
@@ -20,16 +21,21 @@ use clap::Parser as _;
 use crate::cli::{Cli, Command, Common};
 use crate::target::{Stopped, Target};
 
-/// Exit code when an update was lost, duplicated or reordered, or a room did not converge.
+/// Exit code when an update was lost, duplicated or reordered, a room did not converge, or (churn)
+/// rooms were not evicted or lost their text.
 const EXIT_FAILED: u8 = 1;
 /// Exit code for bad flags, a server that did not start, refused connections or the timeout.
 const EXIT_SETUP: u8 = 2;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let common = match &cli.command {
+    let mut command = Cli::parse().command;
+    if let Command::Churn(a) = &mut command {
+        churn::add_server_defaults(&mut a.common);
+    }
+    let common = match &command {
         Command::Fanout(a) => &a.common,
         Command::Idle(a) => &a.common,
+        Command::Churn(a) => &a.common,
     };
     let threads =
         common.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
@@ -41,7 +47,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(EXIT_SETUP);
             }
         };
-    let code = runtime.block_on(run(&cli.command, common, threads));
+    let code = runtime.block_on(run(&command, common, threads));
     // Client tasks that outlived a timeout must not hold the exit up.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     code
@@ -51,6 +57,7 @@ fn main() -> ExitCode {
 enum Outcome {
     Fanout(Box<fanout::FanoutReport>),
     Idle(Box<idle::IdleReport>),
+    Churn(Box<churn::ChurnReport>),
 }
 
 async fn run(command: &Command, common: &Common, threads: usize) -> ExitCode {
@@ -83,6 +90,9 @@ async fn run(command: &Command, common: &Common, threads: usize) -> ExitCode {
             Command::Idle(args) => {
                 idle::run(args, &target, threads).await.map(|r| Outcome::Idle(Box::new(r)))
             }
+            Command::Churn(args) => {
+                churn::run(args, &target, threads).await.map(|r| Outcome::Churn(Box::new(r)))
+            }
         }
     };
     let result = match tokio::time::timeout(common.timeout, work).await {
@@ -105,6 +115,11 @@ async fn run(command: &Command, common: &Common, threads: usize) -> ExitCode {
             r.ok
         }
         Outcome::Idle(r) => {
+            r.server_exit = stopped.exit.clone();
+            r.print();
+            r.ok
+        }
+        Outcome::Churn(r) => {
             r.server_exit = stopped.exit.clone();
             r.print();
             r.ok
@@ -135,12 +150,13 @@ fn write_outputs(outcome: &Outcome, common: &Common) -> anyhow::Result<()> {
         match outcome {
             Outcome::Fanout(r) => report::write_json(path, r)?,
             Outcome::Idle(r) => report::write_json(path, r)?,
+            Outcome::Churn(r) => report::write_json(path, r)?,
         }
         println!("report written to {}", path.display());
     }
     if let Some(path) = &common.plot {
         let Outcome::Fanout(r) = outcome else {
-            println!("(--plot ignored: idle runs have nothing to plot)");
+            println!("(--plot ignored: only fanout runs have a plot)");
             return Ok(());
         };
         let w = &r.config.workload;

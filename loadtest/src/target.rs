@@ -38,7 +38,7 @@ struct Spawned {
 impl Target {
     pub async fn resolve(common: &Common) -> anyhow::Result<Self> {
         if let Some(path) = &common.spawn {
-            let (spawned, addr) = spawn(path, &common.server_args).await?;
+            let (spawned, addr) = spawn(path, &common.server_args, &common.server_env).await?;
             let pid = spawned.child.id().context("spawned server has no pid")?;
             return Ok(Self {
                 base_url: format!("ws://{addr}/ws"),
@@ -119,7 +119,8 @@ fn is_loopback(host: &str) -> bool {
 }
 
 /// Starts the server on 127.0.0.1:0 with a fresh data dir and waits for `listening on ADDR`.
-async fn spawn(path: &Path, extra: &[String]) -> anyhow::Result<(Spawned, String)> {
+/// `env` holds `KEY=VALUE` pairs (checked by the flag's parser) set for the server only.
+async fn spawn(path: &Path, extra: &[String], env: &[String]) -> anyhow::Result<(Spawned, String)> {
     let data_dir = tempfile::Builder::new().prefix("loadtest-server-").tempdir()?;
     let log = data_dir.path().join("server.log");
     let stderr = std::fs::File::create(&log)?;
@@ -129,6 +130,7 @@ async fn spawn(path: &Path, extra: &[String]) -> anyhow::Result<(Spawned, String
         .args(extra)
         // Plain log lines in the log file (tracing-subscriber honours NO_COLOR).
         .env("NO_COLOR", "1")
+        .envs(env.iter().filter_map(|pair| pair.split_once('=')))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(stderr)

@@ -68,6 +68,10 @@ pub struct Config {
     #[arg(long, env = "CODECRAFTER_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
     pub shutdown_timeout_secs: u64,
 
+    /// Runtime worker threads; 0 = one per CPU core.
+    #[arg(long, env = "CODECRAFTER_WORKER_THREADS", default_value_t = 0)]
+    pub worker_threads: usize,
+
     /// Log format.
     #[arg(long, env = "CODECRAFTER_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

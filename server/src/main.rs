@@ -4,9 +4,16 @@ use clap::Parser;
 use server::{Config, telemetry};
 use tokio_util::sync::CancellationToken;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let config = Config::parse();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if config.worker_threads > 0 {
+        runtime.worker_threads(config.worker_threads);
+    }
+    runtime.enable_all().build()?.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
     telemetry::init_tracing(config.log_format);
     // One descriptor per client: lift the soft limit to the hard one, as servers of many sockets do.
     match rlimit::increase_nofile_limit(u64::MAX) {

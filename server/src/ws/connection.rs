@@ -110,9 +110,13 @@ impl Connection {
         }
         let interval = settings.ping_interval;
         let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        // Created once: a fresh `cancelled()` per iteration would register with the token's shared
+        // waiter list (a lock every connection contends on) on every frame.
+        let shutdown = cancel.cancelled();
+        tokio::pin!(shutdown);
         loop {
             let step = tokio::select! {
-                () = cancel.cancelled() => Err(Ending::Close(CloseReason::Shutdown)),
+                () = &mut shutdown => Err(Ending::Close(CloseReason::Shutdown)),
                 frame = inbox.recv() => match frame {
                     Some(frame) => write_batch(ws, frame, inbox, settings).await,
                     // The room dropped our outbox because it was full.
@@ -274,6 +278,12 @@ async fn write_batch(
 }
 
 async fn flush(ws: &mut WebSocket, settings: &ConnectionSettings) -> Result<(), Ending> {
+    use futures_util::FutureExt;
+    // On a healthy socket the flush completes at once: try that first, so the common case arms no
+    // timer (a timer per write costs a lock on the shared timer wheel).
+    if let Some(result) = ws.flush().now_or_never() {
+        return Ok(result?);
+    }
     match tokio::time::timeout(settings.ping_interval * 2, ws.flush()).await {
         Ok(result) => Ok(result?),
         Err(_) => Err(Ending::Close(CloseReason::WriteTimeout)),
