@@ -55,9 +55,9 @@ pub async fn run(args: &ChurnArgs, target: &Target, threads: usize) -> anyhow::R
     room::open_once(&warm_url, "warm-up").await.context("the warm-up room")?;
     if !monitor.wait_for_zero_rooms(args.evict_timeout).await {
         bail!(
-            "/ready still reports {:?} rooms {:?} after the warm-up room closed: does the server evict \
+            "/ready still reports {} rooms {:?} after the warm-up room closed: does the server evict \
              idle rooms (--room-idle-secs), and is nobody else using it?",
-            monitor.last_rooms(),
+            count(monitor.last_rooms()),
             args.evict_timeout
         );
     }
@@ -149,8 +149,8 @@ pub async fn run(args: &ChurnArgs, target: &Target, threads: usize) -> anyhow::R
     }
     if !evicted {
         problems.push(format!(
-            "/ready still reported {:?} rooms in memory {:?} after the last room closed",
-            series.iter().rev().find_map(|p| p.rooms),
+            "/ready still reported {} rooms in memory {:?} after the last room closed",
+            count(series.iter().rev().find_map(|p| p.rooms)),
             args.evict_timeout
         ));
     }
@@ -195,6 +195,11 @@ pub async fn run(args: &ChurnArgs, target: &Target, threads: usize) -> anyhow::R
         series,
         server_exit: None,
     })
+}
+
+/// A room count that may not have been read.
+fn count(rooms: Option<u64>) -> String {
+    rooms.map_or_else(|| "?".to_owned(), |r| r.to_string())
 }
 
 #[cfg(test)]
