@@ -24,6 +24,10 @@ pub struct Config {
     #[arg(long, env = "CODECRAFTER_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
+    /// Page cache of the embedded database, in MiB (snapshots are read through it when rooms open).
+    #[arg(long, env = "CODECRAFTER_STORE_CACHE_MB", default_value_t = 32)]
+    pub store_cache_mb: usize,
+
     /// Largest WebSocket message accepted from a client, in bytes; larger ones close the connection with 1009.
     #[arg(long, env = "CODECRAFTER_MAX_MESSAGE_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_message_bytes: usize,

@@ -4,6 +4,12 @@ use clap::Parser;
 use server::{Config, telemetry};
 use tokio_util::sync::CancellationToken;
 
+/// jemalloc with its background purge thread hands freed pages back to the OS within seconds:
+/// after thousands of rooms are evicted the process shrinks back towards its baseline, where
+/// glibc's allocator keeps the peak (measured in BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     let mut runtime = tokio::runtime::Builder::new_multi_thread();

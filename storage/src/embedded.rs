@@ -12,6 +12,9 @@ use crate::{Error, Result};
 
 const SNAPSHOTS: TableDefinition<&str, &[u8]> = TableDefinition::new("snapshots");
 
+/// Page cache used by [`EmbeddedStore::open`].
+pub const DEFAULT_CACHE_BYTES: usize = 32 * 1024 * 1024;
+
 /// File name of the database inside `--data-dir`.
 pub const DATABASE_FILE: &str = "codecrafter.redb";
 
@@ -22,8 +25,15 @@ pub struct EmbeddedStore {
 }
 
 impl EmbeddedStore {
-    /// Open (or create) the database in `data_dir`, creating the directory if needed.
+    /// Open (or create) the database in `data_dir` with the default page cache.
     pub fn open(data_dir: &Path) -> Result<Self> {
+        Self::open_with_cache(data_dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Open (or create) the database in `data_dir`, creating the directory if needed, with a page
+    /// cache of at most `cache_bytes` (redb's own default is 1 GiB, which a server holding
+    /// thousands of rooms would grow into).
+    pub fn open_with_cache(data_dir: &Path, cache_bytes: usize) -> Result<Self> {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| Error::Backend(format!("create {}: {e}", data_dir.display())))?;
         let path = data_dir.join(DATABASE_FILE);

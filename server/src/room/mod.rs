@@ -273,14 +273,14 @@ impl Room {
     }
 
     /// Put back the dirty mark of a snapshot that could not be persisted; it is retried later.
-    pub fn restore_dirty(self: &Arc<Self>, job: &SnapshotJob) {
+    pub fn restore_dirty(self: &Arc<Self>, changes: u64, dirty_since_ms: u64) {
         {
             let mut state = self.state.lock();
-            state.changes += job.changes;
+            state.changes += changes;
             if self.dirty.swap(true, Ordering::AcqRel) {
                 return; // changed again meanwhile: already queued for persistence
             }
-            state.dirty_since_ms = job.dirty_since_ms;
+            state.dirty_since_ms = dirty_since_ms;
         }
         let _ = self.persist_tx.send(self.clone());
     }

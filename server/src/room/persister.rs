@@ -28,16 +28,22 @@ pub async fn run(
         };
         let deadline = room.dirty_since_ms() + debounce.as_millis() as u64;
         let wait = Duration::from_millis(deadline.saturating_sub(unix_ms()));
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            // Shutdown persists every room directly; this one included.
-            () = cancel.cancelled() => return,
+        // Only sleep when the deadline is ahead: even a zero sleep waits for the next timer tick
+        // (1 ms), which would make a backlog of 10,000 due rooms take 10 s to drain.
+        if !wait.is_zero() {
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                // Shutdown persists every room directly; this one included.
+                () = cancel.cancelled() => return,
+            }
         }
+        // None when eviction or shutdown already wrote it.
         let Some(job) = room.take_snapshot() else { continue };
-        if let Err(error) = queue.publish(Job::Snapshot(job.clone())).await {
+        let (changes, dirty_since_ms) = (job.changes, job.dirty_since_ms);
+        if let Err(error) = queue.publish(Job::Snapshot(job)).await {
             Metrics::get().persist_errors.increment(1);
             tracing::error!(room = room.id(), %error, "could not queue snapshot; will retry");
-            room.restore_dirty(&job);
+            room.restore_dirty(changes, dirty_since_ms);
             tokio::time::sleep(debounce).await;
         }
     }

@@ -162,18 +162,22 @@ impl Rooms {
     }
 
     async fn persist_direct(&self, rooms: &[Arc<Room>]) -> Result<(), storage::Error> {
-        let jobs: Vec<_> = rooms.iter().filter_map(|room| Some((room, room.take_snapshot()?))).collect();
-        if jobs.is_empty() {
+        // What to put back if the write fails; the snapshots themselves move into the batch.
+        let mut taken = Vec::new();
+        let mut writes = Vec::new();
+        for room in rooms {
+            if let Some(job) = room.take_snapshot() {
+                taken.push((room, job.changes, job.dirty_since_ms));
+                writes.push(SnapshotWrite { room: job.room, update: job.update });
+            }
+        }
+        if writes.is_empty() {
             return Ok(());
         }
-        let writes = jobs
-            .iter()
-            .map(|(_, job)| SnapshotWrite { room: job.room.clone(), update: job.update.clone() })
-            .collect();
         if let Err(error) = self.store.merge_snapshots(writes, workers::snapshot::merge).await {
             Metrics::get().persist_errors.increment(1);
-            for (room, job) in &jobs {
-                room.restore_dirty(job);
+            for (room, changes, dirty_since_ms) in taken {
+                room.restore_dirty(changes, dirty_since_ms);
             }
             return Err(error);
         }
