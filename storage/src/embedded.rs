@@ -37,8 +37,10 @@ impl EmbeddedStore {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| Error::Backend(format!("create {}: {e}", data_dir.display())))?;
         let path = data_dir.join(DATABASE_FILE);
-        let db =
-            Database::create(&path).map_err(|e| Error::Backend(format!("open {}: {e}", path.display())))?;
+        let db = Database::builder()
+            .set_cache_size(cache_bytes)
+            .create(&path)
+            .map_err(|e| Error::Backend(format!("open {}: {e}", path.display())))?;
         // Create the table up front so readers never see "table does not exist".
         let txn = db.begin_write().map_err(backend)?;
         txn.open_table(SNAPSHOTS).map_err(backend)?;
