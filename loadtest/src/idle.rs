@@ -244,15 +244,7 @@ impl IdleReport {
             fmt_kib(h.rss_after_kib as f64),
             h.kib_per_socket
         );
-        if let Some(exit) = &self.server_exit {
-            println!("  server    {exit}");
-        }
-        if self.ok {
-            println!("  OK");
-        }
-        for p in &self.problems {
-            println!("  FAIL: {p}");
-        }
+        crate::report::print_verdict(self.server_exit.as_deref(), self.ok, &self.problems);
     }
 }
 

@@ -80,6 +80,19 @@ pub fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
     std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))
 }
 
+/// The closing lines of every run's summary: how the server stopped, then OK or each failure.
+pub fn print_verdict(server_exit: Option<&str>, ok: bool, problems: &[String]) {
+    if let Some(exit) = server_exit {
+        println!("  server    {exit}");
+    }
+    if ok {
+        println!("  OK");
+    }
+    for p in problems {
+        println!("  FAIL: {p}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

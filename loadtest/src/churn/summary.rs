@@ -156,15 +156,7 @@ impl ChurnReport {
         }
         let v = &self.verify;
         println!("  verify    {}/{} sampled rooms kept their text (seed {})", v.ok, v.sampled, v.seed);
-        if let Some(exit) = &self.server_exit {
-            println!("  server    {exit}");
-        }
-        if self.ok {
-            println!("  OK");
-        }
-        for p in &self.problems {
-            println!("  FAIL: {p}");
-        }
+        crate::report::print_verdict(self.server_exit.as_deref(), self.ok, &self.problems);
     }
 }
 

@@ -288,17 +288,9 @@ impl FanoutReport {
         );
         let c = &self.convergence;
         println!("  converge  {} of {} rooms checked converged", c.passed, c.rooms_checked);
-        if let Some(exit) = &self.server_exit {
-            println!("  server    {exit}");
-        }
         for w in &self.warnings {
             println!("  WARN: {w}");
         }
-        if self.ok {
-            println!("  OK");
-        }
-        for p in &self.problems {
-            println!("  FAIL: {p}");
-        }
+        crate::report::print_verdict(self.server_exit.as_deref(), self.ok, &self.problems);
     }
 }
