@@ -1,4 +1,5 @@
-//! Periodic upkeep of every room: expire stale awareness states, persist and evict idle rooms.
+//! Periodic upkeep: expire stale awareness states, persist and evict idle rooms, drain the metrics
+//! recorder.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +17,9 @@ pub async fn run(rooms: Arc<Rooms>, every: Duration, cancel: CancellationToken) 
             _ = tick.tick() => {}
             () = cancel.cancelled() => return,
         }
+        // Histogram samples pile up in the recorder until drained: drain them even when no one
+        // scrapes /metrics, so an unscraped server does not grow.
+        crate::telemetry::prometheus().run_upkeep();
         let now = unix_ms();
         for room in rooms.all() {
             room.expire_awareness(now);
