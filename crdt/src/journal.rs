@@ -104,19 +104,6 @@ impl Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use yrs::{Text, Transact};
-
-    fn typing(n: usize) -> Vec<Vec<u8>> {
-        let doc = crate::ydoc::new_doc();
-        let text = doc.get_or_insert_text("t");
-        (0..n)
-            .map(|i| {
-                let mut txn = doc.transact_mut();
-                text.insert(&mut txn, i as u32, "xyz");
-                txn.encode_update_v1()
-            })
-            .collect()
-    }
 
     /// Applies like `RoomDoc` does: every step recorded.
     fn step(replica: &mut Replica, journal: &mut Journal, bytes: &[u8]) {
@@ -126,7 +113,7 @@ mod tests {
 
     #[test]
     fn replay_reproduces_the_replica_across_checkpoints_and_unstash() {
-        let updates = typing(40);
+        let updates = crate::ydoc::typing(40, "xyz");
         let mut replica = Replica::new();
         let mut journal = Journal::default();
         for (i, update) in updates.iter().enumerate().skip(1) {
@@ -146,7 +133,7 @@ mod tests {
 
     #[test]
     fn size_estimate_and_checkpoint_threshold() {
-        let updates = typing(3);
+        let updates = crate::ydoc::typing(3, "xyz");
         let mut replica = Replica::new();
         let mut journal = Journal::default();
         assert!(journal.is_measured());

@@ -110,20 +110,6 @@ impl Replica {
 mod tests {
     use super::*;
     use crate::ydoc::decode_update;
-    use yrs::{Text, Transact};
-
-    /// `n` one-character updates typed in order: each depends on the one before.
-    fn typing(n: usize) -> Vec<Vec<u8>> {
-        let doc = new_doc();
-        let text = doc.get_or_insert_text("t");
-        (0..n)
-            .map(|i| {
-                let mut txn = doc.transact_mut();
-                text.insert(&mut txn, i as u32, "x");
-                txn.encode_update_v1()
-            })
-            .collect()
-    }
 
     fn apply(replica: &mut Replica, bytes: &[u8]) -> bool {
         replica.apply(bytes, decode_update(bytes).unwrap()).unwrap()
@@ -131,7 +117,7 @@ mod tests {
 
     #[test]
     fn stash_keeps_one_copy_and_knows_when_to_retry() {
-        let updates = typing(3);
+        let updates = crate::ydoc::typing(3, "x");
         let mut replica = Replica::new();
         assert!(apply(&mut replica, &updates[2]), "stashing is a change");
         assert!(!apply(&mut replica, &updates[2]), "the same bytes again are not");
@@ -153,7 +139,7 @@ mod tests {
 
     #[test]
     fn stash_is_bounded_and_drops_the_oldest() {
-        let updates = typing(MAX_STASHED + 2);
+        let updates = crate::ydoc::typing(MAX_STASHED + 2, "x");
         let mut replica = Replica::new();
         for update in &updates[1..] {
             apply(&mut replica, update);

@@ -207,3 +207,19 @@ mod tests {
         assert!(!out.changed, "a duplicate changes nothing");
     }
 }
+
+/// `n` updates inserting `chunk` at offset `i` of Y.Text `t`, in order: each depends on the one
+/// before.
+#[cfg(test)]
+pub(crate) fn typing(n: usize, chunk: &str) -> Vec<Vec<u8>> {
+    use yrs::{Text, Transact};
+    let doc = new_doc();
+    let text = doc.get_or_insert_text("t");
+    (0..n)
+        .map(|i| {
+            let mut txn = doc.transact_mut();
+            text.insert(&mut txn, i as u32, chunk);
+            txn.encode_update_v1()
+        })
+        .collect()
+}

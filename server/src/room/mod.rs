@@ -137,7 +137,7 @@ impl Room {
         state.frames.step2(&state.doc, state_vector)
     }
 
-    /// Apply a client's update, queue `frame` (the update as a sync-update message) for every
+    /// Apply a client's update, queue `frame()` (the update as a sync-update message) for every
     /// other client and relay it to the other nodes. A rejected update changes nothing and reaches
     /// no one; an update the room already had (every fresh client's empty sync step 2, a
     /// duplicate) changes nothing and is relayed to no one.
@@ -145,7 +145,7 @@ impl Room {
         self: &Arc<Self>,
         origin: ConnId,
         update: &[u8],
-        frame: &Bytes,
+        frame: impl FnOnce() -> Bytes,
         now_ms: u64,
     ) -> Result<crdt::Applied, crdt::Error> {
         self.apply(Some(origin), update, frame, now_ms, true)
@@ -153,8 +153,8 @@ impl Room {
 
     /// Apply an update another node relayed: every local client gets it, no node is told again.
     pub fn apply_remote_update(self: &Arc<Self>, update: &[u8], now_ms: u64) -> Result<(), crdt::Error> {
-        let frame = frames::encode(protocol::Message::Sync(protocol::SyncMessage::Update(update)));
-        self.apply(None, update, &frame, now_ms, false).map(drop)
+        let frame = || frames::encode(protocol::Message::Sync(protocol::SyncMessage::Update(update)));
+        self.apply(None, update, frame, now_ms, false).map(drop)
     }
 
     /// The room's sync step 1, cached: sent to a client whose update waits for updates the room
@@ -169,7 +169,7 @@ impl Room {
         self: &Arc<Self>,
         origin: Option<ConnId>,
         update: &[u8],
-        frame: &Bytes,
+        frame: impl FnOnce() -> Bytes,
         now_ms: u64,
         relay: bool,
     ) -> Result<crdt::Applied, crdt::Error> {
@@ -181,7 +181,8 @@ impl Room {
             }
             state.frames.invalidate_doc();
             state.changes += 1;
-            fan_out(&mut state.peers, origin, frame, MessageKind::SyncUpdate);
+            // Encoded only now: most updates that change nothing are fresh clients' empty step 2.
+            fan_out(&mut state.peers, origin, &frame(), MessageKind::SyncUpdate);
             // Under the lock, so every node receives this node's updates in the order applied.
             if relay {
                 self.relay.publish(RelayKind::Update, &self.id, update);

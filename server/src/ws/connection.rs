@@ -208,15 +208,15 @@ impl Connection {
             }
             Message::Sync(SyncMessage::Update(update)) => {
                 let applied =
-                    self.room.apply_update(self.id, update, &original(), unix_ms()).map_err(rejected)?;
+                    self.room.apply_update(self.id, update, original, unix_ms()).map_err(rejected)?;
                 Metrics::get().fanout.record(received_at.elapsed().as_secs_f64());
                 Ok(self.ask_for_missing(applied))
             }
             Message::Sync(SyncMessage::Step2(update)) => {
                 // Relayed to the others as a plain update, like y-websocket does. Most are empty
                 // (a fresh client has nothing); the room relays only what changed it.
-                let frame = crate::room::encode(Message::Sync(SyncMessage::Update(update)));
-                let applied = self.room.apply_update(self.id, update, &frame, unix_ms()).map_err(rejected)?;
+                let frame = || crate::room::encode(Message::Sync(SyncMessage::Update(update)));
+                let applied = self.room.apply_update(self.id, update, frame, unix_ms()).map_err(rejected)?;
                 Ok(self.ask_for_missing(applied))
             }
             Message::Awareness(payload) => {
