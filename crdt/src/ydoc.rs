@@ -155,6 +155,22 @@ pub(crate) fn state_vector(doc: &Doc) -> StateVector {
     doc.transact().state_vector()
 }
 
+/// `n` updates inserting `chunk` at offset `i` of Y.Text `t`, in order: each depends on the one
+/// before.
+#[cfg(test)]
+pub(crate) fn typing(n: usize, chunk: &str) -> Vec<Vec<u8>> {
+    use yrs::{Text, Transact};
+    let doc = new_doc();
+    let text = doc.get_or_insert_text("t");
+    (0..n)
+        .map(|i| {
+            let mut txn = doc.transact_mut();
+            text.insert(&mut txn, i as u32, chunk);
+            txn.encode_update_v1()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,20 +222,4 @@ mod tests {
         let out = integrate(&doc, decode_update(&first).unwrap()).unwrap();
         assert!(!out.changed, "a duplicate changes nothing");
     }
-}
-
-/// `n` updates inserting `chunk` at offset `i` of Y.Text `t`, in order: each depends on the one
-/// before.
-#[cfg(test)]
-pub(crate) fn typing(n: usize, chunk: &str) -> Vec<Vec<u8>> {
-    use yrs::{Text, Transact};
-    let doc = new_doc();
-    let text = doc.get_or_insert_text("t");
-    (0..n)
-        .map(|i| {
-            let mut txn = doc.transact_mut();
-            text.insert(&mut txn, i as u32, chunk);
-            txn.encode_update_v1()
-        })
-        .collect()
 }
