@@ -44,7 +44,7 @@ pub struct Config {
     #[arg(long, env = "CODECRAFTER_MESSAGE_BURST", default_value_t = 1000)]
     pub message_burst: u32,
 
-    /// Frames queued for one client before it counts as too slow and is closed with 1013 (updates are never dropped silently).
+    /// Frames waiting for one client's full socket before it counts as too slow and is closed with 1013 (updates are never dropped silently).
     #[arg(long, env = "CODECRAFTER_SEND_QUEUE", default_value_t = 1024)]
     pub send_queue: usize,
 

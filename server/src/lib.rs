@@ -7,6 +7,7 @@ pub mod config;
 pub mod http;
 pub mod relay;
 pub mod room;
+pub mod socket;
 pub mod telemetry;
 mod time;
 pub mod ws;
@@ -16,7 +17,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -95,11 +95,8 @@ pub async fn run_with_hub(
 
     println!("listening on {addr}");
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "codecrafter serving");
-    let listener = listener.tap_io(|tcp| {
-        // Small fan-out frames must not wait for ACKs behind Nagle's algorithm.
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, http::router(state.clone()))
+    let app = http::router(state.clone()).into_make_service_with_connect_info::<socket::SocketHandle>();
+    axum::serve(socket::SocketListener(listener), app)
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await?;
 

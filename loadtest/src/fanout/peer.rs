@@ -267,11 +267,15 @@ async fn drive(
     stats: &mut RecvStats,
 ) -> Result<(), String> {
     let shared = Arc::clone(&spec.shared);
+    // Created once: a fresh `cancelled()` per received frame would lock the token's waiter list,
+    // which every client task shares, twice per delivery.
+    let cancelled = shared.cancel.cancelled();
+    tokio::pin!(cancelled);
     loop {
         let due = writer.as_deref().and_then(Writer::due);
         tokio::select! {
             biased;
-            () = shared.cancel.cancelled() => return Ok(()),
+            () = &mut cancelled => return Ok(()),
             // Only a writer that has not started yet listens for the go signal.
             changed = spec.go.changed(), if writer.as_ref().is_some_and(|wr| wr.first.is_none()) => {
                 if changed.is_err() {

@@ -2,8 +2,9 @@
 //!
 //! All of a room's state sits behind one short-held mutex (never held across `.await`): applying an
 //! update and queueing it for the other clients happen under the same lock, so every client sees
-//! updates in the order the document applied them. Frames are encoded once and shared as `Bytes`
-//! (a reference count per delivery, no copy, no allocation).
+//! updates in the order the document applied them. Frames are encoded once, framed once, and
+//! written straight into each client's socket from under that lock (see [`crate::socket`]): a
+//! delivery is one `writev`, with no copy, allocation, channel or task wake-up.
 
 mod frames;
 pub mod janitor;
@@ -19,9 +20,10 @@ use parking_lot::Mutex;
 use protocol::MessageKind;
 use protocol::job::SnapshotJob;
 use tokio::sync::mpsc;
-use tokio::sync::mpsc::error::TrySendError;
 
 use crate::relay::{Relay, RelayKind};
+use crate::socket::wire::FrameHeader;
+use crate::socket::{Refused, Socket};
 use crate::telemetry::Metrics;
 use frames::FrameCache;
 pub(crate) use frames::encode;
@@ -29,9 +31,6 @@ pub use registry::{RoomError, RoomLease, RoomSettings, Rooms};
 
 /// Identifies one WebSocket connection within the process.
 pub type ConnId = u64;
-
-/// The sending half of a client's bounded outbound queue.
-pub type Outbox = mpsc::Sender<Bytes>;
 
 pub struct Room {
     id: Arc<str>,
@@ -58,17 +57,30 @@ struct RoomState {
     dirty_since_ms: u64,
 }
 
-struct Peer {
+/// A client of the room: where its frames go.
+pub struct Peer {
     id: ConnId,
-    outbox: Outbox,
+    socket: Arc<Socket>,
+    /// Frames that may wait for its socket before the client is cut as too slow.
+    queue_limit: usize,
 }
 
-/// What a joining client is sent first.
-pub struct Handshake {
-    /// Sync step 1 with the room's state vector: the client answers with what the room lacks.
-    pub step1: Bytes,
-    /// Every known awareness state, if any.
-    pub awareness: Option<Bytes>,
+impl Peer {
+    pub fn new(id: ConnId, socket: Arc<Socket>, queue_limit: usize) -> Self {
+        Self { id, socket, queue_limit: queue_limit.max(1) }
+    }
+
+    /// Write `frame` (framed by `header`) to this client. False once the room should forget it.
+    fn send(&self, header: &FrameHeader, frame: &Bytes) -> bool {
+        match self.socket.send_frame(header, frame, self.queue_limit) {
+            Ok(()) => true,
+            Err(Refused::SlowConsumer) => {
+                Metrics::get().slow_consumers.increment(1);
+                false
+            }
+            Err(Refused::Gone) => false,
+        }
+    }
 }
 
 impl Room {
@@ -105,15 +117,19 @@ impl Room {
         self.connections.load(Ordering::Acquire)
     }
 
-    /// Register a client's outbox and return its handshake. Registration and the handshake are one
-    /// atomic step, so the client misses no update between them.
-    pub fn join(&self, id: ConnId, outbox: Outbox) -> Handshake {
+    /// Register a client and send it the y-websocket server's greeting: the room's sync step 1
+    /// (the client answers with what the room lacks), then every known awareness state. One atomic
+    /// step, so the client misses no update and sees the greeting before any of them.
+    pub fn join(&self, peer: Peer) {
         let mut state = self.state.lock();
         let state = &mut *state;
-        state.peers.push(Peer { id, outbox });
-        Handshake {
-            step1: state.frames.step1(&state.doc),
-            awareness: state.frames.awareness(&mut state.awareness),
+        let step1 = state.frames.step1(&state.doc);
+        let mut greeted = peer.send(&FrameHeader::binary(step1.len()), &step1);
+        if let Some(awareness) = state.frames.awareness(&mut state.awareness) {
+            greeted = greeted && peer.send(&FrameHeader::binary(awareness.len()), &awareness);
+        }
+        if greeted {
+            state.peers.push(peer);
         }
     }
 
@@ -302,28 +318,21 @@ impl Room {
     }
 }
 
-/// Queue `frame` for every client but `origin`. A client whose queue is full is cut loose: its
-/// outbox is dropped, so its connection drains what it has and then closes with 1013, and the
-/// client resyncs on reconnect instead of silently missing an update.
+/// Send `frame` to every client but `origin`, framing it once for all. A client whose queue is
+/// full is cut loose: its connection drains what it has and then closes with 1013, and the client
+/// resyncs on reconnect instead of silently missing an update.
 fn fan_out(peers: &mut Vec<Peer>, origin: Option<ConnId>, frame: &Bytes, kind: MessageKind) {
-    let metrics = Metrics::get();
+    let header = FrameHeader::binary(frame.len());
     let mut delivered = 0u64;
     peers.retain(|peer| {
         if Some(peer.id) == origin {
             return true;
         }
-        match peer.outbox.try_send(frame.clone()) {
-            Ok(()) => {
-                delivered += 1;
-                true
-            }
-            Err(TrySendError::Full(_)) => {
-                metrics.slow_consumers.increment(1);
-                false
-            }
-            Err(TrySendError::Closed(_)) => false,
-        }
+        let kept = peer.send(&header, frame);
+        delivered += u64::from(kept);
+        kept
     });
+    let metrics = Metrics::get();
     metrics.messages_out(kind, delivered);
     metrics.bytes_out.increment(delivered * frame.len() as u64);
 }

@@ -1,5 +1,6 @@
-//! One client connection: handshake, then a single task that reads the client's frames, writes the
-//! room's frames to it in batches (many frames per syscall), and keeps it alive with pings.
+//! One client connection: a single task that reads the client's frames and answers them, keeps the
+//! connection alive with pings, and drains the socket's queue when the room's fan-out (which writes
+//! into the socket directly, see [`crate::socket`]) found it full.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,17 +9,17 @@ use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
 use bytes::Bytes;
 use futures_util::SinkExt;
 use protocol::{Message, SyncMessage, decode_frame};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::close::CloseReason;
 use super::rate_limit::TokenBucket;
-use crate::room::{ConnId, Handshake, RoomLease};
+use crate::room::{ConnId, Peer, RoomLease};
+use crate::socket::Socket;
 use crate::telemetry::Metrics;
 use crate::time::unix_ms;
 
-/// Most frames written per flush (one or a few `send()` syscalls).
-const MAX_BATCH: usize = 256;
+/// Longest wait for a client to answer our close frame.
+const CLOSE_HANDSHAKE: Duration = Duration::from_secs(2);
 
 /// Settings shared by every connection.
 #[derive(Debug, Clone)]
@@ -56,6 +57,7 @@ struct Connection {
 
 pub async fn serve(
     mut ws: WebSocket,
+    socket: Arc<Socket>,
     room: RoomLease,
     settings: Arc<ConnectionSettings>,
     app: bool,
@@ -64,8 +66,8 @@ pub async fn serve(
     let metrics = Metrics::get();
     metrics.connections.increment(1.0);
     let id = next_conn_id();
-    let (outbox, mut inbox) = mpsc::channel(settings.send_queue.max(1));
-    let handshake = room.join(id, outbox);
+    // y-websocket servers speak first: the room greets the client as it registers it.
+    room.join(Peer::new(id, socket.clone(), settings.send_queue));
     let now = Instant::now();
     let mut conn = Connection {
         id,
@@ -75,7 +77,7 @@ pub async fn serve(
         app,
         last_seen: now,
     };
-    let ending = conn.run(&mut ws, &mut inbox, handshake, &settings, &cancel).await;
+    let ending = conn.run(&mut ws, &socket, &settings, &cancel).await;
     conn.room.leave(id, &conn.controlled, unix_ms());
     if let Ending::Close(reason) = ending {
         metrics.closed(reason.label());
@@ -84,7 +86,16 @@ pub async fn serve(
             let _ = ws.feed(WsMessage::Binary(reason.app_error().into())).await;
         }
         let frame = CloseFrame { code: reason.code(), reason: reason.close_text().into() };
-        let _ = tokio::time::timeout(Duration::from_secs(2), ws.send(WsMessage::Close(Some(frame)))).await;
+        // The closing handshake (RFC 6455 §7.1.1): send ours, then read until the client answers
+        // or hangs up. Closing the socket while the client's frames sit unread would make the
+        // kernel reset the connection, and a reset can destroy our close frame before the client
+        // reads it.
+        let _ = tokio::time::timeout(CLOSE_HANDSHAKE, async {
+            ws.send(WsMessage::Close(Some(frame))).await?;
+            while ws.recv().await.transpose()?.is_some() {}
+            Ok::<_, axum::Error>(())
+        })
+        .await;
     }
     metrics.connections.decrement(1.0);
 }
@@ -99,31 +110,31 @@ impl Connection {
     async fn run(
         &mut self,
         ws: &mut WebSocket,
-        inbox: &mut mpsc::Receiver<Bytes>,
-        handshake: Handshake,
+        socket: &Socket,
         settings: &ConnectionSettings,
         cancel: &CancellationToken,
     ) -> Ending {
-        // y-websocket servers speak first: our state vector, then who is here.
-        if let Err(ending) = self.send_handshake(ws, handshake, settings).await {
-            return ending;
-        }
         let interval = settings.ping_interval;
         let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
-        // Created once: a fresh `cancelled()` per iteration would register with the token's shared
-        // waiter list (a lock every connection contends on) on every frame.
+        // Created once: fresh futures per iteration would register with a waiter list (a lock; the
+        // token's is shared by every connection) on every frame.
         let shutdown = cancel.cancelled();
-        tokio::pin!(shutdown);
+        let backlog = socket.backlog();
+        tokio::pin!(shutdown, backlog);
         loop {
             let step = tokio::select! {
                 () = &mut shutdown => Err(Ending::Close(CloseReason::Shutdown)),
-                frame = inbox.recv() => match frame {
-                    Some(frame) => write_batch(ws, frame, inbox, settings).await,
-                    // The room dropped our outbox because it was full.
-                    None => Err(Ending::Close(CloseReason::SlowConsumer)),
-                },
-                received = ws.recv() => self.on_ws_message(ws, received).await,
-                _ = ping.tick() => self.ping(ws, interval).await,
+                () = &mut backlog => {
+                    backlog.set(socket.backlog());
+                    if socket.is_cut() {
+                        // A fan-out found our queue full: the room has already let us go.
+                        Err(Ending::Close(CloseReason::SlowConsumer))
+                    } else {
+                        flush(ws, settings).await
+                    }
+                }
+                received = ws.recv() => self.on_ws_message(ws, received, settings).await,
+                _ = ping.tick() => self.ping(ws, settings).await,
             };
             if let Err(ending) = step {
                 return ending;
@@ -131,31 +142,18 @@ impl Connection {
         }
     }
 
-    async fn send_handshake(
-        &self,
-        ws: &mut WebSocket,
-        handshake: Handshake,
-        settings: &ConnectionSettings,
-    ) -> Result<(), Ending> {
-        ws.feed(WsMessage::Binary(handshake.step1)).await?;
-        if let Some(awareness) = handshake.awareness {
-            ws.feed(WsMessage::Binary(awareness)).await?;
-        }
-        flush(ws, settings).await
-    }
-
-    async fn ping(&self, ws: &mut WebSocket, interval: Duration) -> Result<(), Ending> {
-        if self.last_seen.elapsed() > interval * 2 {
+    async fn ping(&self, ws: &mut WebSocket, settings: &ConnectionSettings) -> Result<(), Ending> {
+        if self.last_seen.elapsed() > settings.ping_interval * 2 {
             return Err(Ending::Close(CloseReason::PingTimeout));
         }
-        ws.send(WsMessage::Ping(Bytes::new())).await?;
-        Ok(())
+        within_write_deadline(settings, async { Ok(ws.send(WsMessage::Ping(Bytes::new())).await?) }).await
     }
 
     async fn on_ws_message(
         &mut self,
         ws: &mut WebSocket,
         received: Option<Result<WsMessage, axum::Error>>,
+        settings: &ConnectionSettings,
     ) -> Result<(), Ending> {
         self.last_seen = Instant::now();
         match received {
@@ -163,10 +161,15 @@ impl Connection {
             Some(Err(error)) => Err(classify_read_error(error)),
             Some(Ok(WsMessage::Binary(data))) => {
                 Metrics::get().bytes_in.increment(data.len() as u64);
-                if self.handle_frame(ws, &data).await? {
-                    ws.flush().await?;
-                }
-                Ok(())
+                // Replies are buffered, then written once per frame, all within the deadline: a
+                // client that floods requests but never reads cannot park this task.
+                within_write_deadline(settings, async {
+                    if self.handle_frame(ws, &data).await? {
+                        ws.flush().await?;
+                    }
+                    Ok(())
+                })
+                .await
             }
             Some(Ok(WsMessage::Text(_))) => Err(Ending::Close(CloseReason::TextFrame)),
             Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => Ok(()),
@@ -260,32 +263,26 @@ fn classify_read_error(error: axum::Error) -> Ending {
     }
 }
 
-/// Write `first` and whatever else is already queued, then flush once.
-async fn write_batch(
-    ws: &mut WebSocket,
-    first: Bytes,
-    inbox: &mut mpsc::Receiver<Bytes>,
-    settings: &ConnectionSettings,
-) -> Result<(), Ending> {
-    ws.feed(WsMessage::Binary(first)).await?;
-    for _ in 1..MAX_BATCH {
-        match inbox.try_recv() {
-            Ok(frame) => ws.feed(WsMessage::Binary(frame)).await?,
-            Err(_) => break,
-        }
-    }
-    flush(ws, settings).await
+/// Write out everything tungstenite buffered and the socket queued, or give up on a client that
+/// has not read for two ping intervals.
+async fn flush(ws: &mut WebSocket, settings: &ConnectionSettings) -> Result<(), Ending> {
+    within_write_deadline(settings, async { Ok(ws.flush().await?) }).await
 }
 
-async fn flush(ws: &mut WebSocket, settings: &ConnectionSettings) -> Result<(), Ending> {
+/// Run `write`, giving up on a client that has not read anything for two ping intervals. On a
+/// healthy socket the write completes at once: that case arms no timer (a timer per write costs a
+/// lock on the shared timer wheel).
+async fn within_write_deadline<T>(
+    settings: &ConnectionSettings,
+    write: impl Future<Output = Result<T, Ending>>,
+) -> Result<T, Ending> {
     use futures_util::FutureExt;
-    // On a healthy socket the flush completes at once: try that first, so the common case arms no
-    // timer (a timer per write costs a lock on the shared timer wheel).
-    if let Some(result) = ws.flush().now_or_never() {
-        return Ok(result?);
+    let mut write = std::pin::pin!(write);
+    if let Some(result) = write.as_mut().now_or_never() {
+        return result;
     }
-    match tokio::time::timeout(settings.ping_interval * 2, ws.flush()).await {
-        Ok(result) => Ok(result?),
+    match tokio::time::timeout(settings.ping_interval * 2, write).await {
+        Ok(result) => result,
         Err(_) => Err(Ending::Close(CloseReason::WriteTimeout)),
     }
 }

@@ -7,13 +7,15 @@ mod rate_limit;
 use std::sync::Arc;
 
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::Version;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 pub use close::CloseReason;
 
 use crate::http::{ApiError, AppState};
+use crate::socket::SocketHandle;
 
 /// Longest room id accepted, in bytes.
 pub const MAX_ROOM_ID_BYTES: usize = 256;
@@ -29,8 +31,15 @@ pub async fn upgrade(
     State(state): State<Arc<AppState>>,
     Path(room): Path<String>,
     Query(query): Query<WsQuery>,
+    ConnectInfo(SocketHandle(socket)): ConnectInfo<SocketHandle>,
+    version: Version,
     ws: WebSocketUpgrade,
 ) -> Response {
+    // Rooms write frames straight into the TCP socket, which is only right when the WebSocket
+    // owns the whole connection, as with HTTP/1.1's upgrade (the server speaks no HTTP/2).
+    if version != Version::HTTP_11 {
+        return ApiError::bad_request("version", "WebSocket connections need HTTP/1.1").into_response();
+    }
     if room.is_empty() || room.len() > MAX_ROOM_ID_BYTES {
         return ApiError::bad_request("room", format!("room id must be 1 to {MAX_ROOM_ID_BYTES} bytes"))
             .into_response();
@@ -55,9 +64,9 @@ pub async fn upgrade(
         // Small buffers keep idle sockets cheap; they grow for large messages as needed.
         .read_buffer_size(2 * 1024)
         .write_buffer_size(64 * 1024)
-        .on_upgrade(move |socket| {
+        .on_upgrade(move |upgraded| {
             tracker.track_future(async move {
-                connection::serve(socket, lease, settings, app, cancel).await;
+                connection::serve(upgraded, socket, lease, settings, app, cancel).await;
                 drop(permit);
             })
         })

@@ -1,0 +1,91 @@
+//! The socket as hyper and tungstenite see it: an ordinary async byte stream whose writes go
+//! through the same queue as the fan-out's.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::Socket;
+
+/// The I/O type of every accepted connection (see [`super::SocketListener`]).
+pub struct SocketIo(pub(super) Arc<Socket>);
+
+impl Socket {
+    /// Write the queue out until it is empty, waiting for writability as needed.
+    fn poll_drain(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            {
+                let mut out = self.out.lock();
+                if out.is_broken() {
+                    return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+                }
+                match out.write_queued(&self.tcp) {
+                    Ok(()) => return Poll::Ready(Ok(())),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
+            }
+            // The failed write cleared the cached readiness, so this registers our waker unless
+            // the socket became writable in between (then we simply try again).
+            ready!(self.tcp.poll_write_ready(cx))?;
+        }
+    }
+}
+
+impl AsyncRead for SocketIo {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        loop {
+            ready!(self.0.tcp.poll_read_ready(cx))?;
+            match self.0.tcp.try_read(buf.initialize_unfilled()) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                // Readiness was cleared: the next poll_read_ready registers the waker.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for SocketIo {
+    /// Waits while frames are queued (backpressure on hyper and tungstenite), then takes all of
+    /// `buf` at once, queueing what the socket does not take: tungstenite hands over whole frames,
+    /// and accepting only part of one would let a fan-out frame land in its middle.
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        ready!(self.0.poll_drain(cx))?;
+        let mut out = self.0.out.lock();
+        if !out.is_empty() {
+            // A fan-out queued a frame since the drain: go round again rather than overtake it.
+            drop(out);
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        if !out.write_bytes_or_queue(&self.0.tcp, buf)? {
+            drop(out);
+            self.0.backlog.notify_one();
+        }
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.0.poll_drain(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.0.poll_drain(cx))?;
+        // No `&mut TcpStream` here (the socket is shared), so half-close through the descriptor.
+        let result = socket2::SockRef::from(&self.0.tcp).shutdown(std::net::Shutdown::Write);
+        Poll::Ready(match result {
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+            other => other,
+        })
+    }
+}

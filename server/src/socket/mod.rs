@@ -1,0 +1,102 @@
+//! A client's TCP socket, shared by its HTTP/WebSocket stack and the rooms that fan frames out to it.
+//!
+//! hyper and tungstenite read from it and write their own frames (handshake replies, pongs, close)
+//! through [`SocketIo`]. A room's fan-out writes each update straight into the socket with one
+//! non-blocking `writev` from the thread that applied it: no channel, no task wake-up, no copy,
+//! and the frame header is built once for all receivers ([`wire::FrameHeader`]). That is the whole
+//! cost of a delivery when the socket has room, which it has unless the client falls behind.
+//!
+//! When the kernel buffer is full, frames wait in a bounded queue that the connection's own task
+//! drains once the socket is writable again (woken through [`Socket::backlog`]). A client whose
+//! queue reaches its limit is cut: the room stops writing to it and the connection closes with
+//! 1013, so no update is ever dropped silently.
+//!
+//! Invariant: every byte written to the socket goes through [`Outgoing`] under its lock, and a
+//! frame is either written whole, or its unwritten rest is queued before anything else can be
+//! written. Frames from different writers therefore never interleave.
+
+mod io;
+pub mod listener;
+mod queue;
+pub mod wire;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+pub use io::SocketIo;
+pub use listener::{SocketHandle, SocketListener};
+use queue::Outgoing;
+use wire::FrameHeader;
+
+/// Why a socket refused a fan-out frame. Either way the room forgets the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Its queue was full: the client fell too far behind and is being closed with 1013.
+    SlowConsumer,
+    /// The socket is broken or already cut.
+    Gone,
+}
+
+pub struct Socket {
+    tcp: TcpStream,
+    out: Mutex<Outgoing>,
+    /// Told whenever frames are queued (the socket was full) or the client is cut, so the
+    /// connection task drains or closes.
+    backlog: Notify,
+}
+
+impl Socket {
+    pub fn new(tcp: TcpStream) -> Arc<Self> {
+        Arc::new(Self { tcp, out: Mutex::new(Outgoing::default()), backlog: Notify::new() })
+    }
+
+    /// Write one binary frame, `header` then `payload`, or queue what the socket cannot take now.
+    /// At most `queue_limit` frames may wait: one more cuts the client.
+    pub fn send_frame(
+        &self,
+        header: &FrameHeader,
+        payload: &Bytes,
+        queue_limit: usize,
+    ) -> Result<(), Refused> {
+        let mut out = self.out.lock();
+        if out.closed() {
+            return Err(Refused::Gone);
+        }
+        if out.is_empty() {
+            return match out.write_or_queue(&self.tcp, *header, payload) {
+                Ok(true) => Ok(()),
+                Ok(false) => {
+                    drop(out);
+                    self.backlog.notify_one();
+                    Ok(())
+                }
+                Err(_) => Err(Refused::Gone),
+            };
+        }
+        if out.len() >= queue_limit {
+            out.cut();
+            drop(out);
+            self.backlog.notify_one();
+            return Err(Refused::SlowConsumer);
+        }
+        out.push(*header, payload.clone());
+        Ok(())
+    }
+
+    /// Completes when frames wait for the socket to drain them, or the client was cut.
+    pub fn backlog(&self) -> tokio::sync::futures::Notified<'_> {
+        self.backlog.notified()
+    }
+
+    /// Whether a fan-out found this client's queue full.
+    pub fn is_cut(&self) -> bool {
+        self.out.lock().is_cut()
+    }
+}
+
+#[cfg(test)]
+mod tests;

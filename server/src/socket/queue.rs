@@ -1,0 +1,155 @@
+//! What waits to be written to one socket, and the non-blocking writes that move it out.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+
+use bytes::Bytes;
+use tokio::net::TcpStream;
+
+use super::wire::FrameHeader;
+
+/// Most chunks handed to one `writev`: far below the kernel's IOV_MAX, and enough to empty a
+/// backed-up queue of small frames in a few calls.
+const MAX_IOVECS: usize = 64;
+
+/// A frame (or already-framed bytes, with an empty header) waiting for the socket.
+struct Chunk {
+    header: FrameHeader,
+    body: Bytes,
+    /// Bytes of `header` then `body` already written.
+    written: usize,
+}
+
+impl Chunk {
+    fn len(&self) -> usize {
+        self.header.as_slice().len() + self.body.len()
+    }
+
+    /// The unwritten rest, as up to two slices.
+    fn remaining(&self) -> [&[u8]; 2] {
+        let header = self.header.as_slice();
+        if self.written < header.len() {
+            [&header[self.written..], &self.body]
+        } else {
+            [&[], &self.body[self.written - header.len()..]]
+        }
+    }
+}
+
+#[derive(Default)]
+pub(super) struct Outgoing {
+    queue: VecDeque<Chunk>,
+    /// A fan-out found the queue full: no more fan-out frames are accepted.
+    cut: bool,
+    /// A write failed: the peer is gone, nothing more can be written.
+    broken: bool,
+}
+
+impl Outgoing {
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub fn closed(&self) -> bool {
+        self.cut || self.broken
+    }
+
+    pub fn is_cut(&self) -> bool {
+        self.cut
+    }
+
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    pub fn cut(&mut self) {
+        self.cut = true;
+    }
+
+    pub fn push(&mut self, header: FrameHeader, body: Bytes) {
+        self.queue.push_back(Chunk { header, body, written: 0 });
+    }
+
+    /// With nothing queued: write `header` + `body` now, queueing whatever the socket does not
+    /// take. Returns whether all of it was written.
+    pub fn write_or_queue(&mut self, tcp: &TcpStream, header: FrameHeader, body: &Bytes) -> io::Result<bool> {
+        debug_assert!(self.queue.is_empty(), "writing past queued bytes would reorder the stream");
+        let slices = [IoSlice::new(header.as_slice()), IoSlice::new(body)];
+        let total = header.as_slice().len() + body.len();
+        let written = match tcp.try_write_vectored(&slices) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(e) => return Err(self.fail(e)),
+        };
+        if written == total {
+            return Ok(true);
+        }
+        self.queue.push_back(Chunk { header, body: body.clone(), written });
+        Ok(false)
+    }
+
+    /// With nothing queued: write already-framed `bytes` now, queueing a copy of whatever the
+    /// socket does not take. Returns whether all of it was written.
+    pub fn write_bytes_or_queue(&mut self, tcp: &TcpStream, bytes: &[u8]) -> io::Result<bool> {
+        debug_assert!(self.queue.is_empty(), "writing past queued bytes would reorder the stream");
+        let written = match tcp.try_write(bytes) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(e) => return Err(self.fail(e)),
+        };
+        if written == bytes.len() {
+            return Ok(true);
+        }
+        self.push(FrameHeader::NONE, Bytes::copy_from_slice(&bytes[written..]));
+        Ok(false)
+    }
+
+    /// Write as much of the queue as the socket takes now. `Ok` once it is empty; `WouldBlock`
+    /// when the socket is full (the caller waits for writability and calls again).
+    pub fn write_queued(&mut self, tcp: &TcpStream) -> io::Result<()> {
+        while !self.queue.is_empty() {
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            let mut used = 0;
+            for part in self.queue.iter().flat_map(Chunk::remaining).filter(|part| !part.is_empty()) {
+                if used == MAX_IOVECS {
+                    break;
+                }
+                slices[used] = IoSlice::new(part);
+                used += 1;
+            }
+            let written = match tcp.try_write_vectored(&slices[..used]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(e),
+                Err(e) => return Err(self.fail(e)),
+            };
+            self.consume(written);
+        }
+        // A burst may have grown the queue a lot; an idle socket should not keep that capacity.
+        if self.queue.capacity() > MAX_IOVECS {
+            self.queue = VecDeque::new();
+        }
+        Ok(())
+    }
+
+    fn consume(&mut self, mut written: usize) {
+        while let Some(front) = self.queue.front_mut() {
+            let left = front.len() - front.written;
+            if written < left {
+                front.written += written;
+                return;
+            }
+            written -= left;
+            self.queue.pop_front();
+        }
+    }
+
+    fn fail(&mut self, error: io::Error) -> io::Error {
+        self.broken = true;
+        self.queue = VecDeque::new();
+        error
+    }
+}

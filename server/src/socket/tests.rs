@@ -1,0 +1,101 @@
+//! The shared socket over real loopback TCP: frames from the fan-out and from tungstenite's side
+//! never interleave, whatever the kernel buffer takes, and a client that stops reading is cut.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::wire::FrameHeader;
+use super::{Refused, Socket, SocketIo};
+
+/// A connected pair: our shared socket (server side) and the plain client end.
+async fn pair() -> (Arc<Socket>, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let client = TcpStream::connect(listener.local_addr().expect("addr")).await.expect("connect");
+    let (server, _) = listener.accept().await.expect("accept");
+    (Socket::new(server), client)
+}
+
+/// Frame `i`: a binary payload of `len` bytes, each byte `i`.
+fn payload(i: u8, len: usize) -> Bytes {
+    Bytes::from(vec![i; len])
+}
+
+/// Parses unmasked binary frames off `bytes` (only what `FrameHeader::binary` produces).
+fn parse_frames(mut bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    while !bytes.is_empty() {
+        assert_eq!(bytes[0], 0x82, "every frame starts with FIN + binary");
+        let (len, header) = match bytes[1] {
+            126 => (usize::from(u16::from_be_bytes([bytes[2], bytes[3]])), 4),
+            127 => (u64::from_be_bytes(bytes[2..10].try_into().expect("8 bytes")) as usize, 10),
+            short => (usize::from(short), 2),
+        };
+        frames.push(bytes[header..header + len].to_vec());
+        bytes = &bytes[header + len..];
+    }
+    frames
+}
+
+#[tokio::test]
+async fn frames_from_both_writers_arrive_whole_and_in_order_through_a_full_socket() {
+    let (socket, mut client) = pair().await;
+    // The client starts reading only once far more than the kernel buffers hold has been sent,
+    // so most frames are queued and some are split by partial writes.
+    let reader = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let mut stream = Vec::new();
+        client.read_to_end(&mut stream).await.expect("read to end");
+        stream
+    });
+    let mut io = SocketIo(socket.clone());
+    let mut expected = Vec::new();
+    let mut queued = false;
+    for i in 0..200u8 {
+        let len = 1000 + usize::from(i) * 997;
+        let body = payload(i, len);
+        if i % 3 == 0 {
+            // As tungstenite writes: an already-framed message through the AsyncWrite side. It
+            // waits until the fan-out frames queued before it are written.
+            let mut framed = FrameHeader::binary(len).as_slice().to_vec();
+            framed.extend_from_slice(&body);
+            io.write_all(&framed).await.expect("write through SocketIo");
+        } else {
+            assert_eq!(socket.send_frame(&FrameHeader::binary(len), &body, usize::MAX), Ok(()));
+            queued |= !socket.out.lock().is_empty();
+        }
+        expected.push(body.to_vec());
+    }
+    assert!(queued, "the socket filled up, so the queue was exercised");
+    io.flush().await.expect("drain");
+    assert!(socket.out.lock().is_empty());
+    drop((io, socket));
+    let stream = reader.await.expect("reader");
+    assert_eq!(parse_frames(&stream), expected);
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_is_cut_once_its_queue_is_full() {
+    let (socket, _client) = pair().await;
+    let body = payload(1, 64 * 1024);
+    let header = FrameHeader::binary(body.len());
+    let limit = 4;
+    let mut accepted = 0;
+    let refused = loop {
+        match socket.send_frame(&header, &body, limit) {
+            Ok(()) => accepted += 1,
+            Err(refused) => break refused,
+        }
+        assert!(accepted < 10_000, "the kernel cannot buffer this much");
+    };
+    assert_eq!(refused, Refused::SlowConsumer);
+    assert!(socket.is_cut());
+    // Once cut, the room gets `Gone` and forgets the client; nothing is queued past the limit.
+    assert_eq!(socket.send_frame(&header, &body, limit), Err(Refused::Gone));
+    assert_eq!(socket.out.lock().len(), limit);
+    tokio::time::timeout(std::time::Duration::from_secs(1), socket.backlog())
+        .await
+        .expect("the connection task is told");
+}
