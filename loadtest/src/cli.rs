@@ -48,6 +48,12 @@ pub struct Common {
     #[arg(long = "server-env", value_name = "KEY=VALUE", value_parser = parse_env_pair, requires = "spawn")]
     pub server_env: Vec<String>,
 
+    /// Pin the spawned server to these CPUs (`taskset --cpu-list` syntax, e.g. `0`). With the harness
+    /// pinned elsewhere (`taskset -c 1 loadtest ...`) the two stop evicting each other from the
+    /// cores: on a 2-core machine that is the only way to see the server's own latency.
+    #[arg(long, value_name = "LIST", requires = "spawn")]
+    pub server_cpus: Option<String>,
+
     /// PID of the already-running server at `--url`, to measure its CPU and RSS from /proc.
     #[arg(long, env = "LOADTEST_SERVER_PID", requires = "url")]
     pub server_pid: Option<u32>,

@@ -38,7 +38,7 @@ struct Spawned {
 impl Target {
     pub async fn resolve(common: &Common) -> anyhow::Result<Self> {
         if let Some(path) = &common.spawn {
-            let (spawned, addr) = spawn(path, &common.server_args, &common.server_env).await?;
+            let (spawned, addr) = spawn(path, common).await?;
             let pid = spawned.child.id().context("spawned server has no pid")?;
             return Ok(Self {
                 base_url: format!("ws://{addr}/ws"),
@@ -119,18 +119,27 @@ fn is_loopback(host: &str) -> bool {
 }
 
 /// Starts the server on 127.0.0.1:0 with a fresh data dir and waits for `listening on ADDR`.
-/// `env` holds `KEY=VALUE` pairs (checked by the flag's parser) set for the server only.
-async fn spawn(path: &Path, extra: &[String], env: &[String]) -> anyhow::Result<(Spawned, String)> {
+/// `--server-env` pairs (checked by the flag's parser) are set for the server only; with
+/// `--server-cpus` it runs under `taskset` (which execs it: the pid stays the server's).
+async fn spawn(path: &Path, common: &Common) -> anyhow::Result<(Spawned, String)> {
     let data_dir = tempfile::Builder::new().prefix("loadtest-server-").tempdir()?;
     let log = data_dir.path().join("server.log");
     let stderr = std::fs::File::create(&log)?;
-    let mut child = Command::new(path)
+    let mut command = match &common.server_cpus {
+        Some(cpus) => {
+            let mut taskset = Command::new("taskset");
+            taskset.args(["--cpu-list", cpus]).arg(path);
+            taskset
+        }
+        None => Command::new(path),
+    };
+    let mut child = command
         .args(["--bind", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir.path().join("data"))
-        .args(extra)
+        .args(&common.server_args)
         // Plain log lines in the log file (tracing-subscriber honours NO_COLOR).
         .env("NO_COLOR", "1")
-        .envs(env.iter().filter_map(|pair| pair.split_once('=')))
+        .envs(common.server_env.iter().filter_map(|pair| pair.split_once('=')))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(stderr)

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
+use crate::low_priority::LowPriorityThread;
 use crate::snapshot::{MergeFn, SnapshotStore, SnapshotWrite};
 use crate::{Error, Result};
 
@@ -18,10 +19,13 @@ pub const DEFAULT_CACHE_BYTES: usize = 32 * 1024 * 1024;
 /// File name of the database inside `--data-dir`.
 pub const DATABASE_FILE: &str = "codecrafter.redb";
 
-/// redb is synchronous: every call runs on tokio's blocking pool so the async workers never stall.
+/// redb is synchronous, so no call runs on the async workers: reads (a room being opened, which a
+/// client waits for) run on tokio's blocking pool; writes (background persistence) run one at a
+/// time on a low-priority thread, as redb serialises write transactions anyway.
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    writer: Arc<LowPriorityThread<Arc<Database>>>,
 }
 
 impl EmbeddedStore {
@@ -45,10 +49,12 @@ impl EmbeddedStore {
         let txn = db.begin_write().map_err(backend)?;
         txn.open_table(SNAPSHOTS).map_err(backend)?;
         txn.commit().map_err(backend)?;
-        Ok(Self { db: Arc::new(db) })
+        let db = Arc::new(db);
+        let writer = Arc::new(LowPriorityThread::spawn("store-writer", db.clone())?);
+        Ok(Self { db, writer })
     }
 
-    async fn blocking<T: Send + 'static>(
+    async fn read<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Database) -> Result<T> + Send + 'static,
     ) -> Result<T> {
@@ -65,7 +71,7 @@ fn backend(e: impl Into<redb::Error>) -> Error {
 impl SnapshotStore for EmbeddedStore {
     async fn load_snapshot(&self, room: &str) -> Result<Option<Vec<u8>>> {
         let room = room.to_owned();
-        self.blocking(move |db| {
+        self.read(move |db| {
             let txn = db.begin_read().map_err(backend)?;
             let table = txn.open_table(SNAPSHOTS).map_err(backend)?;
             Ok(table.get(room.as_str()).map_err(backend)?.map(|v| v.value().to_vec()))
@@ -77,36 +83,38 @@ impl SnapshotStore for EmbeddedStore {
         if batch.is_empty() {
             return Ok(());
         }
-        self.blocking(move |db| {
-            // One write transaction (one fsync) for the whole batch: the workers hand over many
-            // rooms at once under load.
-            let txn = db.begin_write().map_err(backend)?;
-            {
-                let mut table = txn.open_table(SNAPSHOTS).map_err(backend)?;
-                for write in &batch {
-                    let merged = match table.get(write.room.as_str()).map_err(backend)? {
-                        Some(stored) => merge(stored.value(), &write.update),
-                        None => write.update.clone(),
-                    };
-                    table.insert(write.room.as_str(), merged.as_slice()).map_err(backend)?;
+        self.writer
+            .run(move |db| {
+                // One write transaction (one fsync) for the whole batch: the workers hand over many
+                // rooms at once under load.
+                let txn = db.begin_write().map_err(backend)?;
+                {
+                    let mut table = txn.open_table(SNAPSHOTS).map_err(backend)?;
+                    for write in &batch {
+                        let merged = match table.get(write.room.as_str()).map_err(backend)? {
+                            Some(stored) => merge(stored.value(), &write.update),
+                            None => write.update.clone(),
+                        };
+                        table.insert(write.room.as_str(), merged.as_slice()).map_err(backend)?;
+                    }
                 }
-            }
-            txn.commit().map_err(backend)
-        })
-        .await
+                txn.commit().map_err(backend)
+            })
+            .await
     }
 
     async fn delete_snapshot(&self, room: &str) -> Result<bool> {
         let room = room.to_owned();
-        self.blocking(move |db| {
-            let txn = db.begin_write().map_err(backend)?;
-            let existed = {
-                let mut table = txn.open_table(SNAPSHOTS).map_err(backend)?;
-                table.remove(room.as_str()).map_err(backend)?.is_some()
-            };
-            txn.commit().map_err(backend)?;
-            Ok(existed)
-        })
-        .await
+        self.writer
+            .run(move |db| {
+                let txn = db.begin_write().map_err(backend)?;
+                let existed = {
+                    let mut table = txn.open_table(SNAPSHOTS).map_err(backend)?;
+                    table.remove(room.as_str()).map_err(backend)?.is_some()
+                };
+                txn.commit().map_err(backend)?;
+                Ok(existed)
+            })
+            .await
     }
 }

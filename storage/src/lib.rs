@@ -6,6 +6,7 @@
 
 pub mod conformance;
 mod embedded;
+mod low_priority;
 mod snapshot;
 
 pub use embedded::EmbeddedStore;
