@@ -54,7 +54,7 @@ fn describe() {
     describe_counter!("codecrafter_bytes_out_total", "WebSocket payload bytes queued to clients");
     describe_histogram!(
         "codecrafter_fanout_seconds",
-        "From receiving an update to queueing it for every other client of the room"
+        "From receiving an update to writing it to every other client of the room (or queueing it for a full socket)"
     );
     describe_counter!("codecrafter_room_evictions_total", "Idle rooms persisted and evicted from memory");
     describe_histogram!(

@@ -82,15 +82,15 @@ pub async fn serve(
     if let Ending::Close(reason) = ending {
         metrics.closed(reason.label());
         tracing::debug!(conn = id, room = conn.room.id(), reason = reason.label(), "closing connection");
-        if conn.app {
-            let _ = ws.feed(WsMessage::Binary(reason.app_error().into())).await;
-        }
         let frame = CloseFrame { code: reason.code(), reason: reason.close_text().into() };
         // The closing handshake (RFC 6455 §7.1.1): send ours, then read until the client answers
         // or hangs up. Closing the socket while the client's frames sit unread would make the
         // kernel reset the connection, and a reset can destroy our close frame before the client
-        // reads it.
+        // reads it. Bounded: a client too slow to read gets no more than this.
         let _ = tokio::time::timeout(CLOSE_HANDSHAKE, async {
+            if conn.app {
+                ws.feed(WsMessage::Binary(reason.app_error().into())).await?;
+            }
             ws.send(WsMessage::Close(Some(frame))).await?;
             while ws.recv().await.transpose()?.is_some() {}
             Ok::<_, axum::Error>(())
