@@ -3,6 +3,7 @@
 //!
 //! `main.rs` parses [`Config`] and calls [`run`]; tests call [`run`] on a port-0 listener.
 
+pub mod cache;
 pub mod config;
 pub mod http;
 pub mod relay;

@@ -1,0 +1,56 @@
+//! The cache: short-lived shared state with expiry — refresh tokens, the session cache, rate-limit
+//! counters (and, later, recent chat and which node each user's sockets are on).
+//!
+//! Two backends behind one small trait: [`MemoryCache`] (the default: one process) and
+//! [`RedisCache`] (`REDIS_URL`: shared by every node). Both pass [`conformance::cache_suite`].
+//! Keys are plain strings; the Redis backend prefixes them (`codecrafter:` by default) so one Redis
+//! can serve several deployments or test runs.
+
+pub mod conformance;
+mod memory;
+mod redis;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub use memory::MemoryCache;
+pub use redis::RedisCache;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("cache backend: {0}")]
+    Backend(String),
+}
+
+pub type CacheResult<T> = Result<T, CacheError>;
+
+/// One counted request in a fixed window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hit {
+    /// Requests counted in the current window, this one included.
+    pub count: u64,
+    /// Time until the window ends and the count starts again from zero.
+    pub reset_in: Duration,
+}
+
+#[async_trait]
+pub trait Cache: Send + Sync + 'static {
+    async fn get(&self, key: &str) -> CacheResult<Option<Vec<u8>>>;
+    /// Store `value` under `key` for `ttl`, replacing any value and expiry.
+    async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> CacheResult<()>;
+    /// Store `value` only if `key` holds nothing; true if stored.
+    async fn set_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> CacheResult<bool>;
+    /// Atomically swap the value of an existing `key` for `value`, keeping its expiry, and return
+    /// the previous value. A missing key stays missing and gives `None`. Of two racing swaps
+    /// exactly one sees the original value (refresh-token rotation relies on it).
+    async fn swap(&self, key: &str, value: &[u8]) -> CacheResult<Option<Vec<u8>>>;
+    /// Remove `key`; true if it held a value.
+    async fn delete(&self, key: &str) -> CacheResult<bool>;
+    /// Count one hit on the fixed-window counter `key`: the first hit starts a window of `window`.
+    async fn hit(&self, key: &str, window: Duration) -> CacheResult<Hit>;
+    /// Whether the backend answers (for `/ready`).
+    async fn ping(&self) -> CacheResult<()>;
+    /// `memory` or `redis`.
+    fn backend_name(&self) -> &'static str;
+}
