@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace on a fresh Debian machine. Installs what the tests need (the
-# JS Yjs client from npm into server/tests/js/node_modules), then runs the Rust tests with
-# nextest (plain `cargo test` when nextest is absent). Starts no long-lived service yet; later
-# services (Redis, RabbitMQ, the MongoDB-wire server, dockerd) are started and stopped here.
+# Runs every test of the workspace on a fresh Debian machine. Installs what the tests need: the JS
+# Yjs client from npm (server/tests/js/node_modules), redis-server (apt) and the MongoDB-wire
+# server SecantusDB (pip, into .test-env/venv); starts Redis and SecantusDB on their own ports,
+# runs the Rust tests with nextest (plain `cargo test` when nextest is absent), and stops them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,9 +10,15 @@ need() { command -v "$1" >/dev/null 2>&1 || { echo "test.sh: $1 is required: $2"
 need cargo "install Rust (rustup)"
 need node "apt-get install nodejs npm (Node 18 or newer)"
 need npm "apt-get install npm"
+need python3 "apt-get install python3 python3-venv"
 
 echo "== npm: the real Yjs client for the end-to-end tests"
 npm ci --prefix server/tests/js --no-audit --no-fund --loglevel=error
+
+# shellcheck source=scripts/services.sh
+source scripts/services.sh
+trap services_stop EXIT
+services_start
 
 echo "== cargo: build and run every test"
 if cargo nextest --version >/dev/null 2>&1; then

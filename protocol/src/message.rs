@@ -37,6 +37,9 @@ pub const SYNC_UPDATE: u64 = 2;
 
 /// Auth subtype: the server refused the client's write (reason follows).
 pub const AUTH_PERMISSION_DENIED: u64 = 0;
+/// Auth subtype (CodeCrafter extension; y-protocols defines only 0): the client's access token,
+/// for clients that cannot put it in the URL. Sent as the connection's first message.
+pub const AUTH_TOKEN: u64 = 1;
 
 /// One y-protocols message, borrowing its payload from the frame it was decoded from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +67,7 @@ pub enum SyncMessage<'a> {
     Update(&'a [u8]),
 }
 
-/// Auth messages; y-protocols defines only permission denied.
+/// Auth messages: y-protocols' permission denied, and CodeCrafter's token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMessage<'a> {
     /// The peer may not do what it tried; `reason` is shown to the user.
@@ -72,6 +75,20 @@ pub enum AuthMessage<'a> {
         /// Human-readable explanation.
         reason: &'a str,
     },
+    /// Client to server: the access token (a JWT) authenticating this connection.
+    Token {
+        /// The token text.
+        token: &'a str,
+    },
+}
+
+impl AuthMessage<'_> {
+    fn parts(&self) -> (u64, &str) {
+        match self {
+            Self::PermissionDenied { reason } => (AUTH_PERMISSION_DENIED, reason),
+            Self::Token { token } => (AUTH_TOKEN, token),
+        }
+    }
 }
 
 /// A message's kind without its payload: a cheap, bounded metrics label.
@@ -135,10 +152,11 @@ impl<'a> Message<'a> {
                 write_var_uint(out, MSG_AWARENESS);
                 write_var_bytes(out, update);
             }
-            Self::Auth(AuthMessage::PermissionDenied { reason }) => {
+            Self::Auth(auth) => {
+                let (subtype, text) = auth.parts();
                 write_var_uint(out, MSG_AUTH);
-                write_var_uint(out, AUTH_PERMISSION_DENIED);
-                write_var_string(out, reason);
+                write_var_uint(out, subtype);
+                write_var_string(out, text);
             }
             Self::QueryAwareness => write_var_uint(out, MSG_QUERY_AWARENESS),
             Self::App(json) => {
@@ -169,9 +187,12 @@ impl<'a> Message<'a> {
             Self::Awareness(update) => {
                 var_uint_len(MSG_AWARENESS).saturating_add(var_bytes_len(update.len()))
             }
-            Self::Auth(AuthMessage::PermissionDenied { reason }) => var_uint_len(MSG_AUTH)
-                .saturating_add(var_uint_len(AUTH_PERMISSION_DENIED))
-                .saturating_add(var_bytes_len(reason.len())),
+            Self::Auth(auth) => {
+                let (subtype, text) = auth.parts();
+                var_uint_len(MSG_AUTH)
+                    .saturating_add(var_uint_len(subtype))
+                    .saturating_add(var_bytes_len(text.len()))
+            }
             Self::QueryAwareness => var_uint_len(MSG_QUERY_AWARENESS),
             Self::App(json) => var_uint_len(MSG_APP).saturating_add(var_bytes_len(json.len())),
         }
@@ -210,6 +231,7 @@ impl<'a> Message<'a> {
                 AUTH_PERMISSION_DENIED => {
                     Ok(Self::Auth(AuthMessage::PermissionDenied { reason: reader.read_var_string()? }))
                 }
+                AUTH_TOKEN => Ok(Self::Auth(AuthMessage::Token { token: reader.read_var_string()? })),
                 other => Err(DecodeError::UnknownAuthType(other)),
             },
             MSG_QUERY_AWARENESS => Ok(Self::QueryAwareness),
@@ -299,6 +321,7 @@ mod tests {
                 Message::Sync(SyncMessage::Update(&payload)),
                 Message::Awareness(&payload),
                 Message::Auth(AuthMessage::PermissionDenied { reason: text }),
+                Message::Auth(AuthMessage::Token { token: text }),
                 Message::App(text),
             ] {
                 let bytes = message.encode_to_vec();

@@ -36,7 +36,7 @@ fn malformed_frames() {
         ("awareness without length", vec![0x01], UnexpectedEof),
         ("awareness beyond end", vec![0x01, 0x03, 0x00], UnexpectedEof),
         ("auth without subtype", vec![0x02], UnexpectedEof),
-        ("unknown auth subtype", vec![0x02, 0x01, 0x00], UnknownAuthType(1)),
+        ("unknown auth subtype", vec![0x02, 0x02, 0x00], UnknownAuthType(2)),
         ("auth reason beyond end", vec![0x02, 0x00, 0x02, b'a'], UnexpectedEof),
         ("auth reason invalid UTF-8", vec![0x02, 0x00, 0x02, 0xc3, 0x28], InvalidUtf8),
         ("auth reason lone surrogate", vec![0x02, 0x00, 0x03, 0xed, 0xa0, 0x80], InvalidUtf8),

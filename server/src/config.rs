@@ -76,6 +76,74 @@ pub struct Config {
     #[arg(long, env = "CODECRAFTER_WORKER_THREADS", default_value_t = 0)]
     pub worker_threads: usize,
 
+    /// MongoDB connection string; unset = the embedded store under `--data-dir`.
+    #[arg(long, env = "MONGO_URL")]
+    pub mongo_url: Option<String>,
+
+    /// MongoDB database name.
+    #[arg(long, env = "MONGO_DB", default_value = "codecrafter")]
+    pub mongo_db: String,
+
+    /// Redis connection string for the shared cache (refresh tokens, session cache, rate limits); unset = in-memory.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key this server writes, so deployments can share one Redis.
+    #[arg(long, env = "CODECRAFTER_REDIS_PREFIX", default_value = "codecrafter:")]
+    pub redis_prefix: String,
+
+    /// Secret signing the JWT access tokens (HS256), at least 32 bytes. Required with MONGO_URL or REDIS_URL (every node must share it); unset on the embedded default = generated once and kept in `--data-dir/jwt-secret`.
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Lifetime of an access token, in seconds.
+    #[arg(long, env = "CODECRAFTER_ACCESS_TOKEN_TTL_SECS", default_value_t = 15 * 60)]
+    pub access_token_ttl_secs: u64,
+
+    /// Lifetime of a refresh token, in seconds (each use rotates it).
+    #[arg(long, env = "CODECRAFTER_REFRESH_TOKEN_TTL_SECS", default_value_t = 7 * 24 * 3600)]
+    pub refresh_token_ttl_secs: u64,
+
+    /// How long a session record stays in the cache, in seconds (invalidated on every change).
+    #[arg(long, env = "CODECRAFTER_SESSION_CACHE_SECS", default_value_t = 24 * 3600)]
+    pub session_cache_secs: u64,
+
+    /// Let clients without a token open rooms that are not sessions (a plain y-websocket server). Sessions always need a token.
+    #[arg(long, env = "CODECRAFTER_ALLOW_ANONYMOUS")]
+    pub allow_anonymous: bool,
+
+    /// Milliseconds a client connecting without `?token=` has to send its token in an auth message.
+    #[arg(long, env = "CODECRAFTER_AUTH_TIMEOUT_MS", default_value_t = 5000)]
+    pub auth_timeout_ms: u64,
+
+    /// API requests per client IP, and per signed-in user, in each rate-limit window; 0 = unlimited.
+    #[arg(long, env = "CODECRAFTER_RATE_LIMIT_REQUESTS", default_value_t = 100)]
+    pub rate_limit_requests: u64,
+
+    /// Length of the API rate-limit window, in seconds.
+    #[arg(long, env = "CODECRAFTER_RATE_LIMIT_WINDOW_SECS", default_value_t = 15 * 60)]
+    pub rate_limit_window_secs: u64,
+
+    /// Register, login and refresh requests per client IP in each rate-limit window (on top of the general limit); 0 = unlimited.
+    #[arg(long, env = "CODECRAFTER_AUTH_RATE_LIMIT_REQUESTS", default_value_t = 10)]
+    pub auth_rate_limit_requests: u64,
+
+    /// WebSocket connection attempts per client IP per minute; more get 429; 0 = unlimited.
+    #[arg(long, env = "CODECRAFTER_WS_CONNECTS_PER_MIN", default_value_t = 120)]
+    pub ws_connects_per_min: u64,
+
+    /// Browser origins allowed to call the API (CORS), comma-separated; `*` allows any.
+    #[arg(long, env = "CODECRAFTER_CORS_ORIGINS", value_delimiter = ',', default_value = "http://localhost:3000")]
+    pub cors_origins: Vec<String>,
+
+    /// Largest HTTP request body, in bytes; larger ones get 413.
+    #[arg(long, env = "CODECRAFTER_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Behind a reverse proxy: take the client IP from `X-Forwarded-For` and TLS from `X-Forwarded-Proto` (HSTS). Only set this when a proxy overwrites those headers.
+    #[arg(long, env = "CODECRAFTER_TRUST_PROXY")]
+    pub trust_proxy: bool,
+
     /// Log format.
     #[arg(long, env = "CODECRAFTER_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -87,6 +155,11 @@ impl Config {
         let mut config = Self::parse_from(["codecrafter"]);
         config.bind = "127.0.0.1:0".into();
         config.data_dir = data_dir.into();
+        // The core's tests speak plain y-websocket from one IP; the auth tests switch these back.
+        config.allow_anonymous = true;
+        config.ws_connects_per_min = 0;
+        config.rate_limit_requests = 0;
+        config.auth_rate_limit_requests = 0;
         config
     }
 
@@ -100,6 +173,15 @@ impl Config {
 
     pub fn persist_debounce(&self) -> Duration {
         Duration::from_millis(self.persist_debounce_ms)
+    }
+
+    pub fn rate_limit_window(&self) -> Duration {
+        Duration::from_secs(self.rate_limit_window_secs.max(1))
+    }
+
+    /// Whether other nodes may share this server's state (then they must share its JWT secret).
+    pub fn scaled_out(&self) -> bool {
+        self.mongo_url.is_some() || self.redis_url.is_some()
     }
 
     pub fn crdt_limits(&self) -> crdt::Limits {

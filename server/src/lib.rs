@@ -3,8 +3,10 @@
 //!
 //! `main.rs` parses [`Config`] and calls [`run`]; tests call [`run`] on a port-0 listener.
 
+pub mod auth;
 pub mod cache;
 pub mod config;
+pub mod directory;
 pub mod http;
 pub mod relay;
 pub mod room;
@@ -48,12 +50,21 @@ pub async fn run_with_hub(
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     telemetry::Metrics::get();
-    let store: Arc<dyn storage::SnapshotStore> =
-        Arc::new(storage::EmbeddedStore::open(&config.data_dir).context("opening the embedded store")?);
+    // The secret first: a misconfigured cluster should say so before touching any backend.
+    let secret = auth::secret::load(config.jwt_secret.as_deref(), &config.data_dir, config.scaled_out())?;
+    let store = open_store(&config).await?;
+    let cache = open_cache(&config).await?;
+    let auth = Arc::new(auth::Auth {
+        tokens: auth::AccessTokens::new(&secret, Duration::from_secs(config.access_token_ttl_secs)),
+        refresh: auth::RefreshTokens::new(cache.clone(), Duration::from_secs(config.refresh_token_ttl_secs)),
+    });
+    if config.allow_anonymous {
+        tracing::warn!("--allow-anonymous: clients without a token may open any room that is not a session");
+    }
     let background = TaskTracker::new();
     let stop_workers = CancellationToken::new();
     let queue = InProcessQueue::start(
-        store.clone(),
+        store.clone() as Arc<dyn storage::SnapshotStore>,
         InProcessQueueConfig::default(),
         &background,
         stop_workers.clone(),
@@ -68,11 +79,19 @@ pub async fn run_with_hub(
     let (relay, relayed) = hub.join(relay::new_node_id());
     let relay: Arc<dyn Relay> = relay;
     let rooms = Arc::new(Rooms::new(store.clone(), settings, persist_tx, relay.clone()));
+    let sessions = Arc::new(directory::SessionDirectory::new(
+        store.clone(),
+        cache.clone(),
+        Duration::from_secs(config.session_cache_secs),
+        rooms.clone(),
+        queue.clone(),
+    ));
     let stop_rooms = CancellationToken::new();
     background.spawn(relay::dispatch::run(relayed, rooms.clone(), relay, stop_rooms.clone()));
     background.spawn(persister::run(
         persist_rx,
         queue.clone(),
+        store.clone() as Arc<dyn storage::SessionStore>,
         config.persist_debounce(),
         stop_rooms.clone(),
     ));
@@ -89,13 +108,22 @@ pub async fn run_with_hub(
         connections: TaskTracker::new(),
         cancel: shutdown.clone(),
         store,
+        cache,
+        auth,
+        sessions,
         rooms: rooms.clone(),
         accepting: AtomicBool::new(true),
         config: Arc::new(config.clone()),
     });
 
     println!("listening on {addr}");
-    tracing::info!(%addr, data_dir = %config.data_dir.display(), "codecrafter serving");
+    tracing::info!(
+        %addr,
+        store = state.store.backend_name(),
+        cache = state.cache.backend_name(),
+        anonymous = config.allow_anonymous,
+        "codecrafter serving"
+    );
     let app = http::router(state.clone()).into_make_service_with_connect_info::<socket::SocketHandle>();
     axum::serve(socket::SocketListener(listener), app)
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
@@ -123,6 +151,31 @@ pub async fn run_with_hub(
     }
     tracing::info!("all rooms persisted; bye");
     Ok(())
+}
+
+/// MongoDB when `MONGO_URL` is set (indexes ensured at connect), else the embedded file.
+async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn storage::Store>> {
+    Ok(match &config.mongo_url {
+        Some(url) => Arc::new(
+            storage::MongoStore::connect(storage::MongoConfig::new(url, &config.mongo_db))
+                .await
+                .context("connecting to MongoDB")?,
+        ),
+        None => Arc::new(
+            storage::EmbeddedStore::open_with_cache(&config.data_dir, config.store_cache_mb * 1024 * 1024)
+                .context("opening the embedded store")?,
+        ),
+    })
+}
+
+/// Redis when `REDIS_URL` is set, else in memory.
+async fn open_cache(config: &Config) -> anyhow::Result<Arc<dyn cache::Cache>> {
+    Ok(match &config.redis_url {
+        Some(url) => Arc::new(
+            cache::RedisCache::connect(url, &config.redis_prefix).await.context("connecting to Redis")?,
+        ),
+        None => Arc::new(cache::MemoryCache::new()),
+    })
 }
 
 /// How often the janitor looks at every room: often enough for the awareness timeout and the idle

@@ -67,6 +67,8 @@ fn describe() {
         "Clients closed with 1013 because they fell too far behind"
     );
     describe_counter!("codecrafter_connections_closed_total", "Connections closed by the server, by reason");
+    describe_counter!("codecrafter_rate_limited_total", "API requests and WebSocket connects refused with 429");
+    describe_counter!("codecrafter_permission_denied_total", "Document updates refused because the client may not write");
 }
 
 /// Handles resolved once; cloning a handle is an `Arc` clone, incrementing one is an atomic add.
@@ -79,6 +81,8 @@ pub struct Metrics {
     pub evictions: Counter,
     pub persist_errors: Counter,
     pub slow_consumers: Counter,
+    pub rate_limited: Counter,
+    pub permission_denied: Counter,
     messages_in: [Counter; MessageKind::COUNT],
     messages_out: [Counter; MessageKind::COUNT],
 }
@@ -100,6 +104,8 @@ impl Metrics {
                 evictions: metrics::counter!("codecrafter_room_evictions_total"),
                 persist_errors: metrics::counter!("codecrafter_persist_errors_total", "kind" => "write"),
                 slow_consumers: metrics::counter!("codecrafter_slow_consumers_closed_total"),
+                rate_limited: metrics::counter!("codecrafter_rate_limited_total"),
+                permission_denied: metrics::counter!("codecrafter_permission_denied_total"),
                 messages_in: by_kind("codecrafter_messages_in_total"),
                 messages_out: by_kind("codecrafter_messages_out_total"),
             }

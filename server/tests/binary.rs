@@ -23,6 +23,8 @@ async fn start(data_dir: &std::path::Path, extra: &[&str]) -> Running {
     let mut child = Command::new(env!("CARGO_BIN_EXE_codecrafter"))
         .args(["--bind", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
+        // These tests exercise the core with plain y-websocket clients (no accounts).
+        .args(["--allow-anonymous", "--ws-connects-per-min", "0"])
         .args(extra)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
@@ -123,8 +125,37 @@ async fn help_documents_every_limit() {
         "--persist-debounce-ms",
         "--max-connections",
         "--shutdown-timeout-secs",
+        "--mongo-url",
+        "--redis-url",
+        "--jwt-secret",
+        "--access-token-ttl-secs",
+        "--refresh-token-ttl-secs",
+        "--allow-anonymous",
+        "--rate-limit-requests",
+        "--rate-limit-window-secs",
+        "--auth-rate-limit-requests",
+        "--ws-connects-per-min",
+        "--cors-origins",
+        "--max-body-bytes",
+        "--trust-proxy",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
     }
     assert!(help.contains("[env: CODECRAFTER_MAX_MESSAGE_BYTES="), "every flag names its env var:\n{help}");
+}
+
+#[tokio::test]
+async fn scaled_out_without_a_jwt_secret_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_codecrafter"))
+        .args(["--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("REDIS_URL", "redis://127.0.0.1:1")
+        .env_remove("JWT_SECRET")
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("JWT_SECRET is required"), "{stderr}");
 }

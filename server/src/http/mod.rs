@@ -1,21 +1,39 @@
-//! The HTTP surface: one router for the WebSocket gateway and the operations endpoints, and the
-//! JSON error shape every route answers with.
+//! The HTTP surface: the JSON API (accounts, sessions, collaborators), the WebSocket gateway,
+//! the operations endpoints, and the OpenAPI document generated from them. Every error answers
+//! `{"error":{"code","message"}}`.
 
+mod auth;
+mod collaborators;
+mod docs;
 mod error;
+pub mod extract;
 mod ops;
+mod rate_limit;
+mod security;
+mod sessions;
+mod validate;
+mod views;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
 use axum::routing::get;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
-pub use error::ApiError;
+pub use error::{ApiError, ErrorBody};
+pub use rate_limit::client_ip;
 
+use crate::auth::Auth;
+use crate::cache::Cache;
 use crate::config::Config;
+use crate::directory::SessionDirectory;
 use crate::room::Rooms;
 use crate::ws::connection::ConnectionSettings;
 
@@ -27,11 +45,43 @@ pub struct AppState {
     /// Every WebSocket connection task, so shutdown can wait for them to close.
     pub connections: TaskTracker,
     pub cancel: CancellationToken,
-    pub store: Arc<dyn storage::SnapshotStore>,
+    pub store: Arc<dyn storage::Store>,
+    pub cache: Arc<dyn Cache>,
+    pub auth: Arc<Auth>,
+    pub sessions: Arc<SessionDirectory>,
     /// False once shutdown starts: `/ready` then answers 503.
     pub accepting: AtomicBool,
 }
 
+/// The OpenAPI document of every route (served at `/api-docs`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut document = api_routes().split_for_parts().1;
+    document.merge(ops::router().split_for_parts().1);
+    document
+}
+
+fn api_routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
+        .merge(auth::router())
+        .merge(sessions::router())
+        .merge(collaborators::router())
+}
+
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new().route("/ws/{*room}", get(crate::ws::upgrade)).merge(ops::router()).with_state(state)
+    let (api, _) = api_routes().split_for_parts();
+    let (ops, _) = ops::router().split_for_parts();
+    let api = api
+        .layer(middleware::from_fn_with_state(state.clone(), rate_limit::limit))
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes));
+    let trust_proxy = state.config.trust_proxy;
+    Router::new()
+        .route("/ws/{*room}", get(crate::ws::upgrade))
+        .merge(ops)
+        .merge(api)
+        .merge(docs::router(openapi()))
+        .fallback(security::not_found)
+        .method_not_allowed_fallback(security::method_not_allowed)
+        .layer(security::cors(&state.config))
+        .layer(middleware::from_fn(move |request, next| security::headers(trust_proxy, request, next)))
+        .with_state(state)
 }

@@ -3,39 +3,48 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::get;
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use crate::telemetry::{Metrics, prometheus};
 
-pub fn router() -> Router<Arc<AppState>> {
-    Router::new().route("/health", get(health)).route("/ready", get(ready)).route("/metrics", get(metrics))
+pub fn router() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new().routes(routes!(health)).routes(routes!(ready)).routes(routes!(metrics))
 }
 
 /// The process is up and serving HTTP.
+#[utoipa::path(get, path = "/health", tag = "ops", responses((status = 200, description = "`{\"status\":\"ok\"}`")))]
 async fn health() -> impl IntoResponse {
     axum::Json(json!({ "status": "ok" }))
 }
 
-/// Ready for traffic: accepting connections and the store answers.
+/// Ready for traffic: accepting connections, and the store and the cache answer.
+#[utoipa::path(get, path = "/ready", tag = "ops", responses(
+    (status = 200, description = "Ready; the body names each dependency's state"),
+    (status = 503, description = "Shutting down, or the store or cache is unreachable")))]
 async fn ready(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let accepting = state.accepting.load(Ordering::Acquire);
-    let store_ok = state.store.load_snapshot("").await.is_ok();
-    let status = if accepting && store_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let (store, cache) = tokio::join!(state.store.ping(), state.cache.ping());
+    let (store_ok, cache_ok) = (store.is_ok(), cache.is_ok());
+    let ok = accepting && store_ok && cache_ok;
+    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = json!({
-        "status": if status == StatusCode::OK { "ready" } else { "not_ready" },
+        "status": if ok { "ready" } else { "not_ready" },
         "accepting": accepting,
-        "store": if store_ok { "ok" } else { "unavailable" },
+        "store": { "backend": state.store.backend_name(), "status": if store_ok { "ok" } else { "unavailable" } },
+        "cache": { "backend": state.cache.backend_name(), "status": if cache_ok { "ok" } else { "unavailable" } },
         "rooms": state.rooms.len(),
     });
     (status, axum::Json(body))
 }
 
+/// Prometheus metrics (text exposition format).
+#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format")))]
 async fn metrics() -> impl IntoResponse {
     Metrics::get();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], prometheus().render())

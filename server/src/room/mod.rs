@@ -40,6 +40,8 @@ pub struct Room {
     connections: AtomicUsize,
     idle_since_ms: AtomicU64,
     dirty: AtomicBool,
+    /// Its session was deleted: nothing of it may be persisted any more.
+    discarded: AtomicBool,
     /// Filled by the first joiner from the stored snapshot; later joiners wait on it.
     loaded: tokio::sync::OnceCell<()>,
     persist_tx: mpsc::UnboundedSender<Arc<Room>>,
@@ -103,6 +105,7 @@ impl Room {
             connections: AtomicUsize::new(0),
             idle_since_ms: AtomicU64::new(0),
             dirty: AtomicBool::new(false),
+            discarded: AtomicBool::new(false),
             loaded: tokio::sync::OnceCell::new(),
             persist_tx,
             relay,
@@ -277,7 +280,7 @@ impl Room {
     /// dirty mark. A caller that then fails to persist it must call [`Room::restore_dirty`].
     pub fn take_snapshot(&self) -> Option<SnapshotJob> {
         let mut state = self.state.lock();
-        if !self.dirty.swap(false, Ordering::AcqRel) {
+        if !self.dirty.swap(false, Ordering::AcqRel) || self.discarded.load(Ordering::Acquire) {
             return None;
         }
         let changes = std::mem::take(&mut state.changes);

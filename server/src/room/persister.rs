@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use protocol::job::Job;
+use storage::SessionStore;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use workers::JobQueue;
@@ -18,6 +19,7 @@ use crate::time::unix_ms;
 pub async fn run(
     mut dirty: mpsc::UnboundedReceiver<Arc<Room>>,
     queue: Arc<dyn JobQueue>,
+    sessions: Arc<dyn SessionStore>,
     debounce: Duration,
     cancel: CancellationToken,
 ) {
@@ -45,6 +47,18 @@ pub async fn run(
             tracing::error!(room = room.id(), %error, "could not queue snapshot; will retry");
             room.restore_dirty(changes, dirty_since_ms);
             tokio::time::sleep(debounce).await;
+            continue;
+        }
+        // A session's metadata counts its edits (free rooms have no session record). Off the
+        // loop: a slow store must not hold back the next room's snapshot.
+        if changes > 0 && storage::model::is_id(room.id()) {
+            let sessions = sessions.clone();
+            let id = room.id().to_owned();
+            tokio::spawn(async move {
+                if let Err(error) = sessions.record_activity(&id, changes, unix_ms() as i64).await {
+                    tracing::warn!(session = id, %error, "could not record session activity");
+                }
+            });
         }
     }
 }

@@ -113,6 +113,18 @@ impl Rooms {
         Ok(lease)
     }
 
+    /// Forget room `id` for good (its session was deleted): it is dropped from memory and never
+    /// persisted again, whatever its clients do before they are closed.
+    pub fn discard(&self, id: &str) {
+        if let Some((_, room)) = self.map.remove(id) {
+            room.discarded.store(true, Ordering::Release);
+            if room.loaded.initialized() {
+                self.relay.unsubscribe(room.id());
+            }
+            Metrics::get().rooms.decrement(1.0);
+        }
+    }
+
     /// Every room, for periodic work.
     pub fn all(&self) -> Vec<Arc<Room>> {
         self.map.iter().map(|entry| entry.value().clone()).collect()

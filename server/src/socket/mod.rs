@@ -54,6 +54,11 @@ impl Socket {
         Arc::new(Self { tcp, out: Mutex::new(Outgoing::default()), backlog: Notify::new() })
     }
 
+    /// The client's address as the TCP connection sees it (a proxy's, behind one).
+    pub fn peer_ip(&self) -> Option<std::net::IpAddr> {
+        self.tcp.peer_addr().ok().map(|addr| addr.ip())
+    }
+
     /// Write one binary frame, `header` then `payload`, or queue what the socket cannot take now.
     /// At most `queue_limit` frames may wait: one more cuts the client.
     pub fn send_frame(

@@ -1,7 +1,32 @@
 //! Why the server ends a connection: the WebSocket close code and reason a client sees, and the
 //! error an app client (`?app=1`) is sent just before.
 
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
+use futures_util::SinkExt;
 use protocol::app::AppMessage;
+
+/// Longest wait for a client to answer our close frame.
+const CLOSE_HANDSHAKE: Duration = Duration::from_secs(2);
+
+/// The closing handshake (RFC 6455 §7.1.1): send our close frame (app clients get the error as an
+/// app message first), then read until the client answers or hangs up. Closing the socket while
+/// the client's frames sit unread would make the kernel reset the connection, and a reset can
+/// destroy our close frame before the client reads it. Bounded: a client too slow to read gets no
+/// more than [`CLOSE_HANDSHAKE`].
+pub async fn close_with(ws: &mut WebSocket, reason: &CloseReason, app: bool) {
+    let frame = CloseFrame { code: reason.code(), reason: reason.close_text().into() };
+    let _ = tokio::time::timeout(CLOSE_HANDSHAKE, async {
+        if app {
+            ws.feed(WsMessage::Binary(reason.app_error().into())).await?;
+        }
+        ws.send(WsMessage::Close(Some(frame))).await?;
+        while ws.recv().await.transpose()?.is_some() {}
+        Ok::<_, axum::Error>(())
+    })
+    .await;
+}
 
 #[derive(Debug)]
 pub enum CloseReason {
@@ -23,6 +48,18 @@ pub enum CloseReason {
     PingTimeout,
     /// Writing to the client did not finish in time (1001).
     WriteTimeout,
+    /// No token, or a bad or expired one (4401).
+    Unauthorized(&'static str),
+    /// Signed in, but no access to this session (4403).
+    Forbidden,
+    /// Access was taken away while connected: removed from the session (4403).
+    Revoked,
+    /// No such session (4404).
+    NotFound,
+    /// The session was deleted while connected (4404).
+    SessionDeleted,
+    /// The room could not be opened (store unreachable): try again (1011).
+    Unavailable,
 }
 
 impl CloseReason {
@@ -35,6 +72,10 @@ impl CloseReason {
             Self::TextFrame => 1003,
             Self::Malformed(_) => 1002,
             Self::Rejected(_) => 1007,
+            Self::Unauthorized(_) => 4401,
+            Self::Forbidden | Self::Revoked => 4403,
+            Self::NotFound | Self::SessionDeleted => 4404,
+            Self::Unavailable => 1011,
         }
     }
 
@@ -50,6 +91,12 @@ impl CloseReason {
             Self::Rejected(_) => "invalid_update",
             Self::PingTimeout => "ping_timeout",
             Self::WriteTimeout => "write_timeout",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::Revoked => "access_revoked",
+            Self::NotFound => "session_not_found",
+            Self::SessionDeleted => "session_deleted",
+            Self::Unavailable => "room_unavailable",
         }
     }
 
@@ -64,6 +111,12 @@ impl CloseReason {
             Self::Rejected(e) => format!("update rejected: {e}"),
             Self::PingTimeout => "ping timeout".into(),
             Self::WriteTimeout => "write timeout".into(),
+            Self::Unauthorized(why) => (*why).into(),
+            Self::Forbidden => "no access to this session".into(),
+            Self::Revoked => "access to this session was revoked".into(),
+            Self::NotFound => "session not found".into(),
+            Self::SessionDeleted => "session deleted".into(),
+            Self::Unavailable => "room unavailable, try again".into(),
         }
     }
 

@@ -5,21 +5,26 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
+use axum::extract::ws::{Message as WsMessage, WebSocket};
 use bytes::Bytes;
 use futures_util::SinkExt;
-use protocol::{Message, SyncMessage, decode_frame};
+use protocol::{AuthMessage, Message, SyncMessage, decode_frame};
 use tokio_util::sync::CancellationToken;
 
-use super::close::CloseReason;
+use super::admission::Admission;
+use super::close::{CloseReason, close_with};
 use super::rate_limit::TokenBucket;
+use crate::auth::access::Revoked;
+use crate::auth::live::Registration;
+use crate::auth::Grant;
 use crate::room::{ConnId, Peer, RoomLease};
 use crate::socket::Socket;
 use crate::telemetry::Metrics;
 use crate::time::unix_ms;
 
-/// Longest wait for a client to answer our close frame.
-const CLOSE_HANDSHAKE: Duration = Duration::from_secs(2);
+/// An update that carries nothing (Yjs v1: no structs, empty delete set), which is what a client
+/// with no local changes answers to our sync step 1, even when it may not write.
+const EMPTY_UPDATE: [u8; 2] = [0, 0];
 
 /// Settings shared by every connection.
 #[derive(Debug, Clone)]
@@ -53,8 +58,13 @@ struct Connection {
     /// Whether the client asked for app messages (`?app=1`).
     app: bool,
     last_seen: Instant,
+    /// Whether it may write now; flipped by permission changes while it is connected.
+    grant: Arc<Grant>,
+    /// Keeps the connection reachable by permission changes until it ends.
+    _registration: Option<Registration>,
 }
 
+#[allow(clippy::too_many_arguments)]
 pub async fn serve(
     mut ws: WebSocket,
     socket: Arc<Socket>,
@@ -62,10 +72,11 @@ pub async fn serve(
     settings: Arc<ConnectionSettings>,
     app: bool,
     cancel: CancellationToken,
+    id: ConnId,
+    admission: Admission,
 ) {
     let metrics = Metrics::get();
     metrics.connections.increment(1.0);
-    let id = next_conn_id();
     // y-websocket servers speak first: the room greets the client as it registers it.
     room.join(Peer::new(id, socket.clone(), settings.send_queue));
     let now = Instant::now();
@@ -76,31 +87,28 @@ pub async fn serve(
         rate: TokenBucket::new(settings.max_messages_per_sec, settings.message_burst, now),
         app,
         last_seen: now,
+        grant: admission.grant,
+        _registration: admission.registration,
     };
-    let ending = conn.run(&mut ws, &socket, &settings, &cancel).await;
+    let ending = match admission.rest_of_first_frame {
+        // What the client sent along with its auth token, handled as if it came now.
+        Some(rest) => conn.on_ws_message(&mut ws, Some(Ok(WsMessage::Binary(rest))), &settings).await,
+        None => Ok(()),
+    };
+    let ending = match ending {
+        Ok(()) => conn.run(&mut ws, &socket, &settings, &cancel).await,
+        Err(ending) => ending,
+    };
     conn.room.leave(id, &conn.controlled, unix_ms());
     if let Ending::Close(reason) = ending {
         metrics.closed(reason.label());
         tracing::debug!(conn = id, room = conn.room.id(), reason = reason.label(), "closing connection");
-        let frame = CloseFrame { code: reason.code(), reason: reason.close_text().into() };
-        // The closing handshake (RFC 6455 §7.1.1): send ours, then read until the client answers
-        // or hangs up. Closing the socket while the client's frames sit unread would make the
-        // kernel reset the connection, and a reset can destroy our close frame before the client
-        // reads it. Bounded: a client too slow to read gets no more than this.
-        let _ = tokio::time::timeout(CLOSE_HANDSHAKE, async {
-            if conn.app {
-                ws.feed(WsMessage::Binary(reason.app_error().into())).await?;
-            }
-            ws.send(WsMessage::Close(Some(frame))).await?;
-            while ws.recv().await.transpose()?.is_some() {}
-            Ok::<_, axum::Error>(())
-        })
-        .await;
+        close_with(&mut ws, &reason, conn.app).await;
     }
     metrics.connections.decrement(1.0);
 }
 
-fn next_conn_id() -> ConnId {
+pub fn next_conn_id() -> ConnId {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(1);
     NEXT.fetch_add(1, Ordering::Relaxed)
@@ -120,10 +128,16 @@ impl Connection {
         // token's is shared by every connection) on every frame.
         let shutdown = cancel.cancelled();
         let backlog = socket.backlog();
-        tokio::pin!(shutdown, backlog);
+        let grant = self.grant.clone();
+        let revoked = grant.revoked();
+        tokio::pin!(shutdown, backlog, revoked);
         loop {
             let step = tokio::select! {
                 () = &mut shutdown => Err(Ending::Close(CloseReason::Shutdown)),
+                why = &mut revoked => Err(Ending::Close(match why {
+                    Revoked::Access => CloseReason::Revoked,
+                    Revoked::SessionDeleted => CloseReason::SessionDeleted,
+                })),
                 () = &mut backlog => {
                     backlog.set(socket.backlog());
                     if socket.is_cut() {
@@ -209,6 +223,11 @@ impl Connection {
             Message::Sync(SyncMessage::Step1(state_vector)) => {
                 Ok(Some(self.room.sync_reply(state_vector).map_err(rejected)?))
             }
+            Message::Sync(SyncMessage::Update(update) | SyncMessage::Step2(update))
+                if !self.grant.can_write() =>
+            {
+                Ok(self.refuse_write(update))
+            }
             Message::Sync(SyncMessage::Update(update)) => {
                 let applied =
                     self.room.apply_update(self.id, update, original, unix_ms()).map_err(rejected)?;
@@ -234,6 +253,7 @@ impl Connection {
             }
             Message::QueryAwareness => Ok(self.room.awareness()),
             // Permission-denied is server-to-client only; a client's copy has nothing to act on.
+            // A token after admission changes nothing: a connection's identity is fixed.
             Message::Auth(_) => Ok(None),
             Message::App(_) if self.app => Ok(Some(Bytes::from(
                 protocol::app::AppMessage::Error {
@@ -248,6 +268,17 @@ impl Connection {
 }
 
 impl Connection {
+    /// A read-only client's update is never applied; it is told why (y-protocols permission
+    /// denied), except for the empty update every client answers our sync step 1 with.
+    fn refuse_write(&self, update: &[u8]) -> Option<Bytes> {
+        if update == EMPTY_UPDATE {
+            return None;
+        }
+        Metrics::get().permission_denied.increment(1);
+        let reason = "read-only: you may not edit this session (viewer role or locked session)";
+        Some(crate::room::encode(Message::Auth(AuthMessage::PermissionDenied { reason })))
+    }
+
     /// An update that waits for updates the room lacks: the sender has them, so send it the
     /// room's sync step 1 and it answers with what is missing.
     fn ask_for_missing(&self, applied: crdt::Applied) -> Option<Bytes> {

@@ -1,13 +1,16 @@
-//! The WebSocket gateway: `GET /ws/{room}` upgrades to the y-websocket protocol.
+//! The WebSocket gateway: `GET /ws/{room}` upgrades to the y-websocket protocol, once the client
+//! is admitted (see [`admission`]).
 
+mod admission;
 mod close;
 pub mod connection;
 mod rate_limit;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::ws::{WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::Version;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -16,17 +19,36 @@ pub use close::CloseReason;
 
 use crate::http::{ApiError, AppState};
 use crate::socket::SocketHandle;
+use crate::telemetry::Metrics;
 
 /// Longest room id accepted, in bytes.
 pub const MAX_ROOM_ID_BYTES: usize = 256;
 
-#[derive(Debug, Default, Deserialize)]
+/// Window of the per-IP connection throttle.
+const CONNECT_WINDOW: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WsQuery {
-    /// `?app=1` opts in to CodeCrafter's app messages (chat, run output, errors).
+    /// `1` opts in to CodeCrafter's app messages (chat, run output, errors).
     #[serde(default)]
     app: Option<String>,
+    /// Access token (JWT). Without it, the first message must be an auth token message
+    /// (type 2, subtype 1), unless the server runs with `--allow-anonymous` and the room is not a
+    /// session.
+    #[serde(default)]
+    token: Option<String>,
 }
 
+/// Open a room over WebSocket (y-websocket protocol). Refusals close the socket with 4401 (no or
+/// bad token), 4403 (no access), 4404 (no such session); a viewer's updates are answered with a
+/// permission-denied auth message and never applied.
+#[utoipa::path(get, path = "/ws/{room}", tag = "realtime",
+    params(("room" = String, Path, description = "Session id (any id for free rooms with --allow-anonymous)"), WsQuery),
+    responses((status = 101, description = "Switching protocols"),
+        (status = 400, description = "Not a WebSocket upgrade over HTTP/1.1, or a bad room id", body = crate::http::ErrorBody),
+        (status = 429, description = "Too many connection attempts from this IP", body = crate::http::ErrorBody),
+        (status = 503, description = "Connection limit reached", body = crate::http::ErrorBody)))]
 pub async fn upgrade(
     State(state): State<Arc<AppState>>,
     Path(room): Path<String>,
@@ -34,6 +56,7 @@ pub async fn upgrade(
     ConnectInfo(SocketHandle(socket)): ConnectInfo<SocketHandle>,
     version: Version,
     ws: WebSocketUpgrade,
+    request: Request,
 ) -> Response {
     // Rooms write frames straight into the TCP socket, which is only right when the WebSocket
     // owns the whole connection, as with HTTP/1.1's upgrade (the server speaks no HTTP/2).
@@ -44,19 +67,15 @@ pub async fn upgrade(
         return ApiError::bad_request("room", format!("room id must be 1 to {MAX_ROOM_ID_BYTES} bytes"))
             .into_response();
     }
+    let ip = crate::http::client_ip(&state, &request);
+    drop(request);
+    if let Err(refused) = throttle(&state, ip).await {
+        return refused.into_response();
+    }
     let Ok(permit) = state.connection_slots.clone().try_acquire_owned() else {
         return ApiError::unavailable("too many connections").into_response();
     };
-    let lease = match state.rooms.join(&room).await {
-        Ok(lease) => lease,
-        Err(error) => {
-            tracing::error!(room, %error, "could not open room");
-            return ApiError::unavailable("room unavailable, try again").into_response();
-        }
-    };
     let app = matches!(query.app.as_deref(), Some("1" | "true"));
-    let settings = state.connection_settings.clone();
-    let cancel = state.cancel.clone();
     let tracker = state.connections.clone();
     let limit = state.config.max_message_bytes;
     ws.max_message_size(limit)
@@ -64,10 +83,51 @@ pub async fn upgrade(
         // Small buffers keep idle sockets cheap; they grow for large messages as needed.
         .read_buffer_size(2 * 1024)
         .write_buffer_size(64 * 1024)
-        .on_upgrade(move |upgraded| {
+        .on_upgrade(move |mut upgraded| {
             tracker.track_future(async move {
-                connection::serve(upgraded, socket, lease, settings, app, cancel).await;
+                let conn = connection::next_conn_id();
+                let admitted = admission::admit(&mut upgraded, &state, &room, conn, query.token).await;
+                let admission = match admitted {
+                    Ok(admission) => admission,
+                    Err(reason) => return refuse(upgraded, reason, app).await,
+                };
+                let lease = match state.rooms.join(&room).await {
+                    Ok(lease) => lease,
+                    Err(error) => {
+                        tracing::error!(room, %error, "could not open room");
+                        return refuse(upgraded, CloseReason::Unavailable, app).await;
+                    }
+                };
+                let settings = state.connection_settings.clone();
+                connection::serve(upgraded, socket, lease, settings, app, state.cancel.clone(), conn, admission)
+                    .await;
                 drop(permit);
             })
         })
+}
+
+/// Count a connection attempt against the client IP's budget.
+async fn throttle(state: &AppState, ip: std::net::IpAddr) -> Result<(), ApiError> {
+    let limit = state.config.ws_connects_per_min;
+    if limit == 0 {
+        return Ok(());
+    }
+    match state.cache.hit(&format!("rl:ws:{ip}"), CONNECT_WINDOW).await {
+        Ok(hit) if hit.count > limit => {
+            Metrics::get().rate_limited.increment(1);
+            Err(ApiError::too_many_requests(hit.reset_in))
+        }
+        Ok(_) => Ok(()),
+        Err(error) => {
+            tracing::warn!(%error, "connect throttle unavailable; connection allowed");
+            Ok(())
+        }
+    }
+}
+
+/// Close a connection that was never admitted, saying why.
+async fn refuse(mut ws: WebSocket, reason: CloseReason, app: bool) {
+    Metrics::get().closed(reason.label());
+    tracing::debug!(reason = reason.label(), "refusing connection");
+    close::close_with(&mut ws, &reason, app).await;
 }

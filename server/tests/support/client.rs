@@ -40,6 +40,8 @@ pub struct Shared {
     /// Raw frames received, when recording.
     pub frames: Vec<Vec<u8>>,
     pub synced: bool,
+    /// Reasons of the permission-denied auth messages received.
+    pub denied: Vec<String>,
 }
 
 pub fn new_doc() -> Doc {
@@ -53,6 +55,16 @@ impl YClient {
 
     /// Connect with an existing document (a client coming back with offline edits).
     pub async fn connect_with_doc(url: &str, doc: Doc) -> Self {
+        Self::connect_inner(url, doc, |step1| step1.to_vec()).await
+    }
+
+    /// Connect, sending `first(step1)` as the first frame instead of the plain sync step 1 (to
+    /// put an auth token message in front of it).
+    pub async fn connect_with_first_frame(url: &str, first: impl FnOnce(&[u8]) -> Vec<u8>) -> Self {
+        Self::connect_inner(url, new_doc(), first).await
+    }
+
+    async fn connect_inner(url: &str, doc: Doc, first: impl FnOnce(&[u8]) -> Vec<u8>) -> Self {
         let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("websocket connect");
         let (mut sink, mut stream) = ws.split();
         let (out, mut out_rx) = mpsc::unbounded_channel::<WsMessage>();
@@ -74,7 +86,8 @@ impl YClient {
 
         // Like WebsocketProvider: send our step 1 as soon as the socket opens.
         let sv = doc.transact().state_vector().encode_v1();
-        out.send(binary(Message::Sync(SyncMessage::Step1(&sv)))).unwrap();
+        let step1 = Message::Sync(SyncMessage::Step1(&sv)).encode_to_vec();
+        out.send(WsMessage::Binary(first(&step1).into())).unwrap();
 
         let reader_doc = doc.clone();
         let reader_shared = shared.clone();
@@ -232,6 +245,9 @@ fn handle(doc: &Doc, shared: &Mutex<Shared>, reply: &mpsc::UnboundedSender<WsMes
                         shared.awareness.insert(entry.client_id, entry.state.to_owned());
                     }
                 }
+            }
+            Message::Auth(protocol::AuthMessage::PermissionDenied { reason }) => {
+                shared.lock().denied.push(reason.to_owned());
             }
             _ => {}
         }

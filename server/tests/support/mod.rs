@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test target uses a different part of this module
 
 pub mod client;
+pub mod http;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -31,6 +32,24 @@ impl TestServer {
         let mut server = Self::start_with(config).await;
         server._dir = Some(dir);
         server
+    }
+
+    /// Start with accounts enforced (no anonymous rooms), as a real deployment runs; rate limits
+    /// stay off unless `tweak` sets them.
+    pub async fn start_secure(tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::start(|config| {
+            config.allow_anonymous = false;
+            config.auth_timeout_ms = 500;
+            tweak(config);
+        })
+        .await
+    }
+
+    /// The access-token signer this server uses (its generated secret), to mint expired tokens.
+    pub fn token_signer(&self) -> server::auth::AccessTokens {
+        let secret = std::fs::read_to_string(self.config.data_dir.join(server::auth::secret::SECRET_FILE))
+            .expect("the server generated its JWT secret");
+        server::auth::AccessTokens::new(secret.trim().as_bytes(), Duration::from_secs(900))
     }
 
     /// Start with exactly this config (its data dir is kept by the caller).

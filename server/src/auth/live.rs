@@ -1,0 +1,88 @@
+//! The live connections of each session and their grants, so that a permission change made over
+//! HTTP (collaborator removed, role lowered, session locked or deleted) reaches their sockets at
+//! once rather than at their next reconnect.
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use storage::model::{Session, UserRole};
+
+use super::access::{Grant, Revoked, SessionRole};
+use crate::room::ConnId;
+
+struct LiveConnection {
+    conn: ConnId,
+    user_id: Arc<str>,
+    site_role: UserRole,
+    grant: Arc<Grant>,
+}
+
+#[derive(Default)]
+pub struct LiveGrants {
+    sessions: DashMap<String, Vec<LiveConnection>>,
+}
+
+/// Keeps a connection registered; unregisters it when dropped.
+pub struct Registration {
+    live: Arc<LiveGrants>,
+    session_id: String,
+    conn: ConnId,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let emptied = match self.live.sessions.get_mut(&self.session_id) {
+            Some(mut connections) => {
+                connections.retain(|c| c.conn != self.conn);
+                connections.is_empty()
+            }
+            None => false,
+        };
+        if emptied {
+            self.live.sessions.remove_if(&self.session_id, |_, connections| connections.is_empty());
+        }
+    }
+}
+
+impl LiveGrants {
+    pub fn register(
+        self: &Arc<Self>,
+        session_id: &str,
+        conn: ConnId,
+        user_id: &str,
+        site_role: UserRole,
+        grant: Arc<Grant>,
+    ) -> Registration {
+        self.sessions.entry(session_id.to_owned()).or_default().push(LiveConnection {
+            conn,
+            user_id: user_id.into(),
+            site_role,
+            grant,
+        });
+        Registration { live: self.clone(), session_id: session_id.to_owned(), conn }
+    }
+
+    /// Re-derive every live connection's rights from the session as it now is.
+    pub fn session_changed(&self, session: &Session) {
+        let Some(connections) = self.sessions.get(&session.id) else { return };
+        for live in connections.iter() {
+            match SessionRole::of(session, &live.user_id, live.site_role) {
+                Some(role) => live.grant.set_writable(role.can_write(session)),
+                None => live.grant.revoke(Revoked::Access),
+            }
+        }
+    }
+
+    pub fn session_deleted(&self, session_id: &str) {
+        if let Some(connections) = self.sessions.get(session_id) {
+            for live in connections.iter() {
+                live.grant.revoke(Revoked::SessionDeleted);
+            }
+        }
+    }
+
+    /// Live connections of `session_id` (metrics and tests).
+    pub fn count(&self, session_id: &str) -> usize {
+        self.sessions.get(session_id).map_or(0, |c| c.len())
+    }
+}

@@ -1,0 +1,150 @@
+//! Access tokens: short-lived JWTs (HS256 only: the algorithm is pinned, never read from the
+//! token) carrying the user id, name and site role.
+
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
+use serde::{Deserialize, Serialize};
+use storage::model::{User, UserRole};
+
+/// Seconds of clock skew tolerated on `exp`.
+const LEEWAY_SECS: u64 = 5;
+const ACCESS: &str = "access";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Claims {
+    /// User id.
+    pub sub: String,
+    pub username: String,
+    pub role: UserRole,
+    pub iat: u64,
+    pub exp: u64,
+    /// Always `access`: a token minted for another purpose with the same key is refused.
+    pub typ: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("token expired")]
+    Expired,
+    #[error("invalid token")]
+    Invalid,
+}
+
+pub struct AccessTokens {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    ttl: Duration,
+}
+
+impl AccessTokens {
+    pub fn new(secret: &[u8], ttl: Duration) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = LEEWAY_SECS;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            ttl,
+        }
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// A token for `user`, valid from now for the configured lifetime.
+    pub fn issue(&self, user: &User) -> String {
+        let now = unix_secs();
+        self.sign(&Claims {
+            sub: user.id.clone(),
+            username: user.username.clone(),
+            role: user.role,
+            iat: now,
+            exp: now + self.ttl.as_secs(),
+            typ: ACCESS.into(),
+        })
+    }
+
+    /// Sign arbitrary claims (tests mint expired tokens with it).
+    pub fn sign(&self, claims: &Claims) -> String {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+            .expect("HMAC signing of serialisable claims cannot fail")
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        match jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation) {
+            Ok(data) if data.claims.typ == ACCESS => Ok(data.claims),
+            Ok(_) => Err(TokenError::Invalid),
+            Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => Err(TokenError::Expired),
+            Err(_) => Err(TokenError::Invalid),
+        }
+    }
+}
+
+pub fn unix_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user() -> User {
+        User {
+            id: storage::model::new_id(),
+            username: "ada".into(),
+            email: "ada@example.com".into(),
+            password_hash: String::new(),
+            first_name: None,
+            last_name: None,
+            role: UserRole::User,
+            preferences: Default::default(),
+            is_active: true,
+            email_verified: false,
+            last_login_at: None,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn round_trip_and_refusals() {
+        let tokens = AccessTokens::new(&[7; 32], Duration::from_secs(900));
+        let user = user();
+        let claims = tokens.verify(&tokens.issue(&user)).unwrap();
+        assert_eq!(claims.sub, user.id);
+        assert_eq!(claims.exp - claims.iat, 900);
+
+        let other = AccessTokens::new(&[8; 32], Duration::from_secs(900));
+        assert_eq!(other.verify(&tokens.issue(&user)), Err(TokenError::Invalid), "another key");
+
+        let now = unix_secs();
+        let expired = Claims { iat: now - 1000, exp: now - 100, ..claims.clone() };
+        assert_eq!(tokens.verify(&tokens.sign(&expired)), Err(TokenError::Expired));
+
+        let refresh_typed = Claims { typ: "refresh".into(), ..claims.clone() };
+        assert_eq!(tokens.verify(&tokens.sign(&refresh_typed)), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn algorithm_is_pinned() {
+        let tokens = AccessTokens::new(&[7; 32], Duration::from_secs(900));
+        let claims = tokens.verify(&tokens.issue(&user())).unwrap();
+        // Same key, another HMAC: still refused, the algorithm is not taken from the header.
+        let hs512 = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS512),
+            &claims,
+            &EncodingKey::from_secret(&[7; 32]),
+        )
+        .unwrap();
+        assert_eq!(tokens.verify(&hs512), Err(TokenError::Invalid));
+        // "alg": "none" with no signature.
+        let mut parts = tokens.issue(&user()).split('.').map(str::to_owned).collect::<Vec<_>>();
+        parts[0] = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0".into();
+        parts[2].clear();
+        assert_eq!(tokens.verify(&parts.join(".")), Err(TokenError::Invalid));
+    }
+}

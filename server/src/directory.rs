@@ -1,0 +1,131 @@
+//! Sessions as the API and the sockets see them: the store behind a read-through cache (24 h,
+//! dropped on every change), optimistic updates that retry on a concurrent change, and the
+//! propagation of every change to live sockets (see [`crate::auth::LiveGrants`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use storage::Store;
+use storage::model::Session;
+use workers::JobQueue;
+
+use crate::auth::LiveGrants;
+use crate::cache::Cache;
+use crate::http::ApiError;
+use crate::room::Rooms;
+
+/// Attempts at an update that keeps meeting concurrent changes before giving up with 409.
+const UPDATE_ATTEMPTS: usize = 16;
+
+pub struct SessionDirectory {
+    pub store: Arc<dyn Store>,
+    cache: Arc<dyn Cache>,
+    cache_ttl: Duration,
+    pub live: Arc<LiveGrants>,
+    rooms: Arc<Rooms>,
+    queue: Arc<dyn JobQueue>,
+}
+
+impl SessionDirectory {
+    pub fn new(
+        store: Arc<dyn Store>,
+        cache: Arc<dyn Cache>,
+        cache_ttl: Duration,
+        rooms: Arc<Rooms>,
+        queue: Arc<dyn JobQueue>,
+    ) -> Self {
+        Self { store, cache, cache_ttl, live: Arc::new(LiveGrants::default()), rooms, queue }
+    }
+
+    /// The session `id`, from the cache when it has it. A cache failure falls back to the store:
+    /// the cache only saves time.
+    pub async fn get(&self, id: &str) -> Result<Option<Session>, storage::Error> {
+        if !storage::model::is_id(id) {
+            return Ok(None);
+        }
+        let key = cache_key(id);
+        match self.cache.get(&key).await {
+            Ok(Some(bytes)) => {
+                if let Ok(session) = serde_json::from_slice(&bytes) {
+                    return Ok(Some(session));
+                }
+            }
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, "session cache unavailable; reading the store"),
+        }
+        let session = self.store.session(id).await?;
+        if let Some(session) = &session {
+            let bytes = serde_json::to_vec(session).expect("sessions serialise");
+            if let Err(error) = self.cache.set(&key, &bytes, self.cache_ttl).await {
+                tracing::warn!(%error, "could not cache a session");
+            }
+        }
+        Ok(session)
+    }
+
+    pub async fn create(&self, session: &Session) -> Result<(), ApiError> {
+        self.store.create_session(session).await?;
+        Ok(())
+    }
+
+    /// Apply `change` to the stored session and save it, retrying from a fresh read if another
+    /// change won the race. `change` may refuse with an error, which is returned as is.
+    pub async fn update(
+        &self,
+        id: &str,
+        mut change: impl FnMut(&mut Session) -> Result<(), ApiError>,
+    ) -> Result<Session, ApiError> {
+        for _ in 0..UPDATE_ATTEMPTS {
+            let mut session = self.fresh(id).await?;
+            change(&mut session)?;
+            session.updated_at = crate::time::unix_ms() as i64;
+            match self.store.replace_session(&session).await {
+                Ok(Some(revision)) => {
+                    session.revision = revision;
+                    self.forget(id).await;
+                    self.live.session_changed(&session);
+                    return Ok(session);
+                }
+                Ok(None) => return Err(ApiError::not_found("session")),
+                Err(storage::Error::Stale) => continue,
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(ApiError::conflict("busy", "the session kept changing concurrently; try again"))
+    }
+
+    /// Delete the session, close its sockets (4404), and drop its document for good.
+    pub async fn delete(&self, id: &str) -> Result<bool, ApiError> {
+        if !self.store.delete_session(id).await? {
+            return Ok(false);
+        }
+        self.forget(id).await;
+        self.live.session_deleted(id);
+        self.rooms.discard(id);
+        // A snapshot job queued before the room was discarded must not land after the delete and
+        // resurrect the document.
+        if let Err(error) = self.queue.flush().await {
+            tracing::warn!(%error, session = id, "could not flush the job queue before deleting a snapshot");
+        }
+        self.store.delete_snapshot(id).await?;
+        Ok(true)
+    }
+
+    /// Read from the store, skipping the cache (an update needs the current revision).
+    async fn fresh(&self, id: &str) -> Result<Session, ApiError> {
+        if !storage::model::is_id(id) {
+            return Err(ApiError::not_found("session"));
+        }
+        self.store.session(id).await?.ok_or_else(|| ApiError::not_found("session"))
+    }
+
+    async fn forget(&self, id: &str) {
+        if let Err(error) = self.cache.delete(&cache_key(id)).await {
+            tracing::error!(%error, session = id, "could not invalidate the cached session");
+        }
+    }
+}
+
+fn cache_key(id: &str) -> String {
+    format!("session:{id}")
+}
