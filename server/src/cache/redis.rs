@@ -1,2 +1,146 @@
-//! placeholder
-pub struct RedisCache;
+//! [`RedisCache`]: the cache every node shares, on one Redis (7 or newer, for `SET … KEEPTTL GET`).
+//!
+//! One multiplexed connection per cache, held by a `ConnectionManager` that reconnects by itself
+//! after Redis restarts. Every operation is one round trip and is bounded in time, so a dead or
+//! hung Redis costs a request an error within [`RedisCache::OPERATION_DEADLINE`], never a hang. During an
+//! outage each operation fails; the first one after Redis is back may still fail (it notices the
+//! old connection is gone and starts a new one), the following ones succeed.
+
+use std::future::Future;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, RedisResult, Script};
+
+use super::{Cache, CacheError, CacheResult, Hit};
+
+/// Longest wait for one TCP connect plus handshake.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
+/// Longest wait for a command's reply on an open connection.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Reconnect attempts after the first, 50 ms then 100 ms apart (with jitter): enough to ride out
+/// a Redis restarting, few enough that a request does not wait long on a Redis that is down.
+const RECONNECT_RETRIES: usize = 2;
+const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(50);
+
+/// One fixed-window hit, atomic and in one round trip. The window starts at the first hit. A
+/// counter without expiry (written by something else) gets one, so it cannot count for ever.
+const HIT_SCRIPT: &str = r"
+local count = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if count == 1 or ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {count, ttl}
+";
+
+pub struct RedisCache {
+    connection: ConnectionManager,
+    /// Put before every key, so deployments and test runs can share one Redis.
+    key_prefix: String,
+    hit_script: Script,
+}
+
+impl RedisCache {
+    /// Bound on a whole operation, reconnect attempts included: what a request waits at worst.
+    pub const OPERATION_DEADLINE: Duration = Duration::from_secs(2);
+
+    /// Connects to the Redis at `url` (`redis://host:port/db`), failing if it does not answer.
+    pub async fn connect(url: &str, key_prefix: &str) -> CacheResult<Self> {
+        let client = Client::open(url).map_err(|err| backend_error("url", err))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECTION_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_number_of_retries(RECONNECT_RETRIES)
+            .set_min_delay(RECONNECT_MIN_DELAY);
+        let connection = bounded("connect", ConnectionManager::new_with_config(client, config)).await?;
+        Ok(Self { connection, key_prefix: key_prefix.to_owned(), hit_script: Script::new(HIT_SCRIPT) })
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.key_prefix)
+    }
+
+    /// Runs `command` on a handle to the shared connection (a clone is a reference count).
+    async fn query<T: redis::FromRedisValue>(
+        &self,
+        op: &'static str,
+        command: &redis::Cmd,
+    ) -> CacheResult<T> {
+        let mut connection = self.connection.clone();
+        bounded(op, command.query_async(&mut connection)).await
+    }
+}
+
+/// Awaits `operation` for at most [`RedisCache::OPERATION_DEADLINE`].
+async fn bounded<T>(op: &'static str, operation: impl Future<Output = RedisResult<T>>) -> CacheResult<T> {
+    let deadline = RedisCache::OPERATION_DEADLINE;
+    match tokio::time::timeout(deadline, operation).await {
+        Ok(result) => result.map_err(|err| backend_error(op, err)),
+        Err(_) => Err(CacheError::Backend(format!("redis {op}: no answer within {deadline:?}"))),
+    }
+}
+
+/// Names the operation but never the key: keys can carry token ids, which must not reach logs.
+fn backend_error(op: &'static str, err: redis::RedisError) -> CacheError {
+    CacheError::Backend(format!("redis {op}: {err}"))
+}
+
+/// Redis counts TTLs in whole milliseconds and refuses 0; round down, to at least 1 ms.
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+#[async_trait]
+impl Cache for RedisCache {
+    async fn get(&self, key: &str) -> CacheResult<Option<Vec<u8>>> {
+        self.query("get", redis::cmd("GET").arg(self.key(key))).await
+    }
+
+    async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> CacheResult<()> {
+        let mut command = redis::cmd("SET");
+        command.arg(self.key(key)).arg(value).arg("PX").arg(millis(ttl));
+        self.query("set", &command).await
+    }
+
+    async fn set_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> CacheResult<bool> {
+        let mut command = redis::cmd("SET");
+        command.arg(self.key(key)).arg(value).arg("NX").arg("PX").arg(millis(ttl));
+        // `OK` when stored, nil when the key already held a value.
+        let reply: Option<String> = self.query("set_if_absent", &command).await?;
+        Ok(reply.is_some())
+    }
+
+    async fn swap(&self, key: &str, value: &[u8]) -> CacheResult<Option<Vec<u8>>> {
+        // XX: a missing key stays missing; KEEPTTL: the original expiry stays; GET: the old value.
+        let mut command = redis::cmd("SET");
+        command.arg(self.key(key)).arg(value).arg("XX").arg("KEEPTTL").arg("GET");
+        self.query("swap", &command).await
+    }
+
+    async fn delete(&self, key: &str) -> CacheResult<bool> {
+        let removed: u64 = self.query("delete", redis::cmd("DEL").arg(self.key(key))).await?;
+        Ok(removed > 0)
+    }
+
+    async fn hit(&self, key: &str, window: Duration) -> CacheResult<Hit> {
+        let mut connection = self.connection.clone();
+        let mut invocation = self.hit_script.key(self.key(key));
+        invocation.arg(millis(window));
+        // EVALSHA, falling back to EVAL when Redis lost its script cache (after a restart).
+        let (count, ttl_ms): (u64, u64) = bounded("hit", invocation.invoke_async(&mut connection)).await?;
+        // Never more than `window`: the rounding to whole milliseconds must not stretch it.
+        Ok(Hit { count, reset_in: Duration::from_millis(ttl_ms).min(window) })
+    }
+
+    async fn ping(&self) -> CacheResult<()> {
+        let _pong: String = self.query("ping", &redis::cmd("PING")).await?;
+        Ok(())
+    }
+
+    fn backend_name(&self) -> &'static str {
+        "redis"
+    }
+}

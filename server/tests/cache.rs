@@ -1,0 +1,196 @@
+//! The cache backends against the conformance suite, and what only the Redis backend has: key
+//! prefixes, riding out a Redis restart, and the shipped `redis.conf`.
+//!
+//! Needs `redis-server`. The shared one comes from `scripts/services.sh` through
+//! `CODECRAFTER_TEST_REDIS_URL`; the restart and config tests start their own on a free port.
+//! Every key the tests write has a TTL of at most a minute, so the shared Redis cleans up after them.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use server::cache::{Cache, MemoryCache, RedisCache, conformance::cache_suite};
+use tempfile::TempDir;
+use tokio::time::{Instant, sleep};
+
+const LONG: Duration = Duration::from_secs(60);
+const HOW_TO_START_REDIS: &str = "run scripts/test.sh, or `source scripts/services.sh && services_start` (installs and starts redis-server)";
+
+fn shared_redis_url() -> String {
+    std::env::var("CODECRAFTER_TEST_REDIS_URL")
+        .unwrap_or_else(|_| panic!("CODECRAFTER_TEST_REDIS_URL is not set: {HOW_TO_START_REDIS}"))
+}
+
+/// A fresh key prefix per cache, so tests sharing one Redis never see each other's keys.
+fn random_prefix() -> String {
+    format!("test:{:016x}:", rand::random::<u64>())
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("binding port 0");
+    listener.local_addr().expect("a bound listener has an address").port()
+}
+
+/// A `redis-server` child process of this test, on a port of its own, killed when dropped.
+struct RedisProcess {
+    child: Child,
+    port: u16,
+    dir: TempDir,
+}
+
+impl RedisProcess {
+    /// Starts a throwaway Redis: no persistence, loopback only.
+    async fn start(port: u16) -> Self {
+        Self::spawn(port, &[], &["--save", "", "--appendonly", "no", "--bind", "127.0.0.1"]).await
+    }
+
+    /// Starts Redis from `config`, overriding only what must differ in a test.
+    async fn start_with_config(port: u16, config: &Path) -> Self {
+        Self::spawn(port, &[path_str(config)], &[]).await
+    }
+
+    /// `leading` goes first (where redis-server wants a config file), `trailing` after the port.
+    async fn spawn(port: u16, leading: &[&str], trailing: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let log = std::fs::File::create(dir.path().join("redis.log")).expect("creating the log file");
+        let child = Command::new("redis-server")
+            .args(leading)
+            .args(["--port", &port.to_string(), "--dir", path_str(dir.path()), "--daemonize", "no"])
+            .args(trailing)
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|err| panic!("starting redis-server failed ({err}): {HOW_TO_START_REDIS}"));
+        let mut redis = Self { child, port, dir };
+        redis.wait_until_listening().await;
+        redis
+    }
+
+    async fn wait_until_listening(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_err() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("redis-server exited with {status}:\n{}", self.log());
+            }
+            assert!(Instant::now() < deadline, "redis-server is not listening after 10 s:\n{}", self.log());
+            sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default()
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RedisProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("a UTF-8 path")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_cache_passes_the_suite() {
+    let cache = Arc::new(MemoryCache::new());
+    assert_eq!(cache.backend_name(), "memory");
+    cache_suite(cache).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cache_passes_the_suite() {
+    let cache = Arc::new(RedisCache::connect(&shared_redis_url(), &random_prefix()).await.unwrap());
+    assert_eq!(cache.backend_name(), "redis");
+    cache_suite(cache).await;
+}
+
+#[tokio::test]
+async fn redis_prefixes_keep_caches_apart() {
+    let url = shared_redis_url();
+    let (prefix_a, prefix_b) = (random_prefix(), random_prefix());
+    let a = RedisCache::connect(&url, &prefix_a).await.unwrap();
+    let b = RedisCache::connect(&url, &prefix_b).await.unwrap();
+
+    a.set("same-name", b"a", LONG).await.unwrap();
+    assert_eq!(b.get("same-name").await.unwrap(), None, "b does not see a's key");
+    assert!(b.set_if_absent("same-name", b"b", LONG).await.unwrap(), "b's key is free");
+    assert_eq!(a.get("same-name").await.unwrap().as_deref(), Some(&b"a"[..]), "a keeps its value");
+    assert!(b.delete("same-name").await.unwrap());
+    assert_eq!(a.get("same-name").await.unwrap().as_deref(), Some(&b"a"[..]), "b's delete spares a");
+
+    a.hit("counter", LONG).await.unwrap();
+    assert_eq!(b.hit("counter", LONG).await.unwrap().count, 1, "counters are per prefix");
+
+    let mut raw = redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let stored: Option<Vec<u8>> =
+        redis::cmd("GET").arg(format!("{prefix_a}same-name")).query_async(&mut raw).await.unwrap();
+    assert_eq!(stored.as_deref(), Some(&b"a"[..]), "the key in Redis is the prefix followed by the name");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cache_recovers_after_redis_restarts() {
+    let port = free_port();
+    let mut redis = RedisProcess::start(port).await;
+    let cache = RedisCache::connect(&redis.url(), &random_prefix()).await.unwrap();
+    cache.set("k", b"before", LONG).await.unwrap();
+
+    redis.kill();
+    let bound = RedisCache::OPERATION_DEADLINE + Duration::from_millis(500);
+    for attempt in 1..=3 {
+        let started = Instant::now();
+        let result = cache.get("k").await;
+        assert!(result.is_err(), "attempt {attempt}: an operation on a dead Redis is an error: {result:?}");
+        assert!(started.elapsed() < bound, "attempt {attempt}: the error took {:?}", started.elapsed());
+    }
+
+    let _restarted = RedisProcess::start(port).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while let Err(err) = cache.set("k", b"after", LONG).await {
+        assert!(Instant::now() < deadline, "still failing 5 s after Redis came back: {err}");
+        sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(cache.get("k").await.unwrap().as_deref(), Some(&b"after"[..]));
+    assert_eq!(cache.hit("counter", LONG).await.unwrap().count, 1, "the hit script is loaded again");
+}
+
+#[tokio::test]
+async fn connecting_to_a_dead_redis_fails_fast() {
+    let started = Instant::now();
+    let result = RedisCache::connect(&format!("redis://127.0.0.1:{}", free_port()), "p:").await;
+    assert!(result.is_err(), "nothing listens on the port");
+    assert!(started.elapsed() < RedisCache::OPERATION_DEADLINE + Duration::from_millis(500));
+}
+
+#[tokio::test]
+async fn shipped_redis_conf_is_valid_for_this_redis() {
+    let config = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../redis.conf");
+    let redis = RedisProcess::start_with_config(free_port(), &config).await;
+    let mut connection =
+        redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let expected = [
+        ("maxmemory", "268435456"),
+        ("maxmemory-policy", "volatile-lru"),
+        ("appendonly", "yes"),
+        ("appendfsync", "everysec"),
+        ("timeout", "0"),
+        ("notify-keyspace-events", ""),
+    ];
+    for (name, value) in expected {
+        let reply: (String, String) =
+            redis::cmd("CONFIG").arg("GET").arg(name).query_async(&mut connection).await.unwrap();
+        assert_eq!(reply, (name.to_owned(), value.to_owned()), "redis.conf sets {name}");
+    }
+}
