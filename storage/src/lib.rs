@@ -12,7 +12,7 @@ mod mongo;
 mod records;
 mod snapshot;
 
-pub use embedded::EmbeddedStore;
+pub use embedded::{DATABASE_FILE, EmbeddedStore};
 pub use mongo::{MongoConfig, MongoStore};
 pub use records::{ExecutionStore, LogFilter, LogStore, MessageStore, SessionStore, Store, UserStore};
 pub use snapshot::{MergeFn, SnapshotStore, SnapshotWrite};

@@ -264,7 +264,12 @@ pub enum LogLevel {
     Security,
 }
 
-/// An activity log entry (kept 30 days: a TTL index in MongoDB, a sweep in the embedded store).
+/// How long activity log entries are kept: the MongoDB TTL index (`expireAfterSeconds`) and the
+/// embedded store's sweep both use this, and mongo-init.js must create the same TTL.
+pub const LOG_RETENTION: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 60 * 60);
+
+/// An activity log entry (kept [`LOG_RETENTION`]: a TTL index in MongoDB, a sweep in the embedded
+/// store).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LogEntry {

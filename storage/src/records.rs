@@ -3,9 +3,9 @@
 
 use async_trait::async_trait;
 
+use crate::Result;
 use crate::model::{ChatMessage, ExecutionRecord, LogEntry, LogLevel, Millis, Page, Session, User};
 use crate::snapshot::SnapshotStore;
-use crate::Result;
 
 #[async_trait]
 pub trait UserStore: Send + Sync + 'static {
@@ -46,7 +46,12 @@ pub trait MessageStore: Send + Sync + 'static {
     async fn save_message(&self, message: &ChatMessage) -> Result<()>;
     /// A session's messages created strictly before `before` (all if `None`), newest first, at
     /// most `limit`.
-    async fn messages(&self, session_id: &str, before: Option<Millis>, limit: u64) -> Result<Vec<ChatMessage>>;
+    async fn messages(
+        &self,
+        session_id: &str,
+        before: Option<Millis>,
+        limit: u64,
+    ) -> Result<Vec<ChatMessage>>;
 }
 
 #[async_trait]
