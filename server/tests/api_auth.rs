@@ -290,12 +290,13 @@ async fn security_headers_and_cors() {
     let tls = call(addr, "GET", "/health", None, None, &[("X-Forwarded-Proto", "https")]).await;
     assert!(tls.header("strict-transport-security").is_some_and(|v| v.contains("max-age=")));
 
-    let preflight = |origin: &'static str| {
-        call(addr, "OPTIONS", "/api/sessions", None, None, &[
+    let preflight = |origin: &'static str| async move {
+        let headers = [
             ("Origin", origin),
             ("Access-Control-Request-Method", "POST"),
             ("Access-Control-Request-Headers", "authorization,content-type"),
-        ])
+        ];
+        call(addr, "OPTIONS", "/api/sessions", None, None, &headers).await
     };
     let allowed = preflight("https://app.example").await;
     assert_eq!(allowed.header("access-control-allow-origin"), Some("https://app.example"));

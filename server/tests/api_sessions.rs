@@ -60,7 +60,7 @@ async fn create_validates_at_the_edges() {
 async fn list_is_mine_newest_first_and_paginated() {
     let server = TestServer::start_secure(|_| {}).await;
     let addr = server.addr;
-    let me = register(addr, "me").await;
+    let me = register(addr, "myself").await;
     let other = register(addr, "other").await;
     let mut mine = Vec::new();
     for i in 0..3 {

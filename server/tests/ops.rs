@@ -14,7 +14,10 @@ async fn health_and_ready_answer_json() {
     assert_eq!((status, body.as_str()), (200, r#"{"status":"ok"}"#));
     let (status, body) = http_get(&server.http_url("/ready")).await;
     assert_eq!(status, 200, "{body}");
-    assert!(body.contains(r#""status":"ready""#) && body.contains(r#""store":"ok""#), "{body}");
+    let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(ready["status"], "ready", "{body}");
+    assert_eq!(ready["store"], serde_json::json!({ "backend": "embedded", "status": "ok" }));
+    assert_eq!(ready["cache"], serde_json::json!({ "backend": "memory", "status": "ok" }));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -41,13 +44,23 @@ async fn metrics_count_connections_rooms_messages_and_fanout() {
     ] {
         assert!(text.contains(name), "/metrics lacks {name}:\n{text}");
     }
-    let updates_out = text
-        .lines()
-        .find(|l| l.starts_with(r#"codecrafter_messages_out_total{type="update"}"#))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap();
-    assert!(updates_out >= 1.0, "the update was counted as delivered");
+    // The fan-out counts its deliveries after writing them, so the client may see the update an
+    // instant before the counter moves.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, text) = http_get(&server.http_url("/metrics")).await;
+        let updates_out = text
+            .lines()
+            .find(|l| l.starts_with(r#"codecrafter_messages_out_total{type="update"}"#))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if updates_out >= 1.0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the update was never counted as delivered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -151,6 +151,7 @@ async fn locked_session_is_read_only_except_for_its_owner_live() {
     let reply = call(addr, "POST", &format!("/api/sessions/{session}/unlock"), Some(&owner.access), None, &[]).await;
     assert_eq!(reply.status, 200);
     let unlocked = YClient::connect(&url(&server, &session, &editor.access)).await;
+    unlocked.wait_for("synced", WAIT, |c| c.text("t") == "ac").await;
     edit(&unlocked, "d").await;
     owner_client.wait_for("editor writes again", WAIT, |c| c.text("t").ends_with('d')).await;
 }

@@ -207,11 +207,23 @@ impl Drop for YClient {
     }
 }
 
-/// JSON with object keys sorted (serde_json's map is ordered), so equal content compares equal.
+/// JSON with object keys sorted, so equal content compares equal. (Sorted explicitly: with the
+/// `preserve_order` feature, which another dependency turns on, serde_json keeps insertion order.)
 fn any_json(any: yrs::Any) -> String {
+    fn sorted(value: serde_json::Value) -> serde_json::Value {
+        match value {
+            serde_json::Value::Object(map) => {
+                let mut entries: Vec<_> = map.into_iter().map(|(k, v)| (k, sorted(v))).collect();
+                entries.sort_by(|a, b| a.0.cmp(&b.0));
+                serde_json::Value::Object(entries.into_iter().collect())
+            }
+            serde_json::Value::Array(items) => serde_json::Value::Array(items.into_iter().map(sorted).collect()),
+            other => other,
+        }
+    }
     let mut json = String::new();
     any.to_json(&mut json);
-    serde_json::from_str::<serde_json::Value>(&json).expect("yrs writes JSON").to_string()
+    sorted(serde_json::from_str::<serde_json::Value>(&json).expect("yrs writes JSON")).to_string()
 }
 
 fn binary(message: Message<'_>) -> WsMessage {
