@@ -13,7 +13,7 @@ mod records;
 mod snapshot;
 
 pub use embedded::{DATABASE_FILE, EmbeddedStore};
-pub use mongo::{MongoConfig, MongoStore};
+pub use mongo::{IndexSpec, MongoConfig, MongoStore, mongo_index_plan};
 pub use records::{ExecutionStore, LogFilter, LogStore, MessageStore, SessionStore, Store, UserStore};
 pub use snapshot::{MergeFn, SnapshotStore, SnapshotWrite};
 
