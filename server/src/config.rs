@@ -133,7 +133,12 @@ pub struct Config {
     pub ws_connects_per_min: u64,
 
     /// Browser origins allowed to call the API (CORS), comma-separated; `*` allows any.
-    #[arg(long, env = "CODECRAFTER_CORS_ORIGINS", value_delimiter = ',', default_value = "http://localhost:3000")]
+    #[arg(
+        long,
+        env = "CODECRAFTER_CORS_ORIGINS",
+        value_delimiter = ',',
+        default_value = "http://localhost:3000"
+    )]
     pub cors_origins: Vec<String>,
 
     /// Largest HTTP request body, in bytes; larger ones get 413.

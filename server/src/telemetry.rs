@@ -67,8 +67,14 @@ fn describe() {
         "Clients closed with 1013 because they fell too far behind"
     );
     describe_counter!("codecrafter_connections_closed_total", "Connections closed by the server, by reason");
-    describe_counter!("codecrafter_rate_limited_total", "API requests and WebSocket connects refused with 429");
-    describe_counter!("codecrafter_permission_denied_total", "Document updates refused because the client may not write");
+    describe_counter!(
+        "codecrafter_rate_limited_total",
+        "API requests and WebSocket connects refused with 429"
+    );
+    describe_counter!(
+        "codecrafter_permission_denied_total",
+        "Document updates refused because the client may not write"
+    );
 }
 
 /// Handles resolved once; cloning a handle is an `Arc` clone, incrementing one is an atomic add.

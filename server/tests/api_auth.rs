@@ -24,7 +24,12 @@ async fn register_login_profile() {
     assert_eq!(json["expiresIn"], 900);
     assert!(!reply.body.contains("password"), "no password or hash in the answer: {}", reply.body);
 
-    for login in [json!({"login": "ADA@example.com"}), json!({"login": "ada_l"}), json!({"email": "ada@example.com"}), json!({"username": "ada_l"})] {
+    for login in [
+        json!({"login": "ADA@example.com"}),
+        json!({"login": "ada_l"}),
+        json!({"email": "ada@example.com"}),
+        json!({"username": "ada_l"}),
+    ] {
         let mut body = login.clone();
         body["password"] = json!(PASSWORD);
         let reply = call(addr, "POST", "/api/auth/login", None, Some(&body), &[]).await;
@@ -118,7 +123,12 @@ async fn tokens_expired_forged_or_missing_are_refused() {
     let expired = signer.sign(&claims);
     let fresh = signer.verify(&user.access).unwrap();
     let forged = server::auth::AccessTokens::new(&[9; 32], Duration::from_secs(900)).sign(&fresh);
-    for (token, expect) in [(Some(expired.as_str()), "expired"), (Some(forged.as_str()), "invalid"), (Some("garbage"), "invalid"), (None, "sign in")] {
+    for (token, expect) in [
+        (Some(expired.as_str()), "expired"),
+        (Some(forged.as_str()), "invalid"),
+        (Some("garbage"), "invalid"),
+        (None, "sign in"),
+    ] {
         let reply = call(addr, "GET", "/api/auth/profile", token, None, &[]).await;
         assert_eq!(reply.status, 401, "{token:?}");
         assert!(reply.error_message().contains(expect), "{token:?}: {}", reply.body);
@@ -175,7 +185,10 @@ async fn profile_update_merges_and_guards_the_password() {
         let token = user.access.clone();
         async move { call(addr, "PUT", "/api/auth/profile", Some(&token), Some(&body), &[]).await }
     };
-    let reply = put(json!({ "preferences": { "theme": "dark", "editorSettings": { "tabSize": 4 } }, "lastName": "L" })).await;
+    let reply = put(
+        json!({ "preferences": { "theme": "dark", "editorSettings": { "tabSize": 4 } }, "lastName": "L" }),
+    )
+    .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     let prefs = &reply.json()["preferences"];
     assert_eq!(prefs["theme"], "dark");
@@ -191,7 +204,11 @@ async fn profile_update_merges_and_guards_the_password() {
         (json!({ "email": "OTHER@example.com" }), 409, "email"),
         (json!({ "newPassword": "brand new password" }), 400, "currentPassword"),
         (json!({ "newPassword": "short", "currentPassword": PASSWORD }), 400, "newPassword"),
-        (json!({ "newPassword": "brand new password", "currentPassword": "wrong one!" }), 403, "currentPassword"),
+        (
+            json!({ "newPassword": "brand new password", "currentPassword": "wrong one!" }),
+            403,
+            "currentPassword",
+        ),
     ] {
         let reply = put(body.clone()).await;
         assert_eq!(reply.status, status, "{body}: {}", reply.body);
@@ -257,7 +274,10 @@ async fn rate_limits_answer_429_with_retry_after() {
     let retry: u64 = reply.header("retry-after").expect("Retry-After").parse().unwrap();
     assert!((1..=60).contains(&retry), "{retry}");
     // Another IP still may log in; the same IP may still use other routes.
-    assert_eq!(call(addr, "POST", "/api/auth/login", None, Some(&login), &from("10.0.0.2")).await.status, 401);
+    assert_eq!(
+        call(addr, "POST", "/api/auth/login", None, Some(&login), &from("10.0.0.2")).await.status,
+        401
+    );
     let profile = call(addr, "GET", "/api/auth/profile", Some(&user.access), None, &from("10.0.0.1")).await;
     assert_eq!(profile.status, 200);
 
@@ -265,7 +285,8 @@ async fn rate_limits_answer_429_with_retry_after() {
     let ips = ["10.0.1.1", "10.0.1.2", "10.0.1.3", "10.0.1.4", "10.0.1.5", "10.0.1.6"];
     let mut statuses = Vec::new();
     for ip in ips {
-        statuses.push(call(addr, "GET", "/api/auth/profile", Some(&user.access), None, &from(ip)).await.status);
+        statuses
+            .push(call(addr, "GET", "/api/auth/profile", Some(&user.access), None, &from(ip)).await.status);
     }
     assert_eq!(statuses, [200, 200, 200, 200, 200, 429], "user budget of 6 shared across IPs");
     // Ops endpoints are not rate limited.
@@ -340,7 +361,10 @@ async fn openapi_document_covers_every_route() {
     for (path, methods) in paths {
         documented += methods.as_object().unwrap().len();
         for (method, operation) in methods.as_object().unwrap() {
-            assert!(expected.contains(&(path.as_str(), method.as_str())), "undocumented in the test: {method} {path}");
+            assert!(
+                expected.contains(&(path.as_str(), method.as_str())),
+                "undocumented in the test: {method} {path}"
+            );
             let responses = operation["responses"].as_object().unwrap();
             for (status, response) in responses {
                 if status.starts_with('4') || status.starts_with('5') {

@@ -53,7 +53,10 @@ async fn create_validates_at_the_edges() {
     ] {
         assert_eq!(post(body).await.status, 201);
     }
-    assert_eq!(call(server.addr, "POST", "/api/sessions", None, Some(&json!({"title": "t"})), &[]).await.status, 401);
+    assert_eq!(
+        call(server.addr, "POST", "/api/sessions", None, Some(&json!({"title": "t"})), &[]).await.status,
+        401
+    );
 }
 
 #[tokio::test]
@@ -72,16 +75,26 @@ async fn list_is_mine_newest_first_and_paginated() {
     create_session(addr, &other, json!({ "title": "not mine" })).await;
 
     let page1 = get(&server, "/api/sessions?limit=3", &me).await.json();
-    let titles: Vec<_> = page1["sessions"].as_array().unwrap().iter().map(|s| s["title"].as_str().unwrap().to_owned()).collect();
+    let titles: Vec<_> = page1["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["title"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(titles, ["shared with me", "mine 2", "mine 1"]);
     assert_eq!(page1["sessions"][0]["yourRole"], "editor");
-    assert_eq!(page1["pagination"], json!({ "currentPage": 1, "totalPages": 2, "totalItems": 4, "hasNext": true, "hasPrev": false }));
+    assert_eq!(
+        page1["pagination"],
+        json!({ "currentPage": 1, "totalPages": 2, "totalItems": 4, "hasNext": true, "hasPrev": false })
+    );
     let page2 = get(&server, "/api/sessions?limit=3&page=2", &me).await.json();
     assert_eq!(page2["sessions"].as_array().unwrap().len(), 1);
     assert_eq!(page2["sessions"][0]["id"], mine[0].as_str());
     assert_eq!(page2["pagination"]["hasPrev"], true);
     assert_eq!(page2["pagination"]["hasNext"], false);
-    for bad in ["/api/sessions?page=0", "/api/sessions?limit=0", "/api/sessions?limit=101", "/api/sessions?page=x"] {
+    for bad in
+        ["/api/sessions?page=0", "/api/sessions?limit=0", "/api/sessions?limit=101", "/api/sessions?page=x"]
+    {
         assert_eq!(get(&server, bad, &me).await.status, 400, "{bad}");
     }
     assert_eq!(get(&server, "/api/sessions?limit=100", &me).await.status, 200);
@@ -102,7 +115,10 @@ async fn get_update_delete_follow_roles() {
 
     assert_eq!(get(&server, &path, &editor).await.json()["yourRole"], "editor");
     assert_eq!(get(&server, &path, &stranger).await.status, 403);
-    assert_eq!(get(&server, &format!("/api/sessions/{}", storage::model::new_id()), &owner).await.status, 404);
+    assert_eq!(
+        get(&server, &format!("/api/sessions/{}", storage::model::new_id()), &owner).await.status,
+        404
+    );
     assert_eq!(get(&server, "/api/sessions/not-an-id", &owner).await.status, 404);
 
     let put = |user: &User, body: serde_json::Value| {
@@ -111,9 +127,14 @@ async fn get_update_delete_follow_roles() {
     };
     assert_eq!(put(&editor, json!({ "title": "nope" })).await.status, 403);
     assert_eq!(put(&stranger, json!({ "title": "nope" })).await.status, 403);
-    let reply = put(&admin, json!({ "title": "renamed", "isPublic": true, "status": "paused", "language": "rust" })).await;
+    let reply =
+        put(&admin, json!({ "title": "renamed", "isPublic": true, "status": "paused", "language": "rust" }))
+            .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
-    assert_eq!((reply.json()["title"].clone(), reply.json()["status"].clone()), (json!("renamed"), json!("paused")));
+    assert_eq!(
+        (reply.json()["title"].clone(), reply.json()["status"].clone()),
+        (json!("renamed"), json!("paused"))
+    );
     let reply = put(&owner, json!({ "maxCollaborators": 1 })).await;
     assert_eq!(reply.status, 400, "below the 2 collaborators: {}", reply.body);
     assert!(reply.error_message().contains("maxCollaborators"));
@@ -194,13 +215,22 @@ async fn collaborators_are_managed_by_owner_and_admins() {
     assert_eq!((full.status, full.error_code().as_str()), (409, "session_full"));
 
     let member = |user: &User| format!("{collaborators}/{}", user.id);
-    let reply = call(addr, "PUT", &member(&carol), Some(&admin.access), Some(&json!({ "role": "editor" })), &[]).await;
+    let reply =
+        call(addr, "PUT", &member(&carol), Some(&admin.access), Some(&json!({ "role": "editor" })), &[])
+            .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
-    let reply = call(addr, "PUT", &member(&admin), Some(&admin.access), Some(&json!({ "role": "viewer" })), &[]).await;
+    let reply =
+        call(addr, "PUT", &member(&admin), Some(&admin.access), Some(&json!({ "role": "viewer" })), &[])
+            .await;
     assert_eq!(reply.status, 403, "an admin's role is the owner's call");
-    let reply = call(addr, "PUT", &member(&dave), Some(&owner.access), Some(&json!({ "role": "viewer" })), &[]).await;
+    let reply =
+        call(addr, "PUT", &member(&dave), Some(&owner.access), Some(&json!({ "role": "viewer" })), &[]).await;
     assert_eq!(reply.status, 404);
-    assert_eq!(call(addr, "DELETE", &member(&admin), Some(&admin.access), None, &[]).await.status, 204, "leaving");
+    assert_eq!(
+        call(addr, "DELETE", &member(&admin), Some(&admin.access), None, &[]).await.status,
+        204,
+        "leaving"
+    );
     assert_eq!(call(addr, "DELETE", &member(&carol), Some(&bob.access), None, &[]).await.status, 403);
     assert_eq!(call(addr, "DELETE", &member(&carol), Some(&owner.access), None, &[]).await.status, 204);
     assert_eq!(call(addr, "DELETE", &member(&carol), Some(&owner.access), None, &[]).await.status, 404);

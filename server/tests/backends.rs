@@ -88,7 +88,9 @@ async fn accounts_sessions_and_documents_live_in_mongodb_and_redis() {
     assert_eq!(reply.status, 200);
     user_of(&reply.json());
     assert_eq!(
-        call(server.addr, "DELETE", &format!("/api/sessions/{session}"), Some(&owner.access), None, &[]).await.status,
+        call(server.addr, "DELETE", &format!("/api/sessions/{session}"), Some(&owner.access), None, &[])
+            .await
+            .status,
         204
     );
     server.stop().await.unwrap();

@@ -258,3 +258,17 @@ async fn js_and_rust_clients_converge_in_one_room() {
     let late = server.client("mixed").await;
     late.wait_for("a late Rust joiner to match", WAIT, |c| content(c) == expected).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stock_js_clients_pass_the_token_in_params_and_a_viewer_cannot_write() {
+    use support::http::{create_session, invite, register};
+    let server = TestServer::start_secure(|config| config.auth_timeout_ms = 2000).await;
+    let owner = register(server.addr, "js_owner").await;
+    let viewer = register(server.addr, "js_viewer").await;
+    let session = create_session(server.addr, &owner, json!({})).await;
+    invite(server.addr, &owner, &session, &viewer, "viewer").await;
+    let result =
+        node("permissions", &[&provider_url(&server), &session, &owner.access, &viewer.access]).await;
+    assert_eq!(result["refusal"]["code"], 4401, "{result}");
+    assert_eq!(result["viewerStillConnected"], true, "{result}");
+}

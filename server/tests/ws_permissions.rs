@@ -132,7 +132,8 @@ async fn locked_session_is_read_only_except_for_its_owner_live() {
     edit(&editor_client, "a").await;
     owner_client.wait_for("editor writes", WAIT, |c| c.text("t") == "a").await;
 
-    let reply = call(addr, "POST", &format!("/api/sessions/{session}/lock"), Some(&owner.access), None, &[]).await;
+    let reply =
+        call(addr, "POST", &format!("/api/sessions/{session}/lock"), Some(&owner.access), None, &[]).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.json()["isLocked"], true);
     edit(&editor_client, "b").await;
@@ -148,7 +149,8 @@ async fn locked_session_is_read_only_except_for_its_owner_live() {
     edit(&late, "x").await;
     late.wait_for("refused", WAIT, |c| !c.shared().denied.is_empty()).await;
 
-    let reply = call(addr, "POST", &format!("/api/sessions/{session}/unlock"), Some(&owner.access), None, &[]).await;
+    let reply =
+        call(addr, "POST", &format!("/api/sessions/{session}/unlock"), Some(&owner.access), None, &[]).await;
     assert_eq!(reply.status, 200);
     let unlocked = YClient::connect(&url(&server, &session, &editor.access)).await;
     unlocked.wait_for("synced", WAIT, |c| c.text("t") == "ac").await;
@@ -186,7 +188,9 @@ async fn removed_collaborator_is_cut_off_within_a_second_and_lowered_one_made_re
     let reply = call(addr, "PUT", &path, Some(&owner.access), Some(&json!({ "role": "viewer" })), &[]).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     edit(&lowered_client, "sneaky").await;
-    lowered_client.wait_for("denied after downgrade", Duration::from_secs(1), |c| !c.shared().denied.is_empty()).await;
+    lowered_client
+        .wait_for("denied after downgrade", Duration::from_secs(1), |c| !c.shared().denied.is_empty())
+        .await;
     assert_eq!(owner_client.text("t"), "");
     assert!(lowered_client.shared().closed.is_none());
 }
@@ -199,7 +203,9 @@ async fn deleting_a_session_closes_its_sockets_and_drops_its_document() {
     let client = YClient::connect(&url(&server, &session, &owner.access)).await;
     edit(&client, "doomed").await;
     client.wait_for("synced", WAIT, |c| c.shared().synced).await;
-    let reply = call(server.addr, "DELETE", &format!("/api/sessions/{session}"), Some(&owner.access), None, &[]).await;
+    let reply =
+        call(server.addr, "DELETE", &format!("/api/sessions/{session}"), Some(&owner.access), None, &[])
+            .await;
     assert_eq!(reply.status, 204);
     assert_eq!(client.wait_closed(WAIT).await, (4404, "session deleted".into()));
     let after = YClient::connect(&url(&server, &session, &owner.access)).await;
@@ -236,4 +242,3 @@ async fn connection_attempts_are_throttled_per_ip() {
         other => panic!("expected HTTP 429, got {other}"),
     }
 }
-

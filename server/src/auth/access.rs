@@ -75,7 +75,11 @@ pub struct Grant {
 
 impl Grant {
     pub fn new(writable: bool) -> Self {
-        Self { writable: AtomicBool::new(writable), revoked: AtomicU8::new(NOT_REVOKED), changed: Notify::new() }
+        Self {
+            writable: AtomicBool::new(writable),
+            revoked: AtomicU8::new(NOT_REVOKED),
+            changed: Notify::new(),
+        }
     }
 
     pub fn can_write(&self) -> bool {

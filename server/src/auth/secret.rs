@@ -33,7 +33,9 @@ pub fn load(configured: Option<&str>, data_dir: &Path, scaled_out: bool) -> anyh
 fn load_or_generate(path: &Path) -> anyhow::Result<Vec<u8>> {
     match std::fs::read_to_string(path) {
         Ok(text) if text.trim().len() >= MIN_SECRET_BYTES => return Ok(text.trim().as_bytes().to_vec()),
-        Ok(_) => bail!("{} is shorter than {MIN_SECRET_BYTES} bytes; delete it to regenerate", path.display()),
+        Ok(_) => {
+            bail!("{} is shorter than {MIN_SECRET_BYTES} bytes; delete it to regenerate", path.display())
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     }
@@ -48,7 +50,8 @@ fn load_or_generate(path: &Path) -> anyhow::Result<Vec<u8>> {
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     match options.open(path) {
         Ok(mut file) => {
-            file.write_all(secret.as_bytes()).and_then(|()| file.sync_all())
+            file.write_all(secret.as_bytes())
+                .and_then(|()| file.sync_all())
                 .with_context(|| format!("writing {}", path.display()))?;
             tracing::info!(path = %path.display(), "generated a JWT secret");
             Ok(secret.into_bytes())

@@ -137,13 +137,16 @@ async fn login(
     };
     let password = request.password;
     let Some(mut user) = found else {
-        tokio::task::spawn_blocking(move || passwords::verify_nothing(&password)).await.map_err(ApiError::internal)?;
+        tokio::task::spawn_blocking(move || passwords::verify_nothing(&password))
+            .await
+            .map_err(ApiError::internal)?;
         return Err(invalid_credentials());
     };
     let stored = user.password_hash.clone();
-    let (verified, password) = tokio::task::spawn_blocking(move || (passwords::verify(&password, &stored), password))
-        .await
-        .map_err(ApiError::internal)?;
+    let (verified, password) =
+        tokio::task::spawn_blocking(move || (passwords::verify(&password, &stored), password))
+            .await
+            .map_err(ApiError::internal)?;
     if verified == Verified::No {
         return Err(invalid_credentials());
     }
@@ -199,7 +202,10 @@ async fn logout(
 #[utoipa::path(get, path = "/api/auth/profile", tag = "auth", security(("bearer" = [])),
     responses((status = 200, body = UserView), (status = 401, body = super::ErrorBody),
         (status = 404, body = super::ErrorBody), (status = 429, body = super::ErrorBody)))]
-async fn profile(State(state): State<Arc<AppState>>, AuthUser(claims): AuthUser) -> Result<Json<UserView>, ApiError> {
+async fn profile(
+    State(state): State<Arc<AppState>>,
+    AuthUser(claims): AuthUser,
+) -> Result<Json<UserView>, ApiError> {
     let user = state.store.user_by_id(&claims.sub).await?.ok_or_else(|| ApiError::not_found("user"))?;
     Ok(Json(UserView::from(&user)))
 }
@@ -261,7 +267,8 @@ fn merge_preferences(current: &Preferences, changes: serde_json::Value) -> Resul
         };
         for (key, value) in from_map.clone() {
             let field = format!("{path}.{key}");
-            let slot = into_map.get_mut(&key).ok_or_else(|| ApiError::bad_request(&field, "unknown setting"))?;
+            let slot =
+                into_map.get_mut(&key).ok_or_else(|| ApiError::bad_request(&field, "unknown setting"))?;
             merge(slot, value, &field)?;
         }
         Ok(())

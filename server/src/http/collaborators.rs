@@ -162,4 +162,3 @@ async fn find_user(state: &AppState, request: &AddCollaborator) -> Result<String
     };
     Ok(user.ok_or_else(|| ApiError::not_found("user"))?.id)
 }
-

@@ -98,7 +98,9 @@ impl ApiError {
 impl From<storage::Error> for ApiError {
     fn from(error: storage::Error) -> Self {
         match error {
-            storage::Error::Duplicate { field } => Self::conflict("conflict", format!("{field} is already taken")),
+            storage::Error::Duplicate { field } => {
+                Self::conflict("conflict", format!("{field} is already taken"))
+            }
             other => Self::internal(other),
         }
     }

@@ -53,9 +53,8 @@ impl FromRequestParts<Arc<AppState>> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
-        let token = bearer_token(parts).ok_or_else(|| {
-            ApiError::unauthorized("sign in: send Authorization: Bearer <access token>")
-        })?;
+        let token = bearer_token(parts)
+            .ok_or_else(|| ApiError::unauthorized("sign in: send Authorization: Bearer <access token>"))?;
         match state.auth.tokens.verify(token) {
             Ok(claims) => Ok(Self(claims)),
             Err(TokenError::Expired) => Err(ApiError::unauthorized("access token expired; refresh it")),

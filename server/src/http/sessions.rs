@@ -171,7 +171,8 @@ async fn update(
     Path(id): Path<String>,
     ApiJson(request): ApiJson<UpdateSession>,
 ) -> Result<Json<SessionView>, ApiError> {
-    let title = request.title.map(|t| validate::text("title", &t, validate::MAX_TITLE_CHARS, false)).transpose()?;
+    let title =
+        request.title.map(|t| validate::text("title", &t, validate::MAX_TITLE_CHARS, false)).transpose()?;
     let description = request
         .description
         .map(|d| validate::text("description", &d, validate::MAX_DESCRIPTION_CHARS, true))
@@ -300,7 +301,12 @@ async fn unlock(
     set_locked(&state, &claims, &id, false).await
 }
 
-async fn set_locked(state: &AppState, claims: &Claims, id: &str, locked: bool) -> Result<Json<SessionView>, ApiError> {
+async fn set_locked(
+    state: &AppState,
+    claims: &Claims,
+    id: &str,
+    locked: bool,
+) -> Result<Json<SessionView>, ApiError> {
     let session = state
         .sessions
         .update(id, |session| {

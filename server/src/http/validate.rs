@@ -33,7 +33,8 @@ pub fn email(value: &str) -> Result<String, ApiError> {
     let looks_right = value.len() <= MAX_EMAIL_BYTES
         && !value.chars().any(char::is_whitespace)
         && value.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && domain.split_once('.').is_some_and(|(host, tld)| !host.is_empty() && !tld.is_empty())
+            !local.is_empty()
+                && domain.split_once('.').is_some_and(|(host, tld)| !host.is_empty() && !tld.is_empty())
         });
     if !looks_right {
         return Err(ApiError::bad_request("email", "must look like name@example.com"));
@@ -43,7 +44,10 @@ pub fn email(value: &str) -> Result<String, ApiError> {
 
 pub fn password(field: &str, value: &str) -> Result<(), ApiError> {
     if value.chars().count() < MIN_PASSWORD_CHARS {
-        return Err(ApiError::bad_request(field, format!("must be at least {MIN_PASSWORD_CHARS} characters")));
+        return Err(ApiError::bad_request(
+            field,
+            format!("must be at least {MIN_PASSWORD_CHARS} characters"),
+        ));
     }
     if value.len() > MAX_PASSWORD_BYTES {
         return Err(ApiError::bad_request(field, format!("must be at most {MAX_PASSWORD_BYTES} bytes")));

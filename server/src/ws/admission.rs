@@ -62,7 +62,12 @@ pub async fn admit(
     let Some(session) = session else {
         // Not a session: a free room, open to anyone only where the operator allowed it.
         return if allow_anonymous {
-            Ok(Admission { grant: Arc::new(Grant::new(true)), registration: None, user: claims, rest_of_first_frame })
+            Ok(Admission {
+                grant: Arc::new(Grant::new(true)),
+                registration: None,
+                user: claims,
+                rest_of_first_frame,
+            })
         } else {
             Err(CloseReason::NotFound)
         };
@@ -81,8 +86,7 @@ async fn token_from_auth_message(
     ws: &mut WebSocket,
     wait: Duration,
 ) -> Result<(String, Option<Bytes>), CloseReason> {
-    const MISSING: CloseReason =
-        CloseReason::Unauthorized("send ?token= or an auth token message first");
+    const MISSING: CloseReason = CloseReason::Unauthorized("send ?token= or an auth token message first");
     let first = tokio::time::timeout(wait, ws.recv()).await.map_err(|_| MISSING)?;
     let Some(Ok(WsMessage::Binary(frame))) = first else { return Err(MISSING) };
     match decode_frame(&frame).next() {

@@ -99,8 +99,17 @@ pub async fn upgrade(
                     }
                 };
                 let settings = state.connection_settings.clone();
-                connection::serve(upgraded, socket, lease, settings, app, state.cancel.clone(), conn, admission)
-                    .await;
+                connection::serve(
+                    upgraded,
+                    socket,
+                    lease,
+                    settings,
+                    app,
+                    state.cancel.clone(),
+                    conn,
+                    admission,
+                )
+                .await;
                 drop(permit);
             })
         })

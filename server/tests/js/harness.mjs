@@ -63,12 +63,13 @@ export function run (name, body, { timeoutMs = SCRIPT_TIMEOUT_MS } = {}) {
  * clients of one script would sync with each other without the server and the tests would prove
  * nothing about it.
  */
-export function connect (serverUrl, room, { label = 'client', connect = true } = {}) {
+export function connect (serverUrl, room, { label = 'client', connect = true, params = {} } = {}) {
   const doc = new Y.Doc()
   const provider = new WebsocketProvider(serverUrl, room, doc, {
     WebSocketPolyfill: WebSocket,
     disableBc: true,
-    connect
+    connect,
+    params
   })
   const client = { label, doc, provider, awareness: provider.awareness, closes: [] }
   provider.on('connection-close', (event) => {

@@ -94,7 +94,8 @@ pub struct User {
 pub const PASSWORD: &str = "correct horse battery";
 
 pub async fn register(addr: SocketAddr, username: &str) -> User {
-    let body = json!({ "username": username, "email": format!("{username}@example.com"), "password": PASSWORD });
+    let body =
+        json!({ "username": username, "email": format!("{username}@example.com"), "password": PASSWORD });
     let reply = call(addr, "POST", "/api/auth/register", None, Some(&body), &[]).await;
     assert_eq!(reply.status, 201, "register {username}: {}", reply.body);
     user_of(&reply.json())
