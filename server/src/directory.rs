@@ -111,6 +111,15 @@ impl SessionDirectory {
         Ok(true)
     }
 
+    /// Count `edits` more edits of session `id` at `at` (its metadata); failures are logged, as
+    /// the counters are informative only.
+    pub async fn record_activity(&self, id: &str, edits: u64, at: storage::model::Millis) {
+        match self.store.record_activity(id, edits, at).await {
+            Ok(()) => self.forget(id).await,
+            Err(error) => tracing::warn!(session = id, %error, "could not record session activity"),
+        }
+    }
+
     /// Read from the store, skipping the cache (an update needs the current revision).
     async fn fresh(&self, id: &str) -> Result<Session, ApiError> {
         if !storage::model::is_id(id) {

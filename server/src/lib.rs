@@ -91,7 +91,7 @@ pub async fn run_with_hub(
     background.spawn(persister::run(
         persist_rx,
         queue.clone(),
-        store.clone() as Arc<dyn storage::SessionStore>,
+        sessions.clone(),
         config.persist_debounce(),
         stop_rooms.clone(),
     ));

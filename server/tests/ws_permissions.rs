@@ -197,7 +197,11 @@ async fn removed_collaborator_is_cut_off_within_a_second_and_lowered_one_made_re
 
 #[tokio::test]
 async fn deleting_a_session_closes_its_sockets_and_drops_its_document() {
-    let server = TestServer::start_secure(|_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = server::Config::for_tests(dir.path());
+    config.allow_anonymous = false;
+    config.persist_debounce_ms = 10;
+    let server = TestServer::start_with(config).await;
     let owner = register(server.addr, "owner").await;
     let session = create_session(server.addr, &owner, json!({})).await;
     let client = YClient::connect(&url(&server, &session, &owner.access)).await;
@@ -210,6 +214,34 @@ async fn deleting_a_session_closes_its_sockets_and_drops_its_document() {
     assert_eq!(client.wait_closed(WAIT).await, (4404, "session deleted".into()));
     let after = YClient::connect(&url(&server, &session, &owner.access)).await;
     assert_eq!(closed_with(&after).await, 4404);
+    drop((client, after));
+    server.stop().await.unwrap();
+    use storage::SnapshotStore;
+    let store = storage::EmbeddedStore::open(dir.path()).unwrap();
+    assert_eq!(store.load_snapshot(&session).await.unwrap(), None, "its document is gone from the store");
+}
+
+#[tokio::test]
+async fn edits_are_counted_in_the_session_metadata() {
+    let server = TestServer::start_secure(|config| config.persist_debounce_ms = 20).await;
+    let owner = register(server.addr, "owner").await;
+    let session = create_session(server.addr, &owner, json!({})).await;
+    let path = format!("/api/sessions/{session}");
+    let before = call(server.addr, "GET", &path, Some(&owner.access), None, &[]).await.json();
+    let client = YClient::connect(&url(&server, &session, &owner.access)).await;
+    for word in ["one ", "two ", "three"] {
+        edit(&client, word).await;
+    }
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let now = call(server.addr, "GET", &path, Some(&owner.access), None, &[]).await.json();
+        if now["metadata"]["totalEdits"] == 3 {
+            assert!(now["metadata"]["lastActivity"].as_str() >= before["metadata"]["lastActivity"].as_str());
+            break;
+        }
+        assert!(Instant::now() < deadline, "edits never counted: {now}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]

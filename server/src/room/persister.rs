@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use protocol::job::Job;
-use storage::SessionStore;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use workers::JobQueue;
@@ -19,7 +18,7 @@ use crate::time::unix_ms;
 pub async fn run(
     mut dirty: mpsc::UnboundedReceiver<Arc<Room>>,
     queue: Arc<dyn JobQueue>,
-    sessions: Arc<dyn SessionStore>,
+    sessions: Arc<crate::directory::SessionDirectory>,
     debounce: Duration,
     cancel: CancellationToken,
 ) {
@@ -55,9 +54,7 @@ pub async fn run(
             let sessions = sessions.clone();
             let id = room.id().to_owned();
             tokio::spawn(async move {
-                if let Err(error) = sessions.record_activity(&id, changes, unix_ms() as i64).await {
-                    tracing::warn!(session = id, %error, "could not record session activity");
-                }
+                sessions.record_activity(&id, changes, unix_ms() as i64).await;
             });
         }
     }
