@@ -3,7 +3,7 @@
 //! Documents follow the seeds' models (camelCase fields, `password` for the hash, ObjectId ids and
 //! references, BSON dates), so the users mongo-init.js seeds and documents from the seeds' Node
 //! code read back; each collection's mapping and trait live in its own file. Uniqueness is the
-//! unique indexes' job (`indexes.rs`); snapshots larger than a document may be are split into
+//! unique indexes' job (`indexes.rs`); snapshots larger than one document can hold are split into
 //! chunks and swapped in atomically per room (`snapshots.rs`).
 
 /// Declares `Stored`, a record in its document form (serialized through the remote-derived
