@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace on a fresh Debian machine. Installs what the tests need: the JS
-# Yjs client from npm (server/tests/js/node_modules), redis-server (apt) and the MongoDB-wire
+# Yjs client and mongosh from npm (node_modules under server/tests/js and storage/tests/mongosh),
+# redis-server (apt) and the MongoDB-wire
 # server SecantusDB (pip, into .test-env/venv); starts Redis and SecantusDB on their own ports,
 # runs the Rust tests with nextest (plain `cargo test` when nextest is absent), and stops them.
 set -euo pipefail
@@ -14,6 +15,8 @@ need python3 "apt-get install python3 python3-venv"
 
 echo "== npm: the real Yjs client for the end-to-end tests"
 npm ci --prefix server/tests/js --no-audit --no-fund --loglevel=error
+echo "== npm: mongosh, to run mongo-init.js against the MongoDB-wire server"
+npm ci --prefix storage/tests/mongosh --no-audit --no-fund --loglevel=error
 
 # shellcheck source=scripts/services.sh
 source scripts/services.sh
