@@ -3,6 +3,7 @@
 //! once rather than at their next reconnect.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use dashmap::DashMap;
 use storage::model::{Session, UserRole};
@@ -20,6 +21,10 @@ struct LiveConnection {
 #[derive(Default)]
 pub struct LiveGrants {
     sessions: DashMap<String, Vec<LiveConnection>>,
+    /// Bumped after every session change or deletion has been applied to the registered
+    /// connections: an admission that read its session before a change and registered after it
+    /// sees the bump and reads again (see [`LiveGrants::changes`]).
+    changes: AtomicU64,
 }
 
 /// Keeps a connection registered; unregisters it when dropped.
@@ -64,13 +69,15 @@ impl LiveGrants {
 
     /// Re-derive every live connection's rights from the session as it now is.
     pub fn session_changed(&self, session: &Session) {
-        let Some(connections) = self.sessions.get(&session.id) else { return };
-        for live in connections.iter() {
-            match SessionRole::of(session, &live.user_id, live.site_role) {
-                Some(role) => live.grant.set_writable(role.can_write(session)),
-                None => live.grant.revoke(Revoked::Access),
+        if let Some(connections) = self.sessions.get(&session.id) {
+            for live in connections.iter() {
+                match SessionRole::of(session, &live.user_id, live.site_role) {
+                    Some(role) => live.grant.set_writable(role.can_write(session)),
+                    None => live.grant.revoke(Revoked::Access),
+                }
             }
         }
+        self.changes.fetch_add(1, Ordering::AcqRel);
     }
 
     pub fn session_deleted(&self, session_id: &str) {
@@ -79,6 +86,14 @@ impl LiveGrants {
                 live.grant.revoke(Revoked::SessionDeleted);
             }
         }
+        self.changes.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// How many changes have been applied so far. An admission reads this before it reads the
+    /// session and again after it registers: if it moved, a change may have missed the new
+    /// registration, and the session must be read again.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Acquire)
     }
 
     /// Live connections of `session_id` (metrics and tests).

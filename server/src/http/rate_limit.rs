@@ -28,12 +28,10 @@ pub async fn limit(State(state): State<Arc<AppState>>, mut request: Request, nex
     let mut budgets = Vec::with_capacity(3);
     if config.rate_limit_requests > 0 {
         budgets.push((format!("rl:ip:{ip}"), config.rate_limit_requests));
-        let (parts, body) = request.into_parts();
         // Only a valid token names a user: a forged `sub` must not spend someone else's budget.
-        if let Some(claims) = bearer_token(&parts).and_then(|t| state.auth.tokens.verify(t).ok()) {
+        if let Some(claims) = bearer_token(request.headers()).and_then(|t| state.auth.tokens.verify(t).ok()) {
             budgets.push((format!("rl:user:{}", claims.sub), config.rate_limit_requests));
         }
-        request = Request::from_parts(parts, body);
     }
     if config.auth_rate_limit_requests > 0 && AUTH_PATHS.contains(&request.uri().path()) {
         budgets.push((format!("rl:auth:{ip}"), config.auth_rate_limit_requests));

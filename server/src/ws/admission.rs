@@ -55,19 +55,12 @@ pub async fn admit(
             })
         })
         .transpose()?;
-    let session = state.sessions.get(room).await.map_err(|error| {
-        tracing::error!(room, %error, "could not read the session");
-        CloseReason::Unavailable
-    })?;
-    let Some(session) = session else {
+    let seen_changes = state.sessions.live.changes();
+    let Some(session) = read_session(state, room).await? else {
         // Not a session: a free room, open to anyone only where the operator allowed it.
         return if allow_anonymous {
-            Ok(Admission {
-                grant: Arc::new(Grant::new(true)),
-                registration: None,
-                user: claims,
-                rest_of_first_frame,
-            })
+            let grant = Arc::new(Grant::new(true));
+            Ok(Admission { grant, registration: None, user: claims, rest_of_first_frame })
         } else {
             Err(CloseReason::NotFound)
         };
@@ -77,7 +70,22 @@ pub async fn admit(
     let grant = Arc::new(Grant::new(role.can_write(&session)));
     let registration =
         state.sessions.live.register(&session.id, conn, &claims.sub, claims.role, grant.clone());
+    if state.sessions.live.changes() != seen_changes {
+        // Some session changed while we were reading ours; the change may have missed this
+        // registration. Decide again from the session as it is now (the change dropped any
+        // cached copy before it counted).
+        let session = read_session(state, room).await?.ok_or(CloseReason::NotFound)?;
+        let role = SessionRole::of(&session, &claims.sub, claims.role).ok_or(CloseReason::Forbidden)?;
+        grant.set_writable(role.can_write(&session));
+    }
     Ok(Admission { grant, registration: Some(registration), user: Some(claims), rest_of_first_frame })
+}
+
+async fn read_session(state: &AppState, room: &str) -> Result<Option<storage::model::Session>, CloseReason> {
+    state.sessions.get(room).await.map_err(|error| {
+        tracing::error!(room, %error, "could not read the session");
+        CloseReason::Unavailable
+    })
 }
 
 /// The first message of a connection without `?token=` must be an auth token message. Returns the
