@@ -16,7 +16,9 @@ use tempfile::TempDir;
 use tokio::time::{Instant, sleep};
 
 const LONG: Duration = Duration::from_secs(60);
-const HOW_TO_START_REDIS: &str = "run scripts/test.sh, or `source scripts/services.sh && services_start` (installs and starts redis-server)";
+/// Where to look when Redis is missing: the script installs and starts redis-server.
+const HOW_TO_START_REDIS: &str =
+    "run scripts/test.sh, or start one with `source scripts/services.sh && services_start`";
 
 fn shared_redis_url() -> String {
     std::env::var("CODECRAFTER_TEST_REDIS_URL")

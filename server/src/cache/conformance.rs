@@ -44,6 +44,7 @@ pub async fn cache_suite(cache: Arc<dyn Cache>) {
     );
 }
 
+#[track_caller]
 fn check_value(actual: Option<Vec<u8>>, expected: Option<&[u8]>, what: &str) {
     assert_eq!(actual.as_deref(), expected, "{what}");
 }
@@ -138,6 +139,7 @@ async fn keys_are_independent(cache: &dyn Cache) {
     assert_eq!(cache.hit("counter-b", LONG).await.unwrap().count, 1, "counters are independent");
 }
 
+#[track_caller]
 fn check_reset_in(hit: Hit, window: Duration, what: &str) {
     let reset_in = hit.reset_in;
     assert!(

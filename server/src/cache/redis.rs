@@ -2,9 +2,11 @@
 //!
 //! One multiplexed connection per cache, held by a `ConnectionManager` that reconnects by itself
 //! after Redis restarts. Every operation is one round trip and is bounded in time, so a dead or
-//! hung Redis costs a request an error within [`RedisCache::OPERATION_DEADLINE`], never a hang. During an
-//! outage each operation fails; the first one after Redis is back may still fail (it notices the
-//! old connection is gone and starts a new one), the following ones succeed.
+//! hung Redis costs a request an error within [`RedisCache::OPERATION_DEADLINE`], never a hang.
+//! During an outage each operation fails; the first one after Redis is back may still fail (it
+//! finds the old connection gone and starts a new one), the following ones succeed. An operation
+//! that timed out may still have been applied: a caller rotating a token treats the error as
+//! "rotation failed", never as "nothing happened".
 
 use std::future::Future;
 use std::time::Duration;
@@ -19,8 +21,8 @@ use super::{Cache, CacheError, CacheResult, Hit};
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
 /// Longest wait for a command's reply on an open connection.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
-/// Reconnect attempts after the first, 50 ms then 100 ms apart (with jitter): enough to ride out
-/// a Redis restarting, few enough that a request does not wait long on a Redis that is down.
+/// Reconnect attempts after the first, about 50 ms and then 100 ms later (backoff with jitter):
+/// enough to ride out a blip, few enough that a request does not wait long on a Redis that is down.
 const RECONNECT_RETRIES: usize = 2;
 const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(50);
 
