@@ -74,14 +74,15 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), rate_limit::limit))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes));
     let trust_proxy = state.config.trust_proxy;
-    Router::new()
-        .route("/ws/{*room}", get(crate::ws::upgrade))
+    // Headers and CORS are for HTTP answers; the WebSocket route stays outside them (CORS does
+    // not apply to WebSockets, and every connect would pay for their allocations).
+    let http = Router::new()
         .merge(ops)
         .merge(api)
         .merge(docs::router(openapi()))
         .fallback(security::not_found)
         .method_not_allowed_fallback(security::method_not_allowed)
         .layer(security::cors(&state.config))
-        .layer(middleware::from_fn(move |request, next| security::headers(trust_proxy, request, next)))
-        .with_state(state)
+        .layer(middleware::from_fn(move |request, next| security::headers(trust_proxy, request, next)));
+    Router::new().route("/ws/{*room}", get(crate::ws::upgrade)).merge(http).with_state(state)
 }

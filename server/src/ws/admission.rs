@@ -14,7 +14,7 @@ use protocol::{AuthMessage, Message, decode_frame};
 
 use super::close::CloseReason;
 use crate::auth::live::Registration;
-use crate::auth::{Claims, Grant, SessionRole, TokenError};
+use crate::auth::{Grant, SessionRole, TokenError};
 use crate::http::AppState;
 use crate::room::ConnId;
 
@@ -23,7 +23,6 @@ pub struct Admission {
     pub grant: Arc<Grant>,
     /// Keeps the connection findable by permission changes; `None` for anonymous free rooms.
     pub registration: Option<Registration>,
-    pub user: Option<Claims>,
     /// Messages that shared a frame with the auth token, still to be handled.
     pub rest_of_first_frame: Option<Bytes>,
 }
@@ -60,7 +59,7 @@ pub async fn admit(
         // Not a session: a free room, open to anyone only where the operator allowed it.
         return if allow_anonymous {
             let grant = Arc::new(Grant::new(true));
-            Ok(Admission { grant, registration: None, user: claims, rest_of_first_frame })
+            Ok(Admission { grant, registration: None, rest_of_first_frame })
         } else {
             Err(CloseReason::NotFound)
         };
@@ -78,7 +77,7 @@ pub async fn admit(
         let role = SessionRole::of(&session, &claims.sub, claims.role).ok_or(CloseReason::Forbidden)?;
         grant.set_writable(role.can_write(&session));
     }
-    Ok(Admission { grant, registration: Some(registration), user: Some(claims), rest_of_first_frame })
+    Ok(Admission { grant, registration: Some(registration), rest_of_first_frame })
 }
 
 async fn read_session(state: &AppState, room: &str) -> Result<Option<storage::model::Session>, CloseReason> {

@@ -9,14 +9,16 @@ use axum::extract::ws::{Message as WsMessage, WebSocket};
 use bytes::Bytes;
 use futures_util::SinkExt;
 use protocol::{AuthMessage, Message, SyncMessage, decode_frame};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
-use super::admission::Admission;
+use super::admission;
 use super::close::{CloseReason, close_with};
 use super::rate_limit::TokenBucket;
 use crate::auth::Grant;
 use crate::auth::access::Revoked;
 use crate::auth::live::Registration;
+use crate::http::AppState;
 use crate::room::{ConnId, Peer, RoomLease};
 use crate::socket::Socket;
 use crate::telemetry::Metrics;
@@ -64,17 +66,34 @@ struct Connection {
     _registration: Option<Registration>,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Serve one upgraded connection from admission to close. One function, so that the task holds
+/// the WebSocket once: handing it on to a nested future would store it twice in every idle
+/// connection's task (an async fn's arguments are never overlapped with its locals). The one-off
+/// steps (admission, opening the room, refusing, closing) are boxed for the same reason.
 pub async fn serve(
     mut ws: WebSocket,
     socket: Arc<Socket>,
-    room: RoomLease,
-    settings: Arc<ConnectionSettings>,
+    state: Arc<AppState>,
+    room_id: String,
+    token: Option<String>,
     app: bool,
-    cancel: CancellationToken,
-    id: ConnId,
-    admission: Admission,
+    permit: OwnedSemaphorePermit,
 ) {
+    let id = next_conn_id();
+    let admitted = Box::pin(admission::admit(&mut ws, &state, &room_id, id, token)).await;
+    let admission = match admitted {
+        Ok(admission) => admission,
+        Err(reason) => return Box::pin(refuse(&mut ws, reason, app)).await,
+    };
+    let room = match Box::pin(state.rooms.join(&room_id)).await {
+        Ok(lease) => lease,
+        Err(error) => {
+            tracing::error!(room = room_id, %error, "could not open room");
+            return Box::pin(refuse(&mut ws, CloseReason::Unavailable, app)).await;
+        }
+    };
+    let (settings, cancel) = (state.connection_settings.clone(), state.cancel.clone());
+    drop((state, room_id));
     let metrics = Metrics::get();
     metrics.connections.increment(1.0);
     // y-websocket servers speak first: the room greets the client as it registers it.
@@ -103,12 +122,21 @@ pub async fn serve(
     if let Ending::Close(reason) = ending {
         metrics.closed(reason.label());
         tracing::debug!(conn = id, room = conn.room.id(), reason = reason.label(), "closing connection");
-        close_with(&mut ws, &reason, conn.app).await;
+        // Boxed: a rare path, kept out of every idle connection's task.
+        Box::pin(close_with(&mut ws, &reason, conn.app)).await;
     }
     metrics.connections.decrement(1.0);
+    drop(permit);
 }
 
-pub fn next_conn_id() -> ConnId {
+/// Close a connection that was never admitted, saying why.
+async fn refuse(ws: &mut WebSocket, reason: CloseReason, app: bool) {
+    Metrics::get().closed(reason.label());
+    tracing::debug!(reason = reason.label(), "refusing connection");
+    close_with(ws, &reason, app).await;
+}
+
+fn next_conn_id() -> ConnId {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(1);
     NEXT.fetch_add(1, Ordering::Relaxed)
@@ -312,7 +340,9 @@ async fn within_write_deadline<T>(
     if let Some(result) = write.as_mut().now_or_never() {
         return result;
     }
-    match tokio::time::timeout(settings.ping_interval * 2, write).await {
+    // Boxed: the timer is needed only on this slow path, and inline it would sit in every idle
+    // connection's task.
+    match Box::pin(tokio::time::timeout(settings.ping_interval * 2, write)).await {
         Ok(result) => result,
         Err(_) => Err(Ending::Close(CloseReason::WriteTimeout)),
     }

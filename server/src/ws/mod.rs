@@ -9,7 +9,7 @@ mod rate_limit;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{WebSocket, WebSocketUpgrade};
+use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::Version;
 use axum::response::{IntoResponse, Response};
@@ -83,35 +83,8 @@ pub async fn upgrade(
         // Small buffers keep idle sockets cheap; they grow for large messages as needed.
         .read_buffer_size(2 * 1024)
         .write_buffer_size(64 * 1024)
-        .on_upgrade(move |mut upgraded| {
-            tracker.track_future(async move {
-                let conn = connection::next_conn_id();
-                let admitted = admission::admit(&mut upgraded, &state, &room, conn, query.token).await;
-                let admission = match admitted {
-                    Ok(admission) => admission,
-                    Err(reason) => return refuse(upgraded, reason, app).await,
-                };
-                let lease = match state.rooms.join(&room).await {
-                    Ok(lease) => lease,
-                    Err(error) => {
-                        tracing::error!(room, %error, "could not open room");
-                        return refuse(upgraded, CloseReason::Unavailable, app).await;
-                    }
-                };
-                let settings = state.connection_settings.clone();
-                connection::serve(
-                    upgraded,
-                    socket,
-                    lease,
-                    settings,
-                    app,
-                    state.cancel.clone(),
-                    conn,
-                    admission,
-                )
-                .await;
-                drop(permit);
-            })
+        .on_upgrade(move |upgraded| {
+            tracker.track_future(connection::serve(upgraded, socket, state, room, query.token, app, permit))
         })
 }
 
@@ -132,11 +105,4 @@ async fn throttle(state: &AppState, ip: std::net::IpAddr) -> Result<(), ApiError
             Ok(())
         }
     }
-}
-
-/// Close a connection that was never admitted, saying why.
-async fn refuse(mut ws: WebSocket, reason: CloseReason, app: bool) {
-    Metrics::get().closed(reason.label());
-    tracing::debug!(reason = reason.label(), "refusing connection");
-    close::close_with(&mut ws, &reason, app).await;
 }
