@@ -24,6 +24,9 @@ pub enum RelayKind {
     SyncRequest,
     /// A Yjs v1 update answering a `SyncRequest`.
     SyncReply,
+    /// The room's session changed its permissions or was deleted (payload empty): nodes re-read
+    /// it and update their live sockets.
+    Access,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +79,7 @@ mod tests {
             RelayKind::App,
             RelayKind::SyncRequest,
             RelayKind::SyncReply,
+            RelayKind::Access,
         ] {
             let e = envelope(kind);
             assert_eq!(Envelope::decode(&e.encode()).unwrap(), e);

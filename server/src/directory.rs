@@ -12,6 +12,7 @@ use workers::JobQueue;
 use crate::auth::LiveGrants;
 use crate::cache::Cache;
 use crate::http::ApiError;
+use crate::relay::{Relay, RelayKind};
 use crate::room::Rooms;
 
 /// Attempts at an update that keeps meeting concurrent changes before giving up with 409.
@@ -24,6 +25,8 @@ pub struct SessionDirectory {
     pub live: Arc<LiveGrants>,
     rooms: Arc<Rooms>,
     queue: Arc<dyn JobQueue>,
+    /// Tells the other nodes that a session's permissions changed, for their live sockets.
+    relay: Arc<dyn Relay>,
 }
 
 impl SessionDirectory {
@@ -33,8 +36,9 @@ impl SessionDirectory {
         cache_ttl: Duration,
         rooms: Arc<Rooms>,
         queue: Arc<dyn JobQueue>,
+        relay: Arc<dyn Relay>,
     ) -> Self {
-        Self { store, cache, cache_ttl, live: Arc::new(LiveGrants::default()), rooms, queue }
+        Self { store, cache, cache_ttl, live: Arc::new(LiveGrants::default()), rooms, queue, relay }
     }
 
     /// The session `id`, from the cache when it has it. A cache failure falls back to the store:
@@ -84,6 +88,7 @@ impl SessionDirectory {
                     session.revision = revision;
                     self.forget(id).await;
                     self.live.session_changed(&session);
+                    self.relay.publish(RelayKind::Access, id, &[]);
                     return Ok(session);
                 }
                 Ok(None) => return Err(ApiError::not_found("session")),
@@ -101,6 +106,7 @@ impl SessionDirectory {
         }
         self.forget(id).await;
         self.live.session_deleted(id);
+        self.relay.publish(RelayKind::Access, id, &[]);
         self.rooms.discard(id);
         // A snapshot job queued before the room was discarded must not land after the delete and
         // resurrect the document.
@@ -109,6 +115,22 @@ impl SessionDirectory {
         }
         self.store.delete_snapshot(id).await?;
         Ok(true)
+    }
+
+    /// Another node changed session `id`: apply it as it now is to this node's live sockets (or
+    /// close them, and drop the room, if it was deleted).
+    pub async fn refresh_live(&self, id: &str) {
+        self.forget(id).await;
+        match self.store.session(id).await {
+            Ok(Some(session)) => self.live.session_changed(&session),
+            Ok(None) => {
+                self.live.session_deleted(id);
+                self.rooms.discard(id);
+            }
+            Err(error) => {
+                tracing::error!(session = id, %error, "could not re-read a session changed elsewhere")
+            }
+        }
     }
 
     /// Count `edits` more edits of session `id` at `at` (its metadata); failures are logged, as

@@ -76,8 +76,25 @@ pub async fn run_with_hub(
         idle: config.room_idle(),
     };
     let (persist_tx, persist_rx) = tokio::sync::mpsc::unbounded_channel();
-    let (relay, relayed) = hub.join(relay::new_node_id());
-    let relay: Arc<dyn Relay> = relay;
+    let stop_relay = CancellationToken::new();
+    let (relay, relayed): (Arc<dyn Relay>, _) = match &config.redis_url {
+        Some(url) => {
+            let (relay, relayed) = relay::redis::RedisRelay::start(
+                url,
+                &config.redis_prefix,
+                relay::new_node_id(),
+                &background,
+                stop_relay.clone(),
+            )
+            .await
+            .context("starting the Redis relay")?;
+            (relay, relayed)
+        }
+        None => {
+            let (relay, relayed) = hub.join(relay::new_node_id());
+            (relay, relayed)
+        }
+    };
     let rooms = Arc::new(Rooms::new(store.clone(), settings, persist_tx, relay.clone()));
     let sessions = Arc::new(directory::SessionDirectory::new(
         store.clone(),
@@ -85,9 +102,16 @@ pub async fn run_with_hub(
         Duration::from_secs(config.session_cache_secs),
         rooms.clone(),
         queue.clone(),
+        relay.clone(),
     ));
     let stop_rooms = CancellationToken::new();
-    background.spawn(relay::dispatch::run(relayed, rooms.clone(), relay, stop_rooms.clone()));
+    background.spawn(relay::dispatch::run(
+        relayed,
+        rooms.clone(),
+        relay.clone(),
+        sessions.clone(),
+        stop_rooms.clone(),
+    ));
     background.spawn(persister::run(
         persist_rx,
         queue.clone(),
@@ -111,6 +135,7 @@ pub async fn run_with_hub(
         cache,
         auth,
         sessions,
+        relay: relay.clone(),
         rooms: rooms.clone(),
         accepting: AtomicBool::new(true),
         config: Arc::new(config.clone()),
@@ -138,6 +163,7 @@ pub async fn run_with_hub(
         let evicted_or_err = rooms.persist_and_evict(rooms.all(), false).await;
         queue.flush().await?;
         stop_workers.cancel();
+        stop_relay.cancel();
         background.close();
         background.wait().await;
         evicted_or_err.map(|_| ()).context("persisting rooms at shutdown")

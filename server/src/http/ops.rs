@@ -23,7 +23,8 @@ async fn health() -> impl IntoResponse {
     axum::Json(json!({ "status": "ok" }))
 }
 
-/// Ready for traffic: accepting connections, and the store and the cache answer.
+/// Ready for traffic: accepting connections and the store answers. A node whose Redis (cache or
+/// relay) is unreachable still serves its own clients: it stays ready, with status `degraded`.
 #[utoipa::path(get, path = "/ready", tag = "ops", responses(
     (status = 200, description = "Ready; the body names each dependency's state"),
     (status = 503, description = "Shutting down, or the store or cache is unreachable")))]
@@ -31,13 +32,16 @@ async fn ready(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let accepting = state.accepting.load(Ordering::Acquire);
     let (store, cache) = tokio::join!(state.store.ping(), state.cache.ping());
     let (store_ok, cache_ok) = (store.is_ok(), cache.is_ok());
-    let ok = accepting && store_ok && cache_ok;
+    let ok = accepting && store_ok;
+    let relay_ok = state.relay.is_connected();
+    let degraded = !cache_ok || !relay_ok;
     let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = json!({
-        "status": if ok { "ready" } else { "not_ready" },
+        "status": match (ok, degraded) { (false, _) => "not_ready", (true, true) => "degraded", (true, false) => "ready" },
         "accepting": accepting,
         "store": { "backend": state.store.backend_name(), "status": if store_ok { "ok" } else { "unavailable" } },
-        "cache": { "backend": state.cache.backend_name(), "status": if cache_ok { "ok" } else { "unavailable" } },
+        "cache": { "backend": state.cache.backend_name(), "status": if cache_ok { "ok" } else { "degraded" } },
+        "relay": { "backend": state.relay.backend_name(), "status": if relay_ok { "ok" } else { "degraded" } },
         "rooms": state.rooms.len(),
     });
     (status, axum::Json(body))

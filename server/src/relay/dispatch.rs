@@ -1,4 +1,5 @@
-//! Applies what other nodes relay to this node's rooms, and answers their sync requests.
+//! Applies what other nodes relay to this node's rooms, answers their sync requests, resyncs every
+//! room after the relay lost messages, and applies permission changes made on other nodes.
 
 use std::sync::Arc;
 
@@ -6,40 +7,70 @@ use protocol::{Envelope, RelayKind};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::Relay;
+use super::{Incoming, Relay, SYNC_ASK_BACK, sync_request};
+use crate::directory::SessionDirectory;
 use crate::room::Rooms;
 use crate::time::unix_ms;
 
 pub async fn run(
-    mut incoming: mpsc::Receiver<Envelope>,
+    mut incoming: mpsc::Receiver<Incoming>,
     rooms: Arc<Rooms>,
     relay: Arc<dyn Relay>,
+    sessions: Arc<SessionDirectory>,
     cancel: CancellationToken,
 ) {
     loop {
-        let envelope = tokio::select! {
-            envelope = incoming.recv() => match envelope { Some(e) => e, None => return },
+        let next = tokio::select! {
+            next = incoming.recv() => match next { Some(next) => next, None => return },
             () = cancel.cancelled() => return,
         };
-        if envelope.origin == relay.node_id() {
-            continue; // a broker may echo our own messages
+        match next {
+            Incoming::Envelope(envelope) => apply(envelope, &rooms, relay.as_ref(), &sessions).await,
+            Incoming::Resync => resync(&rooms, relay.as_ref()),
         }
-        // Only rooms held here are subscribed; anything else arrived after an eviction.
-        let Some(room) = rooms.get(&envelope.room) else { continue };
-        let result = match envelope.kind {
-            RelayKind::Update | RelayKind::SyncReply => {
-                room.apply_remote_update(&envelope.payload, unix_ms())
-            }
-            RelayKind::Awareness => room.apply_remote_awareness(&envelope.payload, unix_ms()),
-            RelayKind::SyncRequest => room.diff(&envelope.payload).map(|diff| {
+    }
+}
+
+/// Ask the other nodes for what every open room lacks, and to ask back for what they lack.
+fn resync(rooms: &Rooms, relay: &dyn Relay) {
+    let open = rooms.all();
+    tracing::info!(rooms = open.len(), "relay reconnected; resyncing every room");
+    for room in open {
+        relay.publish(RelayKind::SyncRequest, room.id(), &sync_request(true, &room.state_vector()));
+    }
+}
+
+async fn apply(envelope: Envelope, rooms: &Rooms, relay: &dyn Relay, sessions: &SessionDirectory) {
+    if envelope.origin == relay.node_id() {
+        return; // a broker may echo our own messages
+    }
+    if envelope.kind == RelayKind::Access {
+        sessions.refresh_live(&envelope.room).await;
+        return;
+    }
+    // Only rooms held here are subscribed; anything else arrived after an eviction.
+    let Some(room) = rooms.get(&envelope.room) else { return };
+    let result = match envelope.kind {
+        RelayKind::Update | RelayKind::SyncReply => room.apply_remote_update(&envelope.payload, unix_ms()),
+        RelayKind::Awareness => room.apply_remote_awareness(&envelope.payload, unix_ms()),
+        RelayKind::SyncRequest => {
+            let (flag, state_vector) = envelope.payload.split_first().unwrap_or((&0, &[]));
+            room.diff(state_vector).map(|diff| {
                 relay.publish(RelayKind::SyncReply, room.id(), &diff);
-            }),
-            // No app message crosses nodes yet: chat and run output arrive with their features.
-            RelayKind::App => Ok(()),
-        };
-        if let Err(error) = result {
-            metrics::counter!("codecrafter_relay_rejected_total").increment(1);
-            tracing::warn!(room = room.id(), origin = envelope.origin, kind = ?envelope.kind, %error, "relayed message rejected");
+                if *flag == SYNC_ASK_BACK {
+                    relay.publish(
+                        RelayKind::SyncRequest,
+                        room.id(),
+                        &sync_request(false, &room.state_vector()),
+                    );
+                }
+            })
         }
+        // No app message crosses nodes yet: chat and run output arrive with their features.
+        RelayKind::App | RelayKind::Access => Ok(()),
+    };
+    if let Err(error) = result {
+        metrics::counter!("codecrafter_relay_rejected_total").increment(1);
+        tracing::warn!(room = room.id(), origin = envelope.origin, kind = ?envelope.kind, %error, "relayed message rejected");
     }
 }

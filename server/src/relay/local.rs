@@ -8,7 +8,7 @@ use parking_lot::RwLock;
 use protocol::{Envelope, RelayKind};
 use tokio::sync::mpsc;
 
-use super::{NodeId, Relay};
+use super::{Incoming, NodeId, Relay};
 
 /// Envelopes a node may have queued before the hub drops new ones for it (and counts the drop:
 /// the room's sync requests repair the gap, as after a broker outage).
@@ -21,7 +21,7 @@ pub struct LocalHub {
 
 #[derive(Default)]
 struct HubState {
-    nodes: HashMap<NodeId, mpsc::Sender<Envelope>>,
+    nodes: HashMap<NodeId, mpsc::Sender<Incoming>>,
     /// room -> node -> subscription count
     rooms: HashMap<String, HashMap<NodeId, usize>>,
 }
@@ -32,7 +32,7 @@ impl LocalHub {
     }
 
     /// Connect a node: its relay, and the channel its incoming envelopes arrive on.
-    pub fn join(&self, node: NodeId) -> (Arc<LocalRelay>, mpsc::Receiver<Envelope>) {
+    pub fn join(&self, node: NodeId) -> (Arc<LocalRelay>, mpsc::Receiver<Incoming>) {
         let (tx, rx) = mpsc::channel(NODE_QUEUE);
         self.inner.write().nodes.insert(node, tx);
         (Arc::new(LocalRelay { node, hub: self.clone() }), rx)
@@ -60,11 +60,15 @@ impl Relay for LocalRelay {
         let envelope = Envelope { origin: self.node, kind, room: room.to_owned(), payload: payload.to_vec() };
         for node in targets {
             if let Some(tx) = state.nodes.get(node)
-                && tx.try_send(envelope.clone()).is_err()
+                && tx.try_send(Incoming::Envelope(envelope.clone())).is_err()
             {
                 metrics::counter!("codecrafter_relay_dropped_total").increment(1);
             }
         }
+    }
+
+    fn backend_name(&self) -> &'static str {
+        "local"
     }
 
     fn subscribe(&self, room: &str) {
@@ -110,7 +114,7 @@ mod tests {
         a.subscribe("r");
         b.subscribe("r");
         a.publish(RelayKind::Update, "r", b"u");
-        let got = b_rx.recv().await.unwrap();
+        let Incoming::Envelope(got) = b_rx.recv().await.unwrap() else { panic!("an envelope") };
         assert_eq!(
             (got.origin, got.kind, got.room.as_str(), got.payload.as_slice()),
             (1, RelayKind::Update, "r", &b"u"[..])

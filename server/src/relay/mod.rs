@@ -8,8 +8,32 @@
 
 pub mod dispatch;
 pub mod local;
+pub mod redis;
 
 pub use protocol::{Envelope, RelayKind};
+
+/// What a relay hands to [`dispatch::run`].
+#[derive(Debug)]
+pub enum Incoming {
+    /// Another node's envelope.
+    Envelope(Envelope),
+    /// The relay may have lost envelopes (it was disconnected): every open room must resync.
+    Resync,
+}
+
+/// First byte of a sync request's payload: whether the peers should also ask the requester for
+/// what *they* lack (a node coming back from an outage has edits nobody else saw). Answers to a
+/// request never ask back, so an exchange ends after one round.
+pub const SYNC_ASK_BACK: u8 = 1;
+pub const SYNC_ANSWER_ONLY: u8 = 0;
+
+/// A sync request's payload: the flag, then the requester's encoded state vector.
+pub fn sync_request(ask_back: bool, state_vector: &[u8]) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(state_vector.len() + 1);
+    payload.push(if ask_back { SYNC_ASK_BACK } else { SYNC_ANSWER_ONLY });
+    payload.extend_from_slice(state_vector);
+    payload
+}
 
 /// Identifies one server process among those sharing rooms.
 pub type NodeId = u64;
@@ -26,6 +50,14 @@ pub trait Relay: Send + Sync + 'static {
     fn subscribe(&self, room: &str);
 
     fn unsubscribe(&self, room: &str);
+
+    /// Whether the relay currently reaches the other nodes (for `/ready` and metrics).
+    fn is_connected(&self) -> bool {
+        true
+    }
+
+    /// `local` or `redis`.
+    fn backend_name(&self) -> &'static str;
 }
 
 /// A random node id: unique enough among the handful of processes sharing a relay.

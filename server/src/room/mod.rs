@@ -251,7 +251,7 @@ impl Room {
         self.state.lock().doc.diff(state_vector)
     }
 
-    fn state_vector(&self) -> Vec<u8> {
+    pub fn state_vector(&self) -> Vec<u8> {
         self.state.lock().doc.state_vector()
     }
 

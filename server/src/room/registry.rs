@@ -106,7 +106,8 @@ impl Rooms {
                 // Snapshot first, then subscribe, then ask the other nodes for what the snapshot
                 // lacks: an update made anywhere in between arrives one way or the other.
                 self.relay.subscribe(id);
-                self.relay.publish(RelayKind::SyncRequest, id, &lease.state_vector());
+                let request = crate::relay::sync_request(true, &lease.state_vector());
+                self.relay.publish(RelayKind::SyncRequest, id, &request);
                 Ok::<_, RoomError>(())
             })
             .await?;

@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod http;
+pub mod processes;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -1,0 +1,298 @@
+//! The Redis relay: one pub/sub channel per room (`{prefix}room:{id}`), payloads are versioned
+//! bincode [`Envelope`]s. A node subscribes to a room's channel while it holds the room.
+//!
+//! Two tasks, so that neither waits on the other: the publisher drains everything queued and sends
+//! it in one pipelined round trip (many envelopes per syscall under load); the subscriber owns a
+//! dedicated pub/sub connection. Redis going away never blocks a room: publishes that fail are
+//! dropped and counted, and once Redis answers again the node resyncs every room (sync requests
+//! that ask back), so nothing any node applied meanwhile is missed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use parking_lot::Mutex;
+use protocol::{Envelope, RelayKind};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{Incoming, NodeId, Relay};
+
+/// Envelopes waiting to be published before new ones are dropped (and counted; resync repairs).
+const PUBLISH_QUEUE: usize = 65_536;
+/// Envelopes received but not yet applied before new ones are dropped (and counted).
+const INCOMING_QUEUE: usize = 65_536;
+/// Most envelopes sent in one pipelined round trip.
+const MAX_BATCH: usize = 512;
+/// How often the subscriber checks its connection is alive.
+const HEALTH_CHECK: Duration = Duration::from_secs(2);
+/// Longest wait between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+pub struct RedisRelay {
+    node: NodeId,
+    channel_prefix: String,
+    publish_tx: mpsc::Sender<(String, Vec<u8>)>,
+    /// Rooms to (re)subscribe: the subscriber reads the wanted state from `subscriptions`.
+    control_tx: mpsc::UnboundedSender<String>,
+    /// room -> local subscription count
+    subscriptions: Arc<Mutex<HashMap<String, usize>>>,
+    connected: Arc<AtomicBool>,
+    /// Set when an envelope could not even be queued; the publisher resyncs every room once it
+    /// has caught up.
+    dropped: Arc<AtomicBool>,
+}
+
+impl RedisRelay {
+    /// Connect and start the publisher and subscriber tasks on `tasks`; they stop on `cancel`.
+    pub async fn start(
+        url: &str,
+        prefix: &str,
+        node: NodeId,
+        tasks: &TaskTracker,
+        cancel: CancellationToken,
+    ) -> anyhow::Result<(Arc<Self>, mpsc::Receiver<Incoming>)> {
+        let client = redis::Client::open(url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(1);
+        let publisher = client.get_connection_manager_with_config(config).await?;
+        let (publish_tx, publish_rx) = mpsc::channel(PUBLISH_QUEUE);
+        let (control_tx, control_rx) = mpsc::unbounded_channel();
+        let (incoming_tx, incoming_rx) = mpsc::channel(INCOMING_QUEUE);
+        let relay = Arc::new(Self {
+            node,
+            channel_prefix: format!("{prefix}room:"),
+            publish_tx,
+            control_tx,
+            subscriptions: Arc::default(),
+            connected: Arc::new(AtomicBool::new(false)),
+            dropped: Arc::new(AtomicBool::new(false)),
+        });
+        tasks.spawn(publish_loop(
+            publisher,
+            publish_rx,
+            relay.dropped.clone(),
+            incoming_tx.clone(),
+            cancel.clone(),
+        ));
+        tasks.spawn(
+            Subscriber {
+                client,
+                node,
+                channel_prefix: relay.channel_prefix.clone(),
+                subscriptions: relay.subscriptions.clone(),
+                connected: relay.connected.clone(),
+                incoming: incoming_tx,
+            }
+            .run(control_rx, cancel),
+        );
+        Ok((relay, incoming_rx))
+    }
+
+    fn channel(&self, room: &str) -> String {
+        format!("{}{room}", self.channel_prefix)
+    }
+}
+
+impl Relay for RedisRelay {
+    fn node_id(&self) -> NodeId {
+        self.node
+    }
+
+    fn publish(&self, kind: RelayKind, room: &str, payload: &[u8]) {
+        let envelope = Envelope { origin: self.node, kind, room: room.to_owned(), payload: payload.to_vec() };
+        if self.publish_tx.try_send((self.channel(room), envelope.encode())).is_err() {
+            metrics::counter!("codecrafter_relay_dropped_total").increment(1);
+            self.dropped.store(true, Ordering::Release);
+        }
+    }
+
+    fn subscribe(&self, room: &str) {
+        let first = {
+            let mut subscriptions = self.subscriptions.lock();
+            let count = subscriptions.entry(room.to_owned()).or_default();
+            *count += 1;
+            *count == 1
+        };
+        if first {
+            let _ = self.control_tx.send(room.to_owned());
+        }
+    }
+
+    fn unsubscribe(&self, room: &str) {
+        let last = {
+            let mut subscriptions = self.subscriptions.lock();
+            match subscriptions.get_mut(room) {
+                Some(count) if *count > 1 => {
+                    *count -= 1;
+                    false
+                }
+                Some(_) => {
+                    subscriptions.remove(room);
+                    true
+                }
+                None => false,
+            }
+        };
+        if last {
+            let _ = self.control_tx.send(room.to_owned());
+        }
+    }
+
+    fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Acquire)
+    }
+
+    fn backend_name(&self) -> &'static str {
+        "redis"
+    }
+}
+
+/// Publish everything queued, pipelined. A batch that fails is retried (with backoff) until Redis
+/// takes it, so a short outage loses nothing that was queued; envelopes dropped because the queue
+/// was full meanwhile are repaired by a resync once publishing works again.
+async fn publish_loop(
+    mut connection: ConnectionManager,
+    mut queue: mpsc::Receiver<(String, Vec<u8>)>,
+    dropped: Arc<AtomicBool>,
+    incoming: mpsc::Sender<Incoming>,
+    cancel: CancellationToken,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    loop {
+        let received = tokio::select! {
+            n = queue.recv_many(&mut batch, MAX_BATCH) => n,
+            () = cancel.cancelled() => return,
+        };
+        if received == 0 {
+            return;
+        }
+        let mut pipe = redis::pipe();
+        for (channel, bytes) in batch.drain(..) {
+            pipe.cmd("PUBLISH").arg(channel).arg(bytes).ignore();
+        }
+        let mut backoff = Duration::from_millis(50);
+        let mut failed = false;
+        while let Err(error) = pipe.query_async::<()>(&mut connection).await {
+            if !failed {
+                tracing::warn!(%error, "relay publish failed; retrying until Redis answers");
+                failed = true;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                () = cancel.cancelled() => return,
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+        metrics::counter!("codecrafter_relay_published_total").increment(received as u64);
+        if dropped.swap(false, Ordering::AcqRel) {
+            let _ = incoming.send(Incoming::Resync).await;
+        }
+    }
+}
+
+struct Subscriber {
+    client: redis::Client,
+    node: NodeId,
+    channel_prefix: String,
+    subscriptions: Arc<Mutex<HashMap<String, usize>>>,
+    connected: Arc<AtomicBool>,
+    incoming: mpsc::Sender<Incoming>,
+}
+
+impl Subscriber {
+    async fn run(self, mut control: mpsc::UnboundedReceiver<String>, cancel: CancellationToken) {
+        const FIRST_RETRY: Duration = Duration::from_millis(50);
+        let mut backoff = FIRST_RETRY;
+        loop {
+            match self.session(&mut control, &cancel).await {
+                Ok(Stop::Cancelled) => return,
+                Ok(Stop::Lost) => backoff = FIRST_RETRY,
+                Err(error) => tracing::debug!(%error, "relay subscriber: Redis unreachable"),
+            }
+            if self.connected.swap(false, Ordering::AcqRel) {
+                tracing::warn!("relay lost Redis; serving local clients, will resync on return");
+                metrics::gauge!("codecrafter_relay_connected").set(0.0);
+            }
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                () = cancel.cancelled() => return,
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// One connection's lifetime: subscribe to every wanted room, ask every room to resync (what
+    /// was published while this node was away is gone), then relay messages and subscription
+    /// changes until the connection fails.
+    async fn session(
+        &self,
+        control: &mut mpsc::UnboundedReceiver<String>,
+        cancel: &CancellationToken,
+    ) -> anyhow::Result<Stop> {
+        let pubsub = self.client.get_async_pubsub().await?;
+        let (mut sink, mut stream) = pubsub.split();
+        // Changes queued while disconnected are covered by subscribing to the wanted set now.
+        while control.try_recv().is_ok() {}
+        let wanted: Vec<String> = self.subscriptions.lock().keys().map(|room| self.channel(room)).collect();
+        if !wanted.is_empty() {
+            sink.subscribe(wanted).await?;
+        }
+        self.connected.store(true, Ordering::Release);
+        metrics::gauge!("codecrafter_relay_connected").set(1.0);
+        let _ = self.incoming.send(Incoming::Resync).await;
+        let mut health = tokio::time::interval(HEALTH_CHECK);
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return Ok(Stop::Cancelled),
+                room = control.recv() => {
+                    let Some(room) = room else { return Ok(Stop::Cancelled) };
+                    let wanted = self.subscriptions.lock().contains_key(&room);
+                    if wanted {
+                        sink.subscribe(self.channel(&room)).await?;
+                    } else {
+                        sink.unsubscribe(self.channel(&room)).await?;
+                    }
+                }
+                message = stream.next() => {
+                    let Some(message) = message else { return Ok(Stop::Lost) };
+                    self.deliver(message.get_payload_bytes());
+                }
+                _ = health.tick() => {
+                    // In subscribed mode the reply is an array, not "PONG": any reply will do.
+                    tokio::time::timeout(HEALTH_CHECK, sink.ping::<redis::Value>()).await??;
+                }
+            }
+        }
+    }
+
+    fn deliver(&self, bytes: &[u8]) {
+        match Envelope::decode(bytes) {
+            Ok(envelope) if envelope.origin == self.node => {}
+            Ok(envelope) => {
+                if self.incoming.try_send(Incoming::Envelope(envelope)).is_err() {
+                    metrics::counter!("codecrafter_relay_dropped_total").increment(1);
+                }
+            }
+            Err(error) => {
+                metrics::counter!("codecrafter_relay_rejected_total").increment(1);
+                tracing::warn!(%error, "undecodable relay envelope");
+            }
+        }
+    }
+
+    fn channel(&self, room: &str) -> String {
+        format!("{}{room}", self.channel_prefix)
+    }
+}
+
+enum Stop {
+    Cancelled,
+    Lost,
+}

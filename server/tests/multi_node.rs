@@ -1,0 +1,137 @@
+//! One room across several server processes through a real Redis: convergence, a late node,
+//! Redis restarted mid-edit, a node killed mid-edit.
+
+mod support;
+
+use std::time::Duration;
+
+use support::YClient;
+use support::processes::{Node, OwnRedis};
+use yrs::{Array, GetString, Map, Text, Transact};
+
+const WAIT: Duration = Duration::from_secs(15);
+const SECRET: &str = "multi-node-test-secret-of-at-least-32-bytes";
+
+async fn node(redis: &OwnRedis, dir: &tempfile::TempDir, name: &str) -> Node {
+    let data = dir.path().join(name);
+    let url = redis.url();
+    Node::start(
+        &data,
+        &[("REDIS_URL", url.as_str()), ("JWT_SECRET", SECRET)],
+        &["--allow-anonymous", "--ws-connects-per-min", "0"],
+    )
+    .await
+}
+
+fn insert(client: &YClient, text: &str) {
+    let t = client.doc.get_or_insert_text("text");
+    let mut txn = client.doc.transact_mut();
+    let end = t.len(&txn);
+    t.insert(&mut txn, end, text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_on_three_nodes_converge_and_a_late_node_catches_up() {
+    let redis = OwnRedis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = [node(&redis, &dir, "a").await, node(&redis, &dir, "b").await, node(&redis, &dir, "c").await];
+    let mut clients = Vec::new();
+    for n in &nodes {
+        clients.push(YClient::connect(&n.ws_url("shared")).await);
+    }
+    for c in &clients {
+        c.wait_for("sync", WAIT, |c| c.shared().synced).await;
+    }
+    for i in 0..20 {
+        clients[0].doc.get_or_insert_text("text").insert(
+            &mut clients[0].doc.transact_mut(),
+            0,
+            &format!("a{i} "),
+        );
+        clients[1].doc.get_or_insert_map("map").insert(
+            &mut clients[1].doc.transact_mut(),
+            format!("b{i}"),
+            i,
+        );
+        clients[2].doc.get_or_insert_array("array").push_back(&mut clients[2].doc.transact_mut(), i);
+    }
+    for c in &clients {
+        c.wait_for("every node's edits", WAIT, |c| {
+            // Root types first: getting one needs a write transaction, so none may be open.
+            let (text, map, array) = (
+                c.doc.get_or_insert_text("text"),
+                c.doc.get_or_insert_map("map"),
+                c.doc.get_or_insert_array("array"),
+            );
+            let txn = c.doc.transact();
+            text.get_string(&txn).matches('a').count() == 20 && map.len(&txn) == 20 && array.len(&txn) == 20
+        })
+        .await;
+    }
+    assert!(clients.iter().all(|c| c.json() == clients[0].json()), "all three converged");
+
+    let late = node(&redis, &dir, "d").await;
+    let late_client = YClient::connect(&late.ws_url("shared")).await;
+    late_client
+        .wait_for("the late node's client has everything", WAIT, |c| c.json() == clients[0].json())
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restarted_mid_edit_converges_without_client_action() {
+    let mut redis = OwnRedis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (node(&redis, &dir, "a").await, node(&redis, &dir, "b").await);
+    let on_a = YClient::connect(&a.ws_url("outage")).await;
+    let on_b = YClient::connect(&b.ws_url("outage")).await;
+    insert(&on_a, "before ");
+    on_b.wait_for("relayed before the outage", WAIT, |c| c.text("text") == "before ").await;
+
+    redis.stop();
+    insert(&on_a, "during-a ");
+    insert(&on_b, "during-b ");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!on_a.text("text").contains("during-b"), "nothing crosses while Redis is down");
+    let (status, body) = support::http_get(&format!("http://{}/ready", a.addr)).await;
+    assert_eq!(status, 200, "a node without Redis keeps serving: {body}");
+    let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(ready["status"], "degraded", "{body}");
+    assert_eq!(ready["relay"], serde_json::json!({ "backend": "redis", "status": "degraded" }), "{body}");
+
+    redis.restart();
+    for c in [&on_a, &on_b] {
+        c.wait_for("both outage edits everywhere", WAIT, |c| {
+            let text = c.text("text");
+            text.contains("during-a") && text.contains("during-b")
+        })
+        .await;
+    }
+    assert_eq!(on_a.json(), on_b.json());
+    insert(&on_b, "after");
+    on_a.wait_for("relay works again", WAIT, |c| c.text("text").ends_with("after")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_loses_nothing_its_clients_sent() {
+    let redis = OwnRedis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (node(&redis, &dir, "a").await, node(&redis, &dir, "b").await);
+    let on_a = YClient::connect(&a.ws_url("crash")).await;
+    let on_b = YClient::connect(&b.ws_url("crash")).await;
+    for c in [&on_a, &on_b] {
+        c.wait_for("sync", WAIT, |c| c.shared().synced).await;
+    }
+    for i in 0..10 {
+        insert(&on_a, &format!("a{i} "));
+    }
+    on_b.wait_for("a's edits on b", WAIT, |c| c.text("text").matches('a').count() == 10).await;
+    a.kill();
+    on_a.wait_closed(WAIT).await;
+    insert(&on_b, "b-still-works ");
+    // The client of the dead node reconnects to b with its document: nothing is lost.
+    let back = YClient::connect_with_doc(&b.ws_url("crash"), on_a.doc.clone()).await;
+    insert(&back, "a-after-crash");
+    on_b.wait_for("the reconnected client's edit", WAIT, |c| c.text("text").contains("a-after-crash")).await;
+    back.wait_for("b's edit", WAIT, |c| c.text("text").contains("b-still-works")).await;
+    assert_eq!(back.json(), on_b.json());
+}
