@@ -135,3 +135,79 @@ async fn a_killed_node_loses_nothing_its_clients_sent() {
     back.wait_for("b's edit", WAIT, |c| c.text("text").contains("b-still-works")).await;
     assert_eq!(back.json(), on_b.json());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn awareness_crosses_nodes_and_leaves_with_its_client() {
+    let redis = OwnRedis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (node(&redis, &dir, "a").await, node(&redis, &dir, "b").await);
+    let on_a = YClient::connect(&a.ws_url("cursors")).await;
+    let on_b = YClient::connect(&b.ws_url("cursors")).await;
+    for c in [&on_a, &on_b] {
+        c.wait_for("sync", WAIT, |c| c.shared().synced).await;
+    }
+    on_a.set_awareness(1, r#"{"user":"ada","cursor":1}"#);
+    let ada = on_a.client_id();
+    on_b.wait_for("a's cursor on b", WAIT, |c| c.shared().awareness.contains_key(&ada)).await;
+    on_a.close();
+    on_b.wait_for("a's cursor gone from b", WAIT, |c| !c.shared().awareness.contains_key(&ada)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collaborator_removed_on_one_node_is_cut_off_on_another() {
+    use support::http::{call, create_session, invite, register};
+    let mongo = std::env::var("CODECRAFTER_TEST_MONGO_URL")
+        .expect("CODECRAFTER_TEST_MONGO_URL is not set: run the tests with scripts/test.sh");
+    let database = format!("cc_multi_{}", storage::model::new_id());
+    let redis = OwnRedis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = redis.url();
+    let env = [
+        ("REDIS_URL", url.as_str()),
+        ("JWT_SECRET", SECRET),
+        ("MONGO_URL", mongo.as_str()),
+        ("MONGO_DB", database.as_str()),
+    ];
+    let a = Node::start(&dir.path().join("a"), &env, &["--ws-connects-per-min", "0"]).await;
+    let b = Node::start(&dir.path().join("b"), &env, &["--ws-connects-per-min", "0"]).await;
+    let addr_a: std::net::SocketAddr = a.addr.parse().unwrap();
+    let owner = register(addr_a, "owner").await;
+    let guest = register(addr_a, "guest").await;
+    let session = create_session(addr_a, &owner, serde_json::json!({})).await;
+    invite(addr_a, &owner, &session, &guest, "editor").await;
+    // A token issued by node a works on node b.
+    let on_b = YClient::connect(&format!("{}?token={}", b.ws_url(&session), guest.access)).await;
+    on_b.wait_for("sync", WAIT, |c| c.shared().synced).await;
+    let started = std::time::Instant::now();
+    let path = format!("/api/sessions/{session}/collaborators/{}", guest.id);
+    assert_eq!(call(addr_a, "DELETE", &path, Some(&owner.access), None, &[]).await.status, 204);
+    let (code, _) = on_b.wait_closed(Duration::from_secs(2)).await;
+    assert_eq!(code, 4403);
+    assert!(started.elapsed() < Duration::from_secs(1), "cut off after {:?}", started.elapsed());
+    let client = mongodb::Client::with_uri_str(&mongo).await.unwrap();
+    client.database(&database).drop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stock_js_clients_on_different_nodes_converge_with_a_rust_client() {
+    let redis = OwnRedis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (node(&redis, &dir, "a").await, node(&redis, &dir, "b").await);
+    let rust_on_b = YClient::connect(&b.ws_url("js-multi")).await;
+    insert(&rust_on_b, "from rust on b ");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js/cross-node.mjs");
+    let output = tokio::process::Command::new("node")
+        .arg(&script)
+        .args([format!("ws://{}/ws", a.addr), "js-multi".into(), format!("ws://{}/ws", b.addr)])
+        .output()
+        .await
+        .expect("node (scripts/test.sh needs Node 18+)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    rust_on_b
+        .wait_for("the JS clients' edits", WAIT, |c| {
+            let text = c.text("text");
+            text.contains("js on a") && text.contains("js on b")
+        })
+        .await;
+}
