@@ -27,6 +27,15 @@ pub async fn run(
         match next {
             Incoming::Envelope(envelope) => apply(envelope, &rooms, relay.as_ref(), &sessions).await,
             Incoming::Resync => resync(&rooms, relay.as_ref()),
+            Incoming::Subscribed(room) => {
+                if let Some(room) = rooms.get(&room) {
+                    relay.publish(
+                        RelayKind::SyncRequest,
+                        room.id(),
+                        &sync_request(true, &room.state_vector()),
+                    );
+                }
+            }
         }
     }
 }

@@ -19,6 +19,8 @@ pub enum Incoming {
     Envelope(Envelope),
     /// The relay may have lost envelopes (it was disconnected): every open room must resync.
     Resync,
+    /// The relay now receives this room's envelopes: ask the other nodes for what it lacks.
+    Subscribed(String),
 }
 
 /// First byte of a sync request's payload: whether the peers should also ask the requester for

@@ -24,7 +24,7 @@ use super::{Incoming, NodeId, Relay};
 
 /// Envelopes waiting to be published before new ones are dropped (and counted; resync repairs).
 const PUBLISH_QUEUE: usize = 65_536;
-/// Envelopes received but not yet applied before new ones are dropped (and counted).
+/// Envelopes received but not yet applied; beyond it the subscriber waits for the dispatcher.
 const INCOMING_QUEUE: usize = 65_536;
 /// Most envelopes sent in one pipelined round trip.
 const MAX_BATCH: usize = 512;
@@ -256,13 +256,16 @@ impl Subscriber {
                     let wanted = self.subscriptions.lock().contains_key(&room);
                     if wanted {
                         sink.subscribe(self.channel(&room)).await?;
+                        // Only now can this node hear answers: ask again (the room's own request,
+                        // sent when it opened, may have been answered before we listened).
+                        let _ = self.incoming.send(Incoming::Subscribed(room)).await;
                     } else {
                         sink.unsubscribe(self.channel(&room)).await?;
                     }
                 }
                 message = stream.next() => {
                     let Some(message) = message else { return Ok(Stop::Lost) };
-                    self.deliver(message.get_payload_bytes());
+                    self.deliver(message.get_payload_bytes()).await;
                 }
                 _ = health.tick() => {
                     // In subscribed mode the reply is an array, not "PONG": any reply will do.
@@ -272,13 +275,13 @@ impl Subscriber {
         }
     }
 
-    fn deliver(&self, bytes: &[u8]) {
+    /// Hand an envelope to the dispatcher, waiting if it is behind: Redis buffers for us, and if
+    /// it gives up on a slow subscriber it disconnects it, which ends in a resync.
+    async fn deliver(&self, bytes: &[u8]) {
         match Envelope::decode(bytes) {
             Ok(envelope) if envelope.origin == self.node => {}
             Ok(envelope) => {
-                if self.incoming.try_send(Incoming::Envelope(envelope)).is_err() {
-                    metrics::counter!("codecrafter_relay_dropped_total").increment(1);
-                }
+                let _ = self.incoming.send(Incoming::Envelope(envelope)).await;
             }
             Err(error) => {
                 metrics::counter!("codecrafter_relay_rejected_total").increment(1);
