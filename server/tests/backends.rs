@@ -5,11 +5,11 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::json;
 use support::http::{PASSWORD, call, create_session, invite, register, user_of};
+use support::processes::OwnRedis;
 use support::{TestServer, YClient};
 use yrs::{Text, Transact};
 
@@ -97,36 +97,13 @@ async fn accounts_sessions_and_documents_live_in_mongodb_and_redis() {
     drop_database(&database).await;
 }
 
-/// A redis-server of our own, to stop mid-test.
-struct OwnRedis(Child);
-
-impl OwnRedis {
-    fn start(port: u16) -> Self {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server (scripts/test.sh installs it)");
-        std::thread::sleep(Duration::from_millis(300));
-        Self(child)
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test]
 async fn an_unreachable_cache_is_a_bare_500_and_a_degraded_node() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let redis = OwnRedis::start(port);
+    let redis = OwnRedis::start();
     let database = unique("cc_outage_");
     let dir = tempfile::tempdir().unwrap();
     let mut config = server::Config::for_tests(dir.path());
-    scaled_out(&mut config, &database, &format!("redis://127.0.0.1:{port}"), "outage:");
+    scaled_out(&mut config, &database, &redis.url(), "outage:");
     let server = TestServer::start_with(config).await;
     let user = register(server.addr, "someone").await;
     drop(redis);

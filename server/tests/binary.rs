@@ -3,75 +3,33 @@
 
 mod support;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use support::YClient;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use support::processes::Node;
+use tokio::process::Command;
 use yrs::{Text, Transact};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-struct Running {
-    child: Child,
-    addr: String,
+/// Start the binary on port 0 (it prints `listening on ADDR`).
+async fn start(data_dir: &std::path::Path, extra: &[&str]) -> Node {
+    // These tests exercise the core with plain y-websocket clients (no accounts).
+    let mut args = vec!["--allow-anonymous", "--ws-connects-per-min", "0"];
+    args.extend_from_slice(extra);
+    Node::start(data_dir, &[], &args).await
 }
 
-/// Start the binary on port 0 and read the `listening on ADDR` line.
-async fn start(data_dir: &std::path::Path, extra: &[&str]) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_codecrafter"))
-        .args(["--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        // These tests exercise the core with plain y-websocket clients (no accounts).
-        .args(["--allow-anonymous", "--ws-connects-per-min", "0"])
-        .args(extra)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start codecrafter");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line =
-        tokio::time::timeout(WAIT, lines.next_line()).await.expect("startup line in time").unwrap().unwrap();
-    let addr = line
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    assert!(!addr.ends_with(":0"), "the real port is printed: {addr}");
-    Running { child, addr }
-}
-
-impl Running {
-    fn url(&self, room: &str) -> String {
-        format!("ws://{}/ws/{room}", self.addr)
-    }
-
-    fn signal(&self, signal: &str) {
-        let pid = self.child.id().unwrap().to_string();
-        let status = std::process::Command::new("kill").args(["-s", signal, &pid]).status().unwrap();
-        assert!(status.success());
-    }
-
-    async fn exit_code(mut self) -> Option<i32> {
-        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
-            .await
-            .expect("exit in time")
-            .unwrap()
-            .code()
-    }
-}
-
-async fn write_text(running: &Running, room: &str, text: &str) {
-    let writer = YClient::connect(&running.url(room)).await;
+async fn write_text(running: &Node, room: &str, text: &str) {
+    let writer = YClient::connect(&running.ws_url(room)).await;
     writer.doc.get_or_insert_text("t").insert(&mut writer.doc.transact_mut(), 0, text);
     // A second client seeing it proves the server applied it.
-    let reader = YClient::connect(&running.url(room)).await;
+    let reader = YClient::connect(&running.ws_url(room)).await;
     reader.wait_for("edit applied", WAIT, |c| c.text("t") == text).await;
 }
 
-async fn read_text(running: &Running, room: &str) -> String {
-    let reader = YClient::connect(&running.url(room)).await;
+async fn read_text(running: &Node, room: &str) -> String {
+    let reader = YClient::connect(&running.ws_url(room)).await;
     reader.wait_for("sync", WAIT, |c| c.shared().synced).await;
     reader.text("t")
 }

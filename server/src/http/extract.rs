@@ -2,7 +2,6 @@
 //! 413 over the body limit, 415 without a JSON content type), the signed-in user (401), and the
 //! client's IP.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
@@ -53,9 +52,16 @@ impl FromRequestParts<Arc<AppState>> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
-        let token = bearer_token(&parts.headers)
-            .ok_or_else(|| ApiError::unauthorized("sign in: send Authorization: Bearer <access token>"))?;
-        match state.auth.tokens.verify(token) {
+        let checked = match parts.extensions.remove::<CheckedToken>() {
+            Some(CheckedToken(checked)) => checked,
+            None => {
+                let token = bearer_token(&parts.headers).ok_or_else(|| {
+                    ApiError::unauthorized("sign in: send Authorization: Bearer <access token>")
+                })?;
+                state.auth.tokens.verify(token)
+            }
+        };
+        match checked {
             Ok(claims) => Ok(Self(claims)),
             Err(TokenError::Expired) => Err(ApiError::unauthorized("access token expired; refresh it")),
             Err(TokenError::Invalid) => Err(ApiError::unauthorized("invalid access token")),
@@ -69,6 +75,7 @@ pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then_some(token.trim()).filter(|t| !t.is_empty())
 }
 
-/// The client's IP, as resolved by the rate-limit layer (see [`super::rate_limit`]).
-#[derive(Debug, Clone, Copy)]
-pub struct ClientIp(pub IpAddr);
+/// The outcome of checking a request's bearer token, kept in its extensions by the rate-limit
+/// layer (which needs the user) so that [`AuthUser`] does not verify the signature again.
+#[derive(Clone)]
+pub struct CheckedToken(pub Result<Claims, TokenError>);

@@ -54,13 +54,6 @@ pub struct AppState {
     pub accepting: AtomicBool,
 }
 
-/// The OpenAPI document of every route (served at `/api-docs`).
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    let mut document = api_routes().split_for_parts().1;
-    document.merge(ops::router().split_for_parts().1);
-    document
-}
-
 fn api_routes() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
         .merge(auth::router())
@@ -69,8 +62,10 @@ fn api_routes() -> OpenApiRouter<Arc<AppState>> {
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
-    let (api, _) = api_routes().split_for_parts();
-    let (ops, _) = ops::router().split_for_parts();
+    // The routes and the OpenAPI document (served at `/api-docs`) come from the same annotations.
+    let (api, mut document) = api_routes().split_for_parts();
+    let (ops, ops_document) = ops::router().split_for_parts();
+    document.merge(ops_document);
     let api = api
         .layer(middleware::from_fn_with_state(state.clone(), rate_limit::limit))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes));
@@ -80,7 +75,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let http = Router::new()
         .merge(ops)
         .merge(api)
-        .merge(docs::router(openapi()))
+        .merge(docs::router(document))
         .fallback(security::not_found)
         .method_not_allowed_fallback(security::method_not_allowed)
         .layer(security::cors(&state.config))

@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::extract::{ClientIp, bearer_token};
+use super::extract::{CheckedToken, bearer_token};
 use super::{ApiError, AppState};
 use crate::cache::Hit;
 use crate::socket::SocketHandle;
@@ -21,16 +21,19 @@ use crate::socket::SocketHandle;
 const AUTH_PATHS: [&str; 3] = ["/api/auth/register", "/api/auth/login", "/api/auth/refresh"];
 
 pub async fn limit(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Response {
-    let ip = client_ip(&state, &request);
-    request.extensions_mut().insert(ClientIp(ip));
+    let peer = request.extensions().get::<ConnectInfo<SocketHandle>>().and_then(|info| info.0.0.peer_ip());
+    let ip = client_ip(state.config.trust_proxy, request.headers(), peer);
     let config = &state.config;
     let window = config.rate_limit_window();
     let mut budgets = Vec::with_capacity(3);
     if config.rate_limit_requests > 0 {
         budgets.push((format!("rl:ip:{ip}"), config.rate_limit_requests));
         // Only a valid token names a user: a forged `sub` must not spend someone else's budget.
-        if let Some(claims) = bearer_token(request.headers()).and_then(|t| state.auth.tokens.verify(t).ok()) {
-            budgets.push((format!("rl:user:{}", claims.sub), config.rate_limit_requests));
+        if let Some(checked) = bearer_token(request.headers()).map(|t| state.auth.tokens.verify(t)) {
+            if let Ok(claims) = &checked {
+                budgets.push((format!("rl:user:{}", claims.sub), config.rate_limit_requests));
+            }
+            request.extensions_mut().insert(CheckedToken(checked));
         }
     }
     if config.auth_rate_limit_requests > 0 && AUTH_PATHS.contains(&request.uri().path()) {
@@ -75,22 +78,14 @@ fn ceil_secs(duration: Duration) -> u64 {
     duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
 }
 
-/// The client's IP: the TCP peer, or behind a trusted proxy the left-most `X-Forwarded-For`.
-pub fn client_ip(state: &AppState, request: &Request) -> IpAddr {
-    if state.config.trust_proxy {
-        let forwarded = request
-            .headers()
+/// The client's IP: the TCP `peer`, or behind a trusted proxy the left-most `X-Forwarded-For`.
+pub fn client_ip(trust_proxy: bool, headers: &HeaderMap, peer: Option<IpAddr>) -> IpAddr {
+    let forwarded = || {
+        headers
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(',').next())
-            .and_then(|v| v.trim().parse().ok());
-        if let Some(ip) = forwarded {
-            return ip;
-        }
-    }
-    request
-        .extensions()
-        .get::<ConnectInfo<SocketHandle>>()
-        .and_then(|ConnectInfo(SocketHandle(socket))| socket.peer_ip())
-        .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    trust_proxy.then(forwarded).flatten().or(peer).unwrap_or(IpAddr::from([0, 0, 0, 0]))
 }

@@ -7,7 +7,7 @@ use protocol::{Envelope, RelayKind};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Incoming, Relay, SYNC_ASK_BACK, sync_request};
+use super::{Incoming, Relay, SYNC_ASK_BACK};
 use crate::directory::SessionDirectory;
 use crate::room::Rooms;
 use crate::time::unix_ms;
@@ -26,14 +26,10 @@ pub async fn run(
         };
         match next {
             Incoming::Envelope(envelope) => apply(envelope, &rooms, relay.as_ref(), &sessions).await,
-            Incoming::Resync => resync(&rooms, relay.as_ref()),
+            Incoming::Resync => resync(&rooms),
             Incoming::Subscribed(room) => {
                 if let Some(room) = rooms.get(&room) {
-                    relay.publish(
-                        RelayKind::SyncRequest,
-                        room.id(),
-                        &sync_request(true, &room.state_vector()),
-                    );
+                    room.ask_peers(true);
                 }
             }
         }
@@ -41,11 +37,11 @@ pub async fn run(
 }
 
 /// Ask the other nodes for what every open room lacks, and to ask back for what they lack.
-fn resync(rooms: &Rooms, relay: &dyn Relay) {
+fn resync(rooms: &Rooms) {
     let open = rooms.all();
     tracing::info!(rooms = open.len(), "relay reconnected; resyncing every room");
     for room in open {
-        relay.publish(RelayKind::SyncRequest, room.id(), &sync_request(true, &room.state_vector()));
+        room.ask_peers(true);
     }
 }
 
@@ -67,11 +63,7 @@ async fn apply(envelope: Envelope, rooms: &Rooms, relay: &dyn Relay, sessions: &
             room.diff(state_vector).map(|diff| {
                 relay.publish(RelayKind::SyncReply, room.id(), &diff);
                 if *flag == SYNC_ASK_BACK {
-                    relay.publish(
-                        RelayKind::SyncRequest,
-                        room.id(),
-                        &sync_request(false, &room.state_vector()),
-                    );
+                    room.ask_peers(false);
                 }
             })
         }

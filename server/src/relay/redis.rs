@@ -96,8 +96,13 @@ impl RedisRelay {
     }
 
     fn channel(&self, room: &str) -> String {
-        format!("{}{room}", self.channel_prefix)
+        channel_name(&self.channel_prefix, room)
     }
+}
+
+/// The pub/sub channel of `room`.
+fn channel_name(prefix: &str, room: &str) -> String {
+    format!("{prefix}{room}")
 }
 
 impl Relay for RedisRelay {
@@ -291,7 +296,7 @@ impl Subscriber {
     }
 
     fn channel(&self, room: &str) -> String {
-        format!("{}{room}", self.channel_prefix)
+        channel_name(&self.channel_prefix, room)
     }
 }
 

@@ -251,7 +251,14 @@ impl Room {
         self.state.lock().doc.diff(state_vector)
     }
 
-    pub fn state_vector(&self) -> Vec<u8> {
+    /// Ask the other nodes holding this room for what it lacks (a sync request with its state
+    /// vector); with `ask_back`, they also ask for what they lack.
+    pub fn ask_peers(&self, ask_back: bool) {
+        let request = crate::relay::sync_request(ask_back, &self.state_vector());
+        self.relay.publish(RelayKind::SyncRequest, &self.id, &request);
+    }
+
+    fn state_vector(&self) -> Vec<u8> {
         self.state.lock().doc.state_vector()
     }
 

@@ -10,7 +10,7 @@ use storage::{SnapshotStore, SnapshotWrite};
 use tokio::sync::mpsc;
 
 use super::Room;
-use crate::relay::{Relay, RelayKind};
+use crate::relay::Relay;
 use crate::telemetry::Metrics;
 use crate::time::unix_ms;
 
@@ -106,8 +106,7 @@ impl Rooms {
                 // Snapshot first, then subscribe, then ask the other nodes for what the snapshot
                 // lacks: an update made anywhere in between arrives one way or the other.
                 self.relay.subscribe(id);
-                let request = crate::relay::sync_request(true, &lease.state_vector());
-                self.relay.publish(RelayKind::SyncRequest, id, &request);
+                lease.ask_peers(true);
                 Ok::<_, RoomError>(())
             })
             .await?;

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{ConnectInfo, Path, Query, Request, State};
-use axum::http::Version;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, Version};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
@@ -55,8 +55,8 @@ pub async fn upgrade(
     Query(query): Query<WsQuery>,
     ConnectInfo(SocketHandle(socket)): ConnectInfo<SocketHandle>,
     version: Version,
+    headers: HeaderMap,
     ws: WebSocketUpgrade,
-    request: Request,
 ) -> Response {
     // Rooms write frames straight into the TCP socket, which is only right when the WebSocket
     // owns the whole connection, as with HTTP/1.1's upgrade (the server speaks no HTTP/2).
@@ -67,8 +67,7 @@ pub async fn upgrade(
         return ApiError::bad_request("room", format!("room id must be 1 to {MAX_ROOM_ID_BYTES} bytes"))
             .into_response();
     }
-    let ip = crate::http::client_ip(&state, &request);
-    drop(request);
+    let ip = crate::http::client_ip(state.config.trust_proxy, &headers, socket.peer_ip());
     if let Err(refused) = throttle(&state, ip).await {
         return refused.into_response();
     }

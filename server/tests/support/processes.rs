@@ -105,4 +105,20 @@ impl Node {
     pub fn kill(mut self) {
         let _ = self.child.start_kill();
     }
+
+    /// Send `signal` (a name `kill -s` knows, e.g. `TERM`).
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().unwrap().to_string();
+        let status = std::process::Command::new("kill").args(["-s", signal, &pid]).status().unwrap();
+        assert!(status.success());
+    }
+
+    /// Wait (at most 30 s) for the process to exit; its exit code.
+    pub async fn exit_code(mut self) -> Option<i32> {
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("exit in time")
+            .unwrap()
+            .code()
+    }
 }
