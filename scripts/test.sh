@@ -24,6 +24,10 @@ trap services_stop EXIT
 services_start
 
 echo "== cargo: build and run every test"
+# A one-shot build gains nothing from incremental artefacts, which double the target directory.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+# A linker that dies with SIGBUS is almost always a full disk: say how much there is up front.
+df -h . | tail -1 | awk '{print "   disk free here: " $4}'
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast --failure-output final
   cargo test --workspace --doc
