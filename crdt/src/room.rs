@@ -69,6 +69,18 @@ impl RoomDoc {
         if update.len() > max {
             return Err(Error::UpdateTooLarge { len: update.len(), max });
         }
+        self.integrate(update)
+    }
+
+    /// [`RoomDoc::apply_update`] for an update another server node holding this room sent: not
+    /// bounded by `max_update_bytes`, which bounds what one client may send at once, because a
+    /// node's sync reply carries everything the asking node lacks, up to a whole document. The
+    /// document limit still applies.
+    pub fn apply_peer_update(&mut self, update: &[u8]) -> Result<Applied> {
+        self.integrate(update)
+    }
+
+    fn integrate(&mut self, update: &[u8]) -> Result<Applied> {
         let decoded = decode_update(update)?;
         self.check_doc_size(update.len())?;
         let changed = match self.replica.apply(update, decoded) {

@@ -323,3 +323,20 @@ fn mutated_updates_never_half_apply() {
         refusal_changes_nothing(&base, &u);
     }
 }
+
+#[test]
+fn peer_updates_pass_the_update_limit_but_not_the_document_limit() {
+    let (doc, snapshot) = base();
+    let next = insert_text(&doc, 0, ">");
+    let tight = Limits { max_update_bytes: next.len() - 1, max_doc_bytes: usize::MAX };
+    let mut room = RoomDoc::from_snapshot(&snapshot, tight).unwrap();
+    assert!(matches!(room.apply_update(&next), Err(Error::UpdateTooLarge { .. })));
+    // A node's sync reply may hold a whole document: only the document limit bounds it.
+    assert!(room.apply_peer_update(&next).unwrap().changed);
+
+    let full = Limits { max_update_bytes: usize::MAX, max_doc_bytes: snapshot.len() + next.len() - 1 };
+    let mut room = RoomDoc::from_snapshot(&snapshot, full).unwrap();
+    let before = fingerprint(&room);
+    assert!(matches!(room.apply_peer_update(&next), Err(Error::DocTooLarge { .. })));
+    assert_eq!(fingerprint(&room), before);
+}

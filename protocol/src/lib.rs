@@ -29,5 +29,5 @@ pub use message::{
     AuthMessage, FrameDecoder, MSG_APP, MSG_AUTH, MSG_AWARENESS, MSG_QUERY_AWARENESS, MSG_SYNC, Message,
     MessageKind, SyncMessage, decode_frame,
 };
-pub use relay::{Envelope, RelayKind};
+pub use relay::{Envelope, RelayKind, decode_update_batch, encode_update_batch, update_batch_entry_len};
 pub use versioned::VersionedDecodeError;

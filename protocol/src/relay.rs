@@ -27,6 +27,34 @@ pub enum RelayKind {
     /// The room's session changed its permissions or was deleted (payload empty): nodes re-read
     /// it and update their live sockets.
     Access,
+    /// Several Yjs v1 updates of one room, coalesced by the origin into one message (see
+    /// [`encode_update_batch`]); applied as if each had come in its own `Update`, in order.
+    Updates,
+}
+
+/// The payload of an [`RelayKind::Updates`] envelope: each update as lib0 var-bytes, back to back.
+pub fn encode_update_batch<'a>(updates: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for update in updates {
+        crate::lib0::write_var_bytes(&mut out, update);
+    }
+    out
+}
+
+/// Encoded size of a batch holding one update of `len` bytes (to budget a batch before writing it).
+pub fn update_batch_entry_len(len: usize) -> usize {
+    crate::lib0::var_bytes_len(len)
+}
+
+/// The updates of an [`RelayKind::Updates`] payload, borrowed. A truncated or malformed batch is
+/// refused whole, so a receiver never applies half of one.
+pub fn decode_update_batch(payload: &[u8]) -> Result<Vec<&[u8]>, crate::DecodeError> {
+    let mut reader = crate::lib0::Reader::new(payload);
+    let mut updates = Vec::new();
+    while !reader.is_empty() {
+        updates.push(reader.read_var_bytes()?);
+    }
+    Ok(updates)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,10 +108,32 @@ mod tests {
             RelayKind::SyncRequest,
             RelayKind::SyncReply,
             RelayKind::Access,
+            RelayKind::Updates,
         ] {
             let e = envelope(kind);
             assert_eq!(Envelope::decode(&e.encode()).unwrap(), e);
         }
+    }
+
+    #[test]
+    fn update_batches_round_trip_and_refuse_truncation() {
+        let updates: [&[u8]; 3] = [b"first", b"", &[7u8; 300]];
+        let payload = encode_update_batch(updates);
+        let expected: usize = updates.iter().map(|u| update_batch_entry_len(u.len())).sum();
+        assert_eq!(payload.len(), expected);
+        assert_eq!(decode_update_batch(&payload).unwrap(), updates.to_vec());
+        assert!(decode_update_batch(&payload[..payload.len() - 1]).is_err());
+        assert_eq!(decode_update_batch(&[]).unwrap(), Vec::<&[u8]>::new());
+    }
+
+    #[test]
+    fn kinds_keep_their_wire_tags() {
+        // bincode tags variants by index: a reordering would make nodes of two versions misread
+        // each other, so the tags are pinned.
+        let tag = |kind| Envelope { origin: 1, kind, room: String::new(), payload: vec![] }.encode()[2];
+        assert_eq!(tag(RelayKind::Update), 0);
+        assert_eq!(tag(RelayKind::Access), 5);
+        assert_eq!(tag(RelayKind::Updates), 6);
     }
 
     #[test]

@@ -172,6 +172,10 @@ fn check(input: &[u8], stats: &mut Stats) {
     if let Ok(envelope) = protocol::Envelope::decode(input) {
         assert_eq!(protocol::Envelope::decode(&envelope.encode()).ok(), Some(envelope), "{input:02x?}");
     }
+    if let Ok(updates) = protocol::decode_update_batch(input) {
+        // var-uint lengths are canonical, so an accepted batch re-encodes byte for byte.
+        assert_eq!(protocol::encode_update_batch(updates), input, "{input:02x?}");
+    }
 }
 
 /// Nested payloads: awareness updates and app JSON.

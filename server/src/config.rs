@@ -84,9 +84,17 @@ pub struct Config {
     #[arg(long, env = "MONGO_DB", default_value = "codecrafter")]
     pub mongo_db: String,
 
-    /// Redis connection string for the shared cache (refresh tokens, session cache, rate limits); unset = in-memory.
+    /// Redis connection string: the shared cache (refresh tokens, session cache, rate limits) and the relay joining each room across server nodes; unset = in-memory, one node.
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
+
+    /// Fold each room's updates waiting to be published to Redis into one message (`false`: one publish per update).
+    #[arg(long, env = "CODECRAFTER_RELAY_COALESCE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub relay_coalesce: bool,
+
+    /// Microseconds the relay waits after a message before publishing, to gather more per publish; 0 = at once (batches then form only while Redis is busy).
+    #[arg(long, env = "CODECRAFTER_RELAY_BATCH_DELAY_US", default_value_t = 0)]
+    pub relay_batch_delay_us: u64,
 
     /// Prefix of every Redis key this server writes, so deployments can share one Redis.
     #[arg(long, env = "CODECRAFTER_REDIS_PREFIX", default_value = "codecrafter:")]
@@ -187,6 +195,13 @@ impl Config {
     /// Whether other nodes may share this server's state (then they must share its JWT secret).
     pub fn scaled_out(&self) -> bool {
         self.mongo_url.is_some() || self.redis_url.is_some()
+    }
+
+    pub fn relay_publish_options(&self) -> crate::relay::redis::PublishOptions {
+        crate::relay::redis::PublishOptions {
+            coalesce: self.relay_coalesce,
+            batch_delay: Duration::from_micros(self.relay_batch_delay_us),
+        }
     }
 
     pub fn crdt_limits(&self) -> crdt::Limits {

@@ -1,6 +1,9 @@
 //! Sessions as the API and the sockets see them: the store behind a read-through cache (24 h,
 //! dropped on every change), optimistic updates that retry on a concurrent change, and the
-//! propagation of every change to live sockets (see [`crate::auth::LiveGrants`]).
+//! propagation of every change to live sockets (see [`crate::auth::LiveGrants`]) on every node: a
+//! change that concerns some users only (a collaborator added, removed or given another role) goes
+//! to the nodes [`Presence`] says hold their sockets; one that concerns everyone (lock, owner,
+//! deletion) goes to every node holding the room.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +15,8 @@ use workers::JobQueue;
 use crate::auth::LiveGrants;
 use crate::cache::Cache;
 use crate::http::ApiError;
-use crate::relay::{Relay, RelayKind};
+use crate::presence::Presence;
+use crate::relay::{NodeId, Relay, RelayKind};
 use crate::room::Rooms;
 
 /// Attempts at an update that keeps meeting concurrent changes before giving up with 409.
@@ -27,6 +31,14 @@ pub struct SessionDirectory {
     queue: Arc<dyn JobQueue>,
     /// Tells the other nodes that a session's permissions changed, for their live sockets.
     relay: Arc<dyn Relay>,
+    presence: Arc<Presence>,
+}
+
+/// Whose rights a session change may have changed.
+#[derive(Debug, PartialEq, Eq)]
+enum Concerned {
+    Everyone,
+    Users(Vec<String>),
 }
 
 impl SessionDirectory {
@@ -37,8 +49,10 @@ impl SessionDirectory {
         rooms: Arc<Rooms>,
         queue: Arc<dyn JobQueue>,
         relay: Arc<dyn Relay>,
+        presence: Arc<Presence>,
     ) -> Self {
-        Self { store, cache, cache_ttl, live: Arc::new(LiveGrants::default()), rooms, queue, relay }
+        let live = Arc::new(LiveGrants::new(presence.clone()));
+        Self { store, cache, cache_ttl, live, rooms, queue, relay, presence }
     }
 
     /// The session `id`, from the cache when it has it. A cache failure falls back to the store:
@@ -81,6 +95,7 @@ impl SessionDirectory {
     ) -> Result<Session, ApiError> {
         for _ in 0..UPDATE_ATTEMPTS {
             let mut session = self.fresh(id).await?;
+            let before = session.clone();
             change(&mut session)?;
             session.updated_at = crate::time::unix_ms() as i64;
             match self.store.replace_session(&session).await {
@@ -88,7 +103,7 @@ impl SessionDirectory {
                     session.revision = revision;
                     self.forget(id).await;
                     self.live.session_changed(&session);
-                    self.relay.publish(RelayKind::Access, id, &[]);
+                    self.tell_other_nodes(id, concerned(&before, &session)).await;
                     return Ok(session);
                 }
                 Ok(None) => return Err(ApiError::not_found("session")),
@@ -115,6 +130,41 @@ impl SessionDirectory {
         }
         self.store.delete_snapshot(id).await?;
         Ok(true)
+    }
+
+    /// Make the other nodes apply session `id`'s change to their live sockets: only the nodes
+    /// holding sockets of the users it concerns, or, if it concerns everyone or the record of
+    /// where users are cannot be read, every node holding the room.
+    async fn tell_other_nodes(&self, id: &str, concerned: Concerned) {
+        if let Concerned::Users(users) = concerned {
+            match self.nodes_holding(&users, id).await {
+                Ok(nodes) => {
+                    for node in nodes {
+                        self.relay.send_to_node(node, RelayKind::Access, id, &[]);
+                    }
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, session = id, "cannot read where users' sockets are; telling every node");
+                }
+            }
+        }
+        self.relay.publish(RelayKind::Access, id, &[]);
+    }
+
+    /// The other nodes holding a socket of any of `users` in room `id`.
+    async fn nodes_holding(&self, users: &[String], id: &str) -> crate::cache::CacheResult<Vec<NodeId>> {
+        let mut nodes = Vec::new();
+        for user in users {
+            for located in self.presence.locate(user).await? {
+                if located.node != self.presence.node() && located.rooms.contains_key(id) {
+                    nodes.push(located.node);
+                }
+            }
+        }
+        nodes.sort_unstable();
+        nodes.dedup();
+        Ok(nodes)
     }
 
     /// Another node changed session `id`: apply it as it now is to this node's live sockets (or
@@ -159,4 +209,63 @@ impl SessionDirectory {
 
 fn cache_key(id: &str) -> String {
     format!("session:{id}")
+}
+
+/// Whose rights the change from `before` to `after` may have changed: everyone's if the owner or
+/// the lock changed (see [`crate::auth::SessionRole`]), else the users whose collaborator role
+/// appeared, disappeared or changed.
+fn concerned(before: &Session, after: &Session) -> Concerned {
+    if before.owner != after.owner || before.is_locked != after.is_locked {
+        return Concerned::Everyone;
+    }
+    let roles = |session: &Session| -> Vec<(String, storage::model::CollaboratorRole)> {
+        session.collaborators.iter().map(|c| (c.user_id.clone(), c.role)).collect()
+    };
+    let (old, new) = (roles(before), roles(after));
+    let mut users: Vec<String> = old
+        .iter()
+        .filter(|entry| !new.contains(entry))
+        .chain(new.iter().filter(|entry| !old.contains(entry)))
+        .map(|(user, _)| user.clone())
+        .collect();
+    users.sort_unstable();
+    users.dedup();
+    Concerned::Users(users)
+}
+
+#[cfg(test)]
+mod tests {
+    use storage::model::{Collaborator, CollaboratorRole};
+
+    use super::*;
+
+    fn session(collaborators: &[(&str, CollaboratorRole)]) -> Session {
+        let mut session: Session = serde_json::from_value(serde_json::json!({
+            "id": "s", "title": "t", "owner": "owner", "maxCollaborators": 10,
+            "createdAt": 0, "updatedAt": 0,
+        }))
+        .expect("a minimal session");
+        session.collaborators = collaborators
+            .iter()
+            .map(|&(user, role)| Collaborator { user_id: user.into(), role, joined_at: 0, is_active: true })
+            .collect();
+        session
+    }
+
+    #[test]
+    fn a_change_concerns_the_users_whose_role_changed() {
+        use CollaboratorRole::{Editor, Viewer};
+        let before = session(&[("ann", Editor), ("bob", Viewer), ("cy", Editor)]);
+        let after = session(&[("ann", Editor), ("bob", Editor), ("dan", Viewer)]);
+        let users = |list: &[&str]| Concerned::Users(list.iter().map(|u| u.to_string()).collect());
+        assert_eq!(concerned(&before, &after), users(&["bob", "cy", "dan"]));
+        assert_eq!(concerned(&before, &before.clone()), users(&[]), "a title change concerns no one");
+
+        let mut locked = before.clone();
+        locked.is_locked = true;
+        assert_eq!(concerned(&before, &locked), Concerned::Everyone);
+        let mut handed_over = before.clone();
+        handed_over.owner = "ann".into();
+        assert_eq!(concerned(&before, &handed_over), Concerned::Everyone);
+    }
 }

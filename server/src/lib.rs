@@ -8,6 +8,7 @@ pub mod cache;
 pub mod config;
 pub mod directory;
 pub mod http;
+pub mod presence;
 pub mod relay;
 pub mod room;
 pub mod socket;
@@ -83,6 +84,7 @@ pub async fn run_with_hub(
                 url,
                 &config.redis_prefix,
                 relay::new_node_id(),
+                config.relay_publish_options(),
                 &background,
                 stop_relay.clone(),
             )
@@ -96,6 +98,7 @@ pub async fn run_with_hub(
         }
     };
     let rooms = Arc::new(Rooms::new(store.clone(), settings, persist_tx, relay.clone()));
+    let presence = presence::Presence::new(relay.node_id(), cache.clone());
     let sessions = Arc::new(directory::SessionDirectory::new(
         store.clone(),
         cache.clone(),
@@ -103,8 +106,11 @@ pub async fn run_with_hub(
         rooms.clone(),
         queue.clone(),
         relay.clone(),
+        presence.clone(),
     ));
     let stop_rooms = CancellationToken::new();
+    // Stopped once every connection has closed, so its last write removes this node's records.
+    background.spawn(presence.run(stop_rooms.clone()));
     background.spawn(relay::dispatch::run(
         relayed,
         rooms.clone(),

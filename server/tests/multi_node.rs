@@ -178,14 +178,101 @@ async fn a_collaborator_removed_on_one_node_is_cut_off_on_another() {
     // A token issued by node a works on node b.
     let on_b = YClient::connect(&format!("{}?token={}", b.ws_url(&session), guest.access)).await;
     on_b.wait_for("sync", WAIT, |c| c.shared().synced).await;
+    // The shared record says which node holds the guest's socket, and in which room.
+    let redis_client = redis::Client::open(url.as_str()).unwrap();
+    let record = sockets_record(&redis_client, &guest.id, Some(&session)).await;
+    assert_eq!(record.len(), 1, "one node holds the guest's socket: {record:?}");
+    let node_b = record[0].0.clone();
+    // Watch the node channels: the removal must be sent to node b alone, not to the room.
+    let mut watch = redis_client.get_async_pubsub().await.unwrap();
+    watch.psubscribe("codecrafter:node:*").await.unwrap();
     let started = std::time::Instant::now();
     let path = format!("/api/sessions/{session}/collaborators/{}", guest.id);
     assert_eq!(call(addr_a, "DELETE", &path, Some(&owner.access), None, &[]).await.status, 204);
     let (code, _) = on_b.wait_closed(Duration::from_secs(2)).await;
     assert_eq!(code, 4403);
     assert!(started.elapsed() < Duration::from_secs(1), "cut off after {:?}", started.elapsed());
+    let sent = tokio::time::timeout(WAIT, futures_util::StreamExt::next(&mut watch.on_message()))
+        .await
+        .expect("the revocation went to a node channel")
+        .unwrap();
+    assert_eq!(sent.get_channel_name(), format!("codecrafter:node:{node_b}"));
+    // Once the socket is gone, so is the record.
+    sockets_record(&redis_client, &guest.id, None).await;
     let client = mongodb::Client::with_uri_str(&mongo).await.unwrap();
     client.database(&database).drop().await.unwrap();
+}
+
+/// The `user-sockets` record of `user` (node id, raw field) once it lists `room`, or once it is
+/// empty when `room` is `None`.
+async fn sockets_record(client: &redis::Client, user: &str, room: Option<&str>) -> Vec<(String, String)> {
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let key = format!("codecrafter:user-sockets:{user}");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let fields: Vec<(String, String)> =
+            redis::cmd("HGETALL").arg(&key).query_async(&mut connection).await.unwrap();
+        let done = match room {
+            Some(room) => fields.iter().any(|(_, value)| value.contains(&format!("\"{room}\""))),
+            None => fields.is_empty(),
+        };
+        if done {
+            return fields;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "record of {user} still {fields:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_node_catches_up_on_a_document_larger_than_one_message() {
+    // The per-message limit bounds what one client sends; a node's sync reply carries everything
+    // the asking node lacks, which here is several times that limit.
+    let redis = OwnRedis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = redis.url();
+    let env = [("REDIS_URL", url.as_str()), ("JWT_SECRET", SECRET)];
+    let args = ["--allow-anonymous", "--ws-connects-per-min", "0", "--max-message-bytes", "16384"];
+    let a = Node::start(&dir.path().join("a"), &env, &args).await;
+    let writer = YClient::connect(&a.ws_url("big")).await;
+    writer.wait_for("sync", WAIT, |c| c.shared().synced).await;
+    for i in 0..10 {
+        insert(&writer, &format!("{i}{}", "x".repeat(10_000)));
+    }
+    let b = Node::start(&dir.path().join("b"), &env, &args).await;
+    let late = YClient::connect(&b.ws_url("big")).await;
+    late.wait_for("all 100 KB on the late node", WAIT, |c| c.text("text").len() == 10 * 10_001).await;
+    assert_eq!(late.text("text"), writer.text("text"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_updates_crosses_in_few_coalesced_publishes() {
+    let redis = OwnRedis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = redis.url();
+    let env = [("REDIS_URL", url.as_str()), ("JWT_SECRET", SECRET)];
+    let args = ["--allow-anonymous", "--ws-connects-per-min", "0"];
+    // A long batch delay on the writer's node makes the batching certain rather than likely.
+    let mut delayed = args.to_vec();
+    delayed.extend(["--relay-batch-delay-us", "300000"]);
+    let a = Node::start(&dir.path().join("a"), &env, &delayed).await;
+    let b = Node::start(&dir.path().join("b"), &env, &args).await;
+    let (writer, reader) =
+        (YClient::connect(&a.ws_url("burst")).await, YClient::connect(&b.ws_url("burst")).await);
+    writer.wait_for("sync", WAIT, |c| c.shared().synced).await;
+    reader.wait_for("sync", WAIT, |c| c.shared().synced).await;
+    for i in 0..100 {
+        insert(&writer, &format!("<{i}>"));
+    }
+    reader.wait_for("the whole burst", WAIT, |c| c.text("text") == writer.text("text")).await;
+    let metrics = support::http::call(a.addr.parse().unwrap(), "GET", "/metrics", None, None, &[]).await;
+    let counter = |name: &str| -> f64 {
+        metrics.body.lines().find_map(|l| l.strip_prefix(name)?.trim().parse().ok()).unwrap_or(0.0)
+    };
+    let (queued, published) =
+        (counter("codecrafter_relay_queued_total"), counter("codecrafter_relay_published_total"));
+    assert!(counter("codecrafter_relay_coalesced_total") >= 90.0, "{}", metrics.body);
+    assert!(published * 10.0 <= queued, "{published} publishes for {queued} messages");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,7 @@
 //! The live connections of each session and their grants, so that a permission change made over
 //! HTTP (collaborator removed, role lowered, session locked or deleted) reaches their sockets at
-//! once rather than at their next reconnect.
+//! once rather than at their next reconnect. Every registration is also counted in
+//! [`Presence`], so other nodes can find this node's sockets of a user.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,6 +10,7 @@ use dashmap::DashMap;
 use storage::model::{Session, UserRole};
 
 use super::access::{Grant, Revoked, SessionRole};
+use crate::presence::Presence;
 use crate::room::ConnId;
 
 struct LiveConnection {
@@ -18,9 +20,9 @@ struct LiveConnection {
     grant: Arc<Grant>,
 }
 
-#[derive(Default)]
 pub struct LiveGrants {
     sessions: DashMap<String, Vec<LiveConnection>>,
+    presence: Arc<Presence>,
     /// Bumped after every session change or deletion has been applied to the registered
     /// connections: an admission that read its session before a change and registered after it
     /// sees the bump and reads again (see [`LiveGrants::changes`]).
@@ -36,9 +38,12 @@ pub struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
+        let mut user = None;
         let emptied = match self.live.sessions.get_mut(&self.session_id) {
             Some(mut connections) => {
-                connections.retain(|c| c.conn != self.conn);
+                if let Some(at) = connections.iter().position(|c| c.conn == self.conn) {
+                    user = Some(connections.swap_remove(at).user_id);
+                }
                 connections.is_empty()
             }
             None => false,
@@ -46,10 +51,17 @@ impl Drop for Registration {
         if emptied {
             self.live.sessions.remove_if(&self.session_id, |_, connections| connections.is_empty());
         }
+        if let Some(user) = user {
+            self.live.presence.leave(&user, &self.session_id);
+        }
     }
 }
 
 impl LiveGrants {
+    pub fn new(presence: Arc<Presence>) -> Self {
+        Self { sessions: DashMap::new(), presence, changes: AtomicU64::new(0) }
+    }
+
     pub fn register(
         self: &Arc<Self>,
         session_id: &str,
@@ -58,6 +70,7 @@ impl LiveGrants {
         site_role: UserRole,
         grant: Arc<Grant>,
     ) -> Registration {
+        self.presence.enter(user_id, session_id);
         self.sessions.entry(session_id.to_owned()).or_default().push(LiveConnection {
             conn,
             user_id: user_id.into(),

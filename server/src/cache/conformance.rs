@@ -41,6 +41,44 @@ pub async fn cache_suite(cache: Arc<dyn Cache>) {
         hits_count_in_a_fixed_window(&*cache),
         racing_swaps_form_one_chain(&cache),
         racing_hits_count_exactly(&cache),
+        maps_hold_fields_under_one_expiry(&*cache),
+    );
+}
+
+async fn maps_hold_fields_under_one_expiry(cache: &dyn Cache) {
+    let sorted = |mut entries: Vec<(String, Vec<u8>)>| {
+        entries.sort();
+        entries
+    };
+    let entry = |field: &str, value: &[u8]| (field.to_owned(), value.to_vec());
+    assert!(cache.map_entries("map-never-set").await.unwrap().is_empty(), "a missing map has no fields");
+    cache.map_set("map", "node-a", b"1", LONG).await.unwrap();
+    cache.map_set("map", "node-b", &[0, 255], LONG).await.unwrap();
+    cache.map_set("map", "node-a", b"2", LONG).await.unwrap();
+    assert_eq!(
+        sorted(cache.map_entries("map").await.unwrap()),
+        vec![entry("node-a", b"2"), entry("node-b", &[0, 255])],
+        "map_set adds and replaces fields"
+    );
+    cache.map_remove("map", "node-a").await.unwrap();
+    cache.map_remove("map", "never-there").await.unwrap();
+    assert_eq!(cache.map_entries("map").await.unwrap(), vec![entry("node-b", &[0, 255])], "map_remove");
+    cache.map_remove("map", "node-b").await.unwrap();
+    assert!(cache.map_entries("map").await.unwrap().is_empty(), "the last field removed");
+
+    cache.map_set("map-expiring", "a", b"1", LONG).await.unwrap();
+    cache.map_set("map-expiring", "b", b"2", TTL).await.unwrap();
+    assert_eq!(cache.map_entries("map-expiring").await.unwrap().len(), 2, "there before the TTL");
+    sleep(TTL + MARGIN).await;
+    assert!(
+        cache.map_entries("map-expiring").await.unwrap().is_empty(),
+        "the last map_set's TTL expires every field"
+    );
+    cache.map_set("map-expiring", "c", b"3", LONG).await.unwrap();
+    assert_eq!(
+        cache.map_entries("map-expiring").await.unwrap(),
+        vec![entry("c", b"3")],
+        "an expired map does not come back with the next field"
     );
 }
 

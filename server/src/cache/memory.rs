@@ -1,4 +1,5 @@
-//! [`MemoryCache`]: the default cache backend, one process's map of key → (value, expiry).
+//! [`MemoryCache`]: the default cache backend, one process's map of key → (value, expiry), and
+//! one of key → (map of fields, expiry) for the map operations.
 //!
 //! Every operation takes only its key's shard lock in the [`DashMap`], so each is atomic per key
 //! and no operation waits for a lock over the whole map. An expired entry is invisible at once;
@@ -7,6 +8,7 @@
 //! as the map held after the last sweep (at least [`MIN_WRITES_BETWEEN_SWEEPS`]). That keeps the
 //! sweep's cost O(1) per write on average and the map below about twice its live entries.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -38,8 +40,15 @@ impl Entry {
     }
 }
 
+/// A map value: its fields share one expiry.
+struct Fields {
+    fields: HashMap<String, Vec<u8>>,
+    expires_at: Instant,
+}
+
 pub struct MemoryCache {
     entries: DashMap<String, Entry>,
+    maps: DashMap<String, Fields>,
     writes_since_sweep: AtomicUsize,
     /// Writes after which the next sweep runs; set by each sweep from what it left in the map.
     sweep_after: AtomicUsize,
@@ -60,6 +69,7 @@ impl MemoryCache {
     fn with_min_writes_between_sweeps(min_writes: usize) -> Self {
         Self {
             entries: DashMap::new(),
+            maps: DashMap::new(),
             writes_since_sweep: AtomicUsize::new(0),
             sweep_after: AtomicUsize::new(min_writes),
             min_writes_between_sweeps: min_writes,
@@ -85,7 +95,8 @@ impl MemoryCache {
     fn sweep(&self) -> usize {
         let now = Instant::now();
         self.entries.retain(|_, entry| entry.is_live(now));
-        self.entries.len()
+        self.maps.retain(|_, map| map.expires_at > now);
+        self.entries.len() + self.maps.len()
     }
 
     /// Removes `key` if it has expired. Called after a read found it expired, once the read's
@@ -183,6 +194,39 @@ impl Cache for MemoryCache {
         };
         self.after_write();
         Ok(hit)
+    }
+
+    async fn map_set(&self, key: &str, field: &str, value: &[u8], ttl: Duration) -> CacheResult<()> {
+        let now = Instant::now();
+        let expires_at = now.checked_add(ttl).unwrap_or(now + NEVER);
+        let mut map =
+            self.maps.entry(key.to_owned()).or_insert_with(|| Fields { fields: HashMap::new(), expires_at });
+        if map.expires_at <= now {
+            map.fields.clear();
+        }
+        map.fields.insert(field.to_owned(), value.to_vec());
+        map.expires_at = expires_at;
+        drop(map);
+        self.after_write();
+        Ok(())
+    }
+
+    async fn map_remove(&self, key: &str, field: &str) -> CacheResult<()> {
+        if let Some(mut map) = self.maps.get_mut(key) {
+            map.fields.remove(field);
+        }
+        self.maps.remove_if(key, |_, map| map.fields.is_empty() || map.expires_at <= Instant::now());
+        Ok(())
+    }
+
+    async fn map_entries(&self, key: &str) -> CacheResult<Vec<(String, Vec<u8>)>> {
+        let now = Instant::now();
+        Ok(match self.maps.get(key) {
+            Some(map) if map.expires_at > now => {
+                map.fields.iter().map(|(field, value)| (field.clone(), value.clone())).collect()
+            }
+            _ => Vec::new(),
+        })
     }
 
     async fn ping(&self) -> CacheResult<()> {

@@ -1,5 +1,5 @@
 //! The cache: short-lived shared state with expiry — refresh tokens, the session cache, rate-limit
-//! counters (and, later, recent chat and which node each user's sockets are on).
+//! counters, which node each user's sockets are on (maps, one field per node), and later recent chat.
 //!
 //! Two backends behind one small trait: [`MemoryCache`] (the default: one process) and
 //! [`RedisCache`] (`REDIS_URL`: shared by every node). Both pass [`conformance::cache_suite`].
@@ -49,6 +49,12 @@ pub trait Cache: Send + Sync + 'static {
     async fn delete(&self, key: &str) -> CacheResult<bool>;
     /// Count one hit on the fixed-window counter `key`: the first hit starts a window of `window`.
     async fn hit(&self, key: &str, window: Duration) -> CacheResult<Hit>;
+    /// Set `field` of the map at `key` to `value`, and the whole map's expiry to `ttl`.
+    async fn map_set(&self, key: &str, field: &str, value: &[u8], ttl: Duration) -> CacheResult<()>;
+    /// Remove `field` from the map at `key`; the map goes with its last field.
+    async fn map_remove(&self, key: &str, field: &str) -> CacheResult<()>;
+    /// Every field of the map at `key` (none if it is missing or expired), in no particular order.
+    async fn map_entries(&self, key: &str) -> CacheResult<Vec<(String, Vec<u8>)>>;
     /// Whether the backend answers (for `/ready`).
     async fn ping(&self) -> CacheResult<()>;
     /// `memory` or `redis`.

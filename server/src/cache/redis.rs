@@ -137,6 +137,27 @@ impl Cache for RedisCache {
         Ok(Hit { count, reset_in: Duration::from_millis(ttl_ms).min(window) })
     }
 
+    async fn map_set(&self, key: &str, field: &str, value: &[u8], ttl: Duration) -> CacheResult<()> {
+        let key = self.key(key);
+        // One atomic round trip: the field never exists without the expiry.
+        let mut pipe = redis::pipe();
+        pipe.atomic().cmd("HSET").arg(&key).arg(field).arg(value).ignore();
+        pipe.cmd("PEXPIRE").arg(&key).arg(millis(ttl)).ignore();
+        let mut connection = self.connection.clone();
+        bounded("map_set", pipe.query_async::<()>(&mut connection)).await
+    }
+
+    async fn map_remove(&self, key: &str, field: &str) -> CacheResult<()> {
+        // Redis deletes a hash with its last field.
+        let _removed: u64 =
+            self.query("map_remove", redis::cmd("HDEL").arg(self.key(key)).arg(field)).await?;
+        Ok(())
+    }
+
+    async fn map_entries(&self, key: &str) -> CacheResult<Vec<(String, Vec<u8>)>> {
+        self.query("map_entries", redis::cmd("HGETALL").arg(self.key(key))).await
+    }
+
     async fn ping(&self) -> CacheResult<()> {
         let _pong: String = self.query("ping", &redis::cmd("PING")).await?;
         Ok(())

@@ -36,6 +36,28 @@ pub async fn run(
     }
 }
 
+/// A coalesced batch: every update in order. One refused update does not stop the others (each
+/// is applied or refused whole, as if it had come alone).
+fn apply_batch(room: &Arc<crate::room::Room>, payload: &[u8]) -> Result<(), Refused> {
+    let updates = protocol::decode_update_batch(payload).map_err(Refused::Batch)?;
+    let mut first_error = None;
+    for update in updates {
+        if let Err(error) = room.apply_remote_update(update, unix_ms()) {
+            first_error.get_or_insert(error);
+        }
+    }
+    first_error.map_or(Ok(()), |error| Err(error.into()))
+}
+
+/// Why a relayed message was not applied.
+#[derive(Debug, thiserror::Error)]
+enum Refused {
+    #[error(transparent)]
+    Crdt(#[from] crdt::Error),
+    #[error("malformed update batch: {0}")]
+    Batch(protocol::DecodeError),
+}
+
 /// Ask the other nodes for what every open room lacks, and to ask back for what they lack.
 fn resync(rooms: &Rooms) {
     let open = rooms.all();
@@ -55,12 +77,17 @@ async fn apply(envelope: Envelope, rooms: &Rooms, relay: &dyn Relay, sessions: &
     }
     // Only rooms held here are subscribed; anything else arrived after an eviction.
     let Some(room) = rooms.get(&envelope.room) else { return };
-    let result = match envelope.kind {
-        RelayKind::Update | RelayKind::SyncReply => room.apply_remote_update(&envelope.payload, unix_ms()),
-        RelayKind::Awareness => room.apply_remote_awareness(&envelope.payload, unix_ms()),
+    let result: Result<(), Refused> = match envelope.kind {
+        RelayKind::Update | RelayKind::SyncReply => {
+            room.apply_remote_update(&envelope.payload, unix_ms()).map_err(Refused::from)
+        }
+        RelayKind::Updates => apply_batch(&room, &envelope.payload),
+        RelayKind::Awareness => {
+            room.apply_remote_awareness(&envelope.payload, unix_ms()).map_err(Refused::from)
+        }
         RelayKind::SyncRequest => {
             let (flag, state_vector) = envelope.payload.split_first().unwrap_or((&0, &[]));
-            room.diff(state_vector).map(|diff| {
+            room.diff(state_vector).map_err(Refused::from).map(|diff| {
                 relay.publish(RelayKind::SyncReply, room.id(), &diff);
                 if *flag == SYNC_ASK_BACK {
                     room.ask_peers(false);

@@ -67,6 +67,18 @@ impl Relay for LocalRelay {
         }
     }
 
+    fn send_to_node(&self, node: NodeId, kind: RelayKind, room: &str, payload: &[u8]) {
+        if node == self.node {
+            return;
+        }
+        let envelope = Envelope { origin: self.node, kind, room: room.to_owned(), payload: payload.to_vec() };
+        if let Some(tx) = self.hub.inner.read().nodes.get(&node)
+            && tx.try_send(Incoming::Envelope(envelope)).is_err()
+        {
+            metrics::counter!("codecrafter_relay_dropped_total").increment(1);
+        }
+    }
+
     fn backend_name(&self) -> &'static str {
         "local"
     }
@@ -121,6 +133,19 @@ mod tests {
         );
         assert!(a_rx.try_recv().is_err(), "no echo to the origin");
         assert!(c_rx.try_recv().is_err(), "nothing for a node not subscribed to the room");
+    }
+
+    #[tokio::test]
+    async fn send_to_node_reaches_that_node_only() {
+        let hub = LocalHub::new();
+        let (a, mut a_rx) = hub.join(1);
+        let (_b, mut b_rx) = hub.join(2);
+        let (_c, mut c_rx) = hub.join(3);
+        a.send_to_node(2, RelayKind::Access, "r", b"");
+        let Incoming::Envelope(got) = b_rx.recv().await.unwrap() else { panic!("an envelope") };
+        assert_eq!((got.origin, got.kind, got.room.as_str()), (1, RelayKind::Access, "r"));
+        a.send_to_node(1, RelayKind::Access, "r", b"");
+        assert!(a_rx.try_recv().is_err() && c_rx.try_recv().is_err(), "no one else, not even itself");
     }
 
     #[tokio::test]

@@ -1,11 +1,12 @@
 //! The relay between server nodes that share rooms. Each node publishes what its own clients do
 //! to a room and receives what the other nodes' clients do, as versioned [`Envelope`]s.
 //!
-//! Today's implementation is [`local::LocalHub`], which connects the nodes of one process (a single
-//! node by default, several in tests); the Redis pub/sub implementation plugs in behind the same
-//! trait. Incoming envelopes arrive on the channel the relay was built with and are applied by
-//! [`dispatch::run`].
+//! Two implementations: [`local::LocalHub`] connects the nodes of one process (a single node by
+//! default, several in tests); [`redis::RedisRelay`] (`REDIS_URL`) connects processes through one
+//! Redis pub/sub channel per room, coalescing each room's queued updates ([`coalesce`]). Incoming
+//! envelopes arrive on the channel the relay was built with and are applied by [`dispatch::run`].
 
+pub mod coalesce;
 pub mod dispatch;
 pub mod local;
 pub mod redis;
@@ -46,6 +47,11 @@ pub trait Relay: Send + Sync + 'static {
     /// Tell the other nodes holding `room`. Never blocks and never fails the caller: a relay that
     /// is down loses nothing the room keeps, because nodes resync with sync requests.
     fn publish(&self, kind: RelayKind, room: &str, payload: &[u8]);
+
+    /// Tell one node about `room`, whether or not it holds the room (for a permission change that
+    /// concerns one user, sent where [`crate::presence::Presence`] says their sockets are). Never
+    /// blocks or fails the caller, like [`Relay::publish`].
+    fn send_to_node(&self, node: NodeId, kind: RelayKind, room: &str, payload: &[u8]);
 
     /// Start receiving `room`'s envelopes. Counted: every `subscribe` needs its `unsubscribe`, so
     /// a room evicted and reopened at once stays subscribed.

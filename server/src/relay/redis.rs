@@ -1,9 +1,12 @@
 //! The Redis relay: one pub/sub channel per room (`{prefix}room:{id}`), payloads are versioned
-//! bincode [`Envelope`]s. A node subscribes to a room's channel while it holds the room.
+//! bincode [`Envelope`]s. A node subscribes to a room's channel while it holds the room, and
+//! always to its own channel (`{prefix}node:{id}`) for messages meant for it alone.
 //!
 //! Two tasks, so that neither waits on the other: the publisher drains everything queued and sends
-//! it in one pipelined round trip (many envelopes per syscall under load); the subscriber owns a
-//! dedicated pub/sub connection. Redis going away never blocks a room: publishes that fail are
+//! it in one pipelined round trip (many envelopes per syscall under load), folding each room's
+//! queued updates into one envelope ([`super::coalesce`]); the subscriber owns a dedicated pub/sub
+//! connection. The publisher's "tick" is the previous round trip (plus an optional batch delay):
+//! an idle relay publishes an update at once, a busy one gathers more per publish. Redis going away never blocks a room: publishes that fail are
 //! dropped and counted, and once Redis answers again the node resyncs every room (sync requests
 //! that ask back), so nothing any node applied meanwhile is missed.
 
@@ -20,6 +23,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::coalesce::{MAX_COALESCED_BYTES, Outgoing, coalesce};
 use super::{Incoming, NodeId, Relay};
 
 /// Envelopes waiting to be published before new ones are dropped (and counted; resync repairs).
@@ -33,10 +37,27 @@ const HEALTH_CHECK: Duration = Duration::from_secs(2);
 /// Longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
+/// How the publisher batches.
+#[derive(Debug, Clone, Copy)]
+pub struct PublishOptions {
+    /// Fold a room's queued updates into one `Updates` envelope (off: one publish per update).
+    pub coalesce: bool,
+    /// Wait this long after the first queued message before publishing, to gather more. Zero
+    /// adds no latency: batches then form only while the previous publish is in flight.
+    pub batch_delay: Duration,
+}
+
+impl Default for PublishOptions {
+    fn default() -> Self {
+        Self { coalesce: true, batch_delay: Duration::ZERO }
+    }
+}
+
 pub struct RedisRelay {
     node: NodeId,
+    /// `{prefix}`: room channels are `{prefix}room:{id}`, node channels `{prefix}node:{id}`.
     channel_prefix: String,
-    publish_tx: mpsc::Sender<(String, Vec<u8>)>,
+    publish_tx: mpsc::Sender<Outgoing>,
     /// Rooms to (re)subscribe: the subscriber reads the wanted state from `subscriptions`.
     control_tx: mpsc::UnboundedSender<String>,
     /// room -> local subscription count
@@ -53,6 +74,7 @@ impl RedisRelay {
         url: &str,
         prefix: &str,
         node: NodeId,
+        options: PublishOptions,
         tasks: &TaskTracker,
         cancel: CancellationToken,
     ) -> anyhow::Result<(Arc<Self>, mpsc::Receiver<Incoming>)> {
@@ -67,20 +89,24 @@ impl RedisRelay {
         let (incoming_tx, incoming_rx) = mpsc::channel(INCOMING_QUEUE);
         let relay = Arc::new(Self {
             node,
-            channel_prefix: format!("{prefix}room:"),
+            channel_prefix: prefix.to_owned(),
             publish_tx,
             control_tx,
             subscriptions: Arc::default(),
             connected: Arc::new(AtomicBool::new(false)),
             dropped: Arc::new(AtomicBool::new(false)),
         });
-        tasks.spawn(publish_loop(
-            publisher,
-            publish_rx,
-            relay.dropped.clone(),
-            incoming_tx.clone(),
-            cancel.clone(),
-        ));
+        tasks.spawn(
+            Publisher {
+                connection: publisher,
+                node,
+                channel_prefix: relay.channel_prefix.clone(),
+                options,
+                dropped: relay.dropped.clone(),
+                incoming: incoming_tx.clone(),
+            }
+            .run(publish_rx, cancel.clone()),
+        );
         tasks.spawn(
             Subscriber {
                 client,
@@ -94,15 +120,25 @@ impl RedisRelay {
         );
         Ok((relay, incoming_rx))
     }
-
-    fn channel(&self, room: &str) -> String {
-        channel_name(&self.channel_prefix, room)
-    }
 }
 
 /// The pub/sub channel of `room`.
-fn channel_name(prefix: &str, room: &str) -> String {
-    format!("{prefix}{room}")
+fn room_channel(prefix: &str, room: &str) -> String {
+    format!("{prefix}room:{room}")
+}
+
+/// The pub/sub channel only `node` listens to.
+fn node_channel(prefix: &str, node: NodeId) -> String {
+    format!("{prefix}node:{node}")
+}
+
+impl RedisRelay {
+    fn enqueue(&self, message: Outgoing) {
+        if self.publish_tx.try_send(message).is_err() {
+            metrics::counter!("codecrafter_relay_dropped_total").increment(1);
+            self.dropped.store(true, Ordering::Release);
+        }
+    }
 }
 
 impl Relay for RedisRelay {
@@ -111,10 +147,12 @@ impl Relay for RedisRelay {
     }
 
     fn publish(&self, kind: RelayKind, room: &str, payload: &[u8]) {
-        let envelope = Envelope { origin: self.node, kind, room: room.to_owned(), payload: payload.to_vec() };
-        if self.publish_tx.try_send((self.channel(room), envelope.encode())).is_err() {
-            metrics::counter!("codecrafter_relay_dropped_total").increment(1);
-            self.dropped.store(true, Ordering::Release);
+        self.enqueue(Outgoing { to: None, kind, room: room.to_owned(), payload: payload.to_vec() });
+    }
+
+    fn send_to_node(&self, node: NodeId, kind: RelayKind, room: &str, payload: &[u8]) {
+        if node != self.node {
+            self.enqueue(Outgoing { to: Some(node), kind, room: room.to_owned(), payload: payload.to_vec() });
         }
     }
 
@@ -159,46 +197,83 @@ impl Relay for RedisRelay {
     }
 }
 
-/// Publish everything queued, pipelined. A batch that fails is retried (with backoff) until Redis
-/// takes it, so a short outage loses nothing that was queued; envelopes dropped because the queue
-/// was full meanwhile are repaired by a resync once publishing works again.
-async fn publish_loop(
-    mut connection: ConnectionManager,
-    mut queue: mpsc::Receiver<(String, Vec<u8>)>,
+/// Publishes everything queued, pipelined. A batch that fails is retried (with backoff) until
+/// Redis takes it, so a short outage loses nothing that was queued; envelopes dropped because the
+/// queue was full meanwhile are repaired by a resync once publishing works again.
+struct Publisher {
+    connection: ConnectionManager,
+    node: NodeId,
+    channel_prefix: String,
+    options: PublishOptions,
     dropped: Arc<AtomicBool>,
     incoming: mpsc::Sender<Incoming>,
-    cancel: CancellationToken,
-) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    loop {
-        let received = tokio::select! {
-            n = queue.recv_many(&mut batch, MAX_BATCH) => n,
-            () = cancel.cancelled() => return,
-        };
-        if received == 0 {
-            return;
+}
+
+impl Publisher {
+    async fn run(mut self, mut queue: mpsc::Receiver<Outgoing>, cancel: CancellationToken) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        loop {
+            let received = tokio::select! {
+                n = queue.recv_many(&mut batch, MAX_BATCH) => n,
+                () = cancel.cancelled() => return,
+            };
+            if received == 0 {
+                return;
+            }
+            if !self.options.batch_delay.is_zero() && batch.len() < MAX_BATCH {
+                tokio::time::sleep(self.options.batch_delay).await;
+                while batch.len() < MAX_BATCH
+                    && let Ok(message) = queue.try_recv()
+                {
+                    batch.push(message);
+                }
+            }
+            let queued = batch.len();
+            if self.options.coalesce {
+                let stats = coalesce(&mut batch, MAX_COALESCED_BYTES);
+                metrics::counter!("codecrafter_relay_coalesced_total").increment(stats.folded as u64);
+            }
+            let mut pipe = redis::pipe();
+            for message in batch.drain(..) {
+                let channel = match message.to {
+                    Some(node) => node_channel(&self.channel_prefix, node),
+                    None => room_channel(&self.channel_prefix, &message.room),
+                };
+                let envelope = Envelope {
+                    origin: self.node,
+                    kind: message.kind,
+                    room: message.room,
+                    payload: message.payload,
+                };
+                pipe.cmd("PUBLISH").arg(channel).arg(envelope.encode()).ignore();
+            }
+            if !self.send(&pipe, &cancel).await {
+                return;
+            }
+            metrics::counter!("codecrafter_relay_queued_total").increment(queued as u64);
+            metrics::counter!("codecrafter_relay_published_total").increment(pipe.len() as u64);
+            if self.dropped.swap(false, Ordering::AcqRel) {
+                let _ = self.incoming.send(Incoming::Resync).await;
+            }
         }
-        let mut pipe = redis::pipe();
-        for (channel, bytes) in batch.drain(..) {
-            pipe.cmd("PUBLISH").arg(channel).arg(bytes).ignore();
-        }
+    }
+
+    /// Send `pipe` until Redis takes it; false if cancelled first.
+    async fn send(&mut self, pipe: &redis::Pipeline, cancel: &CancellationToken) -> bool {
         let mut backoff = Duration::from_millis(50);
         let mut failed = false;
-        while let Err(error) = pipe.query_async::<()>(&mut connection).await {
+        while let Err(error) = pipe.query_async::<()>(&mut self.connection).await {
             if !failed {
                 tracing::warn!(%error, "relay publish failed; retrying until Redis answers");
                 failed = true;
             }
             tokio::select! {
                 () = tokio::time::sleep(backoff) => {}
-                () = cancel.cancelled() => return,
+                () = cancel.cancelled() => return false,
             }
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
-        metrics::counter!("codecrafter_relay_published_total").increment(received as u64);
-        if dropped.swap(false, Ordering::AcqRel) {
-            let _ = incoming.send(Incoming::Resync).await;
-        }
+        true
     }
 }
 
@@ -245,10 +320,10 @@ impl Subscriber {
         let (mut sink, mut stream) = pubsub.split();
         // Changes queued while disconnected are covered by subscribing to the wanted set now.
         while control.try_recv().is_ok() {}
-        let wanted: Vec<String> = self.subscriptions.lock().keys().map(|room| self.channel(room)).collect();
-        if !wanted.is_empty() {
-            sink.subscribe(wanted).await?;
-        }
+        let mut wanted: Vec<String> =
+            self.subscriptions.lock().keys().map(|room| self.channel(room)).collect();
+        wanted.push(node_channel(&self.channel_prefix, self.node));
+        sink.subscribe(wanted).await?;
         self.connected.store(true, Ordering::Release);
         metrics::gauge!("codecrafter_relay_connected").set(1.0);
         let _ = self.incoming.send(Incoming::Resync).await;
@@ -296,7 +371,7 @@ impl Subscriber {
     }
 
     fn channel(&self, room: &str) -> String {
-        channel_name(&self.channel_prefix, room)
+        room_channel(&self.channel_prefix, room)
     }
 }
 

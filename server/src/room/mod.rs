@@ -167,13 +167,14 @@ impl Room {
         frame: impl FnOnce() -> Bytes,
         now_ms: u64,
     ) -> Result<crdt::Applied, crdt::Error> {
-        self.apply(Some(origin), update, frame, now_ms, true)
+        self.apply(Some(origin), update, frame, now_ms)
     }
 
     /// Apply an update another node relayed: every local client gets it, no node is told again.
+    /// Not bounded by the per-message limit (a sync reply may carry a whole document).
     pub fn apply_remote_update(self: &Arc<Self>, update: &[u8], now_ms: u64) -> Result<(), crdt::Error> {
         let frame = || frames::encode(protocol::Message::Sync(protocol::SyncMessage::Update(update)));
-        self.apply(None, update, frame, now_ms, false).map(drop)
+        self.apply(None, update, frame, now_ms).map(drop)
     }
 
     /// The room's sync step 1, cached: sent to a client whose update waits for updates the room
@@ -184,17 +185,21 @@ impl Room {
         state.frames.step1(&state.doc)
     }
 
+    /// Apply `update` from the client `origin`, or from another node when `None` (then it is
+    /// not relayed back).
     fn apply(
         self: &Arc<Self>,
         origin: Option<ConnId>,
         update: &[u8],
         frame: impl FnOnce() -> Bytes,
         now_ms: u64,
-        relay: bool,
     ) -> Result<crdt::Applied, crdt::Error> {
         let (applied, newly_dirty) = {
             let mut state = self.state.lock();
-            let applied = state.doc.apply_update(update)?;
+            let applied = match origin {
+                Some(_) => state.doc.apply_update(update)?,
+                None => state.doc.apply_peer_update(update)?,
+            };
             if !applied.changed {
                 return Ok(applied);
             }
@@ -203,7 +208,7 @@ impl Room {
             // Encoded only now: most updates that change nothing are fresh clients' empty step 2.
             fan_out(&mut state.peers, origin, &frame(), MessageKind::SyncUpdate);
             // Under the lock, so every node receives this node's updates in the order applied.
-            if relay {
+            if origin.is_some() {
                 self.relay.publish(RelayKind::Update, &self.id, update);
             }
             let newly_dirty = !self.dirty.swap(true, Ordering::AcqRel);

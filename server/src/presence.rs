@@ -1,0 +1,228 @@
+//! Which node and room each signed-in user's sockets are on, across nodes (the seeds' "map users
+//! to WebSocket connections"). A permission change that concerns one user reads it to tell exactly
+//! the nodes holding that user's sockets.
+//!
+//! Each node counts its own sockets per user and room, and mirrors the count into the cache map
+//! `user-sockets:{user}`: one field per node (its id), holding the rooms and the time the field is
+//! good until. Writes stay off the socket's path: a connect or disconnect only marks the user, and
+//! one task writes the marked users' fields (a burst of reconnects costs one write) and renews
+//! every field before it lapses. A node that dies stops renewing: readers skip its fields once
+//! their time has passed, and the map expires when no node renews it.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::cache::{Cache, CacheResult};
+use crate::relay::NodeId;
+use crate::time::unix_ms;
+
+/// How long a node's field holds without renewal (a dead node's sockets are forgotten after it).
+pub const RECORD_TTL: Duration = Duration::from_secs(60);
+/// How often every field is rewritten: well within [`RECORD_TTL`], so one lost write does no harm.
+const RENEW_EVERY: Duration = Duration::from_secs(20);
+
+/// One node's field: the rooms a user has sockets in there, and how many in each.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeSockets {
+    pub rooms: BTreeMap<String, u32>,
+    /// Unix ms after which readers ignore this field.
+    pub until: u64,
+}
+
+/// A user's sockets on one node, as [`Presence::locate`] found them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    pub node: NodeId,
+    pub rooms: BTreeMap<String, u32>,
+}
+
+pub struct Presence {
+    node: NodeId,
+    cache: Arc<dyn Cache>,
+    /// user -> room -> sockets on this node.
+    users: Mutex<HashMap<Arc<str>, BTreeMap<String, u32>>>,
+    /// Users whose field must be written.
+    marked: Mutex<HashSet<Arc<str>>>,
+    wake: Notify,
+}
+
+impl Presence {
+    pub fn new(node: NodeId, cache: Arc<dyn Cache>) -> Arc<Self> {
+        Arc::new(Self { node, cache, users: Mutex::default(), marked: Mutex::default(), wake: Notify::new() })
+    }
+
+    pub fn node(&self) -> NodeId {
+        self.node
+    }
+
+    /// Count a socket of `user` in `room` on this node.
+    pub fn enter(&self, user: &str, room: &str) {
+        let user = {
+            let mut users = self.users.lock();
+            let user: Arc<str> =
+                users.get_key_value(user).map_or_else(|| user.into(), |(key, _)| key.clone());
+            *users.entry(user.clone()).or_default().entry(room.to_owned()).or_default() += 1;
+            user
+        };
+        self.mark(user);
+    }
+
+    /// Stop counting a socket [`Presence::enter`] counted.
+    pub fn leave(&self, user: &str, room: &str) {
+        let user = {
+            let mut users = self.users.lock();
+            let Some((user, _)) = users.get_key_value(user) else { return };
+            let user = user.clone();
+            let rooms = users.get_mut(&user).expect("just found");
+            if let Some(count) = rooms.get_mut(room) {
+                *count -= 1;
+                if *count == 0 {
+                    rooms.remove(room);
+                }
+            }
+            if rooms.is_empty() {
+                users.remove(&user);
+            }
+            user
+        };
+        self.mark(user);
+    }
+
+    fn mark(&self, user: Arc<str>) {
+        if self.marked.lock().insert(user) {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Every node holding sockets of `user` (this one included), from the shared record.
+    pub async fn locate(&self, user: &str) -> CacheResult<Vec<Located>> {
+        let now = unix_ms();
+        let fields = self.cache.map_entries(&record_key(user)).await?;
+        let mut found: Vec<Located> = fields
+            .into_iter()
+            .filter_map(|(node, value)| {
+                let node = node.parse().ok()?;
+                let sockets: NodeSockets = serde_json::from_slice(&value).ok()?;
+                (sockets.until > now && !sockets.rooms.is_empty())
+                    .then_some(Located { node, rooms: sockets.rooms })
+            })
+            .collect();
+        found.sort_by_key(|located| located.node);
+        Ok(found)
+    }
+
+    /// Write marked users' fields as they change, and renew every field, until `cancel`; then
+    /// remove this node's fields (a clean shutdown leaves nothing for readers to skip).
+    pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
+        let mut renew = tokio::time::interval(RENEW_EVERY);
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                () = self.wake.notified() => {}
+                _ = renew.tick() => {
+                    let all: Vec<Arc<str>> = self.users.lock().keys().cloned().collect();
+                    self.marked.lock().extend(all);
+                }
+            }
+            self.write_marked().await;
+        }
+        let all: Vec<Arc<str>> = self.users.lock().drain().map(|(user, _)| user).collect();
+        self.marked.lock().extend(all);
+        self.write_marked().await;
+    }
+
+    /// Write (or remove) the field of every marked user. A failed write keeps the user marked
+    /// for the next round, so the record catches up once the cache is back.
+    async fn write_marked(&self) {
+        let marked: Vec<Arc<str>> = self.marked.lock().drain().collect();
+        let field = self.node.to_string();
+        let until = unix_ms() + RECORD_TTL.as_millis() as u64;
+        for user in marked {
+            let rooms = self.users.lock().get(&user).cloned();
+            let key = record_key(&user);
+            let written = match rooms {
+                Some(rooms) => {
+                    let value = serde_json::to_vec(&NodeSockets { rooms, until }).expect("serialises");
+                    self.cache.map_set(&key, &field, &value, RECORD_TTL).await
+                }
+                None => self.cache.map_remove(&key, &field).await,
+            };
+            if let Err(error) = written {
+                tracing::warn!(%error, "could not record where a user's sockets are; retrying");
+                self.marked.lock().insert(user);
+                metrics::counter!("codecrafter_presence_write_errors_total").increment(1);
+                // Wait for the next renewal rather than spin on a cache that is down.
+                return;
+            }
+        }
+    }
+}
+
+fn record_key(user: &str) -> String {
+    format!("user-sockets:{user}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::MemoryCache;
+
+    async fn settle() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    #[tokio::test]
+    async fn the_record_follows_sockets_on_every_node() {
+        let cache: Arc<dyn Cache> = Arc::new(MemoryCache::new());
+        let (a, b) = (Presence::new(11, cache.clone()), Presence::new(22, cache.clone()));
+        let cancel = CancellationToken::new();
+        tokio::spawn(a.clone().run(cancel.clone()));
+        tokio::spawn(b.clone().run(cancel.clone()));
+
+        a.enter("ann", "room-1");
+        a.enter("ann", "room-1");
+        b.enter("ann", "room-2");
+        b.enter("bob", "room-2");
+        settle().await;
+        let ann = a.locate("ann").await.unwrap();
+        assert_eq!(ann.len(), 2);
+        assert_eq!((ann[0].node, ann[0].rooms.get("room-1")), (11, Some(&2)));
+        assert_eq!((ann[1].node, ann[1].rooms.get("room-2")), (22, Some(&1)));
+
+        a.leave("ann", "room-1");
+        settle().await;
+        assert_eq!(a.locate("ann").await.unwrap()[0].rooms.get("room-1"), Some(&1), "one socket left");
+        a.leave("ann", "room-1");
+        settle().await;
+        let ann = a.locate("ann").await.unwrap();
+        assert_eq!(ann.iter().map(|l| l.node).collect::<Vec<_>>(), vec![22], "node 11 has none left");
+
+        cancel.cancel();
+        settle().await;
+        assert!(a.locate("bob").await.unwrap().is_empty(), "a node that stops removes its fields");
+    }
+
+    #[tokio::test]
+    async fn fields_past_their_time_are_ignored() {
+        let cache: Arc<dyn Cache> = Arc::new(MemoryCache::new());
+        let stale = NodeSockets { rooms: BTreeMap::from([("r".to_owned(), 1)]), until: unix_ms() - 1 };
+        let live = NodeSockets { rooms: BTreeMap::from([("r".to_owned(), 1)]), until: unix_ms() + 60_000 };
+        let key = record_key("ann");
+        cache.map_set(&key, "5", &serde_json::to_vec(&stale).unwrap(), RECORD_TTL).await.unwrap();
+        cache.map_set(&key, "6", &serde_json::to_vec(&live).unwrap(), RECORD_TTL).await.unwrap();
+        cache.map_set(&key, "not-a-node", b"{}", RECORD_TTL).await.unwrap();
+        let found = Presence::new(1, cache).locate("ann").await.unwrap();
+        assert_eq!(
+            found.iter().map(|l| l.node).collect::<Vec<_>>(),
+            vec![6],
+            "a dead node's field is skipped"
+        );
+    }
+}
