@@ -207,6 +207,22 @@ impl SessionDirectory {
     }
 }
 
+/// Re-apply each session whose room [`Presence`] just recorded for a user (see its module docs
+/// for the race this closes), until `cancel`.
+pub async fn recheck_recorded(
+    mut rooms: tokio::sync::mpsc::UnboundedReceiver<String>,
+    sessions: Arc<SessionDirectory>,
+    cancel: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        let room = tokio::select! {
+            room = rooms.recv() => match room { Some(room) => room, None => return },
+            () = cancel.cancelled() => return,
+        };
+        sessions.refresh_live(&room).await;
+    }
+}
+
 fn cache_key(id: &str) -> String {
     format!("session:{id}")
 }

@@ -98,7 +98,7 @@ pub async fn run_with_hub(
         }
     };
     let rooms = Arc::new(Rooms::new(store.clone(), settings, persist_tx, relay.clone()));
-    let presence = presence::Presence::new(relay.node_id(), cache.clone());
+    let (presence, newly_recorded) = presence::Presence::new(relay.node_id(), cache.clone());
     let sessions = Arc::new(directory::SessionDirectory::new(
         store.clone(),
         cache.clone(),
@@ -111,6 +111,7 @@ pub async fn run_with_hub(
     let stop_rooms = CancellationToken::new();
     // Stopped once every connection has closed, so its last write removes this node's records.
     background.spawn(presence.run(stop_rooms.clone()));
+    background.spawn(directory::recheck_recorded(newly_recorded, sessions.clone(), stop_rooms.clone()));
     background.spawn(relay::dispatch::run(
         relayed,
         rooms.clone(),

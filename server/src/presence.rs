@@ -8,6 +8,12 @@
 //! one task writes the marked users' fields (a burst of reconnects costs one write) and renews
 //! every field before it lapses. A node that dies stops renewing: readers skip its fields once
 //! their time has passed, and the map expires when no node renews it.
+//!
+//! A revocation made elsewhere between a socket's admission and its record being written would
+//! find no record and miss the socket. So once a user's field first lists a room, the room is
+//! handed to `recorded`, and the node re-reads that session from the store and re-applies it:
+//! the revoking node writes the store before it reads the record, so either it sees the record,
+//! or the re-read sees its change.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -15,7 +21,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::{Cache, CacheResult};
@@ -50,11 +56,26 @@ pub struct Presence {
     /// Users whose field must be written.
     marked: Mutex<HashSet<Arc<str>>>,
     wake: Notify,
+    /// The rooms each user's field listed when last written (only the writer task touches it).
+    written: Mutex<HashMap<Arc<str>, BTreeMap<String, u32>>>,
+    /// Rooms that just appeared in a written field: their sessions must be checked again.
+    recorded: mpsc::UnboundedSender<String>,
 }
 
 impl Presence {
-    pub fn new(node: NodeId, cache: Arc<dyn Cache>) -> Arc<Self> {
-        Arc::new(Self { node, cache, users: Mutex::default(), marked: Mutex::default(), wake: Notify::new() })
+    /// Also returns where the rooms newly recorded arrive (see the module docs).
+    pub fn new(node: NodeId, cache: Arc<dyn Cache>) -> (Arc<Self>, mpsc::UnboundedReceiver<String>) {
+        let (recorded, newly_recorded) = mpsc::unbounded_channel();
+        let presence = Arc::new(Self {
+            node,
+            cache,
+            users: Mutex::default(),
+            marked: Mutex::default(),
+            wake: Notify::new(),
+            written: Mutex::default(),
+            recorded,
+        });
+        (presence, newly_recorded)
     }
 
     pub fn node(&self) -> NodeId {
@@ -147,19 +168,34 @@ impl Presence {
         for user in marked {
             let rooms = self.users.lock().get(&user).cloned();
             let key = record_key(&user);
-            let written = match rooms {
+            let written = match &rooms {
                 Some(rooms) => {
-                    let value = serde_json::to_vec(&NodeSockets { rooms, until }).expect("serialises");
+                    let value =
+                        serde_json::to_vec(&NodeSockets { rooms: rooms.clone(), until }).expect("serialises");
                     self.cache.map_set(&key, &field, &value, RECORD_TTL).await
                 }
                 None => self.cache.map_remove(&key, &field).await,
             };
-            if let Err(error) = written {
-                tracing::warn!(%error, "could not record where a user's sockets are; retrying");
-                self.marked.lock().insert(user);
-                metrics::counter!("codecrafter_presence_write_errors_total").increment(1);
-                // Wait for the next renewal rather than spin on a cache that is down.
-                return;
+            match (written, rooms) {
+                (Ok(()), Some(rooms)) => {
+                    let previous =
+                        self.written.lock().insert(user.clone(), rooms.clone()).unwrap_or_default();
+                    for room in rooms.keys().filter(|room| !previous.contains_key(*room)) {
+                        let _ = self.recorded.send(room.clone());
+                    }
+                    continue;
+                }
+                (Ok(()), None) => {
+                    self.written.lock().remove(&user);
+                    continue;
+                }
+                (Err(error), _) => {
+                    tracing::warn!(%error, "could not record where a user's sockets are; retrying");
+                    self.marked.lock().insert(user);
+                    metrics::counter!("codecrafter_presence_write_errors_total").increment(1);
+                    // Wait for the next renewal rather than spin on a cache that is down.
+                    return;
+                }
             }
         }
     }
@@ -181,7 +217,8 @@ mod tests {
     #[tokio::test]
     async fn the_record_follows_sockets_on_every_node() {
         let cache: Arc<dyn Cache> = Arc::new(MemoryCache::new());
-        let (a, b) = (Presence::new(11, cache.clone()), Presence::new(22, cache.clone()));
+        let ((a, mut a_recorded), (b, _)) =
+            (Presence::new(11, cache.clone()), Presence::new(22, cache.clone()));
         let cancel = CancellationToken::new();
         tokio::spawn(a.clone().run(cancel.clone()));
         tokio::spawn(b.clone().run(cancel.clone()));
@@ -193,6 +230,12 @@ mod tests {
         settle().await;
         let ann = a.locate("ann").await.unwrap();
         assert_eq!(ann.len(), 2);
+        assert_eq!(
+            a_recorded.try_recv().ok().as_deref(),
+            Some("room-1"),
+            "a newly recorded room is handed on"
+        );
+        assert!(a_recorded.try_recv().is_err(), "once");
         assert_eq!((ann[0].node, ann[0].rooms.get("room-1")), (11, Some(&2)));
         assert_eq!((ann[1].node, ann[1].rooms.get("room-2")), (22, Some(&1)));
 
@@ -218,7 +261,7 @@ mod tests {
         cache.map_set(&key, "5", &serde_json::to_vec(&stale).unwrap(), RECORD_TTL).await.unwrap();
         cache.map_set(&key, "6", &serde_json::to_vec(&live).unwrap(), RECORD_TTL).await.unwrap();
         cache.map_set(&key, "not-a-node", b"{}", RECORD_TTL).await.unwrap();
-        let found = Presence::new(1, cache).locate("ann").await.unwrap();
+        let found = Presence::new(1, cache).0.locate("ann").await.unwrap();
         assert_eq!(
             found.iter().map(|l| l.node).collect::<Vec<_>>(),
             vec![6],
