@@ -28,6 +28,30 @@ pub enum Command {
     Churn(ChurnArgs),
 }
 
+impl Command {
+    pub fn common(&self) -> &Common {
+        match self {
+            Self::Fanout(a) => &a.common,
+            Self::Idle(a) => &a.common,
+            Self::Churn(a) => &a.common,
+        }
+    }
+
+    /// The checks clap cannot make, run before a server is spawned for nothing.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        crate::nodes::check(self.common())?;
+        match self {
+            Self::Fanout(args) => args.workload().map(drop),
+            // Churn measures one server's memory and waits for its `/ready` to count 0 rooms; over
+            // several nodes neither reading means what its report says.
+            Self::Churn(args) if args.common.nodes > 1 => {
+                anyhow::bail!("churn measures a single server: it does not take --nodes above 1")
+            }
+            Self::Idle(_) | Self::Churn(_) => Ok(()),
+        }
+    }
+}
+
 /// Where the server is and how to measure it; shared by every subcommand.
 #[derive(Debug, Clone, Args, Serialize)]
 pub struct Common {
@@ -53,6 +77,26 @@ pub struct Common {
     /// cores: on a 2-core machine that is the only way to see the server's own latency.
     #[arg(long, value_name = "LIST", requires = "spawn")]
     pub server_cpus: Option<String>,
+
+    /// Spawn this many server nodes (same binary, arguments, environment and CPUs; each its own data
+    /// dir). Every room is spread over all of them, so more than one needs `--redis-url`.
+    #[arg(
+        long,
+        env = "LOADTEST_NODES",
+        default_value_t = 1,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..),
+        // Both: clap waives `requires` when an argument conflicting with the required one (`--url`)
+        // is present, so `requires` alone would let `--url X --nodes 2` through.
+        requires = "spawn",
+        conflicts_with = "url"
+    )]
+    pub nodes: usize,
+
+    /// Redis the spawned nodes share rooms through: each gets `--redis-url` with it, a prefix of
+    /// this run's own and a common JWT secret. Also allowed with one node, to measure the relay's
+    /// cost; fanout then reports Redis's PUBLISH calls, commands and CPU over the window.
+    #[arg(long, env = "LOADTEST_REDIS_URL", requires = "spawn", conflicts_with = "url")]
+    pub redis_url: Option<String>,
 
     /// PID of the already-running server at `--url`, to measure its CPU and RSS from /proc.
     #[arg(long, env = "LOADTEST_SERVER_PID", requires = "url")]
@@ -309,6 +353,17 @@ mod tests {
         let w = args.workload().expect("valid");
         assert_eq!((w.rooms, w.clients, w.writers, w.rate), (3, 10, 1, 10));
         assert_eq!((w.warmup_updates(), w.total_updates()), (10, 60));
+    }
+
+    #[test]
+    fn churn_takes_one_node() {
+        let argv = ["loadtest", "churn", "--spawn", "s", "--nodes", "2", "--redis-url", "redis://127.0.0.1"];
+        let err = Cli::parse_from(argv).command.validate().expect_err("refused");
+        assert!(err.to_string().contains("single server"), "{err}");
+        let argv = ["loadtest", "idle", "--spawn", "s", "--nodes", "2", "--redis-url", "redis://127.0.0.1"];
+        Cli::parse_from(argv).command.validate().expect("idle spreads its sockets");
+        let err = Cli::parse_from(["loadtest", "idle", "--spawn", "s", "--nodes", "2"]).command.validate();
+        assert!(err.is_err(), "two nodes without Redis share nothing");
     }
 
     #[test]
