@@ -53,6 +53,11 @@ impl Command {
 }
 
 /// Where the server is and how to measure it; shared by every subcommand.
+///
+/// Options for a spawned server say both `requires = "spawn"` and `conflicts_with = "url"` (and
+/// `--server-pid` the reverse): clap waives `requires` when an argument conflicting with the
+/// required one is present, so `requires` alone would let `--url X --server-cpus 0` through and
+/// silently ignore the CPUs.
 #[derive(Debug, Clone, Args, Serialize)]
 pub struct Common {
     /// Base WebSocket URL; the room name is appended as `/{room}` (CodeCrafter: ws://HOST:PORT/ws,
@@ -65,17 +70,23 @@ pub struct Common {
     pub spawn: Option<PathBuf>,
 
     /// Extra argument for the spawned server (repeat the flag), e.g. `--server-arg=--send-queue=4096`.
-    #[arg(long = "server-arg", allow_hyphen_values = true, requires = "spawn")]
+    #[arg(long = "server-arg", allow_hyphen_values = true, requires = "spawn", conflicts_with = "url")]
     pub server_args: Vec<String>,
 
     /// Environment variable for the spawned server only (repeat the flag), e.g. `--server-env MALLOC_ARENA_MAX=2`.
-    #[arg(long = "server-env", value_name = "KEY=VALUE", value_parser = parse_env_pair, requires = "spawn")]
+    #[arg(
+        long = "server-env",
+        value_name = "KEY=VALUE",
+        value_parser = parse_env_pair,
+        requires = "spawn",
+        conflicts_with = "url"
+    )]
     pub server_env: Vec<String>,
 
     /// Pin the spawned server to these CPUs (`taskset --cpu-list` syntax, e.g. `0`). With the harness
     /// pinned elsewhere (`taskset -c 1 loadtest ...`) the two stop evicting each other from the
     /// cores: on a 2-core machine that is the only way to see the server's own latency.
-    #[arg(long, value_name = "LIST", requires = "spawn")]
+    #[arg(long, value_name = "LIST", requires = "spawn", conflicts_with = "url")]
     pub server_cpus: Option<String>,
 
     /// Spawn this many server nodes (same binary, arguments, environment and CPUs; each its own data
@@ -85,8 +96,6 @@ pub struct Common {
         env = "LOADTEST_NODES",
         default_value_t = 1,
         value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..),
-        // Both: clap waives `requires` when an argument conflicting with the required one (`--url`)
-        // is present, so `requires` alone would let `--url X --nodes 2` through.
         requires = "spawn",
         conflicts_with = "url"
     )]
@@ -99,7 +108,7 @@ pub struct Common {
     pub redis_url: Option<String>,
 
     /// PID of the already-running server at `--url`, to measure its CPU and RSS from /proc.
-    #[arg(long, env = "LOADTEST_SERVER_PID", requires = "url")]
+    #[arg(long, env = "LOADTEST_SERVER_PID", requires = "url", conflicts_with = "spawn")]
     pub server_pid: Option<u32>,
 
     /// Allow a target that is not a loopback address (off by default: this is a local benchmark).
@@ -353,6 +362,22 @@ mod tests {
         let w = args.workload().expect("valid");
         assert_eq!((w.rooms, w.clients, w.writers, w.rate), (3, 10, 1, 10));
         assert_eq!((w.warmup_updates(), w.total_updates()), (10, 60));
+    }
+
+    #[test]
+    fn spawn_options_refuse_an_attached_server() {
+        let parses = |extra: &[&str]| {
+            let argv = ["loadtest", "fanout", "--url", "ws://127.0.0.1:1/ws"];
+            Cli::try_parse_from(argv.iter().chain(extra)).is_ok()
+        };
+        assert!(parses(&[]));
+        assert!(parses(&["--server-pid", "1"]));
+        assert!(!parses(&["--server-arg=--send-queue=4"]));
+        assert!(!parses(&["--server-env", "A=1"]));
+        assert!(!parses(&["--server-cpus", "0"]));
+        let argv = ["loadtest", "fanout", "--spawn", "srv", "--server-pid", "1"];
+        assert!(Cli::try_parse_from(argv).is_err(), "a spawned server's PID is known");
+        assert!(Cli::try_parse_from(["loadtest", "fanout", "--server-cpus", "0"]).is_err());
     }
 
     #[test]
