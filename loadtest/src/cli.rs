@@ -28,7 +28,36 @@ pub enum Command {
     Churn(ChurnArgs),
 }
 
+impl Command {
+    pub fn common(&self) -> &Common {
+        match self {
+            Self::Fanout(a) => &a.common,
+            Self::Idle(a) => &a.common,
+            Self::Churn(a) => &a.common,
+        }
+    }
+
+    /// The checks clap cannot make, run before a server is spawned for nothing.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        crate::nodes::check(self.common())?;
+        match self {
+            Self::Fanout(args) => args.workload().map(drop),
+            // Churn measures one server's memory and waits for its `/ready` to count 0 rooms; over
+            // several nodes neither reading means what its report says.
+            Self::Churn(args) if args.common.nodes > 1 => {
+                anyhow::bail!("churn measures a single server: it does not take --nodes above 1")
+            }
+            Self::Idle(_) | Self::Churn(_) => Ok(()),
+        }
+    }
+}
+
 /// Where the server is and how to measure it; shared by every subcommand.
+///
+/// Options for a spawned server say both `requires = "spawn"` and `conflicts_with = "url"` (and
+/// `--server-pid` the reverse): clap waives `requires` when an argument conflicting with the
+/// required one is present, so `requires` alone would let `--url X --server-cpus 0` through and
+/// silently ignore the CPUs.
 #[derive(Debug, Clone, Args, Serialize)]
 pub struct Common {
     /// Base WebSocket URL; the room name is appended as `/{room}` (CodeCrafter: ws://HOST:PORT/ws,
@@ -41,21 +70,45 @@ pub struct Common {
     pub spawn: Option<PathBuf>,
 
     /// Extra argument for the spawned server (repeat the flag), e.g. `--server-arg=--send-queue=4096`.
-    #[arg(long = "server-arg", allow_hyphen_values = true, requires = "spawn")]
+    #[arg(long = "server-arg", allow_hyphen_values = true, requires = "spawn", conflicts_with = "url")]
     pub server_args: Vec<String>,
 
     /// Environment variable for the spawned server only (repeat the flag), e.g. `--server-env MALLOC_ARENA_MAX=2`.
-    #[arg(long = "server-env", value_name = "KEY=VALUE", value_parser = parse_env_pair, requires = "spawn")]
+    #[arg(
+        long = "server-env",
+        value_name = "KEY=VALUE",
+        value_parser = parse_env_pair,
+        requires = "spawn",
+        conflicts_with = "url"
+    )]
     pub server_env: Vec<String>,
 
     /// Pin the spawned server to these CPUs (`taskset --cpu-list` syntax, e.g. `0`). With the harness
     /// pinned elsewhere (`taskset -c 1 loadtest ...`) the two stop evicting each other from the
     /// cores: on a 2-core machine that is the only way to see the server's own latency.
-    #[arg(long, value_name = "LIST", requires = "spawn")]
+    #[arg(long, value_name = "LIST", requires = "spawn", conflicts_with = "url")]
     pub server_cpus: Option<String>,
 
+    /// Spawn this many server nodes (same binary, arguments, environment and CPUs; each its own data
+    /// dir). Every room is spread over all of them, so more than one needs `--redis-url`.
+    #[arg(
+        long,
+        env = "LOADTEST_NODES",
+        default_value_t = 1,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..),
+        requires = "spawn",
+        conflicts_with = "url"
+    )]
+    pub nodes: usize,
+
+    /// Redis the spawned nodes share rooms through: each gets `--redis-url` with it, a prefix of
+    /// this run's own and a common JWT secret. Also allowed with one node, to measure the relay's
+    /// cost; fanout then reports Redis's PUBLISH calls, commands and CPU over the window.
+    #[arg(long, env = "LOADTEST_REDIS_URL", requires = "spawn", conflicts_with = "url")]
+    pub redis_url: Option<String>,
+
     /// PID of the already-running server at `--url`, to measure its CPU and RSS from /proc.
-    #[arg(long, env = "LOADTEST_SERVER_PID", requires = "url")]
+    #[arg(long, env = "LOADTEST_SERVER_PID", requires = "url", conflicts_with = "spawn")]
     pub server_pid: Option<u32>,
 
     /// Allow a target that is not a loopback address (off by default: this is a local benchmark).
@@ -309,6 +362,33 @@ mod tests {
         let w = args.workload().expect("valid");
         assert_eq!((w.rooms, w.clients, w.writers, w.rate), (3, 10, 1, 10));
         assert_eq!((w.warmup_updates(), w.total_updates()), (10, 60));
+    }
+
+    #[test]
+    fn spawn_options_refuse_an_attached_server() {
+        let parses = |extra: &[&str]| {
+            let argv = ["loadtest", "fanout", "--url", "ws://127.0.0.1:1/ws"];
+            Cli::try_parse_from(argv.iter().chain(extra)).is_ok()
+        };
+        assert!(parses(&[]));
+        assert!(parses(&["--server-pid", "1"]));
+        assert!(!parses(&["--server-arg=--send-queue=4"]));
+        assert!(!parses(&["--server-env", "A=1"]));
+        assert!(!parses(&["--server-cpus", "0"]));
+        let argv = ["loadtest", "fanout", "--spawn", "srv", "--server-pid", "1"];
+        assert!(Cli::try_parse_from(argv).is_err(), "a spawned server's PID is known");
+        assert!(Cli::try_parse_from(["loadtest", "fanout", "--server-cpus", "0"]).is_err());
+    }
+
+    #[test]
+    fn churn_takes_one_node() {
+        let argv = ["loadtest", "churn", "--spawn", "s", "--nodes", "2", "--redis-url", "redis://127.0.0.1"];
+        let err = Cli::parse_from(argv).command.validate().expect_err("refused");
+        assert!(err.to_string().contains("single server"), "{err}");
+        let argv = ["loadtest", "idle", "--spawn", "s", "--nodes", "2", "--redis-url", "redis://127.0.0.1"];
+        Cli::parse_from(argv).command.validate().expect("idle spreads its sockets");
+        let err = Cli::parse_from(["loadtest", "idle", "--spawn", "s", "--nodes", "2"]).command.validate();
+        assert!(err.is_err(), "two nodes without Redis share nothing");
     }
 
     #[test]

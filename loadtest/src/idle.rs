@@ -1,5 +1,6 @@
 //! The `idle` run: open many synced sockets that then sit idle, and measure what each costs the
-//! server in resident memory (and what it costs the harness, for reference).
+//! server in resident memory (and what it costs the harness, for reference). With several nodes
+//! the sockets of each room are spread over them as fanout spreads its clients.
 
 use std::sync::Arc;
 
@@ -13,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::IdleArgs;
 use crate::client::{self, Event, Local};
 use crate::marker;
-use crate::procfs::{Proc, Usage};
+use crate::nodes::node_of;
+use crate::procfs::{Proc, Sample, Usage, sample_all};
 use crate::report::{fmt_kib, ratio};
 use crate::target::Target;
 
@@ -44,13 +46,16 @@ pub struct Config {
     pub sockets: usize,
     pub rooms: usize,
     pub settle_secs: f64,
+    /// The first node's base URL (the only one unless `--nodes` spawned more).
     pub url: String,
+    pub node_urls: Vec<String>,
     pub spawned: Option<String>,
     pub server_args: Vec<String>,
     pub harness_threads: usize,
     pub nofile_limit: u64,
 }
 
+/// The server's cost; with several nodes, all of them together (memory and CPU summed), then each.
 #[derive(Debug, Serialize)]
 pub struct ServerCost {
     /// RSS before any socket was opened.
@@ -63,6 +68,20 @@ pub struct ServerCost {
     pub connect_cpu_secs: f64,
     /// Server CPU while every socket sat idle (should be near zero).
     pub settle: Usage,
+    pub nodes: Vec<NodeCost>,
+}
+
+/// One node's share of [`ServerCost`].
+#[derive(Debug, Serialize)]
+pub struct NodeCost {
+    pub url: String,
+    pub sockets: usize,
+    pub rss_before_kib: u64,
+    pub rss_after_kib: u64,
+    /// This node's growth over the sockets it holds.
+    pub kib_per_socket: f64,
+    pub connect_cpu_secs: f64,
+    pub settle_cpu_pct: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -91,7 +110,9 @@ pub async fn run(args: &IdleArgs, target: &Target, threads: usize) -> anyhow::Re
     let run_id = marker::now_us() / 1000;
     let harness = Proc::current();
     let harness_before = harness.sample()?;
-    let server_before = target.proc_.as_ref().map(Proc::sample).transpose()?;
+    let procs = target.procs();
+    let server_before = procs.as_deref().map(sample_all).transpose()?;
+    let nodes = target.nodes().len();
 
     let cancel = CancellationToken::new();
     let _stop_on_drop = cancel.clone().drop_guard();
@@ -100,7 +121,8 @@ pub async fn run(args: &IdleArgs, target: &Target, threads: usize) -> anyhow::Re
     let started = Instant::now();
     let mut tasks = JoinSet::new();
     for i in 0..args.sockets {
-        let url = target.room_url(&format!("idle-{run_id}-{}", i % args.rooms));
+        let (room, in_room) = (i % args.rooms, i / args.rooms);
+        let url = target.node_url(node_of(room, in_room, nodes), &format!("idle-{run_id}-{room}"));
         let (permits, ready, cancel) = (Arc::clone(&permits), ready_tx.clone(), cancel.clone());
         tasks.spawn(async move {
             let connected = {
@@ -145,9 +167,9 @@ pub async fn run(args: &IdleArgs, target: &Target, threads: usize) -> anyhow::Re
     }
     let connect_secs = started.elapsed().as_secs_f64();
     println!("{} sockets synced in {connect_secs:.2} s; settling for {:?}", args.sockets, args.settle);
-    let server_synced = target.proc_.as_ref().map(Proc::sample).transpose()?;
+    let server_synced = procs.as_deref().map(sample_all).transpose()?;
     tokio::time::sleep(args.settle).await;
-    let server_after = target.proc_.as_ref().map(Proc::sample).transpose()?;
+    let server_after = procs.as_deref().map(sample_all).transpose()?;
     let harness_after = harness.sample()?;
 
     cancel.cancel();
@@ -159,15 +181,11 @@ pub async fn run(args: &IdleArgs, target: &Target, threads: usize) -> anyhow::Re
         frames_after_sync += frames;
     }
 
-    let server = match (target.proc_, server_before, server_synced, server_after) {
-        (Some(p), Some(before), Some(synced), Some(after)) => Some(ServerCost {
-            rss_before_kib: before.rss_kib,
-            rss_after_kib: after.rss_kib,
-            rss_peak_kib: after.hwm_kib,
-            kib_per_socket: per_socket(before.rss_kib, after.rss_kib, args.sockets),
-            connect_cpu_secs: p.cpu_secs(&before, &synced),
-            settle: Usage::between(&p, &synced, &after),
-        }),
+    let server = match (procs, server_before, server_synced, server_after) {
+        (Some(procs), Some(before), Some(synced), Some(after)) => {
+            let sockets = sockets_per_node(args.sockets, args.rooms, nodes);
+            Some(server_cost(target, &procs, &sockets, [&before, &synced, &after]))
+        }
         _ => None,
     };
     let mut problems = Vec::new();
@@ -186,7 +204,8 @@ pub async fn run(args: &IdleArgs, target: &Target, threads: usize) -> anyhow::Re
             sockets: args.sockets,
             rooms: args.rooms,
             settle_secs: args.settle.as_secs_f64(),
-            url: target.base_url.clone(),
+            url: target.first().base_url.clone(),
+            node_urls: target.base_urls(),
             spawned: args.common.spawn.as_ref().map(|s| s.display().to_string()),
             server_args: args.common.server_args.clone(),
             harness_threads: threads,
@@ -205,6 +224,48 @@ pub async fn run(args: &IdleArgs, target: &Target, threads: usize) -> anyhow::Re
         errors: errors.into_iter().take(10).collect(),
         server_exit: None,
     })
+}
+
+/// How many sockets each node holds when socket i joins room i % rooms as its (i / rooms)th client.
+fn sockets_per_node(sockets: usize, rooms: usize, nodes: usize) -> Vec<usize> {
+    let mut per_node = vec![0; nodes];
+    (0..sockets).for_each(|i| per_node[node_of(i % rooms, i / rooms, nodes)] += 1);
+    per_node
+}
+
+/// Each node's cost from its readings before the sockets, once they synced, and after the
+/// settle time; and their sum.
+fn server_cost(
+    target: &Target,
+    procs: &[Proc],
+    sockets: &[usize],
+    [before, synced, after]: [&[Sample]; 3],
+) -> ServerCost {
+    let settle: Vec<Usage> =
+        (0..procs.len()).map(|i| Usage::between(&procs[i], &synced[i], &after[i])).collect();
+    let nodes: Vec<NodeCost> = (0..procs.len())
+        .map(|i| NodeCost {
+            url: target.nodes()[i].base_url.clone(),
+            sockets: sockets[i],
+            rss_before_kib: before[i].rss_kib,
+            rss_after_kib: after[i].rss_kib,
+            kib_per_socket: per_socket(before[i].rss_kib, after[i].rss_kib, sockets[i]),
+            connect_cpu_secs: procs[i].cpu_secs(&before[i], &synced[i]),
+            settle_cpu_pct: settle[i].cpu_pct,
+        })
+        .collect();
+    let (rss_before_kib, rss_after_kib) =
+        (nodes.iter().map(|n| n.rss_before_kib).sum(), nodes.iter().map(|n| n.rss_after_kib).sum());
+    ServerCost {
+        rss_before_kib,
+        rss_after_kib,
+        // Each node's peak so far, summed: an upper bound, as they need not peak together.
+        rss_peak_kib: after.iter().map(|s| s.hwm_kib).sum(),
+        kib_per_socket: per_socket(rss_before_kib, rss_after_kib, sockets.iter().sum()),
+        connect_cpu_secs: nodes.iter().map(|n| n.connect_cpu_secs).sum(),
+        settle: Usage::total(&settle),
+        nodes,
+    }
 }
 
 /// RSS growth per socket in KiB (negative if the process shrank).
@@ -232,6 +293,17 @@ impl IdleReport {
                 "  server    CPU {:.2} s to accept and sync; {:.2}% while idle",
                 s.connect_cpu_secs, s.settle.cpu_pct
             );
+            for (i, n) in s.nodes.iter().enumerate().filter(|_| s.nodes.len() > 1) {
+                println!(
+                    "  node {i}    {} sockets: RSS {} before, {} after ({:.2} KiB per socket); CPU {:.2} s to sync; {}",
+                    n.sockets,
+                    fmt_kib(n.rss_before_kib as f64),
+                    fmt_kib(n.rss_after_kib as f64),
+                    n.kib_per_socket,
+                    n.connect_cpu_secs,
+                    n.url
+                );
+            }
         }
         println!(
             "  frames    {} received by synced sockets while others joined or idled",
@@ -257,6 +329,14 @@ mod tests {
         assert_eq!(per_socket(10_000, 30_000, 10_000), 2.0);
         assert_eq!(per_socket(10_000, 9_000, 1_000), -1.0);
         assert_eq!(per_socket(1, 2, 0), 0.0);
+    }
+
+    #[test]
+    fn sockets_spread_like_fanout_clients() {
+        // 100 rooms, 2 nodes: a room's sockets alternate between the nodes, so each room spans both.
+        assert_eq!(sockets_per_node(1000, 100, 2), [500, 500]);
+        assert_eq!(sockets_per_node(7, 3, 1), [7]);
+        assert_eq!(sockets_per_node(10, 100, 3), [4, 3, 3]);
     }
 
     #[test]

@@ -7,8 +7,10 @@ mod client;
 mod fanout;
 mod idle;
 mod marker;
+mod nodes;
 mod plot;
 mod procfs;
+mod redis_info;
 mod report;
 mod sampler;
 mod target;
@@ -32,11 +34,7 @@ fn main() -> ExitCode {
     if let Command::Churn(a) = &mut command {
         churn::add_server_defaults(&mut a.common);
     }
-    let common = match &command {
-        Command::Fanout(a) => &a.common,
-        Command::Idle(a) => &a.common,
-        Command::Churn(a) => &a.common,
-    };
+    let common = command.common();
     let threads =
         common.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
     let runtime =
@@ -61,10 +59,8 @@ enum Outcome {
 }
 
 async fn run(command: &Command, common: &Common, threads: usize) -> ExitCode {
-    // Check the workload before a server is spawned for nothing.
-    if let Command::Fanout(args) = command
-        && let Err(e) = args.workload()
-    {
+    // Check the flags before a server is spawned for nothing.
+    if let Err(e) = command.validate() {
         eprintln!("error: {e:#}");
         return ExitCode::from(EXIT_SETUP);
     }
@@ -81,7 +77,15 @@ async fn run(command: &Command, common: &Common, threads: usize) -> ExitCode {
             return ExitCode::from(EXIT_SETUP);
         }
     };
-    println!("target {}", target.base_url);
+    for (i, node) in target.nodes().iter().enumerate() {
+        match target.nodes().len() {
+            1 => println!("target {}", node.base_url),
+            _ => println!("target node {i} {}", node.base_url),
+        }
+    }
+    if let Some(redis) = &target.redis {
+        println!("redis  {}", redis.url());
+    }
     let work = async {
         match command {
             Command::Fanout(args) => {

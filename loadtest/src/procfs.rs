@@ -75,6 +75,26 @@ impl Usage {
             rss_peak_kib: to.hwm_kib.max(from.hwm_kib),
         }
     }
+
+    /// Several processes measured over the same window taken as one: CPU and memory add up (the
+    /// peak is the sum of each one's peak, an upper bound: they need not peak together).
+    pub fn total(parts: &[Usage]) -> Self {
+        let wall_secs = parts.iter().map(|u| u.wall_secs).fold(0.0, f64::max);
+        let cpu_secs = parts.iter().map(|u| u.cpu_secs).sum();
+        Self {
+            wall_secs,
+            cpu_secs,
+            cpu_pct: parts.iter().map(|u| u.cpu_pct).sum(),
+            rss_start_kib: parts.iter().map(|u| u.rss_start_kib).sum(),
+            rss_end_kib: parts.iter().map(|u| u.rss_end_kib).sum(),
+            rss_peak_kib: parts.iter().map(|u| u.rss_peak_kib).sum(),
+        }
+    }
+}
+
+/// Samples every process in `procs`, in order.
+pub fn sample_all(procs: &[Proc]) -> anyhow::Result<Vec<Sample>> {
+    procs.iter().map(Proc::sample).collect()
 }
 
 /// CPU ticks all processes on the machine spent busy so far (every core, from /proc/stat), to tell
@@ -151,6 +171,22 @@ mod tests {
         assert_eq!(parse_machine_busy(stat), Some(161));
         assert_eq!(parse_machine_busy("intr 1 2 3\n"), None);
         assert!(machine_busy_ticks().is_some());
+    }
+
+    #[test]
+    fn totals_add_up() {
+        let usage = |cpu_secs: f64, rss: u64| Usage {
+            wall_secs: 2.0,
+            cpu_secs,
+            cpu_pct: cpu_secs * 50.0,
+            rss_start_kib: rss,
+            rss_end_kib: rss + 10,
+            rss_peak_kib: rss + 20,
+        };
+        let t = Usage::total(&[usage(1.0, 100), usage(0.5, 200)]);
+        assert_eq!((t.wall_secs, t.cpu_secs, t.cpu_pct), (2.0, 1.5, 75.0));
+        assert_eq!((t.rss_start_kib, t.rss_end_kib, t.rss_peak_kib), (300, 320, 340));
+        assert_eq!(Usage::total(&[]).cpu_pct, 0.0);
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! The server under test: a URL checked to be loopback, and optionally a server process we spawned
-//! (and must stop) or were told the PID of (to measure).
+//! The servers under test: a URL checked to be loopback, or server nodes we spawned (and must
+//! stop), each with the process to measure when its PID is known, and the Redis they share.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -7,11 +7,14 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use futures_util::future::{join_all, try_join_all};
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::cli::Common;
+use crate::nodes::SharedRedis;
 use crate::procfs::Proc;
+use crate::redis_info::RedisInfo;
 
 /// How long a spawned server may take to print `listening on ADDR`.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -21,6 +24,14 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(20);
 const LOG_TAIL_LINES: usize = 20;
 
 pub struct Target {
+    /// One node unless `--nodes` spawned more; never empty.
+    nodes: Vec<Node>,
+    /// The Redis the spawned nodes share (`--redis-url`), connected for reading its counters.
+    pub redis: Option<RedisInfo>,
+}
+
+/// One server.
+pub struct Node {
     /// Base URL without a trailing slash; rooms are `{base}/{room}`.
     pub base_url: String,
     /// The server process to measure, when known.
@@ -38,13 +49,26 @@ struct Spawned {
 impl Target {
     pub async fn resolve(common: &Common) -> anyhow::Result<Self> {
         if let Some(path) = &common.spawn {
-            let (spawned, addr) = spawn(path, common).await?;
-            let pid = spawned.child.id().context("spawned server has no pid")?;
-            return Ok(Self {
-                base_url: format!("ws://{addr}/ws"),
-                proc_: Some(Proc::new(pid)),
-                spawned: Some(spawned),
-            });
+            // Redis first: a missing Redis is said plainly, not as nodes that fail to start.
+            let redis = match &common.redis_url {
+                Some(url) => Some(RedisInfo::connect(url).await?),
+                None => None,
+            };
+            let shared = common.redis_url.as_deref().map(SharedRedis::new);
+            let nodes = try_join_all((0..common.nodes).map(|i| {
+                let spawning = spawn(path, common, shared.as_ref());
+                async move {
+                    let (spawned, addr) = spawning.await.with_context(|| format!("server node {i}"))?;
+                    let pid = spawned.child.id().context("spawned server has no pid")?;
+                    anyhow::Ok(Node {
+                        base_url: format!("ws://{addr}/ws"),
+                        proc_: Some(Proc::new(pid)),
+                        spawned: Some(spawned),
+                    })
+                }
+            }))
+            .await?;
+            return Ok(Self { nodes, redis });
         }
         let Some(url) = &common.url else { bail!("give --url ws://HOST:PORT/ws or --spawn PATH") };
         check_url(url, common.allow_remote)?;
@@ -52,16 +76,67 @@ impl Target {
         if let Some(p) = &proc_ {
             p.sample().context("--server-pid")?;
         }
-        Ok(Self { base_url: url.trim_end_matches('/').to_owned(), proc_, spawned: None })
+        let node = Node { base_url: url.trim_end_matches('/').to_owned(), proc_, spawned: None };
+        Ok(Self { nodes: vec![node], redis: None })
     }
 
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    /// The first node: the only one for runs that measure a single server (churn refuses
+    /// `--nodes` above 1 before anything is spawned).
+    pub fn first(&self) -> &Node {
+        &self.nodes[0]
+    }
+
+    /// The URL of `room` on node `node` (counted modulo the number of nodes).
+    pub fn node_url(&self, node: usize, room: &str) -> String {
+        self.nodes[node % self.nodes.len()].room_url(room)
+    }
+
+    /// Every node's base URL, in node order.
+    pub fn base_urls(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.base_url.clone()).collect()
+    }
+
+    /// Every node's process, in node order, when all of them are known; None if any is not (an
+    /// attached server without `--server-pid`).
+    pub fn procs(&self) -> Option<Vec<Proc>> {
+        self.nodes.iter().map(|n| n.proc_).collect()
+    }
+
+    /// Stops every spawned node at once (see [`Node::shutdown`]); one node's account, or each
+    /// node's prefixed with its number.
+    pub async fn shutdown(self) -> Stopped {
+        let several = self.nodes.len() > 1;
+        let stopped = join_all(self.nodes.into_iter().map(Node::shutdown)).await;
+        if !several {
+            return stopped.into_iter().next().unwrap_or_default();
+        }
+        let exits: Vec<String> = (stopped.iter().enumerate())
+            .filter_map(|(i, s)| Some(format!("node {i} {}", s.exit.as_ref()?)))
+            .collect();
+        let tails: Vec<String> = (stopped.iter().enumerate())
+            .filter_map(|(i, s)| {
+                Some(format!("node {i}:\n{}", s.log_tail.as_ref().filter(|t| !t.is_empty())?))
+            })
+            .collect();
+        Stopped {
+            exit: (!exits.is_empty()).then(|| exits.join("; ")),
+            log_tail: (!tails.is_empty()).then(|| tails.join("\n")),
+        }
+    }
+}
+
+impl Node {
     pub fn room_url(&self, room: &str) -> String {
         format!("{}/{room}", self.base_url)
     }
 
     /// Stops a spawned server: SIGTERM, wait, SIGKILL after a timeout. Says how it ended, with the
     /// end of its log (read before the temporary data dir and log are removed).
-    pub async fn shutdown(self) -> Stopped {
+    async fn shutdown(self) -> Stopped {
         let Some(mut spawned) = self.spawned else { return Stopped::default() };
         let exit = match spawned.child.id() {
             None => "had already exited".to_owned(),
@@ -78,10 +153,7 @@ impl Target {
                 }
             }
         };
-        let log = tokio::fs::read_to_string(&spawned.log).await.unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        let tail = lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n");
-        Stopped { exit: Some(exit), log_tail: Some(tail) }
+        Stopped { exit: Some(exit), log_tail: Some(log_tail(&spawned.log).await) }
     }
 }
 
@@ -90,6 +162,13 @@ impl Target {
 pub struct Stopped {
     pub exit: Option<String>,
     pub log_tail: Option<String>,
+}
+
+/// The last [`LOG_TAIL_LINES`] lines of a server's log.
+async fn log_tail(log: &Path) -> String {
+    let log = tokio::fs::read_to_string(log).await.unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
 }
 
 /// Refuses anything but `ws://` to a loopback address unless remote targets are allowed.
@@ -114,14 +193,19 @@ fn url_host(url: &str) -> Option<&str> {
     (!host.is_empty()).then_some(host)
 }
 
-fn is_loopback(host: &str) -> bool {
+pub fn is_loopback(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Starts the server on 127.0.0.1:0 with a fresh data dir and waits for `listening on ADDR`.
 /// `--server-env` pairs (checked by the flag's parser) are set for the server only; with
-/// `--server-cpus` it runs under `taskset` (which execs it: the pid stays the server's).
-async fn spawn(path: &Path, common: &Common) -> anyhow::Result<(Spawned, String)> {
+/// `--server-cpus` it runs under `taskset` (which execs it: the pid stays the server's). With
+/// `redis`, the node joins the others through it.
+async fn spawn(
+    path: &Path,
+    common: &Common,
+    redis: Option<&SharedRedis>,
+) -> anyhow::Result<(Spawned, String)> {
     let data_dir = tempfile::Builder::new().prefix("loadtest-server-").tempdir()?;
     let log = data_dir.path().join("server.log");
     let stderr = std::fs::File::create(&log)?;
@@ -138,6 +222,7 @@ async fn spawn(path: &Path, common: &Common) -> anyhow::Result<(Spawned, String)
         .arg(data_dir.path().join("data"))
         // The harness opens thousands of plain (token-less) rooms from one IP.
         .args(["--allow-anonymous", "--ws-connects-per-min", "0"])
+        .args(redis.into_iter().flat_map(SharedRedis::server_args))
         .args(&common.server_args)
         // Plain log lines in the log file (tracing-subscriber honours NO_COLOR).
         .env("NO_COLOR", "1")
@@ -161,13 +246,14 @@ async fn spawn(path: &Path, common: &Common) -> anyhow::Result<(Spawned, String)
         anyhow::Ok(None)
     })
     .await;
+    // The log goes with the data dir when this returns, so a failure quotes it.
     let addr = match found {
         Ok(Ok(Some(addr))) => addr,
-        Ok(Ok(None)) => bail!("server exited before listening; its output is in {}", log.display()),
+        Ok(Ok(None)) => bail!("server exited before listening; its output:\n{}", log_tail(&log).await),
         Ok(Err(e)) => return Err(e.context("reading server stdout")),
         Err(_) => bail!(
-            "server did not print `listening on ADDR` within {STARTUP_TIMEOUT:?}; see {}",
-            log.display()
+            "server did not print `listening on ADDR` within {STARTUP_TIMEOUT:?}; its output:\n{}",
+            log_tail(&log).await
         ),
     };
     // Keep draining stdout into the log: a full pipe would block the server's logging.

@@ -40,18 +40,20 @@ pub fn add_server_defaults(common: &mut Common) {
 
 pub async fn run(args: &ChurnArgs, target: &Target, threads: usize) -> anyhow::Result<ChurnReport> {
     anyhow::ensure!(args.rooms >= 1 && args.concurrency >= 1, "--rooms and --concurrency must be at least 1");
-    let authority = ready::http_authority(&target.base_url)?;
+    // One node: `Command::validate` refuses churn over several before they are spawned.
+    let node = target.first();
+    let authority = ready::http_authority(&node.base_url)?;
     ready::rooms(&authority).await.context("the server's /ready (churn needs its room count)")?;
     let run_id = marker::now_us() / 1000;
     let seed = args.seed.unwrap_or_else(marker::now_us);
-    let proc_ = target.proc_;
+    let proc_ = node.proc_;
     let mut monitor = ready::Monitor::spawn(proc_, authority.clone());
 
     // Warm-up: the first room pays one-time costs (the store's first write transaction and
     // caches, lazily built tables, runtime buffers) that are not per-room memory; paying them
     // before the baseline keeps them out of "retained". Only one room, so per-thread allocator
     // arenas that 100 concurrent rooms may add on other threads are not pre-warmed.
-    let warm_url = target.room_url(&format!("churn-{run_id}-warmup"));
+    let warm_url = node.room_url(&format!("churn-{run_id}-warmup"));
     room::open_once(&warm_url, "warm-up").await.context("the warm-up room")?;
     if !monitor.wait_for_zero_rooms(args.evict_timeout).await {
         bail!(
@@ -71,7 +73,7 @@ pub async fn run(args: &ChurnArgs, target: &Target, threads: usize) -> anyhow::R
     let mut errors = Vec::new();
     let mut results = stream::iter(0..args.rooms)
         .map(|i| {
-            let url = target.room_url(&room::name(run_id, i));
+            let url = node.room_url(&room::name(run_id, i));
             async move { (i, room::open_once(&url, &room::text(run_id, i)).await) }
         })
         .buffer_unordered(args.concurrency);
@@ -112,7 +114,7 @@ pub async fn run(args: &ChurnArgs, target: &Target, threads: usize) -> anyhow::R
         stream::iter(sample.iter().copied())
             .map(|i| {
                 let (name, want) = (room::name(run_id, i), room::text(run_id, i));
-                let url = target.room_url(&name);
+                let url = node.room_url(&name);
                 async move {
                     room::check(&url, &want).await.err().map(|detail| RoomFailure { room: name, detail })
                 }
@@ -176,7 +178,7 @@ pub async fn run(args: &ChurnArgs, target: &Target, threads: usize) -> anyhow::R
             evict_timeout_secs: args.evict_timeout.as_secs_f64(),
             settle_secs: args.settle.as_secs_f64(),
             verify_rooms: args.verify_rooms,
-            url: target.base_url.clone(),
+            url: node.base_url.clone(),
             ready_url: format!("http://{authority}/ready"),
             spawned: common.spawn.as_ref().map(|s| s.display().to_string()),
             server_args: common.server_args.clone(),

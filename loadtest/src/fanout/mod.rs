@@ -3,6 +3,7 @@
 
 mod converge;
 mod peer;
+mod servers;
 mod summary;
 
 use std::collections::HashMap;
@@ -17,11 +18,13 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use self::peer::{ClientOutcome, ClientSpec, Shared, WriterDone};
+use self::servers::Window;
 pub use self::summary::FanoutReport;
-use self::summary::{Convergence, Deliveries, SendStats, Server, Tally};
+use self::summary::{Convergence, Deliveries, SendStats, Tally};
 use crate::cli::FanoutArgs;
 use crate::marker;
-use crate::procfs::{Proc, Sample, Usage};
+use crate::nodes::node_of;
+use crate::procfs::{Proc, Usage, sample_all};
 use crate::report::{Latency, cdf_points, ratio};
 use crate::sampler;
 use crate::target::Target;
@@ -36,7 +39,9 @@ pub async fn run(args: &FanoutArgs, target: &Target, threads: usize) -> anyhow::
     let rooms: Vec<String> = (0..w.rooms).map(|r| format!("lt-{run_id}-{r}")).collect();
     let clients_total = w.rooms * w.clients;
     let harness = Proc::current();
-    let server_before = target.proc_.as_ref().map(Proc::sample).transpose()?;
+    let procs = target.procs();
+    let server_before = procs.as_deref().map(sample_all).transpose()?;
+    let nodes = target.nodes().len();
 
     let seconds = (w.warmup + w.duration + args.drain + args.quiet).as_secs() as usize + 5;
     let shared = Arc::new(Shared {
@@ -63,7 +68,7 @@ pub async fn run(args: &FanoutArgs, target: &Target, threads: usize) -> anyhow::
             tasks.spawn(peer::run_client(ClientSpec {
                 room: r,
                 index,
-                url: target.room_url(room),
+                url: target.node_url(node_of(r, index, nodes), room),
                 offset: Duration::from_secs_f64(period * global_writer as f64 / writers_total as f64),
                 shared: Arc::clone(&shared),
                 ready: ready_tx.clone(),
@@ -86,12 +91,12 @@ pub async fn run(args: &FanoutArgs, target: &Target, threads: usize) -> anyhow::
     let t0 = Instant::now() + GO_DELAY;
     shared.start_us.store(marker::now_us() + GO_DELAY.as_micros() as u64, Ordering::Relaxed);
     go_tx.send_replace(Some(t0));
-    let server_series = target.proc_.map(|p| sampler::spawn(p, t0, shared.cancel.child_token()));
+    let server_series = procs.clone().map(|p| sampler::spawn(p, t0, shared.cancel.child_token()));
 
     tokio::time::sleep_until(t0 + w.warmup).await;
-    let window_start = Window::sample(target, &harness, &shared)?;
+    let window_start = Window::sample(target, procs.as_deref(), &harness, &shared.delivered).await?;
     tokio::time::sleep_until(t0 + w.warmup + w.duration).await;
-    let window_end = Window::sample(target, &harness, &shared)?;
+    let window_end = Window::sample(target, procs.as_deref(), &harness, &shared.delivered).await?;
 
     let mut done: Vec<WriterDone> = Vec::with_capacity(writers_total);
     let collect = async {
@@ -114,7 +119,11 @@ pub async fn run(args: &FanoutArgs, target: &Target, threads: usize) -> anyhow::
     tokio::time::sleep(args.quiet).await;
 
     let sampled = converge::sample(w.rooms, args.converge_rooms);
-    let urls = sampled.iter().map(|&r| (rooms[r].clone(), target.room_url(&rooms[r]))).collect();
+    // The fresh client goes where the room's first reader is: a node none of its writers is on
+    // whenever there are more nodes than writers, so the check sees what crossed the relay.
+    let urls = (sampled.iter())
+        .map(|&r| (rooms[r].clone(), target.node_url(node_of(r, w.writers, nodes), &rooms[r])))
+        .collect();
     let mut wanted: HashMap<String, Vec<converge::Fingerprint>> = HashMap::new();
     for d in &done {
         let prints =
@@ -139,22 +148,22 @@ pub async fn run(args: &FanoutArgs, target: &Target, threads: usize) -> anyhow::
     let measured_sent: u64 = done.iter().map(|d| u64::from(d.measured_sent)).sum();
     let lag_sum: Duration = done.iter().map(|d| d.lag_sum).sum();
     let sent_total: u64 = done.iter().map(|d| u64::from(d.sent)).sum();
-    let server = match (target.proc_, server_before, window_start.server, window_end.server) {
-        (Some(p), Some(before), Some(from), Some(to)) => {
-            let usage = Usage::between(&p, &from, &to);
-            Some(Server {
-                rss_before_clients_kib: before.rss_kib,
-                cpu_us_per_delivery: ratio(usage.cpu_secs * 1e6, window_delivered as f64),
-                window: usage,
-                per_second: server_per_second,
-            })
-        }
+    let server = match (&procs, &server_before, &window_start.servers, &window_end.servers) {
+        (Some(procs), Some(before), Some(from), Some(to)) => Some(servers::server(servers::Readings {
+            target,
+            procs,
+            before,
+            from,
+            to,
+            window_delivered,
+            per_second: server_per_second,
+        })),
         _ => None,
     };
     Ok(summary::assemble(summary::Parts {
         args,
         workload: w.clone(),
-        url: target.base_url.clone(),
+        node_urls: target.base_urls(),
         threads,
         connect_secs,
         latency: Latency::from_hist(&tally.hist),
@@ -186,6 +195,7 @@ pub async fn run(args: &FanoutArgs, target: &Target, threads: usize) -> anyhow::
             mean_lag_ms: ratio(lag_sum.as_secs_f64() * 1e3, sent_total as f64),
         },
         server,
+        redis: servers::redis(target, &window_start, &window_end),
         harness: Usage::between(&harness, &window_start.harness, &window_end.harness),
         machine_cpu_pct: match (window_start.machine_ticks, window_end.machine_ticks) {
             (Some(from), Some(to)) => {
@@ -196,27 +206,6 @@ pub async fn run(args: &FanoutArgs, target: &Target, threads: usize) -> anyhow::
         per_second: shared.per_second.iter().map(|c| c.load(Ordering::Relaxed)).collect(),
         convergence: Convergence::from_checks(checks),
     }))
-}
-
-/// Counters at one edge of the measured window.
-struct Window {
-    at: Instant,
-    machine_ticks: Option<u64>,
-    delivered: u64,
-    server: Option<Sample>,
-    harness: Sample,
-}
-
-impl Window {
-    fn sample(target: &Target, harness: &Proc, shared: &Shared) -> anyhow::Result<Self> {
-        Ok(Self {
-            at: Instant::now(),
-            machine_ticks: crate::procfs::machine_busy_ticks(),
-            delivered: shared.delivered.load(Ordering::Relaxed),
-            server: target.proc_.as_ref().map(Proc::sample).transpose().context("sampling the server")?,
-            harness: harness.sample()?,
-        })
-    }
 }
 
 /// Merges what every client saw.

@@ -4,10 +4,11 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::converge::RoomCheck;
+use super::servers::Server;
 use crate::cli::{FanoutArgs, Workload};
 use crate::procfs::Usage;
+use crate::redis_info::RedisUsage;
 use crate::report::{Latency, fmt_kib, fmt_us};
-use crate::sampler::Point;
 
 #[derive(Debug, Serialize)]
 pub struct FanoutReport {
@@ -27,11 +28,13 @@ pub struct FanoutReport {
     pub send: SendStats,
     /// Present when the server's PID is known (`--spawn` or `--server-pid`).
     pub server: Option<Server>,
+    /// Present with `--redis-url`: what the Redis the nodes share did in the window.
+    pub redis: Option<RedisUsage>,
     /// The harness's own CPU and memory over the measured window.
     pub harness: Usage,
     /// Busy CPU of the whole machine in the window, percent of one core (all cores summed).
     pub machine_cpu_pct: f64,
-    /// What else ran: machine minus server minus harness. Large values mean a noisy measurement.
+    /// What else ran: machine minus servers, Redis and harness. Large values mean a noisy measurement.
     pub other_cpu_pct: f64,
     /// Deliveries received in each second since the writers' time zero (by receive time).
     pub per_second: Vec<u64>,
@@ -44,7 +47,10 @@ pub struct FanoutReport {
 pub struct Config {
     #[serde(flatten)]
     pub workload: Workload,
+    /// The first node's base URL (the only one unless `--nodes` spawned more).
     pub url: String,
+    /// Every node's base URL; client j of room r talks to node (r + j) % nodes.
+    pub node_urls: Vec<String>,
     pub spawned: Option<String>,
     pub server_args: Vec<String>,
     pub harness_threads: usize,
@@ -92,14 +98,6 @@ pub struct SendStats {
 }
 
 #[derive(Debug, Serialize)]
-pub struct Server {
-    pub window: Usage,
-    pub rss_before_clients_kib: u64,
-    pub cpu_us_per_delivery: f64,
-    pub per_second: Vec<Point>,
-}
-
-#[derive(Debug, Serialize)]
 pub struct Convergence {
     pub rooms_checked: usize,
     pub passed: usize,
@@ -131,7 +129,7 @@ pub struct Tally {
 pub struct Parts<'a> {
     pub args: &'a FanoutArgs,
     pub workload: Workload,
-    pub url: String,
+    pub node_urls: Vec<String>,
     pub threads: usize,
     pub connect_secs: f64,
     pub latency: Latency,
@@ -139,6 +137,7 @@ pub struct Parts<'a> {
     pub deliveries: Deliveries,
     pub send: SendStats,
     pub server: Option<Server>,
+    pub redis: Option<RedisUsage>,
     pub harness: Usage,
     pub machine_cpu_pct: f64,
     pub per_second: Vec<u64>,
@@ -148,7 +147,8 @@ pub struct Parts<'a> {
 pub fn assemble(p: Parts<'_>) -> FanoutReport {
     let problems = verdict(&p.deliveries, &p.convergence);
     let server_cpu_pct = p.server.as_ref().map_or(0.0, |s| s.window.cpu_pct);
-    let other_cpu_pct = (p.machine_cpu_pct - p.harness.cpu_pct - server_cpu_pct).max(0.0);
+    let redis_cpu_pct = p.redis.as_ref().map_or(0.0, |r| r.cpu_pct);
+    let other_cpu_pct = (p.machine_cpu_pct - p.harness.cpu_pct - server_cpu_pct - redis_cpu_pct).max(0.0);
     let mut per_second = p.per_second;
     while per_second.len() > 1 && per_second.last() == Some(&0) {
         per_second.pop();
@@ -160,7 +160,8 @@ pub fn assemble(p: Parts<'_>) -> FanoutReport {
         warnings: warnings(&p.deliveries),
         config: Config {
             workload: p.workload,
-            url: p.url,
+            url: p.node_urls.first().cloned().unwrap_or_default(),
+            node_urls: p.node_urls,
             spawned: p.args.common.spawn.as_ref().map(|s| s.display().to_string()),
             server_args: p.args.common.server_args.clone(),
             harness_threads: p.threads,
@@ -173,6 +174,7 @@ pub fn assemble(p: Parts<'_>) -> FanoutReport {
         deliveries: p.deliveries,
         send: p.send,
         server: p.server,
+        redis: p.redis,
         other_cpu_pct,
         harness: p.harness,
         machine_cpu_pct: p.machine_cpu_pct,
@@ -268,14 +270,34 @@ impl FanoutReport {
             s.achieved_per_sec, s.requested_per_sec, s.mean_lag_ms, s.max_lag_ms
         );
         if let Some(sv) = &self.server {
+            let over = match sv.nodes.len() {
+                1 => String::new(),
+                n => format!(" over {n} nodes"),
+            };
             println!(
-                "  server    CPU {:.1}% ({:.2} µs per delivery); RSS {} before clients, {} at window start, {} at end, peak {}",
+                "  server    CPU {:.1}%{over} ({:.2} µs per delivery); RSS {} before clients, {} at window start, {} at end, peak {}",
                 sv.window.cpu_pct,
                 sv.cpu_us_per_delivery,
                 fmt_kib(sv.rss_before_clients_kib as f64),
                 fmt_kib(sv.window.rss_start_kib as f64),
                 fmt_kib(sv.window.rss_end_kib as f64),
                 fmt_kib(sv.window.rss_peak_kib as f64)
+            );
+            for (i, node) in sv.nodes.iter().enumerate().filter(|_| sv.nodes.len() > 1) {
+                println!(
+                    "  node {i}    CPU {:.1}% ({:.2} s); RSS {} at window start, {} at end; {}",
+                    node.window.cpu_pct,
+                    node.window.cpu_secs,
+                    fmt_kib(node.window.rss_start_kib as f64),
+                    fmt_kib(node.window.rss_end_kib as f64),
+                    node.url
+                );
+            }
+        }
+        if let Some(r) = &self.redis {
+            println!(
+                "  redis     {:.0} PUBLISH/s, {:.0} commands/s, CPU {:.1}% ({:.2} s)",
+                r.publishes_per_sec, r.commands_per_sec, r.cpu_pct, r.cpu_secs
             );
         }
         println!(
