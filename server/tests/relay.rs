@@ -64,3 +64,37 @@ async fn awareness_crosses_nodes_and_is_removed_everywhere_on_disconnect() {
     alice.kill();
     bob.wait_for("alice removed across nodes", WAIT, |c| !c.shared().awareness.contains_key(&alice_id)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_messages_from_another_node_reach_only_the_app_clients() {
+    use server::relay::{Relay as _, RelayKind};
+    let hub = LocalHub::new();
+    let b = TestServer::start_node(&hub).await;
+    let app_client = support::YClient::connect(&format!("{}?app=1", b.ws_url("chatty"))).await;
+    let stock_client = b.client("chatty").await;
+    app_client.wait_for("sync", WAIT, |c| c.shared().synced).await;
+    stock_client.wait_for("sync", WAIT, |c| c.shared().synced).await;
+    // Another node of the hub, seen from node b exactly as a server node would be.
+    let (other_node, _incoming) = hub.join(99);
+    other_node.publish(RelayKind::App, "chatty", b"not json");
+    let json = r#"{"type":"error","code":"relayed","message":"from node 99"}"#;
+    other_node.publish(RelayKind::App, "chatty", json.as_bytes());
+    let app_texts = |c: &support::YClient| -> Vec<String> {
+        c.shared()
+            .frames
+            .iter()
+            .flat_map(|frame| protocol::decode_frame(frame).filter_map(Result::ok).collect::<Vec<_>>())
+            .filter_map(|(message, _)| match message {
+                protocol::Message::App(text) => Some(text.to_owned()),
+                _ => None,
+            })
+            .collect()
+    };
+    app_client.wait_for("the relayed app message", WAIT, |c| !app_texts(c).is_empty()).await;
+    assert_eq!(app_texts(&app_client), vec![json.to_owned()], "JSON only, once");
+    // An update fanned out after it: once the stock client has that, it has had everything the
+    // room sent it before, app message included had it been (wrongly) sent.
+    app_client.doc.get_or_insert_text("t").insert(&mut app_client.doc.transact_mut(), 0, "x");
+    stock_client.wait_for("a later update", WAIT, |c| c.text("t") == "x").await;
+    assert!(app_texts(&stock_client).is_empty(), "a stock Yjs client never sees app messages");
+}

@@ -56,6 +56,8 @@ enum Refused {
     Crdt(#[from] crdt::Error),
     #[error("malformed update batch: {0}")]
     Batch(protocol::DecodeError),
+    #[error(transparent)]
+    App(#[from] crate::room::AppRefused),
 }
 
 /// Ask the other nodes for what every open room lacks, and to ask back for what they lack.
@@ -94,8 +96,8 @@ async fn apply(envelope: Envelope, rooms: &Rooms, relay: &dyn Relay, sessions: &
                 }
             })
         }
-        // No app message crosses nodes yet: chat and run output arrive with their features.
-        RelayKind::App | RelayKind::Access => Ok(()),
+        RelayKind::App => room.apply_remote_app(&envelope.payload).map_err(Refused::from),
+        RelayKind::Access => Ok(()),
     };
     if let Err(error) = result {
         metrics::counter!("codecrafter_relay_rejected_total").increment(1);

@@ -65,11 +65,13 @@ pub struct Peer {
     socket: Arc<Socket>,
     /// Frames that may wait for its socket before the client is cut as too slow.
     queue_limit: usize,
+    /// Whether it asked for app messages (`?app=1`); stock Yjs clients never get them.
+    app: bool,
 }
 
 impl Peer {
-    pub fn new(id: ConnId, socket: Arc<Socket>, queue_limit: usize) -> Self {
-        Self { id, socket, queue_limit: queue_limit.max(1) }
+    pub fn new(id: ConnId, socket: Arc<Socket>, queue_limit: usize, app: bool) -> Self {
+        Self { id, socket, queue_limit: queue_limit.max(1), app }
     }
 
     /// Write `frame` (framed by `header`) to this client. False once the room should forget it.
@@ -251,6 +253,25 @@ impl Room {
         Ok(())
     }
 
+    /// Send an app message (JSON) to every client of the room that asked for app messages, on
+    /// every node.
+    pub fn broadcast_app(&self, json: &str) {
+        let frame = frames::encode(protocol::Message::App(json));
+        let mut state = self.state.lock();
+        fan_out(&mut state.peers, None, &frame, MessageKind::App);
+        self.relay.publish(RelayKind::App, &self.id, json.as_bytes());
+    }
+
+    /// An app message another node broadcast: to this node's app clients. Refused unless it is
+    /// JSON text, so a broken peer cannot make browsers throw.
+    pub fn apply_remote_app(&self, payload: &[u8]) -> Result<(), AppRefused> {
+        let json = std::str::from_utf8(payload).map_err(|_| AppRefused)?;
+        serde_json::from_str::<serde::de::IgnoredAny>(json).map_err(|_| AppRefused)?;
+        let frame = frames::encode(protocol::Message::App(json));
+        fan_out(&mut self.state.lock().peers, None, &frame, MessageKind::App);
+        Ok(())
+    }
+
     /// What this room has that a node with `state_vector` lacks, for its sync request.
     pub fn diff(&self, state_vector: &[u8]) -> Result<Vec<u8>, crdt::Error> {
         self.state.lock().doc.diff(state_vector)
@@ -333,14 +354,20 @@ impl Room {
     }
 }
 
-/// Send `frame` to every client but `origin`, framing it once for all. A client whose queue is
-/// full is cut loose: its connection drains what it has and then closes with 1013, and the client
-/// resyncs on reconnect instead of silently missing an update.
+/// A relayed app message that is not JSON text.
+#[derive(Debug, thiserror::Error)]
+#[error("relayed app message is not JSON text")]
+pub struct AppRefused;
+
+/// Send `frame` to every client but `origin` (app messages: only to clients that asked for them),
+/// framing it once for all. A client whose queue is full is cut loose: its connection drains what
+/// it has and then closes with 1013, and the client resyncs on reconnect instead of silently
+/// missing an update.
 fn fan_out(peers: &mut Vec<Peer>, origin: Option<ConnId>, frame: &Bytes, kind: MessageKind) {
     let header = FrameHeader::binary(frame.len());
     let mut delivered = 0u64;
     peers.retain(|peer| {
-        if Some(peer.id) == origin {
+        if Some(peer.id) == origin || (kind == MessageKind::App && !peer.app) {
             return true;
         }
         let kept = peer.send(&header, frame);

@@ -97,7 +97,7 @@ pub async fn serve(
     let metrics = Metrics::get();
     metrics.connections.increment(1.0);
     // y-websocket servers speak first: the room greets the client as it registers it.
-    room.join(Peer::new(id, socket.clone(), settings.send_queue));
+    room.join(Peer::new(id, socket.clone(), settings.send_queue, app));
     let now = Instant::now();
     let mut conn = Connection {
         id,
