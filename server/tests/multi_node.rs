@@ -265,14 +265,45 @@ async fn a_burst_of_updates_crosses_in_few_coalesced_publishes() {
         insert(&writer, &format!("<{i}>"));
     }
     reader.wait_for("the whole burst", WAIT, |c| c.text("text") == writer.text("text")).await;
-    let metrics = support::http::call(a.addr.parse().unwrap(), "GET", "/metrics", None, None, &[]).await;
-    let counter = |name: &str| -> f64 {
-        metrics.body.lines().find_map(|l| l.strip_prefix(name)?.trim().parse().ok()).unwrap_or(0.0)
-    };
-    let (queued, published) =
-        (counter("codecrafter_relay_queued_total"), counter("codecrafter_relay_published_total"));
-    assert!(counter("codecrafter_relay_coalesced_total") >= 90.0, "{}", metrics.body);
+    let queued = counter(&a, "codecrafter_relay_queued_total").await;
+    let published = counter(&a, "codecrafter_relay_published_total").await;
+    let coalesced = counter(&a, "codecrafter_relay_coalesced_total").await;
+    assert!(coalesced >= 90.0, "{coalesced} of 100 updates coalesced");
     assert!(published * 10.0 <= queued, "{published} publishes for {queued} messages");
+}
+
+/// The value of an unlabelled counter on `node`'s `/metrics` (0 when not yet counted).
+async fn counter(node: &Node, name: &str) -> f64 {
+    let metrics = support::http::call(node.addr.parse().unwrap(), "GET", "/metrics", None, None, &[]).await;
+    metrics.body.lines().find_map(|l| l.strip_prefix(name)?.trim().parse().ok()).unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_no_other_node_holds_is_not_published_until_one_opens_it() {
+    let redis = OwnRedis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (node(&redis, &dir, "a").await, node(&redis, &dir, "b").await);
+    let writer = YClient::connect(&a.ws_url("solo")).await;
+    writer.wait_for("sync", WAIT, |c| c.shared().synced).await;
+    for i in 0..30 {
+        insert(&writer, &format!("<{i}>"));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while counter(&a, "codecrafter_relay_unheard_total").await < 25.0 {
+        assert!(tokio::time::Instant::now() < deadline, "node a kept publishing a room nobody else holds");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Node b opens the room: its sync request brings everything, and publishing resumes.
+    let reader = YClient::connect(&b.ws_url("solo")).await;
+    reader.wait_for("what a wrote alone", WAIT, |c| c.text("text") == writer.text("text")).await;
+    for i in 30..40 {
+        insert(&writer, &format!("<{i}>"));
+    }
+    reader.wait_for("what a writes now", WAIT, |c| c.text("text").contains("<39>")).await;
+    insert(&reader, "<from b>");
+    writer.wait_for("b's edit", WAIT, |c| c.text("text").contains("<from b>")).await;
+    assert_eq!(reader.text("text"), writer.text("text"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

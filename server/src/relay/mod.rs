@@ -6,6 +6,7 @@
 //! Redis pub/sub channel per room, coalescing each room's queued updates ([`coalesce`]). Incoming
 //! envelopes arrive on the channel the relay was built with and are applied by [`dispatch::run`].
 
+mod audience;
 pub mod coalesce;
 pub mod dispatch;
 pub mod local;

@@ -6,9 +6,11 @@
 //! it in one pipelined round trip (many envelopes per syscall under load), folding each room's
 //! queued updates into one envelope ([`super::coalesce`]); the subscriber owns a dedicated pub/sub
 //! connection. The publisher's "tick" is the previous round trip (plus an optional batch delay):
-//! an idle relay publishes an update at once, a busy one gathers more per publish. Redis going away never blocks a room: publishes that fail are
-//! dropped and counted, and once Redis answers again the node resyncs every room (sync requests
-//! that ask back), so nothing any node applied meanwhile is missed.
+//! an idle relay publishes an update at once, a busy one gathers more per publish.
+//!
+//! Redis going away never blocks a room: publishes that fail are retried, publishes that cannot
+//! even be queued are dropped and counted, and once Redis answers again the node resyncs every
+//! room (sync requests that ask back), so nothing any node applied meanwhile is missed.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +25,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::audience::Audience;
 use super::coalesce::{MAX_COALESCED_BYTES, Outgoing, coalesce};
 use super::{Incoming, NodeId, Relay};
 
@@ -66,6 +69,8 @@ pub struct RedisRelay {
     /// Set when an envelope could not even be queued; the publisher resyncs every room once it
     /// has caught up.
     dropped: Arc<AtomicBool>,
+    /// Rooms no other node holds: their updates and awareness are not published.
+    audience: Arc<Audience>,
 }
 
 impl RedisRelay {
@@ -95,6 +100,7 @@ impl RedisRelay {
             subscriptions: Arc::default(),
             connected: Arc::new(AtomicBool::new(false)),
             dropped: Arc::new(AtomicBool::new(false)),
+            audience: Arc::default(),
         });
         tasks.spawn(
             Publisher {
@@ -104,6 +110,7 @@ impl RedisRelay {
                 options,
                 dropped: relay.dropped.clone(),
                 incoming: incoming_tx.clone(),
+                audience: relay.audience.clone(),
             }
             .run(publish_rx, cancel.clone()),
         );
@@ -115,10 +122,18 @@ impl RedisRelay {
                 subscriptions: relay.subscriptions.clone(),
                 connected: relay.connected.clone(),
                 incoming: incoming_tx,
+                audience: relay.audience.clone(),
             }
             .run(control_rx, cancel),
         );
         Ok((relay, incoming_rx))
+    }
+
+    fn enqueue(&self, message: Outgoing) {
+        if self.publish_tx.try_send(message).is_err() {
+            metrics::counter!("codecrafter_relay_dropped_total").increment(1);
+            self.dropped.store(true, Ordering::Release);
+        }
     }
 }
 
@@ -132,21 +147,16 @@ fn node_channel(prefix: &str, node: NodeId) -> String {
     format!("{prefix}node:{node}")
 }
 
-impl RedisRelay {
-    fn enqueue(&self, message: Outgoing) {
-        if self.publish_tx.try_send(message).is_err() {
-            metrics::counter!("codecrafter_relay_dropped_total").increment(1);
-            self.dropped.store(true, Ordering::Release);
-        }
-    }
-}
-
 impl Relay for RedisRelay {
     fn node_id(&self) -> NodeId {
         self.node
     }
 
     fn publish(&self, kind: RelayKind, room: &str, payload: &[u8]) {
+        if matches!(kind, RelayKind::Update | RelayKind::Awareness) && self.audience.is_alone(room) {
+            metrics::counter!("codecrafter_relay_unheard_total").increment(1);
+            return;
+        }
         self.enqueue(Outgoing { to: None, kind, room: room.to_owned(), payload: payload.to_vec() });
     }
 
@@ -207,6 +217,7 @@ struct Publisher {
     options: PublishOptions,
     dropped: Arc<AtomicBool>,
     incoming: mpsc::Sender<Incoming>,
+    audience: Arc<Audience>,
 }
 
 impl Publisher {
@@ -234,6 +245,8 @@ impl Publisher {
                 metrics::counter!("codecrafter_relay_coalesced_total").increment(stats.folded as u64);
             }
             let mut pipe = redis::pipe();
+            // For each PUBLISH to a room's channel: the room and its `heard` token (see Audience).
+            let mut probes = Vec::with_capacity(batch.len());
             for message in batch.drain(..) {
                 let channel = match message.to {
                     Some(node) => node_channel(&self.channel_prefix, node),
@@ -245,10 +258,17 @@ impl Publisher {
                     room: message.room,
                     payload: message.payload,
                 };
-                pipe.cmd("PUBLISH").arg(channel).arg(envelope.encode()).ignore();
+                pipe.cmd("PUBLISH").arg(channel).arg(envelope.encode());
+                probes.push(message.to.is_none().then(|| {
+                    let token = self.audience.before_publish(&envelope.room);
+                    (envelope.room, token)
+                }));
             }
-            if !self.send(&pipe, &cancel).await {
-                return;
+            let Some(receivers) = self.send(&pipe, &cancel).await else { return };
+            for (probe, receivers) in probes.into_iter().zip(receivers) {
+                if let Some((room, token)) = probe {
+                    self.audience.published(&room, token, receivers);
+                }
             }
             metrics::counter!("codecrafter_relay_queued_total").increment(queued as u64);
             metrics::counter!("codecrafter_relay_published_total").increment(pipe.len() as u64);
@@ -258,22 +278,26 @@ impl Publisher {
         }
     }
 
-    /// Send `pipe` until Redis takes it; false if cancelled first.
-    async fn send(&mut self, pipe: &redis::Pipeline, cancel: &CancellationToken) -> bool {
+    /// Send `pipe` until Redis takes it, and return each PUBLISH's receiver count; `None` if
+    /// cancelled first.
+    async fn send(&mut self, pipe: &redis::Pipeline, cancel: &CancellationToken) -> Option<Vec<u64>> {
         let mut backoff = Duration::from_millis(50);
         let mut failed = false;
-        while let Err(error) = pipe.query_async::<()>(&mut self.connection).await {
-            if !failed {
-                tracing::warn!(%error, "relay publish failed; retrying until Redis answers");
-                failed = true;
+        loop {
+            match pipe.query_async::<Vec<u64>>(&mut self.connection).await {
+                Ok(receivers) => return Some(receivers),
+                Err(error) if !failed => {
+                    tracing::warn!(%error, "relay publish failed; retrying until Redis answers");
+                    failed = true;
+                }
+                Err(_) => {}
             }
             tokio::select! {
                 () = tokio::time::sleep(backoff) => {}
-                () = cancel.cancelled() => return false,
+                () = cancel.cancelled() => return None,
             }
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
-        true
     }
 }
 
@@ -284,6 +308,7 @@ struct Subscriber {
     subscriptions: Arc<Mutex<HashMap<String, usize>>>,
     connected: Arc<AtomicBool>,
     incoming: mpsc::Sender<Incoming>,
+    audience: Arc<Audience>,
 }
 
 impl Subscriber {
@@ -320,10 +345,14 @@ impl Subscriber {
         let (mut sink, mut stream) = pubsub.split();
         // Changes queued while disconnected are covered by subscribing to the wanted set now.
         while control.try_recv().is_ok() {}
-        let mut wanted: Vec<String> =
-            self.subscriptions.lock().keys().map(|room| self.channel(room)).collect();
+        self.audience.forget_all();
+        let rooms: Vec<String> = self.subscriptions.lock().keys().cloned().collect();
+        let mut wanted: Vec<String> = rooms.iter().map(|room| self.channel(room)).collect();
         wanted.push(node_channel(&self.channel_prefix, self.node));
         sink.subscribe(wanted).await?;
+        for room in &rooms {
+            self.audience.subscribed(room);
+        }
         self.connected.store(true, Ordering::Release);
         metrics::gauge!("codecrafter_relay_connected").set(1.0);
         let _ = self.incoming.send(Incoming::Resync).await;
@@ -336,10 +365,12 @@ impl Subscriber {
                     let wanted = self.subscriptions.lock().contains_key(&room);
                     if wanted {
                         sink.subscribe(self.channel(&room)).await?;
+                        self.audience.subscribed(&room);
                         // Only now can this node hear answers: ask again (the room's own request,
                         // sent when it opened, may have been answered before we listened).
                         let _ = self.incoming.send(Incoming::Subscribed(room)).await;
                     } else {
+                        self.audience.unsubscribed(&room);
                         sink.unsubscribe(self.channel(&room)).await?;
                     }
                 }
@@ -361,6 +392,7 @@ impl Subscriber {
         match Envelope::decode(bytes) {
             Ok(envelope) if envelope.origin == self.node => {}
             Ok(envelope) => {
+                self.audience.heard_from(&envelope.room);
                 let _ = self.incoming.send(Incoming::Envelope(envelope)).await;
             }
             Err(error) => {
