@@ -25,6 +25,11 @@ async fn metrics_count_connections_rooms_messages_and_fanout() {
     let server = TestServer::start(|_| {}).await;
     let a = server.client("metrics-room").await;
     let b = server.client("metrics-room").await;
+    // Both in the room before the edit: a client that joined after it would get the text in its
+    // sync step 2, not as a delivered update.
+    for c in [&a, &b] {
+        c.wait_for("sync", Duration::from_secs(10), |c| c.shared().synced).await;
+    }
     a.doc.get_or_insert_text("t").insert(&mut a.doc.transact_mut(), 0, "hi");
     b.wait_for("edit", Duration::from_secs(10), |c| c.text("t") == "hi").await;
 
