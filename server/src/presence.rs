@@ -159,45 +159,39 @@ impl Presence {
         self.write_marked().await;
     }
 
-    /// Write (or remove) the field of every marked user. A failed write keeps the user marked
-    /// for the next round, so the record catches up once the cache is back.
+    /// Write (or remove) the field of every marked user. If the cache fails, that user and every
+    /// one not yet written stay marked for the next round (the next change or renewal), so the
+    /// record catches up once the cache is back, without spinning on a cache that is down.
     async fn write_marked(&self) {
-        let marked: Vec<Arc<str>> = self.marked.lock().drain().collect();
-        let field = self.node.to_string();
+        let mut marked: Vec<Arc<str>> = self.marked.lock().drain().collect();
         let until = unix_ms() + RECORD_TTL.as_millis() as u64;
-        for user in marked {
-            let rooms = self.users.lock().get(&user).cloned();
-            let key = record_key(&user);
-            let written = match &rooms {
-                Some(rooms) => {
-                    let value =
-                        serde_json::to_vec(&NodeSockets { rooms: rooms.clone(), until }).expect("serialises");
-                    self.cache.map_set(&key, &field, &value, RECORD_TTL).await
-                }
-                None => self.cache.map_remove(&key, &field).await,
-            };
-            match (written, rooms) {
-                (Ok(()), Some(rooms)) => {
-                    let previous =
-                        self.written.lock().insert(user.clone(), rooms.clone()).unwrap_or_default();
-                    for room in rooms.keys().filter(|room| !previous.contains_key(*room)) {
-                        let _ = self.recorded.send(room.clone());
-                    }
-                    continue;
-                }
-                (Ok(()), None) => {
-                    self.written.lock().remove(&user);
-                    continue;
-                }
-                (Err(error), _) => {
-                    tracing::warn!(%error, "could not record where a user's sockets are; retrying");
-                    self.marked.lock().insert(user);
-                    metrics::counter!("codecrafter_presence_write_errors_total").increment(1);
-                    // Wait for the next renewal rather than spin on a cache that is down.
-                    return;
-                }
+        while let Some(user) = marked.pop() {
+            if let Err(error) = self.write(&user, until).await {
+                tracing::warn!(%error, "could not record where a user's sockets are; retrying");
+                metrics::counter!("codecrafter_presence_write_errors_total").increment(1);
+                self.marked.lock().extend(marked.into_iter().chain([user]));
+                return;
             }
         }
+    }
+
+    /// Write `user`'s field as this node's sockets now are, and hand on the rooms it lists for
+    /// the first time.
+    async fn write(&self, user: &Arc<str>, until: u64) -> CacheResult<()> {
+        let (key, field) = (record_key(user), self.node.to_string());
+        let rooms = self.users.lock().get(user).cloned();
+        let Some(rooms) = rooms else {
+            self.cache.map_remove(&key, &field).await?;
+            self.written.lock().remove(user);
+            return Ok(());
+        };
+        let value = serde_json::to_vec(&NodeSockets { rooms: rooms.clone(), until }).expect("serialises");
+        self.cache.map_set(&key, &field, &value, RECORD_TTL).await?;
+        let previous = self.written.lock().insert(user.clone(), rooms.clone()).unwrap_or_default();
+        for room in rooms.keys().filter(|room| !previous.contains_key(*room)) {
+            let _ = self.recorded.send(room.clone());
+        }
+        Ok(())
     }
 }
 
