@@ -13,14 +13,15 @@ const WAIT: Duration = Duration::from_secs(15);
 const SECRET: &str = "multi-node-test-secret-of-at-least-32-bytes";
 
 async fn node(redis: &OwnRedis, dir: &tempfile::TempDir, name: &str) -> Node {
-    let data = dir.path().join(name);
+    node_with(redis, dir, name, &[]).await
+}
+
+/// A node on `redis` with `extra` server flags after the usual ones.
+async fn node_with(redis: &OwnRedis, dir: &tempfile::TempDir, name: &str, extra: &[&str]) -> Node {
     let url = redis.url();
-    Node::start(
-        &data,
-        &[("REDIS_URL", url.as_str()), ("JWT_SECRET", SECRET)],
-        &["--allow-anonymous", "--ws-connects-per-min", "0"],
-    )
-    .await
+    let mut args = vec!["--allow-anonymous", "--ws-connects-per-min", "0"];
+    args.extend_from_slice(extra);
+    Node::start(&dir.path().join(name), &[("REDIS_URL", url.as_str()), ("JWT_SECRET", SECRET)], &args).await
 }
 
 fn insert(client: &YClient, text: &str) {
@@ -230,16 +231,14 @@ async fn a_late_node_catches_up_on_a_document_larger_than_one_message() {
     // the asking node lacks, which here is several times that limit.
     let redis = OwnRedis::start();
     let dir = tempfile::tempdir().unwrap();
-    let url = redis.url();
-    let env = [("REDIS_URL", url.as_str()), ("JWT_SECRET", SECRET)];
-    let args = ["--allow-anonymous", "--ws-connects-per-min", "0", "--max-message-bytes", "16384"];
-    let a = Node::start(&dir.path().join("a"), &env, &args).await;
+    let limit = ["--max-message-bytes", "16384"];
+    let a = node_with(&redis, &dir, "a", &limit).await;
     let writer = YClient::connect(&a.ws_url("big")).await;
     writer.wait_for("sync", WAIT, |c| c.shared().synced).await;
     for i in 0..10 {
         insert(&writer, &format!("{i}{}", "x".repeat(10_000)));
     }
-    let b = Node::start(&dir.path().join("b"), &env, &args).await;
+    let b = node_with(&redis, &dir, "b", &limit).await;
     let late = YClient::connect(&b.ws_url("big")).await;
     late.wait_for("all 100 KB on the late node", WAIT, |c| c.text("text").len() == 10 * 10_001).await;
     assert_eq!(late.text("text"), writer.text("text"));
@@ -249,14 +248,9 @@ async fn a_late_node_catches_up_on_a_document_larger_than_one_message() {
 async fn a_burst_of_updates_crosses_in_few_coalesced_publishes() {
     let redis = OwnRedis::start();
     let dir = tempfile::tempdir().unwrap();
-    let url = redis.url();
-    let env = [("REDIS_URL", url.as_str()), ("JWT_SECRET", SECRET)];
-    let args = ["--allow-anonymous", "--ws-connects-per-min", "0"];
     // A long batch delay on the writer's node makes the batching certain rather than likely.
-    let mut delayed = args.to_vec();
-    delayed.extend(["--relay-batch-delay-us", "300000"]);
-    let a = Node::start(&dir.path().join("a"), &env, &delayed).await;
-    let b = Node::start(&dir.path().join("b"), &env, &args).await;
+    let a = node_with(&redis, &dir, "a", &["--relay-batch-delay-us", "300000"]).await;
+    let b = node(&redis, &dir, "b").await;
     let (writer, reader) =
         (YClient::connect(&a.ws_url("burst")).await, YClient::connect(&b.ws_url("burst")).await);
     writer.wait_for("sync", WAIT, |c| c.shared().synced).await;
