@@ -155,6 +155,27 @@ async fn awareness_crosses_nodes_and_leaves_with_its_client() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn awareness_of_a_killed_nodes_client_times_out_on_the_others() {
+    let redis = OwnRedis::start();
+    let dir = tempfile::tempdir().unwrap();
+    // A dead node sends no removal: the others drop its clients' states once they go unrenewed.
+    let timeout = ["--awareness-timeout-ms", "1500"];
+    let (a, b) = (node_with(&redis, &dir, "a", &timeout).await, node_with(&redis, &dir, "b", &timeout).await);
+    let on_a = YClient::connect(&a.ws_url("ghost")).await;
+    let on_b = YClient::connect(&b.ws_url("ghost")).await;
+    for c in [&on_a, &on_b] {
+        c.wait_for("sync", WAIT, |c| c.shared().synced).await;
+    }
+    on_a.set_awareness(1, r#"{"user":"ada","cursor":1}"#);
+    let ada = on_a.client_id();
+    on_b.wait_for("a's cursor on b", WAIT, |c| c.shared().awareness.contains_key(&ada)).await;
+    a.kill();
+    let killed = std::time::Instant::now();
+    on_b.wait_for("a's cursor gone from b", WAIT, |c| !c.shared().awareness.contains_key(&ada)).await;
+    assert!(killed.elapsed() >= Duration::from_millis(500), "removed before any timeout could run out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_collaborator_removed_on_one_node_is_cut_off_on_another() {
     use support::http::{call, create_session, invite, register};
     let mongo = std::env::var("CODECRAFTER_TEST_MONGO_URL")
