@@ -1,0 +1,12 @@
+//! The hostile-input suite: what an attacker (or a confused client) sends, and what the server
+//! must answer. Each module takes one surface; every test fails if the defence it names is removed.
+//!
+//! - `ws_updates`: Yjs updates that would poison a room or make its clients diverge.
+//! - `awareness`: awareness floods and impersonation.
+//! - `http_slow`: connections that send nothing or half a request, connection caps.
+//! - `errors`: every error the server writes is the documented JSON.
+//! - `jwt`: tokens that are signed but must still be refused.
+//! - `rate_limits`: budgets that stop guessing without locking out real users.
+
+#[path = "../support/mod.rs"]
+mod support;
