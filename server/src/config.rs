@@ -52,6 +52,14 @@ pub struct Config {
     #[arg(long, env = "CODECRAFTER_PING_INTERVAL_SECS", default_value_t = 30)]
     pub ping_interval_secs: u64,
 
+    /// Largest awareness (cursor/presence) state one client may set, in bytes of JSON; a larger one closes the connection with 1008.
+    #[arg(long, env = "CODECRAFTER_MAX_AWARENESS_STATE_BYTES", default_value_t = 16 * 1024)]
+    pub max_awareness_state_bytes: usize,
+
+    /// Awareness client ids one connection may hold at once (a Yjs document uses one); more close the connection with 1008.
+    #[arg(long, env = "CODECRAFTER_MAX_AWARENESS_CLIENTS", default_value_t = 4)]
+    pub max_awareness_clients: usize,
+
     /// Awareness (cursor/presence) states not renewed for this many milliseconds are removed (y-protocols uses 30000).
     #[arg(long, env = "CODECRAFTER_AWARENESS_TIMEOUT_MS", default_value_t = 30_000)]
     pub awareness_timeout_ms: u64,
@@ -201,6 +209,13 @@ impl Config {
         crate::relay::redis::PublishOptions {
             coalesce: self.relay_coalesce,
             batch_delay: Duration::from_micros(self.relay_batch_delay_us),
+        }
+    }
+
+    pub fn awareness_limits(&self) -> crdt::AwarenessLimits {
+        crdt::AwarenessLimits {
+            max_state_bytes: self.max_awareness_state_bytes,
+            max_clients: self.max_awareness_clients,
         }
     }
 

@@ -32,7 +32,7 @@ pub use config::Config;
 use crate::http::AppState;
 use crate::relay::Relay;
 pub use crate::relay::local::LocalHub;
-use crate::room::{RoomSettings, Rooms, janitor, persister};
+use crate::room::{RoomSettings, Rooms, janitor, persister, quarantine};
 use crate::ws::connection::ConnectionSettings;
 
 /// Serve on `listener` until `shutdown` is cancelled, then stop accepting, close every connection,
@@ -73,6 +73,7 @@ pub async fn run_with_hub(
 
     let settings = RoomSettings {
         limits: config.crdt_limits(),
+        awareness_limits: config.awareness_limits(),
         awareness_timeout_ms: config.awareness_timeout_ms,
         idle: config.room_idle(),
     };
@@ -97,7 +98,8 @@ pub async fn run_with_hub(
             (relay, relayed)
         }
     };
-    let rooms = Arc::new(Rooms::new(store.clone(), settings, persist_tx, relay.clone()));
+    let (rooms, failed_rooms) = Rooms::new(store.clone(), settings, persist_tx, relay.clone());
+    let rooms = Arc::new(rooms);
     let (presence, newly_recorded) = presence::Presence::new(relay.node_id(), cache.clone());
     let sessions = Arc::new(directory::SessionDirectory::new(
         store.clone(),
@@ -127,6 +129,7 @@ pub async fn run_with_hub(
         stop_rooms.clone(),
     ));
     background.spawn(janitor::run(rooms.clone(), janitor_period(&config), stop_rooms.clone()));
+    background.spawn(quarantine::run(failed_rooms, rooms.clone(), background.clone(), stop_rooms.clone()));
 
     let state = Arc::new(AppState {
         connection_settings: Arc::new(ConnectionSettings {

@@ -75,6 +75,18 @@ fn describe() {
         "codecrafter_permission_denied_total",
         "Document updates refused because the client may not write"
     );
+    describe_counter!(
+        "codecrafter_room_failures_total",
+        "Rooms whose document failed inside the CRDT library (or whose handling panicked): clients closed with 1011, room reloaded from storage"
+    );
+    describe_gauge!(
+        "codecrafter_rooms_quarantined",
+        "Failed rooms not reloaded from storage yet (/ready is degraded while above 0)"
+    );
+    describe_counter!(
+        "codecrafter_awareness_refused_total",
+        "Awareness updates relayed without entries for client ids another connection holds"
+    );
 }
 
 /// Handles resolved once; cloning a handle is an `Arc` clone, incrementing one is an atomic add.
@@ -89,6 +101,9 @@ pub struct Metrics {
     pub slow_consumers: Counter,
     pub rate_limited: Counter,
     pub permission_denied: Counter,
+    pub room_failures: Counter,
+    pub rooms_quarantined: Gauge,
+    pub awareness_refused: Counter,
     messages_in: [Counter; MessageKind::COUNT],
     messages_out: [Counter; MessageKind::COUNT],
 }
@@ -112,6 +127,9 @@ impl Metrics {
                 slow_consumers: metrics::counter!("codecrafter_slow_consumers_closed_total"),
                 rate_limited: metrics::counter!("codecrafter_rate_limited_total"),
                 permission_denied: metrics::counter!("codecrafter_permission_denied_total"),
+                room_failures: metrics::counter!("codecrafter_room_failures_total"),
+                rooms_quarantined: metrics::gauge!("codecrafter_rooms_quarantined"),
+                awareness_refused: metrics::counter!("codecrafter_awareness_refused_total"),
                 messages_in: by_kind("codecrafter_messages_in_total"),
                 messages_out: by_kind("codecrafter_messages_out_total"),
             }

@@ -25,6 +25,15 @@ pub struct Admission {
     pub registration: Option<Registration>,
     /// Messages that shared a frame with the auth token, still to be handled.
     pub rest_of_first_frame: Option<Bytes>,
+    /// Who is signed in, as a number (0: nobody): a user's new connection may take over the
+    /// awareness ids its earlier one held.
+    pub principal: u64,
+}
+
+/// A stable number for a user id within this process (0 is kept for nobody).
+fn principal(user_id: &str) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(user_id).max(1)
 }
 
 pub async fn admit(
@@ -54,12 +63,13 @@ pub async fn admit(
             })
         })
         .transpose()?;
+    let principal = claims.as_ref().map_or(0, |claims| principal(&claims.sub));
     let seen_changes = state.sessions.live.changes();
     let Some(session) = read_session(state, room).await? else {
         // Not a session: a free room, open to anyone only where the operator allowed it.
         return if allow_anonymous {
             let grant = Arc::new(Grant::new(true));
-            Ok(Admission { grant, registration: None, rest_of_first_frame })
+            Ok(Admission { grant, registration: None, rest_of_first_frame, principal })
         } else {
             Err(CloseReason::NotFound)
         };
@@ -77,7 +87,7 @@ pub async fn admit(
         let role = SessionRole::of(&session, &claims.sub, claims.role).ok_or(CloseReason::Forbidden)?;
         grant.set_writable(role.can_write(&session));
     }
-    Ok(Admission { grant, registration: Some(registration), rest_of_first_frame })
+    Ok(Admission { grant, registration: Some(registration), rest_of_first_frame, principal })
 }
 
 async fn read_session(state: &AppState, room: &str) -> Result<Option<storage::model::Session>, CloseReason> {
