@@ -12,3 +12,4 @@
 mod support;
 
 mod jwt;
+mod rate_limits;
