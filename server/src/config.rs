@@ -140,7 +140,7 @@ pub struct Config {
     #[arg(long, env = "CODECRAFTER_RATE_LIMIT_WINDOW_SECS", default_value_t = 15 * 60)]
     pub rate_limit_window_secs: u64,
 
-    /// Failed logins per account (email or username, any spelling) in each window; beyond, that account's logins get 429 until the window ends. A successful login clears them; 0 = unlimited.
+    /// Failed logins per account (named by email or username alike) in each window; beyond, that account's logins get 429 until the window ends. A successful login clears them; 0 = unlimited.
     #[arg(long, env = "CODECRAFTER_LOGIN_FAILURES_PER_ACCOUNT", default_value_t = 10)]
     pub login_failures_per_account: u64,
 
