@@ -120,18 +120,18 @@ impl Attempt<'_> {
     /// failures are forgotten.
     pub async fn succeeded(mut self) {
         self.give_back_ip().await;
-        if let Some(key) = self.account_key.take() {
-            if let Err(error) = self.attempts.cache.delete(&key).await {
-                warn_uncounted(&error);
-            }
+        if let Some(key) = self.account_key.take()
+            && let Err(error) = self.attempts.cache.delete(&key).await
+        {
+            warn_uncounted(&error);
         }
     }
 
     async fn give_back_ip(&mut self) {
-        if let Some(key) = self.ip_key.take() {
-            if let Err(error) = self.attempts.cache.unhit(&key).await {
-                warn_uncounted(&error);
-            }
+        if let Some(key) = self.ip_key.take()
+            && let Err(error) = self.attempts.cache.unhit(&key).await
+        {
+            warn_uncounted(&error);
         }
     }
 }

@@ -197,11 +197,11 @@ impl Cache for MemoryCache {
     }
 
     async fn unhit(&self, key: &str) -> CacheResult<()> {
-        if let Some(mut entry) = self.entries.get_mut(key) {
-            if entry.is_live(Instant::now()) {
-                let count = parse_counter(&entry.value)?;
-                entry.value = count.saturating_sub(1).to_string().into_bytes();
-            }
+        if let Some(mut entry) = self.entries.get_mut(key)
+            && entry.is_live(Instant::now())
+        {
+            let count = parse_counter(&entry.value)?;
+            entry.value = count.saturating_sub(1).to_string().into_bytes();
         }
         Ok(())
     }

@@ -97,7 +97,8 @@ async fn tokens_from_the_future_are_refused_beyond_the_leeway() {
     let session = create_session(server.addr, &user, json!({})).await;
     let now = unix_secs();
     let within = LEEWAY_SECS - 2;
-    let cases: [(&str, Box<dyn FnOnce(&mut Claims)>, bool); 6] = [
+    type Change = Box<dyn FnOnce(&mut Claims)>;
+    let cases: [(&str, Change, bool); 6] = [
         ("nbf a minute ahead", Box::new(move |c| c.nbf = Some(now + 60)), false),
         ("iat an hour ahead", Box::new(move |c| (c.iat, c.exp) = (now + 3600, now + 4500)), false),
         ("iat just past the leeway", Box::new(move |c| c.iat = now + LEEWAY_SECS + 30), false),
@@ -221,8 +222,8 @@ async fn live_sockets_of_a_deleted_or_disabled_account_lose_their_grants() {
     let (presence, _recorded) = server::presence::Presence::new(server::relay::new_node_id(), cache);
     let live = Arc::new(LiveGrants::new(presence));
 
-    let ada = stored_user(&*embedded, "ada").await;
-    let bob = stored_user(&*embedded, "bob").await;
+    let ada = stored_user(&embedded, "ada").await;
+    let bob = stored_user(&embedded, "bob").await;
     let ghost = new_id();
     let grant = |conn, user: &str| {
         let grant = Arc::new(Grant::new(true));
