@@ -58,7 +58,15 @@ pub async fn run_with_hub(
     let auth = Arc::new(auth::Auth {
         tokens: auth::AccessTokens::new(&secret, Duration::from_secs(config.access_token_ttl_secs)),
         refresh: auth::RefreshTokens::new(cache.clone(), Duration::from_secs(config.refresh_token_ttl_secs)),
+        accounts: Arc::new(auth::Accounts::new(store.clone(), cache.clone(), config.account_check())),
+        logins: auth::LoginAttempts::new(cache.clone(), config.login_limits()),
     });
+    if config.auth_rate_limit_requests.is_some() {
+        tracing::warn!(
+            "--auth-rate-limit-requests is no longer used: see --login-failures-per-account, \
+             --login-failures-per-ip, --register-rate-limit-requests, --refresh-rate-limit-requests"
+        );
+    }
     if config.allow_anonymous {
         tracing::warn!("--allow-anonymous: clients without a token may open any room that is not a session");
     }
@@ -130,6 +138,11 @@ pub async fn run_with_hub(
     ));
     background.spawn(janitor::run(rooms.clone(), janitor_period(&config), stop_rooms.clone()));
     background.spawn(quarantine::run(failed_rooms, rooms.clone(), background.clone(), stop_rooms.clone()));
+    background.spawn(auth::accounts::recheck_live(
+        auth.accounts.clone(),
+        sessions.live.clone(),
+        stop_rooms.clone(),
+    ));
 
     let state = Arc::new(AppState {
         connection_settings: Arc::new(ConnectionSettings {

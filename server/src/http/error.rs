@@ -75,6 +75,28 @@ impl ApiError {
         }
     }
 
+    /// 401 for a valid token whose account does not exist (deleted, or never did): sign in again.
+    pub fn account_not_found() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "account_not_found",
+            "the account this token was issued for does not exist; sign in again",
+        )
+    }
+
+    /// 403 for an account that exists but is disabled.
+    pub fn account_disabled() -> Self {
+        Self::new(StatusCode::FORBIDDEN, "account_disabled", "this account is disabled")
+    }
+
+    /// 429 after too many failed logins for an account or from an address.
+    pub fn too_many_failed_logins(retry_after: Duration, message: impl Into<String>) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_failed_logins", message)
+        }
+    }
+
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
     }

@@ -8,6 +8,7 @@ mod docs;
 mod error;
 pub mod extract;
 mod ops;
+pub mod proxy;
 mod rate_limit;
 mod security;
 mod sessions;
@@ -28,7 +29,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use error::{ApiError, ErrorBody};
-pub use rate_limit::client_ip;
+pub use proxy::client_ip;
 
 use crate::auth::Auth;
 use crate::cache::Cache;
@@ -69,7 +70,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let api = api
         .layer(middleware::from_fn_with_state(state.clone(), rate_limit::limit))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes));
-    let trust_proxy = state.config.trust_proxy;
+    let config = state.config.clone();
     // Headers and CORS are for HTTP answers; the WebSocket route stays outside them (CORS does
     // not apply to WebSockets, and every connect would pay for their allocations).
     let http = Router::new()
@@ -79,6 +80,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(security::not_found)
         .method_not_allowed_fallback(security::method_not_allowed)
         .layer(security::cors(&state.config))
-        .layer(middleware::from_fn(move |request, next| security::headers(trust_proxy, request, next)));
+        .layer(middleware::from_fn(move |request, next| security::headers(config.clone(), request, next)));
     Router::new().route("/ws/{*room}", get(crate::ws::upgrade)).merge(http).with_state(state)
 }

@@ -3,7 +3,8 @@
 //! the URL has none, from an auth message the client sends first; then the session and the
 //! user's role in it.
 //!
-//! Order of refusals: no or bad token → 4401, unknown session → 4404, no role in it → 4403.
+//! Order of refusals: no or bad token → 4401, its account gone → 4401, disabled → 4403 (read
+//! from the store: a socket may edit for hours), unknown session → 4404, no role in it → 4403.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,9 +15,12 @@ use protocol::{AuthMessage, Message, decode_frame};
 
 use super::close::CloseReason;
 use crate::auth::live::Registration;
-use crate::auth::{Grant, SessionRole, TokenError};
+use crate::auth::{AccountError, Grant, SessionRole, TokenError};
 use crate::http::AppState;
 use crate::room::ConnId;
+
+/// The close reason of a token whose account does not exist (any more).
+pub const ACCOUNT_GONE: &str = "this account does not exist";
 
 /// A connection let in, and what it may do.
 pub struct Admission {
@@ -59,10 +63,28 @@ pub async fn admit(
         .map(|token| {
             state.auth.tokens.verify(&token).map_err(|e| match e {
                 TokenError::Expired => CloseReason::Unauthorized("token expired"),
+                TokenError::NotYetValid => CloseReason::Unauthorized("token not valid yet"),
                 TokenError::Invalid => CloseReason::Unauthorized("invalid token"),
             })
         })
         .transpose()?;
+    // A token speaks for its account only while the account may act; its site role is the
+    // account's now, not the token's.
+    let claims = match claims {
+        Some(mut claims) => {
+            claims.role = match state.auth.accounts.current(&claims.sub).await {
+                Ok(user) => user.role,
+                Err(AccountError::Unknown) => return Err(CloseReason::Unauthorized(ACCOUNT_GONE)),
+                Err(AccountError::Disabled) => return Err(CloseReason::AccountDisabled),
+                Err(AccountError::Store(error)) => {
+                    tracing::error!(%error, "could not read the account");
+                    return Err(CloseReason::Unavailable);
+                }
+            };
+            Some(claims)
+        }
+        None => None,
+    };
     let principal = claims.as_ref().map_or(0, |claims| principal(&claims.sub));
     let seen_changes = state.sessions.live.changes();
     let Some(session) = read_session(state, room).await? else {

@@ -56,6 +56,8 @@ pub enum CloseReason {
     Unauthorized(&'static str),
     /// Signed in, but no access to this session (4403).
     Forbidden,
+    /// The token's account is disabled, found at admission or while connected (4403).
+    AccountDisabled,
     /// Access was taken away while connected: removed from the session (4403).
     Revoked,
     /// No such session (4404).
@@ -87,7 +89,7 @@ impl CloseReason {
             Self::Malformed(_) => 1002,
             Self::Rejected(_) => 1007,
             Self::Unauthorized(_) => 4401,
-            Self::Forbidden | Self::Revoked => 4403,
+            Self::Forbidden | Self::Revoked | Self::AccountDisabled => 4403,
             Self::NotFound | Self::SessionDeleted => 4404,
             Self::Unavailable | Self::RoomFailed => 1011,
         }
@@ -109,6 +111,7 @@ impl CloseReason {
             Self::WriteTimeout => "write_timeout",
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden => "forbidden",
+            Self::AccountDisabled => "account_disabled",
             Self::Revoked => "access_revoked",
             Self::NotFound => "session_not_found",
             Self::SessionDeleted => "session_deleted",
@@ -131,6 +134,7 @@ impl CloseReason {
             Self::WriteTimeout => "write timeout".into(),
             Self::Unauthorized(why) => (*why).into(),
             Self::Forbidden => "no access to this session".into(),
+            Self::AccountDisabled => "this account is disabled".into(),
             Self::Revoked => "access to this session was revoked".into(),
             Self::NotFound => "session not found".into(),
             Self::SessionDeleted => "session deleted".into(),

@@ -186,6 +186,8 @@ impl Connection {
                 why = &mut revoked => Err(Ending::Close(match why {
                     Revoked::Access => CloseReason::Revoked,
                     Revoked::SessionDeleted => CloseReason::SessionDeleted,
+                    Revoked::AccountGone => CloseReason::Unauthorized(super::admission::ACCOUNT_GONE),
+                    Revoked::AccountDisabled => CloseReason::AccountDisabled,
                 })),
                 () = &mut backlog => {
                     backlog.set(socket.backlog());

@@ -67,7 +67,7 @@ pub async fn upgrade(
         return ApiError::bad_request("room", format!("room id must be 1 to {MAX_ROOM_ID_BYTES} bytes"))
             .into_response();
     }
-    let ip = crate::http::client_ip(state.config.trust_proxy, &headers, socket.peer_ip());
+    let ip = crate::http::client_ip(&state.config, &headers, socket.peer_ip());
     if let Err(refused) = throttle(&state, ip).await {
         return refused.into_response();
     }
@@ -93,7 +93,8 @@ async fn throttle(state: &AppState, ip: std::net::IpAddr) -> Result<(), ApiError
     if limit == 0 {
         return Ok(());
     }
-    match state.cache.hit(&format!("rl:ws:{ip}"), CONNECT_WINDOW).await {
+    let key = format!("rl:ws:{}", crate::http::proxy::bucket(ip));
+    match state.cache.hit(&key, CONNECT_WINDOW).await {
         Ok(hit) if hit.count > limit => {
             Metrics::get().rate_limited.increment(1);
             Err(ApiError::too_many_requests(hit.reset_in))

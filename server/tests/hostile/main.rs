@@ -10,3 +10,6 @@
 
 #[path = "../support/mod.rs"]
 mod support;
+
+mod jwt;
+mod rate_limits;
