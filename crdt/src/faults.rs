@@ -6,11 +6,21 @@
 //! - [`PANIC_ON_ENCODE`] in Y.Text `code` makes every later encode of the document panic, as a
 //!   store left broken by an update once did (issue 9): the document must be poisoned and the
 //!   room reloaded.
+//! - [`PANIC_ON_LOAD`] in Y.Text `code` of a stored snapshot makes loading it panic: the room
+//!   cannot be reloaded and stays quarantined.
 
 use yrs::{GetString, ReadTxn};
 
 pub const PANIC_ON_APPLY: &str = "\u{1f4a5}panic-on-apply\u{1f4a5}";
 pub const PANIC_ON_ENCODE: &str = "\u{1f4a5}panic-on-encode\u{1f4a5}";
+pub const PANIC_ON_LOAD: &str = "\u{1f4a5}panic-on-load\u{1f4a5}";
+
+pub(crate) fn on_load(doc: &yrs::Doc) {
+    use yrs::Transact;
+    if code_contains(&doc.transact(), PANIC_ON_LOAD) {
+        panic!("fault injection: {PANIC_ON_LOAD} in the snapshot");
+    }
+}
 
 pub(crate) fn on_integrate(txn: &impl ReadTxn) {
     if code_contains(txn, PANIC_ON_APPLY) {

@@ -86,12 +86,22 @@ impl RoomDoc {
     /// limit is not applied: refusing to load would lose the room, while an oversize room only
     /// refuses further growth.
     pub fn from_snapshot(snapshot: &[u8], limits: Limits) -> Result<Self> {
-        let mut replica = Replica::new();
-        if !snapshot.is_empty() {
-            // On error the replica is dropped, so a half-integrated snapshot never escapes.
-            let (update, shape) = decode_update(snapshot)?;
-            replica.apply(snapshot, update, &shape)?;
-        }
+        // On error the replica is dropped, so a half-integrated snapshot never escapes; a panic
+        // is caught like any other failure to load.
+        let load = || {
+            let mut replica = Replica::new();
+            if !snapshot.is_empty() {
+                let (update, shape) = decode_update(snapshot)?;
+                replica.apply(snapshot, update, &shape)?;
+            }
+            #[cfg(feature = "fault-injection")]
+            crate::faults::on_load(&replica.doc);
+            Ok::<_, Error>(replica)
+        };
+        let replica = match catch_unwind(AssertUnwindSafe(load)) {
+            Ok(result) => result?,
+            Err(panic) => return Err(Error::Poisoned(panic_message(&*panic).to_owned())),
+        };
         let journal = Journal::from_snapshot(snapshot.to_vec());
         Ok(Self { replica, limits, journal, poisoned: OnceCell::new() })
     }
