@@ -3,6 +3,7 @@
 //! live sockets at once.
 
 pub mod access;
+pub mod jwt_crypto;
 pub mod live;
 pub mod passwords;
 pub mod refresh;
