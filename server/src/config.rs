@@ -16,9 +16,17 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Parser)]
 #[command(name = "codecrafter", version)]
 pub struct Config {
-    /// Address to listen on; port 0 picks a free port (the real address is printed as `listening on ADDR`).
-    #[arg(long, env = "CODECRAFTER_BIND", default_value = "127.0.0.1:5000")]
-    pub bind: String,
+    /// Address to listen on; port 0 picks a free port (the real address is printed as `listening on ADDR`). Unset: HOST and PORT, else 127.0.0.1:5000.
+    #[arg(long, env = "CODECRAFTER_BIND")]
+    pub bind: Option<String>,
+
+    /// Host to listen on when `--bind` is not given (the HOST convention of y-websocket-server, Heroku, Cloud Run); default 127.0.0.1.
+    #[arg(long, env = "HOST")]
+    pub host: Option<String>,
+
+    /// Port to listen on when `--bind` is not given (the PORT convention of Heroku, Cloud Run, y-websocket-server); default 5000.
+    #[arg(long, env = "PORT")]
+    pub port: Option<u16>,
 
     /// Directory of the embedded database (created if missing).
     #[arg(long, env = "CODECRAFTER_DATA_DIR", default_value = "./data")]
@@ -96,6 +104,10 @@ pub struct Config {
     #[arg(long, env = "CODECRAFTER_RELAY_BATCH_DELAY_US", default_value_t = 0)]
     pub relay_batch_delay_us: u64,
 
+    /// PEM file of the CA that signed the Redis server's certificate, for `rediss://` URLs to a Redis with a private CA; unset = the system's trusted roots.
+    #[arg(long, env = "CODECRAFTER_REDIS_CA_FILE")]
+    pub redis_ca_file: Option<PathBuf>,
+
     /// Prefix of every Redis key this server writes, so deployments can share one Redis.
     #[arg(long, env = "CODECRAFTER_REDIS_PREFIX", default_value = "codecrafter:")]
     pub redis_prefix: String,
@@ -166,7 +178,7 @@ impl Config {
     /// Defaults for a server on `bind` storing under `data_dir` (tests and embedding).
     pub fn for_tests(data_dir: impl Into<PathBuf>) -> Self {
         let mut config = Self::parse_from(["codecrafter"]);
-        config.bind = "127.0.0.1:0".into();
+        config.bind = Some("127.0.0.1:0".into());
         config.data_dir = data_dir.into();
         // The core's tests speak plain y-websocket from one IP; the auth tests switch these back.
         config.allow_anonymous = true;
@@ -174,6 +186,27 @@ impl Config {
         config.rate_limit_requests = 0;
         config.auth_rate_limit_requests = 0;
         config
+    }
+
+    /// The listen address: `--bind`/`CODECRAFTER_BIND`, else `HOST`:`PORT` (each defaulted).
+    pub fn bind_addr(&self) -> String {
+        if let Some(bind) = &self.bind {
+            return bind.clone();
+        }
+        let host = self.host.as_deref().unwrap_or("127.0.0.1");
+        let port = self.port.unwrap_or(5000);
+        // An IPv6 literal needs brackets before the port.
+        if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        }
+    }
+
+    /// The Redis client for `--redis-url`, trusting `--redis-ca-file` for `rediss://` if given.
+    pub fn redis_client(&self) -> anyhow::Result<Option<redis::Client>> {
+        let Some(url) = &self.redis_url else { return Ok(None) };
+        crate::redis_tls::client(url, self.redis_ca_file.as_deref()).map(Some)
     }
 
     pub fn ping_interval(&self) -> Duration {
