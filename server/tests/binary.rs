@@ -117,3 +117,65 @@ async fn scaled_out_without_a_jwt_secret_refuses_to_start() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("JWT_SECRET is required"), "{stderr}");
 }
+
+/// Start the binary with `env` and `args` (no `--bind`), return the address it says it listens on.
+async fn listening_address(env: &[(&str, &str)], args: &[&str]) -> (tokio::process::Child, String) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_codecrafter"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(args)
+        .env_remove("CODECRAFTER_BIND")
+        .env_remove("HOST")
+        .env_remove("PORT")
+        .envs(env.iter().copied())
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(WAIT, lines.next_line()).await.expect("startup line").unwrap().unwrap();
+    let addr = line.strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected {line:?}")).to_owned();
+    (child, addr)
+}
+
+#[tokio::test]
+async fn port_and_host_are_honoured_when_bind_is_not_given_and_bind_wins_over_them() {
+    let port = support::processes::free_port().to_string();
+    let (_child, addr) = listening_address(&[("PORT", &port), ("HOST", "127.0.0.1")], &[]).await;
+    assert_eq!(addr, format!("127.0.0.1:{port}"));
+    let (status, _) = support::http_get(&format!("http://{addr}/health")).await;
+    assert_eq!(status, 200);
+
+    // PORT alone keeps the default host.
+    let port = support::processes::free_port().to_string();
+    let (_child, addr) = listening_address(&[("PORT", &port)], &[]).await;
+    assert_eq!(addr, format!("127.0.0.1:{port}"));
+
+    // --bind and CODECRAFTER_BIND come first (port 0: a free port, not PORT's).
+    let (_child, addr) =
+        listening_address(&[("PORT", "1"), ("HOST", "0.0.0.0")], &["--bind", "127.0.0.1:0"]).await;
+    assert!(addr.starts_with("127.0.0.1:") && !addr.ends_with(":1"), "{addr}");
+    let (_child, addr) =
+        listening_address(&[("PORT", "1"), ("HOST", "0.0.0.0"), ("CODECRAFTER_BIND", "127.0.0.1:0")], &[])
+            .await;
+    assert!(addr.starts_with("127.0.0.1:") && !addr.ends_with(":1"), "{addr}");
+}
+
+#[tokio::test]
+async fn a_port_that_is_not_a_number_is_refused_with_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_codecrafter"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env_remove("CODECRAFTER_BIND")
+        .env("PORT", "http")
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--port") && stderr.contains("http"), "{stderr}");
+}
