@@ -6,6 +6,15 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+// `--help` headings: every flag belongs to one (a new flag picks the group it configures).
+const NETWORK: &str = "Network";
+const WS_LIMITS: &str = "WebSocket limits";
+const RATE_LIMITS: &str = "Rate limits";
+const STORAGE: &str = "Rooms and storage";
+const REDIS: &str = "Redis and cluster";
+const AUTH: &str = "Accounts and tokens";
+const RUNTIME: &str = "Runtime and logging";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -17,143 +26,144 @@ pub enum LogFormat {
 #[command(name = "codecrafter", version)]
 pub struct Config {
     /// Address to listen on; port 0 picks a free port (the real address is printed as `listening on ADDR`). Unset: HOST and PORT, else 127.0.0.1:5000.
-    #[arg(long, env = "CODECRAFTER_BIND")]
+    #[arg(help_heading = NETWORK, long, env = "CODECRAFTER_BIND")]
     pub bind: Option<String>,
 
     /// Host to listen on when `--bind` is not given (the HOST convention of y-websocket-server, Heroku, Cloud Run); default 127.0.0.1.
-    #[arg(long, env = "HOST")]
+    #[arg(help_heading = NETWORK, long, env = "HOST")]
     pub host: Option<String>,
 
     /// Port to listen on when `--bind` is not given (the PORT convention of Heroku, Cloud Run, y-websocket-server); default 5000.
-    #[arg(long, env = "PORT")]
+    #[arg(help_heading = NETWORK, long, env = "PORT")]
     pub port: Option<u16>,
 
     /// Directory of the embedded database (created if missing).
-    #[arg(long, env = "CODECRAFTER_DATA_DIR", default_value = "./data")]
+    #[arg(help_heading = STORAGE, long, env = "CODECRAFTER_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
     /// Page cache of the embedded database, in MiB (snapshots are read through it when rooms open).
-    #[arg(long, env = "CODECRAFTER_STORE_CACHE_MB", default_value_t = 32)]
+    #[arg(help_heading = STORAGE, long, env = "CODECRAFTER_STORE_CACHE_MB", default_value_t = 32)]
     pub store_cache_mb: usize,
 
     /// Largest WebSocket message accepted from a client, in bytes; larger ones close the connection with 1009.
-    #[arg(long, env = "CODECRAFTER_MAX_MESSAGE_BYTES", default_value_t = 16 * 1024 * 1024)]
+    #[arg(help_heading = WS_LIMITS, long, env = "CODECRAFTER_MAX_MESSAGE_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_message_bytes: usize,
 
     /// Largest document a room may hold (approximate encoded size, bytes); an update that would pass it is refused.
-    #[arg(long, env = "CODECRAFTER_MAX_DOC_BYTES", default_value_t = 64 * 1024 * 1024)]
+    #[arg(help_heading = WS_LIMITS, long, env = "CODECRAFTER_MAX_DOC_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub max_doc_bytes: usize,
 
     /// Sustained Yjs messages per second one connection may send; a flood above it (plus the burst) closes the connection with 1008.
-    #[arg(long, env = "CODECRAFTER_MAX_MESSAGES_PER_SEC", default_value_t = 300)]
+    #[arg(help_heading = WS_LIMITS, long, env = "CODECRAFTER_MAX_MESSAGES_PER_SEC", default_value_t = 300)]
     pub max_messages_per_sec: u32,
 
     /// Messages a connection may send in a burst above the sustained rate.
-    #[arg(long, env = "CODECRAFTER_MESSAGE_BURST", default_value_t = 1000)]
+    #[arg(help_heading = WS_LIMITS, long, env = "CODECRAFTER_MESSAGE_BURST", default_value_t = 1000)]
     pub message_burst: u32,
 
     /// Frames waiting for one client's full socket before it counts as too slow and is closed with 1013 (updates are never dropped silently).
-    #[arg(long, env = "CODECRAFTER_SEND_QUEUE", default_value_t = 1024)]
+    #[arg(help_heading = WS_LIMITS, long, env = "CODECRAFTER_SEND_QUEUE", default_value_t = 1024)]
     pub send_queue: usize,
 
     /// Seconds between pings; a client silent for two intervals is disconnected.
-    #[arg(long, env = "CODECRAFTER_PING_INTERVAL_SECS", default_value_t = 30)]
+    #[arg(help_heading = WS_LIMITS, long, env = "CODECRAFTER_PING_INTERVAL_SECS", default_value_t = 30)]
     pub ping_interval_secs: u64,
 
     /// Awareness (cursor/presence) states not renewed for this many milliseconds are removed (y-protocols uses 30000).
-    #[arg(long, env = "CODECRAFTER_AWARENESS_TIMEOUT_MS", default_value_t = 30_000)]
+    #[arg(help_heading = WS_LIMITS, long, env = "CODECRAFTER_AWARENESS_TIMEOUT_MS", default_value_t = 30_000)]
     pub awareness_timeout_ms: u64,
 
     /// A room with no clients for this many seconds is persisted and evicted from memory.
-    #[arg(long, env = "CODECRAFTER_ROOM_IDLE_SECS", default_value_t = 30)]
+    #[arg(help_heading = STORAGE, long, env = "CODECRAFTER_ROOM_IDLE_SECS", default_value_t = 30)]
     pub room_idle_secs: u64,
 
     /// Longest a changed room waits before its snapshot is persisted, in milliseconds.
-    #[arg(long, env = "CODECRAFTER_PERSIST_DEBOUNCE_MS", default_value_t = 1000)]
+    #[arg(help_heading = STORAGE, long, env = "CODECRAFTER_PERSIST_DEBOUNCE_MS", default_value_t = 1000)]
     pub persist_debounce_ms: u64,
 
     /// Most WebSocket connections served at once; further upgrades get 503.
-    #[arg(long, env = "CODECRAFTER_MAX_CONNECTIONS", default_value_t = 100_000)]
+    #[arg(help_heading = NETWORK, long, env = "CODECRAFTER_MAX_CONNECTIONS", default_value_t = 100_000)]
     pub max_connections: usize,
 
     /// Seconds a graceful shutdown may take to flush rooms before the process exits anyway.
-    #[arg(long, env = "CODECRAFTER_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
+    #[arg(help_heading = STORAGE, long, env = "CODECRAFTER_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
     pub shutdown_timeout_secs: u64,
 
     /// Runtime worker threads; 0 = one per CPU core.
-    #[arg(long, env = "CODECRAFTER_WORKER_THREADS", default_value_t = 0)]
+    #[arg(help_heading = RUNTIME, long, env = "CODECRAFTER_WORKER_THREADS", default_value_t = 0)]
     pub worker_threads: usize,
 
     /// MongoDB connection string; unset = the embedded store under `--data-dir`.
-    #[arg(long, env = "MONGO_URL")]
+    #[arg(help_heading = STORAGE, long, env = "MONGO_URL")]
     pub mongo_url: Option<String>,
 
     /// MongoDB database name.
-    #[arg(long, env = "MONGO_DB", default_value = "codecrafter")]
+    #[arg(help_heading = STORAGE, long, env = "MONGO_DB", default_value = "codecrafter")]
     pub mongo_db: String,
 
     /// Redis connection string: the shared cache (refresh tokens, session cache, rate limits) and the relay joining each room across server nodes; unset = in-memory, one node.
-    #[arg(long, env = "REDIS_URL")]
+    #[arg(help_heading = REDIS, long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
 
     /// Fold each room's updates waiting to be published to Redis into one message (`false`: one publish per update).
-    #[arg(long, env = "CODECRAFTER_RELAY_COALESCE", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(help_heading = REDIS, long, env = "CODECRAFTER_RELAY_COALESCE", default_value_t = true, action = clap::ArgAction::Set)]
     pub relay_coalesce: bool,
 
     /// Microseconds the relay waits after a message before publishing, to gather more per publish; 0 = at once (batches then form only while Redis is busy).
-    #[arg(long, env = "CODECRAFTER_RELAY_BATCH_DELAY_US", default_value_t = 0)]
+    #[arg(help_heading = REDIS, long, env = "CODECRAFTER_RELAY_BATCH_DELAY_US", default_value_t = 0)]
     pub relay_batch_delay_us: u64,
 
     /// PEM file of the CA that signed the Redis server's certificate, for `rediss://` URLs to a Redis with a private CA; unset = the system's trusted roots.
-    #[arg(long, env = "CODECRAFTER_REDIS_CA_FILE")]
+    #[arg(help_heading = REDIS, long, env = "CODECRAFTER_REDIS_CA_FILE")]
     pub redis_ca_file: Option<PathBuf>,
 
     /// Prefix of every Redis key this server writes, so deployments can share one Redis.
-    #[arg(long, env = "CODECRAFTER_REDIS_PREFIX", default_value = "codecrafter:")]
+    #[arg(help_heading = REDIS, long, env = "CODECRAFTER_REDIS_PREFIX", default_value = "codecrafter:")]
     pub redis_prefix: String,
 
     /// Secret signing the JWT access tokens (HS256), at least 32 bytes. Required with MONGO_URL or REDIS_URL (every node must share it); unset on the embedded default = generated once and kept in `--data-dir/jwt-secret`.
-    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    #[arg(help_heading = AUTH, long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
     /// Lifetime of an access token, in seconds.
-    #[arg(long, env = "CODECRAFTER_ACCESS_TOKEN_TTL_SECS", default_value_t = 15 * 60)]
+    #[arg(help_heading = AUTH, long, env = "CODECRAFTER_ACCESS_TOKEN_TTL_SECS", default_value_t = 15 * 60)]
     pub access_token_ttl_secs: u64,
 
     /// Lifetime of a refresh token, in seconds (each use rotates it).
-    #[arg(long, env = "CODECRAFTER_REFRESH_TOKEN_TTL_SECS", default_value_t = 7 * 24 * 3600)]
+    #[arg(help_heading = AUTH, long, env = "CODECRAFTER_REFRESH_TOKEN_TTL_SECS", default_value_t = 7 * 24 * 3600)]
     pub refresh_token_ttl_secs: u64,
 
     /// How long a session record stays in the cache, in seconds (invalidated on every change).
-    #[arg(long, env = "CODECRAFTER_SESSION_CACHE_SECS", default_value_t = 24 * 3600)]
+    #[arg(help_heading = AUTH, long, env = "CODECRAFTER_SESSION_CACHE_SECS", default_value_t = 24 * 3600)]
     pub session_cache_secs: u64,
 
     /// Let clients without a token open rooms that are not sessions (a plain y-websocket server). Sessions always need a token.
-    #[arg(long, env = "CODECRAFTER_ALLOW_ANONYMOUS")]
+    #[arg(help_heading = AUTH, long, env = "CODECRAFTER_ALLOW_ANONYMOUS")]
     pub allow_anonymous: bool,
 
     /// Milliseconds a client connecting without `?token=` has to send its token in an auth message.
-    #[arg(long, env = "CODECRAFTER_AUTH_TIMEOUT_MS", default_value_t = 5000)]
+    #[arg(help_heading = AUTH, long, env = "CODECRAFTER_AUTH_TIMEOUT_MS", default_value_t = 5000)]
     pub auth_timeout_ms: u64,
 
     /// API requests per client IP, and per signed-in user, in each rate-limit window; 0 = unlimited.
-    #[arg(long, env = "CODECRAFTER_RATE_LIMIT_REQUESTS", default_value_t = 100)]
+    #[arg(help_heading = RATE_LIMITS, long, env = "CODECRAFTER_RATE_LIMIT_REQUESTS", default_value_t = 100)]
     pub rate_limit_requests: u64,
 
     /// Length of the API rate-limit window, in seconds.
-    #[arg(long, env = "CODECRAFTER_RATE_LIMIT_WINDOW_SECS", default_value_t = 15 * 60)]
+    #[arg(help_heading = RATE_LIMITS, long, env = "CODECRAFTER_RATE_LIMIT_WINDOW_SECS", default_value_t = 15 * 60)]
     pub rate_limit_window_secs: u64,
 
     /// Register, login and refresh requests per client IP in each rate-limit window (on top of the general limit); 0 = unlimited.
-    #[arg(long, env = "CODECRAFTER_AUTH_RATE_LIMIT_REQUESTS", default_value_t = 10)]
+    #[arg(help_heading = RATE_LIMITS, long, env = "CODECRAFTER_AUTH_RATE_LIMIT_REQUESTS", default_value_t = 10)]
     pub auth_rate_limit_requests: u64,
 
     /// WebSocket connection attempts per client IP per minute; more get 429; 0 = unlimited.
-    #[arg(long, env = "CODECRAFTER_WS_CONNECTS_PER_MIN", default_value_t = 120)]
+    #[arg(help_heading = RATE_LIMITS, long, env = "CODECRAFTER_WS_CONNECTS_PER_MIN", default_value_t = 120)]
     pub ws_connects_per_min: u64,
 
     /// Browser origins allowed to call the API (CORS), comma-separated; `*` allows any.
     #[arg(
+        help_heading = NETWORK,
         long,
         env = "CODECRAFTER_CORS_ORIGINS",
         value_delimiter = ',',
@@ -162,15 +172,15 @@ pub struct Config {
     pub cors_origins: Vec<String>,
 
     /// Largest HTTP request body, in bytes; larger ones get 413.
-    #[arg(long, env = "CODECRAFTER_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    #[arg(help_heading = NETWORK, long, env = "CODECRAFTER_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
 
     /// Behind a reverse proxy: take the client IP from `X-Forwarded-For` and TLS from `X-Forwarded-Proto` (HSTS). Only set this when a proxy overwrites those headers.
-    #[arg(long, env = "CODECRAFTER_TRUST_PROXY")]
+    #[arg(help_heading = NETWORK, long, env = "CODECRAFTER_TRUST_PROXY")]
     pub trust_proxy: bool,
 
     /// Log format.
-    #[arg(long, env = "CODECRAFTER_LOG_FORMAT", value_enum, default_value = "text")]
+    #[arg(help_heading = RUNTIME, long, env = "CODECRAFTER_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
 }
 

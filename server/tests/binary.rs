@@ -179,3 +179,43 @@ async fn a_port_that_is_not_a_number_is_refused_with_its_name() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--port") && stderr.contains("http"), "{stderr}");
 }
+
+#[tokio::test]
+async fn help_groups_the_flags_under_headings() {
+    let output =
+        std::process::Command::new(env!("CARGO_BIN_EXE_codecrafter")).arg("--help").output().unwrap();
+    let help = String::from_utf8(output.stdout).unwrap();
+    // Each heading with one flag that belongs to it: the flag is listed after its heading and
+    // before the next one.
+    let groups = [
+        ("Network:", "--bind"),
+        ("WebSocket limits:", "--max-message-bytes"),
+        ("Rate limits:", "--rate-limit-requests"),
+        ("Rooms and storage:", "--data-dir"),
+        ("Redis and cluster:", "--redis-url"),
+        ("Accounts and tokens:", "--jwt-secret"),
+        ("Runtime and logging:", "--log-format"),
+    ];
+    let sections: Vec<(usize, &str)> = groups
+        .iter()
+        .map(|(heading, _)| {
+            let at = help.lines().position(|l| l == *heading);
+            (at.unwrap_or_else(|| panic!("--help has no {heading:?} heading:\n{help}")), *heading)
+        })
+        .collect();
+    for (heading, flag) in groups {
+        let start = sections.iter().find(|(_, h)| *h == heading).unwrap().0;
+        let end = sections.iter().map(|(at, _)| *at).filter(|at| *at > start).min().unwrap_or(usize::MAX);
+        let line = help.lines().position(|l| l.trim_start().starts_with(&format!("{flag} "))).unwrap();
+        assert!(start < line && line < end, "{flag} is not under {heading:?}:\n{help}");
+    }
+    // Nothing is left in clap's catch-all group but --help and --version.
+    let options_start = help.lines().position(|l| l == "Options:").expect("Options:");
+    let options_end = sections.iter().map(|(at, _)| *at).filter(|at| *at > options_start).min().unwrap();
+    let ungrouped: Vec<&str> = help.lines().collect::<Vec<_>>()[options_start + 1..options_end]
+        .iter()
+        .filter_map(|l| l.trim_start().strip_prefix("--").or_else(|| l.trim_start().strip_prefix("-h, --")))
+        .filter(|l| !l.starts_with("help") && !l.starts_with("version"))
+        .collect();
+    assert!(ungrouped.is_empty(), "flags without a heading: {ungrouped:?}");
+}
