@@ -30,6 +30,24 @@ services_install() {
     python3 -m venv "$SERVICES_ENV/venv"
     "$SERVICES_ENV/venv/bin/pip" install -q --disable-pip-version-check secantusdb
   fi
+  # The OpenAPI validator for the /api-docs test (server/tests/ops.rs).
+  if ! "$SERVICES_ENV/venv/bin/python" -c 'import openapi_spec_validator' 2>/dev/null; then
+    echo "== pip: openapi-spec-validator into $SERVICES_ENV/venv"
+    "$SERVICES_ENV/venv/bin/pip" install -q --disable-pip-version-check "openapi-spec-validator==0.9.0"
+  fi
+  # The README quick start test runs curl; the rediss:// and docs-page tests run openssl.
+  local tool missing=()
+  for tool in curl openssl; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "== apt: ${missing[*]}"
+    if [ "$(id -u)" -eq 0 ]; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+      sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+  fi
 }
 
 # Wait until TCP port $1 accepts connections, for at most $2 seconds.

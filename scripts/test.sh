@@ -4,6 +4,7 @@
 # redis-server (apt) and the MongoDB-wire
 # server SecantusDB (pip, into .test-env/venv); starts Redis and SecantusDB on their own ports,
 # runs the Rust tests with nextest (plain `cargo test` when nextest is absent), and stops them.
+# Before the tests, scripts/audit.sh audits the dependency graph (cargo-deny, deny.toml).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,9 @@ echo "== npm: the real Yjs client for the end-to-end tests"
 npm ci --prefix server/tests/js --no-audit --no-fund --loglevel=error
 echo "== npm: mongosh, to run mongo-init.js against the MongoDB-wire server"
 npm ci --prefix storage/tests/mongosh --no-audit --no-fund --loglevel=error
+
+echo "== audit: dependency licences, bans, sources and advisories (deny.toml)"
+bash scripts/audit.sh
 
 # shellcheck source=scripts/services.sh
 source scripts/services.sh

@@ -9,6 +9,7 @@ pub mod config;
 pub mod directory;
 pub mod http;
 pub mod presence;
+pub mod redis_tls;
 pub mod relay;
 pub mod room;
 pub mod socket;
@@ -87,10 +88,10 @@ pub async fn run_with_hub(
     };
     let (persist_tx, persist_rx) = tokio::sync::mpsc::unbounded_channel();
     let stop_relay = CancellationToken::new();
-    let (relay, relayed): (Arc<dyn Relay>, _) = match &config.redis_url {
-        Some(url) => {
+    let (relay, relayed): (Arc<dyn Relay>, _) = match config.redis_client()? {
+        Some(client) => {
             let (relay, relayed) = relay::redis::RedisRelay::start(
-                url,
+                client,
                 &config.redis_prefix,
                 relay::new_node_id(),
                 config.relay_publish_options(),
@@ -219,9 +220,11 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn storage::Store>> 
 
 /// Redis when `REDIS_URL` is set, else in memory.
 async fn open_cache(config: &Config) -> anyhow::Result<Arc<dyn cache::Cache>> {
-    Ok(match &config.redis_url {
-        Some(url) => Arc::new(
-            cache::RedisCache::connect(url, &config.redis_prefix).await.context("connecting to Redis")?,
+    Ok(match config.redis_client()? {
+        Some(client) => Arc::new(
+            cache::RedisCache::connect_client(client, &config.redis_prefix)
+                .await
+                .context("connecting to Redis")?,
         ),
         None => Arc::new(cache::MemoryCache::new()),
     })

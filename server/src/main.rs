@@ -26,7 +26,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         Ok(limit) => tracing::debug!(limit, "open file limit"),
         Err(error) => tracing::warn!(%error, "could not raise the open file limit"),
     }
-    let listener = tokio::net::TcpListener::bind(&config.bind).await?;
+    let bind = config.bind_addr();
+    let listener = tokio::net::TcpListener::bind(&bind)
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot listen on {bind}: {error}"))?;
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     server::run(listener, config, shutdown).await

@@ -124,3 +124,105 @@ async fn scaled_out_without_a_jwt_secret_refuses_to_start() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("JWT_SECRET is required"), "{stderr}");
 }
+
+/// Start the binary with `env` and `args` (no `--bind`), return the address it says it listens on.
+async fn listening_address(env: &[(&str, &str)], args: &[&str]) -> (tokio::process::Child, String) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_codecrafter"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(args)
+        .env_remove("CODECRAFTER_BIND")
+        .env_remove("HOST")
+        .env_remove("PORT")
+        .envs(env.iter().copied())
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(WAIT, lines.next_line()).await.expect("startup line").unwrap().unwrap();
+    let addr = line.strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected {line:?}")).to_owned();
+    (child, addr)
+}
+
+#[tokio::test]
+async fn port_and_host_are_honoured_when_bind_is_not_given_and_bind_wins_over_them() {
+    let port = support::processes::free_port().to_string();
+    let (_child, addr) = listening_address(&[("PORT", &port), ("HOST", "127.0.0.1")], &[]).await;
+    assert_eq!(addr, format!("127.0.0.1:{port}"));
+    let (status, _) = support::http_get(&format!("http://{addr}/health")).await;
+    assert_eq!(status, 200);
+
+    // PORT alone keeps the default host.
+    let port = support::processes::free_port().to_string();
+    let (_child, addr) = listening_address(&[("PORT", &port)], &[]).await;
+    assert_eq!(addr, format!("127.0.0.1:{port}"));
+
+    // --bind and CODECRAFTER_BIND come first (port 0: a free port, not PORT's).
+    let (_child, addr) =
+        listening_address(&[("PORT", "1"), ("HOST", "0.0.0.0")], &["--bind", "127.0.0.1:0"]).await;
+    assert!(addr.starts_with("127.0.0.1:") && !addr.ends_with(":1"), "{addr}");
+    let (_child, addr) =
+        listening_address(&[("PORT", "1"), ("HOST", "0.0.0.0"), ("CODECRAFTER_BIND", "127.0.0.1:0")], &[])
+            .await;
+    assert!(addr.starts_with("127.0.0.1:") && !addr.ends_with(":1"), "{addr}");
+}
+
+#[tokio::test]
+async fn a_port_that_is_not_a_number_is_refused_with_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_codecrafter"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env_remove("CODECRAFTER_BIND")
+        .env("PORT", "http")
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--port") && stderr.contains("http"), "{stderr}");
+}
+
+#[tokio::test]
+async fn help_groups_the_flags_under_headings() {
+    let output =
+        std::process::Command::new(env!("CARGO_BIN_EXE_codecrafter")).arg("--help").output().unwrap();
+    let help = String::from_utf8(output.stdout).unwrap();
+    // Each heading with one flag that belongs to it: the flag is listed after its heading and
+    // before the next one.
+    let groups = [
+        ("Network:", "--bind"),
+        ("WebSocket limits:", "--max-message-bytes"),
+        ("Rate limits:", "--rate-limit-requests"),
+        ("Rooms and storage:", "--data-dir"),
+        ("Redis and cluster:", "--redis-url"),
+        ("Accounts and tokens:", "--jwt-secret"),
+        ("Runtime and logging:", "--log-format"),
+    ];
+    let sections: Vec<(usize, &str)> = groups
+        .iter()
+        .map(|(heading, _)| {
+            let at = help.lines().position(|l| l == *heading);
+            (at.unwrap_or_else(|| panic!("--help has no {heading:?} heading:\n{help}")), *heading)
+        })
+        .collect();
+    for (heading, flag) in groups {
+        let start = sections.iter().find(|(_, h)| *h == heading).unwrap().0;
+        let end = sections.iter().map(|(at, _)| *at).filter(|at| *at > start).min().unwrap_or(usize::MAX);
+        let line = help.lines().position(|l| l.trim_start().starts_with(&format!("{flag} "))).unwrap();
+        assert!(start < line && line < end, "{flag} is not under {heading:?}:\n{help}");
+    }
+    // Nothing is left in clap's catch-all group but --help and --version.
+    let options_start = help.lines().position(|l| l == "Options:").expect("Options:");
+    let options_end = sections.iter().map(|(at, _)| *at).filter(|at| *at > options_start).min().unwrap();
+    let ungrouped: Vec<&str> = help.lines().collect::<Vec<_>>()[options_start + 1..options_end]
+        .iter()
+        .filter_map(|l| l.trim_start().strip_prefix("--").or_else(|| l.trim_start().strip_prefix("-h, --")))
+        .filter(|l| !l.starts_with("help") && !l.starts_with("version"))
+        .collect();
+    assert!(ungrouped.is_empty(), "flags without a heading: {ungrouped:?}");
+}

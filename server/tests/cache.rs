@@ -4,6 +4,9 @@
 //! Needs `redis-server`. The shared one comes from `scripts/services.sh` through
 //! `CODECRAFTER_TEST_REDIS_URL`; the restart and config tests start their own on a free port.
 //! Every key the tests write has a TTL of at most a minute, so the shared Redis cleans up after them.
+//! The `rediss://` test starts a TLS redis-server with a CA it makes with the `openssl` CLI.
+
+mod support;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -195,4 +198,136 @@ async fn shipped_redis_conf_is_valid_for_this_redis() {
             redis::cmd("CONFIG").arg("GET").arg(name).query_async(&mut connection).await.unwrap();
         assert_eq!(reply, (name.to_owned(), value.to_owned()), "redis.conf sets {name}");
     }
+}
+
+/// A redis-server serving TLS only, with a server certificate for 127.0.0.1 signed by a CA made
+/// for the test (`openssl` CLI), killed when dropped.
+struct TlsRedis {
+    port: u16,
+    dir: TempDir,
+    child: Child,
+}
+
+impl TlsRedis {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let openssl = |args: &[&str]| {
+            let output = Command::new("openssl")
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run openssl ({e}): apt-get install openssl"));
+            assert!(output.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=codecrafter test CA",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
+        std::fs::write(dir.path().join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+        ]);
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--port", "0", "--tls-port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--tls-cert-file",
+                "server.pem",
+                "--tls-key-file",
+                "server.key",
+                "--tls-ca-cert-file",
+                "ca.pem",
+            ])
+            .args(["--tls-auth-clients", "no", "--save", "", "--appendonly", "no"])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start redis-server ({e}): {HOW_TO_START_REDIS}"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "the TLS redis-server did not listen on {port}");
+            sleep(Duration::from_millis(20)).await;
+        }
+        Self { port, dir, child }
+    }
+
+    fn url(&self) -> String {
+        format!("rediss://127.0.0.1:{}", self.port)
+    }
+
+    fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+}
+
+impl Drop for TlsRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_urls_work_with_a_private_ca_and_are_refused_without_it() {
+    let redis = TlsRedis::start().await;
+    let client = server::redis_tls::client(&redis.url(), Some(&redis.ca())).unwrap();
+    let cache = RedisCache::connect_client(client, &random_prefix()).await.expect("TLS with the private CA");
+    cache.set("k", b"over tls", LONG).await.unwrap();
+    assert_eq!(cache.get("k").await.unwrap().as_deref(), Some(&b"over tls"[..]));
+
+    // The system roots do not know the test CA: the certificate is refused, not ignored.
+    let client = server::redis_tls::client(&redis.url(), None).unwrap();
+    assert!(RedisCache::connect_client(client, "p:").await.is_err(), "an unknown CA must fail");
+
+    // The binary as users run it: cache and relay over rediss:// with --redis-ca-file.
+    let dir = tempfile::tempdir().unwrap();
+    let ca = redis.ca();
+    let node = support::processes::Node::start(
+        dir.path(),
+        &[("JWT_SECRET", "0123456789abcdef0123456789abcdef")],
+        &["--redis-url", &redis.url(), "--redis-ca-file", ca.to_str().unwrap()],
+    )
+    .await;
+    let (status, body) = support::http_get(&format!("http://{}/ready", node.addr)).await;
+    assert_eq!(status, 200, "{body}");
+    let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(ready["status"], "ready", "{body}");
+    assert_eq!(ready["cache"]["status"], "ok", "{body}");
 }

@@ -272,3 +272,94 @@ async fn stock_js_clients_pass_the_token_in_params_and_a_viewer_cannot_write() {
     assert_eq!(result["refusal"]["code"], 4401, "{result}");
     assert_eq!(result["viewerStillConnected"], true, "{result}");
 }
+
+/// The fenced code block of README.md in `lang` whose first line starts with `first_line`.
+fn readme_block(lang: &str, first_line: &str) -> String {
+    let readme =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../README.md")).unwrap();
+    let fence = format!("```{lang}\n");
+    let mut rest = readme.as_str();
+    while let Some(start) = rest.find(&fence) {
+        let body = &rest[start + fence.len()..];
+        let end = body.find("```").expect("a closed code block");
+        if body.starts_with(first_line) {
+            return body[..end].to_owned();
+        }
+        rest = &body[end + 3..];
+    }
+    panic!("README.md has no ```{lang} block starting with {first_line:?}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_quick_start_runs_as_written() {
+    use support::http::call;
+    require_node().await;
+    let curl = std::process::Command::new("curl").arg("--version").output();
+    assert!(curl.is_ok_and(|o| o.status.success()), "the quick start needs curl: apt-get install curl");
+    let server = TestServer::start_secure(|_| {}).await;
+    let url = format!("http://{}", server.addr);
+    let dir = tempfile::tempdir().unwrap();
+
+    // The shell block, byte for byte; its first line takes the server's address from URL. A line
+    // after it reports what it exported (a reader's shell keeps them for the next step).
+    let shell = readme_block("sh", "URL=${URL:-http://localhost:5000}\n");
+    let script = format!("{shell}\nprintf '\\nTOKEN=%s\\nSESSION=%s\\n' \"$TOKEN\" \"$SESSION\"\n");
+    let output = Command::new("bash")
+        .args(["-eo", "pipefail", "-c", &script])
+        .current_dir(dir.path())
+        .env("URL", &url)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the quick start's shell block failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let exported = |name: &str| {
+        let prefix = format!("{name}=");
+        stdout.lines().rev().find_map(|l| l.strip_prefix(&prefix)).unwrap_or_default().to_owned()
+    };
+    let (token, session) = (exported("TOKEN"), exported("SESSION"));
+    let reply = call(server.addr, "GET", &format!("/api/sessions/{session}"), Some(&token), None, &[]).await;
+    assert_eq!(reply.status, 200, "the session the quick start created ({session}): {}", reply.body);
+    assert_eq!(reply.json()["title"], "Kata");
+
+    // The JS block as quickstart.mjs, next to the test's npm packages (yjs, y-websocket, ws).
+    std::fs::write(dir.path().join("quickstart.mjs"), readme_block("js", "// quickstart.mjs")).unwrap();
+    std::os::unix::fs::symlink(js_dir().join("node_modules"), dir.path().join("node_modules")).unwrap();
+    let _editor = Command::new("node")
+        .arg("quickstart.mjs")
+        .current_dir(dir.path())
+        .envs([("URL", url.as_str()), ("SESSION", session.as_str()), ("TOKEN", token.as_str())])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node quickstart.mjs");
+    // Its edit reached the room: another client of the session reads it from the server.
+    let reader = YClient::connect(&format!("{}?token={token}", server.ws_url(&session))).await;
+    reader
+        .wait_for("the quick start's edit in the room", WAIT, |c| c.text("code") == "print(\"hello\")\n")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_js_editor_keeps_syncing_past_token_expiry_with_the_readme_refresh_recipe() {
+    use support::http::{create_session, register};
+    // Tokens live one second; the server then refuses them after its leeway.
+    let server = TestServer::start_secure(|config| config.access_token_ttl_secs = 1).await;
+    let user = register(server.addr, "refresher").await;
+    let session = create_session(server.addr, &user, json!({})).await;
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = dir.path().join("auth-refresh.mjs");
+    std::fs::write(&recipe, readme_block("js", "// auth-refresh.mjs")).unwrap();
+    let api = format!("http://{}", server.addr);
+    let args = [provider_url(&server), session, api, recipe.display().to_string(), user.access, user.refresh];
+    let result = node("refresh", &args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    assert_eq!(result["closed"], json!([4401]), "{result}");
+    assert_eq!(result["tokenRenewed"], true, "{result}");
+    assert_eq!(result["refreshRotated"], true, "{result}");
+    assert_eq!(result["text"], "before;offline;after;");
+}

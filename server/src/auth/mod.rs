@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod accounts;
+pub mod jwt_crypto;
 pub mod live;
 pub mod login_attempts;
 pub mod passwords;

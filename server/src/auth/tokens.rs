@@ -53,6 +53,7 @@ pub struct AccessTokens {
 
 impl AccessTokens {
     pub fn new(secret: &[u8], ttl: Duration) -> Self {
+        super::jwt_crypto::install();
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = LEEWAY_SECS;
         validation.validate_nbf = true;

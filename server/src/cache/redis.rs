@@ -62,6 +62,11 @@ impl RedisCache {
     /// Connects to the Redis at `url` (`redis://host:port/db`), failing if it does not answer.
     pub async fn connect(url: &str, key_prefix: &str) -> CacheResult<Self> {
         let client = Client::open(url).map_err(|err| backend_error("url", err))?;
+        Self::connect_client(client, key_prefix).await
+    }
+
+    /// Connects with a client already configured (e.g. TLS with a private CA, see `redis_tls`).
+    pub async fn connect_client(client: Client, key_prefix: &str) -> CacheResult<Self> {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECTION_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT))

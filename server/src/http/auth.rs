@@ -77,7 +77,7 @@ pub struct ProfileUpdate {
 /// Create an account and sign in.
 #[utoipa::path(post, path = "/api/auth/register", tag = "auth", request_body = RegisterRequest,
     responses(
-        (status = 201, body = AuthResponse),
+        (status = 201, description = "Signed up: the user and its first access and refresh tokens", body = AuthResponse),
         (status = 400, description = "A field is invalid (the message names it)", body = super::ErrorBody),
         (status = 409, description = "Email or username taken", body = super::ErrorBody),
         (status = 413, body = super::ErrorBody), (status = 429, body = super::ErrorBody)))]
@@ -115,7 +115,7 @@ async fn register(
 /// Sign in with email or username and password.
 #[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginRequest,
     responses(
-        (status = 200, body = AuthResponse),
+        (status = 200, description = "Signed in: the user and a new access and refresh token", body = AuthResponse),
         (status = 400, body = super::ErrorBody),
         (status = 401, description = "Wrong credentials", body = super::ErrorBody),
         (status = 403, description = "Account disabled", body = super::ErrorBody),
@@ -175,7 +175,7 @@ async fn login(
 /// once: presenting one again revokes every token of that sign-in.
 #[utoipa::path(post, path = "/api/auth/refresh", tag = "auth", request_body = RefreshRequest,
     responses(
-        (status = 200, body = TokenPair),
+        (status = 200, description = "A new access token and the next refresh token (the one sent is used up)", body = TokenPair),
         (status = 400, body = super::ErrorBody),
         (status = 401, description = "Invalid, expired, revoked or reused; or the account no longer exists", body = super::ErrorBody),
         (status = 403, description = "Account disabled", body = super::ErrorBody),
@@ -212,7 +212,7 @@ async fn logout(
 
 /// The signed-in user's profile.
 #[utoipa::path(get, path = "/api/auth/profile", tag = "auth", security(("bearer" = [])),
-    responses((status = 200, body = UserView), (status = 401, body = super::ErrorBody),
+    responses((status = 200, description = "The signed-in user", body = UserView), (status = 401, body = super::ErrorBody),
         (status = 403, description = "Account disabled", body = super::ErrorBody), (status = 429, body = super::ErrorBody)))]
 async fn profile(SignedIn { user, .. }: SignedIn) -> Json<UserView> {
     Json(UserView::from(&user))
@@ -220,7 +220,7 @@ async fn profile(SignedIn { user, .. }: SignedIn) -> Json<UserView> {
 
 /// Change the profile: names, username, email, preferences (merged), password (needs the current one).
 #[utoipa::path(put, path = "/api/auth/profile", tag = "auth", security(("bearer" = [])), request_body = ProfileUpdate,
-    responses((status = 200, body = UserView), (status = 400, body = super::ErrorBody),
+    responses((status = 200, description = "The user as changed", body = UserView), (status = 400, body = super::ErrorBody),
         (status = 401, body = super::ErrorBody), (status = 403, description = "Wrong current password, or account disabled", body = super::ErrorBody),
         (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody),
         (status = 413, body = super::ErrorBody), (status = 429, body = super::ErrorBody)))]

@@ -46,7 +46,7 @@ pub struct ChangeRole {
 /// Invite a user to the session (owner or admin).
 #[utoipa::path(post, path = "/api/sessions/{id}/collaborators", tag = "collaborators", security(("bearer" = [])),
     request_body = AddCollaborator, params(("id" = String, Path, description = "Session id")),
-    responses((status = 201, body = SessionView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    responses((status = 201, description = "Invited: the session with its new collaborator", body = SessionView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, description = "No such session or user", body = ErrorBody),
         (status = 409, description = "Already a collaborator, or no free seat", body = ErrorBody),
         (status = 429, body = ErrorBody)))]
@@ -87,7 +87,7 @@ async fn add(
 #[utoipa::path(put, path = "/api/sessions/{id}/collaborators/{userId}", tag = "collaborators",
     security(("bearer" = [])), request_body = ChangeRole,
     params(("id" = String, Path, description = "Session id"), ("userId" = String, Path, description = "Collaborator's user id")),
-    responses((status = 200, body = SessionView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    responses((status = 200, description = "The session with the collaborator's new role", body = SessionView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn change_role(
     State(state): State<Arc<AppState>>,

@@ -1,5 +1,11 @@
 //! The OpenAPI 3 document, generated from the route annotations: JSON at `/api-docs` (and
 //! `/api-docs/openapi.json`), a browsable page at `/api-docs/ui` (Redoc, loaded from its CDN).
+//!
+//! Redoc is pinned to one exact release and loaded with Subresource Integrity: the browser runs
+//! the script only if its SHA-384 matches, so a changed file on the CDN (or a compromised CDN) is
+//! refused instead of executed. Pinned rather than served from the binary: a 1.1 MB third-party
+//! bundle would double as vendored code in our repository. `tests/ops.rs` recomputes the hash
+//! from the npm registry's tarball of that version (the file jsDelivr serves for it).
 
 use std::sync::Arc;
 
@@ -48,7 +54,8 @@ impl Modify for BearerAuth {
     }
 }
 
-pub fn router(document: Document) -> Router<Arc<AppState>> {
+pub fn router(mut document: Document) -> Router<Arc<AppState>> {
+    describe_error_responses(&mut document);
     let json = Arc::new(document.to_pretty_json().expect("the OpenAPI document serialises"));
     let serve = move || {
         let json = json.clone();
@@ -60,16 +67,65 @@ pub fn router(document: Document) -> Router<Arc<AppState>> {
         .route("/api-docs/ui", get(page))
 }
 
+/// `sha384-` + base64 of the SHA-384 (SRI) of `bundles/redoc.standalone.js` in npm's redoc 2.5.4.
+pub const REDOC_INTEGRITY: &str = "sha384-w447zOpYfw/1Tv/5AK9NfHTlQIqE3RVR6KY62jCyy9zNDgO64cMwGGP1Fj0zJVf5";
+/// Where jsDelivr serves that exact file (also the only script source the page's CSP allows).
+pub const REDOC_URL: &str = "https://cdn.jsdelivr.net/npm/redoc@2.5.4/bundles/redoc.standalone.js";
+
 async fn page() -> impl IntoResponse {
-    let mut response = Html(
+    let mut response = Html(format!(
         r#"<!doctype html>
 <html><head><meta charset="utf-8"><title>CodeCrafter API</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"></head>
 <body><redoc spec-url="/api-docs/openapi.json"></redoc>
-<script src="https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js"></script>
-</body></html>"#,
-    )
+<script src="{REDOC_URL}" integrity="{REDOC_INTEGRITY}" crossorigin="anonymous"></script>
+</body></html>"#
+    ))
     .into_response();
     response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP_DOCS_PAGE));
     response
+}
+
+/// Every error status means the same thing on every route, so its description is written once
+/// here, for each response whose annotation gave none (a route-specific description wins). OpenAPI
+/// requires a description on every response; success responses say what they return in their
+/// annotation, and `tests/ops.rs` names any response still without one.
+fn describe_error_responses(document: &mut Document) {
+    for item in document.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+            &mut item.head,
+            &mut item.options,
+        ];
+        for operation in operations.into_iter().flatten() {
+            for (status, response) in operation.responses.responses.iter_mut() {
+                let utoipa::openapi::RefOr::T(response) = response else { continue };
+                if response.description.is_empty()
+                    && let Some(description) = error_description(status)
+                {
+                    response.description = description.to_owned();
+                }
+            }
+        }
+    }
+}
+
+fn error_description(status: &str) -> Option<&'static str> {
+    Some(match status {
+        "400" => "Invalid request: a field, parameter or body is malformed (the message names it)",
+        "401" => "No access token, or an invalid or expired one",
+        "403" => "Signed in, but not allowed to do this",
+        "404" => "No such resource (or not visible to this user)",
+        "409" => "Conflicts with the current state (taken name, full session, concurrent change)",
+        "413" => "Request body larger than --max-body-bytes",
+        "415" => "Body is not `application/json`",
+        "429" => "Rate limit exceeded: retry after `Retry-After` seconds",
+        "500" => "Internal error (logged by the server; no details in the answer)",
+        "503" => "Not ready, shutting down, or a backend is unavailable",
+        _ => return None,
+    })
 }

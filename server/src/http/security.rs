@@ -13,9 +13,12 @@ use super::ApiError;
 use crate::config::Config;
 use crate::socket::SocketHandle;
 
-/// JSON needs no sources at all; the docs page loads its viewer from a CDN (see [`super::docs`]).
+/// JSON needs no sources at all; the docs page loads its viewer from a CDN (see [`super::docs`]):
+/// exactly one script, the pinned Redoc file (its URL here must stay `docs::REDOC_URL`, a test
+/// checks), which the page also loads with its SRI hash.
 const CSP_API: &str = "default-src 'none'; frame-ancestors 'none'";
-pub const CSP_DOCS_PAGE: &str = "default-src 'none'; script-src https://cdn.jsdelivr.net; \
+pub const CSP_DOCS_PAGE: &str = "default-src 'none'; \
+    script-src https://cdn.jsdelivr.net/npm/redoc@2.5.4/bundles/redoc.standalone.js; \
     style-src 'unsafe-inline' https://fonts.googleapis.com; font-src https://fonts.gstatic.com; \
     img-src data: https://cdn.redoc.ly; connect-src 'self'; worker-src blob:; frame-ancestors 'none'";
 

@@ -73,7 +73,7 @@ pub struct UpdateSession {
 
 /// My sessions (owned or collaborating), newest first.
 #[utoipa::path(get, path = "/api/sessions", tag = "sessions", security(("bearer" = [])), params(ListQuery),
-    responses((status = 200, body = SessionList), (status = 400, body = ErrorBody),
+    responses((status = 200, description = "One page of the sessions I own or collaborate on, newest first", body = SessionList), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, description = "Account disabled", body = ErrorBody),
         (status = 429, body = ErrorBody)))]
 async fn list(
@@ -106,7 +106,7 @@ async fn list(
 
 /// Create a session; the caller owns it.
 #[utoipa::path(post, path = "/api/sessions", tag = "sessions", security(("bearer" = [])), request_body = CreateSession,
-    responses((status = 201, body = SessionView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    responses((status = 201, description = "The new session (its id is the room id)", body = SessionView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, description = "Account disabled", body = ErrorBody), (status = 413, body = ErrorBody),
         (status = 429, body = ErrorBody)))]
 async fn create(
@@ -145,7 +145,7 @@ async fn create(
 /// One session: for its members, or anyone signed in if it is public.
 #[utoipa::path(get, path = "/api/sessions/{id}", tag = "sessions", security(("bearer" = [])),
     params(("id" = String, Path, description = "Session id (also the room id)")),
-    responses((status = 200, body = SessionView), (status = 401, body = ErrorBody),
+    responses((status = 200, description = "The session", body = SessionView), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn get_one(
     State(state): State<Arc<AppState>>,
@@ -164,7 +164,7 @@ async fn get_one(
 /// current number of collaborators.
 #[utoipa::path(put, path = "/api/sessions/{id}", tag = "sessions", security(("bearer" = [])), request_body = UpdateSession,
     params(("id" = String, Path, description = "Session id")),
-    responses((status = 200, body = SessionView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    responses((status = 200, description = "The session as changed", body = SessionView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn update(
@@ -241,7 +241,7 @@ async fn delete(
 /// invited to (marks you active).
 #[utoipa::path(post, path = "/api/sessions/{id}/join", tag = "sessions", security(("bearer" = [])),
     params(("id" = String, Path, description = "Session id")),
-    responses((status = 200, body = SessionView), (status = 401, body = ErrorBody),
+    responses((status = 200, description = "Joined (or already a member): the session", body = SessionView), (status = 401, body = ErrorBody),
         (status = 403, description = "Private and not invited", body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, description = "No free seat (maxCollaborators)", body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn join(
@@ -280,7 +280,7 @@ async fn join(
 /// Make the session read-only for everyone but its owner (owner or admin).
 #[utoipa::path(post, path = "/api/sessions/{id}/lock", tag = "sessions", security(("bearer" = [])),
     params(("id" = String, Path, description = "Session id")),
-    responses((status = 200, body = SessionView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    responses((status = 200, description = "Locked: read-only for all but the owner", body = SessionView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn lock(
     State(state): State<Arc<AppState>>,
@@ -293,7 +293,7 @@ async fn lock(
 /// Let editors write again (owner or admin).
 #[utoipa::path(post, path = "/api/sessions/{id}/unlock", tag = "sessions", security(("bearer" = [])),
     params(("id" = String, Path, description = "Session id")),
-    responses((status = 200, body = SessionView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    responses((status = 200, description = "Unlocked", body = SessionView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn unlock(
     State(state): State<Arc<AppState>>,

@@ -76,14 +76,13 @@ pub struct RedisRelay {
 impl RedisRelay {
     /// Connect and start the publisher and subscriber tasks on `tasks`; they stop on `cancel`.
     pub async fn start(
-        url: &str,
+        client: redis::Client,
         prefix: &str,
         node: NodeId,
         options: PublishOptions,
         tasks: &TaskTracker,
         cancel: CancellationToken,
     ) -> anyhow::Result<(Arc<Self>, mpsc::Receiver<Incoming>)> {
-        let client = redis::Client::open(url)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(1)))
             .set_response_timeout(Some(Duration::from_secs(2)))

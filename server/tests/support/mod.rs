@@ -60,7 +60,7 @@ impl TestServer {
 
     /// Start as one node of `hub`, sharing rooms with the other nodes on it.
     pub async fn start_on_hub(config: Config, hub: server::LocalHub) -> Self {
-        let listener = tokio::net::TcpListener::bind(&config.bind).await.unwrap();
+        let listener = tokio::net::TcpListener::bind(config.bind_addr()).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(server::run_with_hub(listener, config.clone(), shutdown.clone(), hub));
