@@ -11,5 +11,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod awareness;
 mod jwt;
 mod rate_limits;
+mod ws_updates;
