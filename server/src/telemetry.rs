@@ -8,6 +8,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use protocol::MessageKind;
 
 use crate::config::LogFormat;
+use crate::serve::limits::Refusal;
 
 pub fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
@@ -75,6 +76,36 @@ fn describe() {
         "codecrafter_permission_denied_total",
         "Document updates refused because the client may not write"
     );
+    describe_gauge!(
+        "codecrafter_http_connections",
+        "Open plain HTTP connections (a connection upgraded to a WebSocket counts in codecrafter_connections instead)"
+    );
+    describe_counter!(
+        "codecrafter_http_connections_refused_total",
+        "HTTP connections answered 503 at accept, by the cap they would pass (total, per_ip)"
+    );
+    describe_counter!(
+        "codecrafter_http_timeouts_total",
+        "HTTP connections or requests cut by a timeout: header (no complete request head in time, idle keep-alive included), request (408/503), write (client not reading)"
+    );
+}
+
+/// The HTTP timeouts, as labelled in `codecrafter_http_timeouts_total`.
+#[derive(Debug, Clone, Copy)]
+pub enum HttpTimeout {
+    Header,
+    Request,
+    Write,
+}
+
+impl HttpTimeout {
+    pub fn label(self) -> &'static str {
+        match self {
+            HttpTimeout::Header => "header",
+            HttpTimeout::Request => "request",
+            HttpTimeout::Write => "write",
+        }
+    }
 }
 
 /// Handles resolved once; cloning a handle is an `Arc` clone, incrementing one is an atomic add.
@@ -89,6 +120,9 @@ pub struct Metrics {
     pub slow_consumers: Counter,
     pub rate_limited: Counter,
     pub permission_denied: Counter,
+    pub http_connections: Gauge,
+    http_refused: [Counter; 2],
+    http_timeouts: [Counter; 3],
     messages_in: [Counter; MessageKind::COUNT],
     messages_out: [Counter; MessageKind::COUNT],
 }
@@ -112,6 +146,12 @@ impl Metrics {
                 slow_consumers: metrics::counter!("codecrafter_slow_consumers_closed_total"),
                 rate_limited: metrics::counter!("codecrafter_rate_limited_total"),
                 permission_denied: metrics::counter!("codecrafter_permission_denied_total"),
+                http_connections: metrics::gauge!("codecrafter_http_connections"),
+                http_refused: [Refusal::Total, Refusal::PerIp].map(|why| {
+                    metrics::counter!("codecrafter_http_connections_refused_total", "reason" => why.label())
+                }),
+                http_timeouts: [HttpTimeout::Header, HttpTimeout::Request, HttpTimeout::Write]
+                    .map(|kind| metrics::counter!("codecrafter_http_timeouts_total", "kind" => kind.label())),
                 messages_in: by_kind("codecrafter_messages_in_total"),
                 messages_out: by_kind("codecrafter_messages_out_total"),
             }
@@ -124,6 +164,14 @@ impl Metrics {
 
     pub fn messages_out(&self, kind: MessageKind, n: u64) {
         self.messages_out[kind as usize].increment(n);
+    }
+
+    pub fn http_refused(&self, why: Refusal) {
+        self.http_refused[why as usize].increment(1);
+    }
+
+    pub fn http_timeout(&self, kind: HttpTimeout) {
+        self.http_timeouts[kind as usize].increment(1);
     }
 
     pub fn closed(&self, reason: &'static str) {
