@@ -96,5 +96,5 @@ async fn a_bad_room_id_is_a_json_400() {
     };
     assert_eq!(response.status(), 400);
     let body = String::from_utf8(response.body().clone().unwrap_or_default()).unwrap();
-    assert!(body.contains(r#""code":"invalid_request""#) && body.contains("room"), "{body}");
+    assert!(body.contains(r#""code":"invalid_path""#) && body.contains("room"), "{body}");
 }

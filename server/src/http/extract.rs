@@ -45,10 +45,10 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
             // "invalid type: ... at line 1 column 9"; axum says which kind of failure it was.
             let message = strip_prefix(&rejection.body_text());
             match rejection {
-                JsonRejection::JsonDataError(_) if message.starts_with("missing field") => {
+                JsonRejection::JsonDataError(_) if message.contains("missing field `") => {
                     ApiError::with_status(StatusCode::BAD_REQUEST, "missing_field", message)
                 }
-                JsonRejection::JsonDataError(_) if message.starts_with("unknown field") => {
+                JsonRejection::JsonDataError(_) if message.contains("unknown field `") => {
                     ApiError::with_status(StatusCode::BAD_REQUEST, "unknown_field", message)
                 }
                 JsonRejection::JsonDataError(_) => {

@@ -15,12 +15,13 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::http::StatusCode;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
 use tokio::time::Sleep;
 
 use crate::http::json_errors::code_for_status;
@@ -34,6 +35,40 @@ pub struct IoState {
     /// Set when a write waited longer than the write timeout.
     pub write_timed_out: AtomicBool,
     write_timeout: Option<Duration>,
+    /// Requests being handled or answered (until their response body is written).
+    in_flight: AtomicUsize,
+    /// Told when `in_flight` drops to zero.
+    settled: Notify,
+}
+
+impl IoState {
+    /// Count a request until the returned guard (moved into its response body) is dropped.
+    pub fn request(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(self.clone())
+    }
+
+    /// Completes once no request is being handled or answered.
+    pub async fn settled(&self) {
+        loop {
+            let notified = self.settled.notified();
+            if self.in_flight.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// One request in flight on this connection.
+pub struct InFlight(Arc<IoState>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.settled.notify_waiters();
+        }
+    }
 }
 
 /// Kept small: after an upgrade it lives as long as the WebSocket, in every idle connection.

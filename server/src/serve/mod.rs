@@ -21,11 +21,13 @@ mod refuse;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::{Body, Bytes};
 use axum::extract::ConnectInfo;
 use axum::http::Request;
 use axum::response::Response;
@@ -95,7 +97,7 @@ async fn connection(
 ) {
     let socket = Socket::new(tcp);
     let (io, state) = io::GuardedIo::new(SocketIo::new(socket.clone()), settings.write_timeout);
-    let service = ConnService { app, info: ConnectInfo(SocketHandle(socket)) };
+    let service = ConnService { app, info: ConnectInfo(SocketHandle(socket)), state: state.clone() };
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(settings.header_timeout);
     let conn = builder.serve_connection(TokioIo::new(io), service).with_upgrades();
@@ -103,11 +105,15 @@ async fn connection(
     let result = tokio::select! {
         result = conn.as_mut() => result,
         () = shutdown.cancelled() => {
-            // Closes the connection now if it is between requests, else after its response.
+            // hyper closes the connection now if it is between requests, else after the response
+            // it is writing. A connection with no request in flight is dropped at once even if
+            // hyper would still wait for a head (silence, or a slow client's half head): those
+            // must not hold up the shutdown, which persists rooms only once HTTP is done.
             conn.as_mut().graceful_shutdown();
-            match tokio::time::timeout(settings.shutdown_grace, conn.as_mut()).await {
-                Ok(result) => result,
-                Err(_) => Ok(()),
+            tokio::select! {
+                result = conn.as_mut() => result,
+                () = state.settled() => Ok(()),
+                () = tokio::time::sleep(settings.shutdown_grace) => Ok(()),
             }
         }
     };
@@ -134,19 +140,52 @@ async fn connection(
 
 /// The router as hyper calls it, with the connection's socket in every request (as
 /// `ConnectInfo<SocketHandle>`, which the WebSocket gateway and the rate limits read).
-#[derive(Clone)]
+/// Each request is counted as in flight until its response body is written (see
+/// [`io::IoState::request`]), so a shutdown waits for answers, not for silent clients.
 struct ConnService {
     app: Router,
     info: ConnectInfo<SocketHandle>,
+    state: Arc<io::IoState>,
 }
 
 impl hyper::service::Service<Request<Incoming>> for ConnService {
     type Response = Response;
     type Error = Infallible;
-    type Future = axum::routing::future::RouteFuture<Infallible>;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
     fn call(&self, mut request: Request<Incoming>) -> Self::Future {
+        let in_flight = self.state.request();
         request.extensions_mut().insert(self.info.clone());
-        tower_service::Service::call(&mut self.app.clone(), request)
+        let response = tower_service::Service::call(&mut self.app.clone(), request);
+        Box::pin(async move {
+            let response = response.await?;
+            Ok(response.map(|body| Body::new(Answering { body, _in_flight: in_flight })))
+        })
+    }
+}
+
+/// A response body that keeps its request counted as in flight until it is written or dropped.
+struct Answering {
+    body: Body,
+    _in_flight: io::InFlight,
+}
+
+impl http_body::Body for Answering {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }

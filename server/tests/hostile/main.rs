@@ -10,3 +10,6 @@
 
 #[path = "../support/mod.rs"]
 mod support;
+
+mod errors;
+mod http_slow;
