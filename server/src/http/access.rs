@@ -46,7 +46,7 @@ pub async fn log(mut request: Request, next: Next) -> Response {
         status = response.status().as_u16(),
         latency_ms = started.elapsed().as_secs_f64() * 1000.0,
         request_id = %id_text,
-        peer = ?peer,
+        peer = peer.map(tracing::field::display),
         "request"
     );
     response
