@@ -204,6 +204,12 @@ async fn websocket_connects_leaves_and_refusals_are_logged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_include_process_and_build_info() {
     let server = TestServer::start(|_| {}).await;
+    // Spend some CPU, so the process has used more than the 10 ms the kernel counts in.
+    let busy = std::time::Instant::now();
+    let mut spin = 0u64;
+    while busy.elapsed() < Duration::from_millis(50) {
+        spin = std::hint::black_box(spin.wrapping_add(1));
+    }
     let (status, text) = http_get(&server.http_url("/metrics")).await;
     assert_eq!(status, 200);
     let value = |name: &str| {

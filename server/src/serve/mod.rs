@@ -41,6 +41,10 @@ use crate::socket::{Socket, SocketHandle, SocketIo, SocketListener};
 use crate::telemetry::{HttpTimeout, Metrics};
 use limits::{ConnectionLimits, HttpSlot};
 
+/// At shutdown, how long a connection with no request left in flight may still take to flush its
+/// last answer and close.
+const FLUSH_GRACE: Duration = Duration::from_millis(500);
+
 /// How connections are served; see `Config` for each.
 #[derive(Debug, Clone)]
 pub struct ServeSettings {
@@ -110,9 +114,14 @@ async fn connection(
             // hyper would still wait for a head (silence, or a slow client's half head): those
             // must not hold up the shutdown, which persists rooms only once HTTP is done.
             conn.as_mut().graceful_shutdown();
+            let settled = async {
+                state.settled().await;
+                // The last answer's body is written, maybe not yet flushed: give hyper a moment
+                // to flush and close before the connection is dropped.
+                let _ = tokio::time::timeout(FLUSH_GRACE, conn.as_mut()).await;
+            };
             tokio::select! {
-                result = conn.as_mut() => result,
-                () = state.settled() => Ok(()),
+                () = settled => Ok(()),
                 () = tokio::time::sleep(settings.shutdown_grace) => Ok(()),
             }
         }
