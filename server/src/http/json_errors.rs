@@ -37,7 +37,7 @@ pub fn code_for_status(status: StatusCode) -> (&'static str, &'static str) {
         501 => ("not_implemented", "not implemented"),
         503 => ("unavailable", "temporarily unavailable; try again"),
         505 => ("http_version_not_supported", "use HTTP/1.1"),
-        400..=499 => ("bad_request", "the request was refused"),
+        other if (400..500).contains(&other) => ("bad_request", "the request was refused"),
         _ => ("internal", "internal server error"),
     }
 }

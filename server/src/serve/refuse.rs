@@ -41,9 +41,9 @@ impl Refuser {
         Metrics::get().http_refused(why);
         self.unlogged += 1;
         if self.last_logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
-            let peer = tcp.peer_addr().ok();
+            let peer = tcp.peer_addr().ok().map(tracing::field::display);
             tracing::info!(
-                ?peer,
+                peer,
                 reason = why.label(),
                 refused = self.unlogged,
                 "HTTP connection refused: over a cap"
