@@ -82,7 +82,7 @@ fn main() {
     });
 
     let start = Instant::now();
-    let snap = room.snapshot();
+    let snap = room.snapshot().expect("the document encodes");
     println!(
         "snapshot of that room: {:.1} MB in {:.1} ms",
         snap.len() as f64 / 1e6,

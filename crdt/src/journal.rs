@@ -81,7 +81,8 @@ impl Journal {
     pub(crate) fn replay(&self) -> Result<Replica> {
         let mut replica = Replica::new();
         if !self.base.is_empty() {
-            replica.apply(&self.base, decode_update(&self.base)?)?;
+            let (update, shape) = decode_update(&self.base)?;
+            replica.apply(&self.base, update, &shape)?;
         }
         replica.stash.extend(self.base_stash.iter().cloned());
         let mut start = 0;
@@ -89,7 +90,8 @@ impl Journal {
             let bytes = &self.log[start..end];
             match step {
                 Step::Apply => {
-                    replica.apply(bytes, decode_update(bytes)?)?;
+                    let (update, shape) = decode_update(bytes)?;
+                    replica.apply(bytes, update, &shape)?;
                 }
                 Step::Unstash => {
                     replica.unstash(bytes);
@@ -107,7 +109,8 @@ mod tests {
 
     /// Applies like `RoomDoc` does: every step recorded.
     fn step(replica: &mut Replica, journal: &mut Journal, bytes: &[u8]) {
-        replica.apply(bytes, decode_update(bytes).unwrap()).unwrap();
+        let (update, shape) = decode_update(bytes).unwrap();
+        replica.apply(bytes, update, &shape).unwrap();
         journal.record(Step::Apply, bytes);
     }
 

@@ -3,22 +3,30 @@
 //! Nothing here does I/O or reads a clock: the server hands in bytes and the current time (u64
 //! milliseconds) and gets bytes and values back.
 //!
+//! - [`validate_update`] walks an untrusted update before yrs sees it and refuses what yrs or Yjs
+//!   would mishandle (`validate.rs`).
 //! - [`RoomDoc`] wraps a `yrs::Doc` (UTF-16 offsets like Yjs, GC on). Every update is bounded in
-//!   size, and a rejected update leaves the document exactly as it was, even when yrs fails
-//!   half-way through integrating it (`journal.rs`). Updates waiting for missing dependencies
-//!   are kept as the bytes received rather than in yrs, whose encoding of them is broken
-//!   (`ydoc.rs`, `replica.rs`).
+//!   size and validated, and a rejected update leaves the document exactly as it was, even when
+//!   yrs fails half-way through integrating it (`journal.rs`). It says what peers must be sent:
+//!   the update's own bytes when it integrated exactly as sent, else yrs's encoding of what it
+//!   added. Updates waiting for missing dependencies are kept as the bytes received rather than
+//!   in yrs, whose encoding of them is broken (`ydoc.rs`, `replica.rs`). A panic inside yrs is
+//!   caught and poisons the one document it happened in.
 //! - [`merge_snapshots`] merges two stored v1 snapshots as a CRDT.
 //! - [`AwarenessRegistry`] keeps y-protocols awareness state per Yjs client id, server side.
 
 mod awareness;
+#[cfg(feature = "fault-injection")]
+pub mod faults;
 mod journal;
 mod replica;
 mod room;
+pub mod validate;
 mod ydoc;
 
-pub use awareness::{AwarenessChange, AwarenessRegistry};
+pub use awareness::{Accepted, AwarenessChange, AwarenessLimits, AwarenessRegistry, Owner};
 pub use room::{Applied, RoomDoc, merge_snapshots};
+pub use validate::{Invalid, validate_update};
 
 /// Size bounds for one room's document. Both are counted in encoded v1 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +57,14 @@ pub enum Error {
     /// The bytes are not a v1 update (or snapshot).
     #[error("malformed update: {0}")]
     MalformedUpdate(#[source] yrs::encoding::read::Error),
+    /// The update is one no well-behaved Yjs client sends and yrs or Yjs would mishandle (a clock
+    /// range past 2^32, nesting past the stack, an encoding the two read differently...).
+    #[error("update refused: {0}")]
+    Refused(#[from] validate::Invalid),
+    /// yrs panicked while reading or encoding this document: its state is broken. The document
+    /// refuses every further call; the room must be dropped and reloaded from storage.
+    #[error("document failed inside yrs and must be reloaded: {0}")]
+    Poisoned(String),
     /// The update decoded but yrs refused to integrate it (for instance an item whose parent is
     /// not a shared type) or panicked. The partial integration was rolled back by rebuilding the
     /// document from the journal, which costs O(document): no Yjs client sends such an update, so
@@ -64,6 +80,12 @@ pub enum Error {
     /// An awareness state is not JSON: browsers would throw on it part-way through the update.
     #[error("awareness state of client {client_id} is not JSON")]
     AwarenessStateNotJson { client_id: u64 },
+    /// An awareness state is larger than [`AwarenessLimits::max_state_bytes`].
+    #[error("awareness state of client {client_id} is {len} bytes, over the {max}-byte limit")]
+    AwarenessStateTooLarge { client_id: u64, len: usize, max: usize },
+    /// The update would make its connection hold more than [`AwarenessLimits::max_clients`] ids.
+    #[error("a connection may hold {max} awareness client ids; this update makes {held}")]
+    TooManyAwarenessClients { held: usize, max: usize },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

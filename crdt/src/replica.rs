@@ -7,10 +7,11 @@
 //! from its original bytes. Sync step 2 answers carry only integrated state, as a Yjs peer can
 //! always integrate what it is sent.
 
-use yrs::{Doc, StateVector, Update};
+use yrs::{ClientID, Doc, StateVector, Update};
 
 use crate::Result;
-use crate::ydoc::{Integrated, Waits, encode_diff, integrate, new_doc, state_vector};
+use crate::validate::{Shape, split_at_holes};
+use crate::ydoc::{Clocks, Integrated, Relay, Waits, decode_update, encode_diff, integrate, new_doc};
 
 /// Beyond this many stashed updates the oldest is dropped: each changed update checks every entry,
 /// and a client whose update is dropped still has it and sends it again on its next resync.
@@ -22,35 +23,78 @@ pub(crate) struct Stashed {
     waits: Waits,
 }
 
+/// What [`Replica::apply`] did.
+pub(crate) struct Outcome {
+    /// New blocks or deletions integrated, or the stash changed.
+    pub(crate) changed: bool,
+    /// Part of the update waits in the stash.
+    pub(crate) pending: bool,
+    pub(crate) relay: Relay,
+}
+
 pub(crate) struct Replica {
     pub(crate) doc: Doc,
+    /// The document's state vector, kept in step by every integration.
+    clocks: Clocks,
     /// In arrival order, without repeats, so that encoding is deterministic.
     pub(crate) stash: Vec<Stashed>,
 }
 
 impl Replica {
     pub(crate) fn new() -> Self {
-        Self { doc: new_doc(), stash: Vec::new() }
+        Self { doc: new_doc(), clocks: Clocks::new(), stash: Vec::new() }
     }
 
-    /// Integrates `update` (decoded from `bytes`). Returns whether the replica changed: new blocks
-    /// or deletions, or an update newly stashed. Applying a stashed update again replaces its
-    /// entry.
+    /// Integrates `update` (decoded from `bytes`, with the `shape` validation found) and says
+    /// what it did. Applying a stashed update again replaces its entry.
+    ///
+    /// As Yjs does, the structs of a client that follow a clock the document does not have wait
+    /// (stashed) until that client has advanced, even those that depend on nothing: yrs alone
+    /// would integrate them behind a placeholder that hides them from the state vector (see
+    /// `ydoc::integrate`). The rest of such an update integrates now.
     ///
     /// On `Err` the document may be half-updated and the replica must be rebuilt.
-    pub(crate) fn apply(&mut self, bytes: &[u8], update: Update) -> Result<bool> {
-        let Integrated { changed, pending } = integrate(&self.doc, update)?;
+    pub(crate) fn apply(&mut self, bytes: &[u8], update: Update, shape: &Shape) -> Result<Outcome> {
         let was_stashed = self.unstash(bytes);
-        match pending {
-            Some(waits) => {
-                if self.stash.len() >= MAX_STASHED {
-                    self.stash.remove(0);
-                }
-                self.stash.push(Stashed { bytes: bytes.to_vec(), waits });
-                Ok(changed || !was_stashed)
+        let gapped = shape.clients.iter().any(|range| self.clock(range.client) < range.needs);
+        let split = if gapped { split_at_holes(bytes, |client| self.clock(client))? } else { None };
+        let Some(split) = split else {
+            let Integrated { changed, pending, relay } =
+                integrate(&self.doc, update, shape, &mut self.clocks)?;
+            let newly_stashed = pending.as_ref().is_some_and(|_| !was_stashed);
+            let is_pending = pending.is_some();
+            if let Some(waits) = pending {
+                self.stash(bytes, waits);
             }
-            None => Ok(changed),
+            return Ok(Outcome { changed: changed || newly_stashed, pending: is_pending, relay });
+        };
+        drop(update);
+        let waits = split.waits.iter().map(|&(client, clock)| (ClientID::new(client), clock - 1)).collect();
+        let stash_changed = !was_stashed || split.later != bytes;
+        self.stash(&split.later, waits);
+        let (update, shape) = decode_update(&split.now)?;
+        let Integrated { changed, pending, relay } = integrate(&self.doc, update, &shape, &mut self.clocks)?;
+        if let Some(waits) = pending {
+            self.stash(&split.now, waits);
         }
+        // What integrated is the first part, not the update as sent.
+        let relay = match relay {
+            Relay::Exact => Relay::Encoded(split.now),
+            other => other,
+        };
+        Ok(Outcome { changed: changed || stash_changed, pending: true, relay })
+    }
+
+    fn stash(&mut self, bytes: &[u8], waits: Waits) {
+        if self.stash.len() >= MAX_STASHED {
+            self.stash.remove(0);
+        }
+        self.stash.push(Stashed { bytes: bytes.to_vec(), waits });
+    }
+
+    /// A client's clock in the document (0 for a client it has never seen).
+    fn clock(&self, client: u64) -> u32 {
+        self.clocks.get(&client).copied().unwrap_or(0)
     }
 
     /// Removes a stashed update; returns whether it was there.
@@ -60,6 +104,7 @@ impl Replica {
         self.stash.len() != before
     }
 
+    #[cfg(test)]
     pub(crate) fn is_stashed(&self, bytes: &[u8]) -> bool {
         self.stash.iter().any(|s| s.bytes == bytes)
     }
@@ -67,13 +112,9 @@ impl Replica {
     /// Stashed updates worth another try: some client they wait for has moved past the clock
     /// recorded when they were stashed.
     pub(crate) fn ready(&self) -> Vec<Vec<u8>> {
-        if self.stash.is_empty() {
-            return Vec::new();
-        }
-        let sv = state_vector(&self.doc);
         self.stash
             .iter()
-            .filter(|s| s.waits.iter().any(|(c, clock)| sv.get(c) > *clock))
+            .filter(|s| s.waits.iter().any(|(c, clock)| self.clock(c.get()) > *clock))
             .map(|s| s.bytes.clone())
             .collect()
     }
@@ -109,10 +150,10 @@ impl Replica {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ydoc::decode_update;
 
     fn apply(replica: &mut Replica, bytes: &[u8]) -> bool {
-        replica.apply(bytes, decode_update(bytes).unwrap()).unwrap()
+        let (update, shape) = decode_update(bytes).unwrap();
+        replica.apply(bytes, update, &shape).unwrap().changed
     }
 
     #[test]
@@ -123,13 +164,11 @@ mod tests {
         assert!(!apply(&mut replica, &updates[2]), "the same bytes again are not");
         assert_eq!(replica.stash.len(), 1);
         assert!(replica.ready().is_empty(), "nothing it waits for has arrived");
-        // yrs records the clock a client had when a block stopped, so any progress of that
-        // client makes the update worth a try; a try that still stops waits for further progress.
+        // It starts at clock 2: worth a try only once the client has reached it.
         apply(&mut replica, &updates[0]);
-        assert_eq!(replica.ready(), vec![updates[2].clone()]);
+        assert!(replica.ready().is_empty(), "clock 1 still leaves a hole");
         assert!(!apply(&mut replica, &updates[2]), "tried too early: nothing new");
         assert!(replica.is_stashed(&updates[2]));
-        assert!(replica.ready().is_empty());
         apply(&mut replica, &updates[1]);
         assert_eq!(replica.ready(), vec![updates[2].clone()]);
         assert!(apply(&mut replica, &updates[2]));

@@ -1,15 +1,21 @@
-//! [`RoomDoc`]: one room's Yjs document, the size limits on it, and the all-or-nothing rule for
-//! remote updates; and [`merge_snapshots`].
+//! [`RoomDoc`]: one room's Yjs document, the size limits on it, the all-or-nothing rule for
+//! remote updates, what peers must be sent of each, and the containment of yrs failures; and
+//! [`merge_snapshots`].
+
+use std::cell::OnceCell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use yrs::Doc;
 
 use crate::journal::{Journal, Step};
 use crate::replica::Replica;
-use crate::ydoc::{decode_state_vector, decode_update, encode_diff, encode_state_vector};
+use crate::ydoc::{
+    Relay, decode_state_vector, decode_update, encode_diff, encode_state_vector, panic_message,
+};
 use crate::{Error, Limits, Result};
 
-/// What applying an update did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What applying an update did, and what the other clients of the room must be sent for it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Applied {
     /// The update added blocks or deletions, or was stashed to wait for its dependencies. False
     /// for an update the document already had: no need to store the document again.
@@ -18,14 +24,47 @@ pub struct Applied {
     /// snapshots too) and integrates when they arrive; the sender has them, so answering with a
     /// sync step 1 brings them soonest.
     pub pending: bool,
+    /// The update integrated exactly as sent: relay its own bytes to every other client.
+    pub relay_original: bool,
+    /// Updates to relay after it, to every client including the sender: yrs's encoding of what
+    /// integrated when the update overlapped what the document had (so a client that reuses ids
+    /// for other content cannot make peers diverge), and of stashed updates it released. A
+    /// stashed update reaches no one until it integrates.
+    pub relay_encoded: Vec<Vec<u8>>,
+}
+
+impl Applied {
+    /// What the update itself integrated.
+    fn relay_update(&mut self, relay: Relay) {
+        match relay {
+            Relay::Nothing => {}
+            Relay::Exact => self.relay_original = true,
+            Relay::Encoded(bytes) => self.relay_encoded.push(bytes),
+        }
+    }
+
+    /// What a stashed update (`stashed`, its bytes) integrated once released.
+    fn relay_released(&mut self, relay: Relay, stashed: &[u8]) {
+        match relay {
+            Relay::Nothing => {}
+            Relay::Exact => self.relay_encoded.push(stashed.to_vec()),
+            Relay::Encoded(bytes) => self.relay_encoded.push(bytes),
+        }
+    }
 }
 
 /// One room's document. Every method that changes it takes `&mut self`: the server keeps it
 /// behind a mutex.
+///
+/// A panic inside yrs while reading or encoding the document means its state is broken beyond
+/// what the journal can undo: the document is then *poisoned*, and every later call answers
+/// [`Error::Poisoned`] instead of touching it, so the caller can drop it and reload the room.
 pub struct RoomDoc {
     replica: Replica,
     limits: Limits,
     journal: Journal,
+    /// Why yrs failed on this document, once it has.
+    poisoned: OnceCell<String>,
 }
 
 impl std::fmt::Debug for RoomDoc {
@@ -40,7 +79,7 @@ impl std::fmt::Debug for RoomDoc {
 
 impl RoomDoc {
     pub fn new(limits: Limits) -> Self {
-        Self { replica: Replica::new(), limits, journal: Journal::default() }
+        Self { replica: Replica::new(), limits, journal: Journal::default(), poisoned: OnceCell::new() }
     }
 
     /// Loads a stored snapshot (a v1 update; zero length means an empty document). The document
@@ -50,9 +89,43 @@ impl RoomDoc {
         let mut replica = Replica::new();
         if !snapshot.is_empty() {
             // On error the replica is dropped, so a half-integrated snapshot never escapes.
-            replica.apply(snapshot, decode_update(snapshot)?)?;
+            let (update, shape) = decode_update(snapshot)?;
+            replica.apply(snapshot, update, &shape)?;
         }
-        Ok(Self { replica, limits, journal: Journal::from_snapshot(snapshot.to_vec()) })
+        let journal = Journal::from_snapshot(snapshot.to_vec());
+        Ok(Self { replica, limits, journal, poisoned: OnceCell::new() })
+    }
+
+    /// Runs `f` on the document unless it is poisoned; a panic in it poisons the document.
+    fn guarded<T>(&self, f: impl FnOnce(&Self) -> Result<T>) -> Result<T> {
+        if let Some(why) = self.poisoned.get() {
+            return Err(Error::Poisoned(why.clone()));
+        }
+        match catch_unwind(AssertUnwindSafe(|| f(self))) {
+            Ok(result) => result,
+            Err(panic) => Err(self.poison(panic_message(&*panic))),
+        }
+    }
+
+    /// [`RoomDoc::guarded`] for changes.
+    fn guarded_mut<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        if let Some(why) = self.poisoned.get() {
+            return Err(Error::Poisoned(why.clone()));
+        }
+        match catch_unwind(AssertUnwindSafe(|| f(&mut *self))) {
+            Ok(result) => result,
+            Err(panic) => Err(self.poison(panic_message(&*panic))),
+        }
+    }
+
+    fn poison(&self, why: &str) -> Error {
+        let why = self.poisoned.get_or_init(|| why.to_owned());
+        Error::Poisoned(why.clone())
+    }
+
+    /// Whether yrs has failed on this document (see [`Error::Poisoned`]).
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.get().is_some()
     }
 
     /// Applies a remote v1 update. It is decoded once, checked against the limits and integrated
@@ -69,7 +142,7 @@ impl RoomDoc {
         if update.len() > max {
             return Err(Error::UpdateTooLarge { len: update.len(), max });
         }
-        self.integrate(update)
+        self.guarded_mut(|room| room.integrate(update))
     }
 
     /// [`RoomDoc::apply_update`] for an update another server node holding this room sent: not
@@ -77,62 +150,72 @@ impl RoomDoc {
     /// node's sync reply carries everything the asking node lacks, up to a whole document. The
     /// document limit still applies.
     pub fn apply_peer_update(&mut self, update: &[u8]) -> Result<Applied> {
-        self.integrate(update)
+        self.guarded_mut(|room| room.integrate(update))
     }
 
     fn integrate(&mut self, update: &[u8]) -> Result<Applied> {
-        let decoded = decode_update(update)?;
+        let (decoded, shape) = decode_update(update)?;
         self.check_doc_size(update.len())?;
-        let changed = match self.replica.apply(update, decoded) {
-            Ok(changed) => changed,
+        let outcome = match self.replica.apply(update, decoded, &shape) {
+            Ok(outcome) => outcome,
             Err(e) => {
-                self.rollback();
+                self.rollback()?;
                 return Err(e);
             }
         };
+        let changed = outcome.changed;
+        let mut applied = Applied { changed, pending: outcome.pending, ..Applied::default() };
+        applied.relay_update(outcome.relay);
         if changed {
             self.journal.record(Step::Apply, update);
-            self.retry_stashed();
+            self.retry_stashed(&mut applied)?;
         }
         if self.journal.wants_checkpoint() {
             self.journal.checkpoint(&self.replica);
         }
-        Ok(Applied { changed, pending: self.replica.is_stashed(update) })
+        Ok(applied)
     }
 
-    /// Tries stashed updates whose dependencies may have arrived. Each try is its own journal step,
-    /// so a stashed update that now fails in yrs (an attacker can stash an item whose parent
-    /// arrives later as plain text) is rolled back alone and dropped, and cannot block the
-    /// updates that come after it.
-    fn retry_stashed(&mut self) {
+    /// Tries stashed updates whose dependencies may have arrived, adding what they integrate to
+    /// `applied`'s relays. Each try is its own journal step, so a stashed update that now fails in
+    /// yrs (an attacker can stash an item whose parent arrives later as plain text) is rolled back
+    /// alone and dropped, and cannot block the updates that come after it.
+    fn retry_stashed(&mut self, applied: &mut Applied) -> Result<()> {
         loop {
             let mut progress = false;
             for bytes in self.replica.ready() {
-                let outcome = decode_update(&bytes).and_then(|u| self.replica.apply(&bytes, u));
+                let outcome =
+                    decode_update(&bytes).and_then(|(u, shape)| self.replica.apply(&bytes, u, &shape));
                 match outcome {
-                    Ok(changed) => {
+                    Ok(outcome) => {
                         self.journal.record(Step::Apply, &bytes);
-                        progress |= changed;
+                        progress |= outcome.changed;
+                        // A released update was never relayed: the room sends it now.
+                        applied.relay_released(outcome.relay, &bytes);
                     }
                     Err(_) => {
-                        self.rollback();
+                        self.rollback()?;
                         self.replica.unstash(&bytes);
                         self.journal.record(Step::Unstash, &bytes);
                     }
                 }
             }
             if !progress {
-                return;
+                return Ok(());
             }
         }
     }
 
     /// Rebuilds the replica as of the last journal step. Replaying steps that all succeeded before
-    /// cannot fail unless yrs is not deterministic; if it ever did, the half-updated document is
-    /// still the best state there is, so it is kept.
-    fn rollback(&mut self) {
-        if let Ok(replica) = self.journal.replay() {
-            self.replica = replica;
+    /// cannot fail unless yrs is not deterministic; if it ever did, the document is in no known
+    /// state: poisoned.
+    fn rollback(&mut self) -> Result<()> {
+        match self.journal.replay() {
+            Ok(replica) => {
+                self.replica = replica;
+                Ok(())
+            }
+            Err(error) => Err(self.poison(&format!("rollback failed: {error}"))),
         }
     }
 
@@ -152,21 +235,37 @@ impl RoomDoc {
     }
 
     /// The encoded v1 state vector (sync step 1).
-    pub fn state_vector(&self) -> Vec<u8> {
-        encode_state_vector(&self.replica.doc)
+    pub fn state_vector(&self) -> Result<Vec<u8>> {
+        self.guarded(|room| {
+            room.fault_check();
+            Ok(encode_state_vector(&room.replica.doc))
+        })
     }
 
     /// A v1 update with everything integrated here that the peer with this state vector lacks,
     /// and the whole delete set (sync step 2). Stashed updates are not included: a peer is only
-    /// sent what it can integrate, and it received them when they were relayed.
+    /// sent what it can integrate, and receives the stashed ones once they integrate.
     pub fn diff(&self, remote_state_vector: &[u8]) -> Result<Vec<u8>> {
         let sv = decode_state_vector(remote_state_vector)?;
-        Ok(encode_diff(&self.replica.doc, &sv))
+        self.guarded(|room| {
+            room.fault_check();
+            Ok(encode_diff(&room.replica.doc, &sv))
+        })
     }
 
-    /// The full state as a v1 update, stashed updates included.
-    pub fn snapshot(&self) -> Vec<u8> {
-        self.replica.encode()
+    /// The full state as a v1 update, stashed updates included: what is stored.
+    pub fn snapshot(&self) -> Result<Vec<u8>> {
+        self.guarded(|room| {
+            room.fault_check();
+            Ok(room.replica.encode())
+        })
+    }
+
+    /// Under the `fault-injection` feature (tests only), panics like a broken yrs store would
+    /// when the document holds [`crate::faults::PANIC_ON_ENCODE`].
+    fn fault_check(&self) {
+        #[cfg(feature = "fault-injection")]
+        crate::faults::on_encode(&self.replica.doc);
     }
 
     /// Encoded size at the last measurement plus the updates accepted since. O(1).
@@ -200,5 +299,5 @@ pub fn merge_snapshots(a: &[u8], b: &[u8]) -> Result<Vec<u8>> {
     if !b.is_empty() {
         room.apply_update(b)?;
     }
-    Ok(room.snapshot())
+    room.snapshot()
 }

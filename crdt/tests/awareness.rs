@@ -4,7 +4,7 @@
 mod common;
 
 use common::awareness_payload as payload;
-use crdt::{AwarenessChange, AwarenessRegistry, Error};
+use crdt::{Accepted, AwarenessChange, AwarenessLimits, AwarenessRegistry, Error, Owner};
 
 const TIMEOUT: u64 = 30_000;
 
@@ -159,4 +159,88 @@ fn decodes_y_protocols_bytes() {
     assert_eq!(reg.apply(&bytes, 0).unwrap(), change(&[1234], &[]));
     assert_eq!(reg.state(1234), Some(json));
     assert_eq!(reg.encode_all().unwrap(), bytes);
+}
+
+const LIMITS: AwarenessLimits = AwarenessLimits { max_state_bytes: 16, max_clients: 2 };
+const ALICE: Owner = Owner { conn: 1, principal: 100 };
+const ALICE_AGAIN: Owner = Owner { conn: 2, principal: 100 };
+const BOB: Owner = Owner { conn: 3, principal: 200 };
+const ANON: Owner = Owner { conn: 4, principal: 0 };
+const ANON_AGAIN: Owner = Owner { conn: 5, principal: 0 };
+
+/// Issue 9, item 3: a connection sets only the ids it introduced; the rest of its update still
+/// counts, and what is relayed leaves the refused entries out.
+#[test]
+fn a_connection_cannot_overwrite_another_connections_state() {
+    let mut reg = AwarenessRegistry::new(TIMEOUT);
+    let alice = payload(&[(1, 1, r#"{"u":"alice"}"#)]);
+    let got = reg.apply_from(&alice, 0, ALICE, &LIMITS).unwrap();
+    assert_eq!(got, Accepted { change: change(&[1], &[]), filtered: None });
+    // Bob impersonates Alice's client 1 and sets his own client 2 in the same update.
+    let forged = payload(&[(1, 2, r#"{"u":"bob"}"#), (2, 1, r#"{"u":"bob"}"#)]);
+    let got = reg.apply_from(&forged, 0, BOB, &LIMITS).unwrap();
+    assert_eq!(got.change, change(&[2], &[]));
+    assert_eq!(got.filtered, Some(payload(&[(2, 1, r#"{"u":"bob"}"#)])), "relay only Bob's own entry");
+    assert_eq!(reg.state(1), Some(r#"{"u":"alice"}"#));
+    // Nor can he remove it.
+    let got = reg.apply_from(&payload(&[(1, 9, "null")]), 0, BOB, &LIMITS).unwrap();
+    assert_eq!(got.change, change(&[], &[]));
+    assert_eq!(reg.state(1), Some(r#"{"u":"alice"}"#));
+    // Alice renews and removes her own.
+    assert_eq!(
+        reg.apply_from(&payload(&[(1, 3, "{}")]), 0, ALICE, &LIMITS).unwrap().change,
+        change(&[1], &[])
+    );
+    // A state from another node is held by no local connection: no one here may overwrite it.
+    reg.apply(&payload(&[(7, 1, "{}")]), 0).unwrap();
+    assert_eq!(
+        reg.apply_from(&payload(&[(7, 2, "{}")]), 0, ALICE, &LIMITS).unwrap().change,
+        change(&[], &[])
+    );
+    // Once removed, an id is free to take.
+    assert_eq!(
+        reg.apply_from(&payload(&[(1, 4, "null")]), 0, ALICE, &LIMITS).unwrap().change,
+        change(&[], &[1])
+    );
+    assert_eq!(reg.apply_from(&payload(&[(1, 5, "{}")]), 0, BOB, &LIMITS).unwrap().change, change(&[1], &[]));
+}
+
+/// A reconnecting signed-in user takes over the ids its earlier connection still holds; that
+/// connection's leaving then removes nothing of them. Anonymous connections cannot.
+#[test]
+fn the_same_user_takes_over_and_leaving_removes_only_what_is_still_held() {
+    let mut reg = AwarenessRegistry::new(TIMEOUT);
+    reg.apply_from(&payload(&[(1, 1, "{}")]), 0, ALICE, &LIMITS).unwrap();
+    let got = reg.apply_from(&payload(&[(1, 2, r#"{"back":1}"#)]), 0, ALICE_AGAIN, &LIMITS).unwrap();
+    assert_eq!(got.change, change(&[1], &[]));
+    assert_eq!(reg.remove_held_by(ALICE.conn, 10), None, "the old connection holds nothing now");
+    assert_eq!(reg.state(1), Some(r#"{"back":1}"#));
+    assert_eq!(reg.remove_held_by(ALICE_AGAIN.conn, 10), Some(payload(&[(1, 3, "null")])));
+
+    reg.apply_from(&payload(&[(5, 1, "{}")]), 0, ANON, &LIMITS).unwrap();
+    let got = reg.apply_from(&payload(&[(5, 2, "{}")]), 0, ANON_AGAIN, &LIMITS).unwrap();
+    assert_eq!(got.change, change(&[], &[]), "anonymous connections share no identity");
+}
+
+#[test]
+fn limits_refuse_the_whole_update_at_their_edges() {
+    let mut reg = AwarenessRegistry::new(TIMEOUT);
+    let exactly = "\"0123456789abcd\""; // 16 bytes
+    assert_eq!(exactly.len(), LIMITS.max_state_bytes);
+    reg.apply_from(&payload(&[(1, 1, exactly)]), 0, ALICE, &LIMITS).unwrap();
+    let over = "\"0123456789abcde\"";
+    let err = reg.apply_from(&payload(&[(2, 1, over)]), 0, ALICE, &LIMITS).unwrap_err();
+    assert!(matches!(err, Error::AwarenessStateTooLarge { client_id: 2, len: 17, max: 16 }), "{err}");
+    // Two ids are allowed, a third is not (and nothing of that update is applied).
+    reg.apply_from(&payload(&[(2, 1, "{}")]), 0, ALICE, &LIMITS).unwrap();
+    let err = reg.apply_from(&payload(&[(1, 2, "{}"), (3, 1, "{}")]), 0, ALICE, &LIMITS).unwrap_err();
+    assert!(matches!(err, Error::TooManyAwarenessClients { held: 3, max: 2 }), "{err}");
+    assert_eq!(reg.clock(1), Some(1), "refused whole");
+    assert_eq!(reg.state(3), None);
+    // Giving one up makes room, within the same update.
+    let swap = payload(&[(2, 2, "null"), (3, 1, "{}")]);
+    assert_eq!(reg.apply_from(&swap, 0, ALICE, &LIMITS).unwrap().change, change(&[3], &[2]));
+    // Other nodes' states do not count against a local connection.
+    reg.apply(&payload(&[(8, 1, "{}"), (9, 1, "{}")]), 0).unwrap();
+    assert_eq!(reg.len(), 4);
 }

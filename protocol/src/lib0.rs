@@ -64,10 +64,43 @@ impl<'a> Reader<'a> {
         Self { buf, pos: 0 }
     }
 
-    fn read_u8(&mut self) -> Result<u8> {
+    /// Reads one byte.
+    pub fn read_u8(&mut self) -> Result<u8> {
         let byte = *self.buf.get(self.pos).ok_or(DecodeError::UnexpectedEof)?;
         self.pos += 1;
         Ok(byte)
+    }
+
+    /// Borrows the next `len` bytes (fixed-width values such as lib0's float64).
+    pub fn read_bytes(&mut self, len: usize) -> Result<&'a [u8]> {
+        let rest = self.remaining();
+        let bytes = rest.get(..len).ok_or(DecodeError::UnexpectedEof)?;
+        self.pos += len;
+        Ok(bytes)
+    }
+
+    /// Reads a lib0 var-int (sign in the first byte's 0x40 bit, 6 bits there, then 7 per byte)
+    /// with the same bounds as [`Reader::read_var_uint`]: at most 8 bytes, magnitude within 2^53 - 1.
+    pub fn read_var_int(&mut self) -> Result<i64> {
+        let first = self.read_u8()?;
+        let negative = first & 0x40 != 0;
+        let mut magnitude = u64::from(first & 0x3f);
+        let mut byte = first;
+        let mut shift = 6;
+        while byte & CONTINUE != 0 {
+            if shift > 6 + 7 * (MAX_VAR_UINT_BYTES - 2) {
+                return Err(DecodeError::VarUintOverflow);
+            }
+            byte = self.read_u8()?;
+            magnitude |= u64::from(byte & LOW_BITS) << shift;
+            shift += 7;
+        }
+        if magnitude > MAX_SAFE_INTEGER {
+            return Err(DecodeError::VarUintOverflow);
+        }
+        // magnitude <= 2^53 - 1 fits an i64 either way.
+        let value = magnitude as i64;
+        Ok(if negative { -value } else { value })
     }
 
     /// Reads a lib0 var-uint. Stricter than lib0 in two ways, both of which a lib0 writer never
@@ -207,6 +240,27 @@ mod tests {
         // A huge but safe length must fail cleanly, not allocate or overflow.
         let huge = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f, 1];
         assert_eq!(Reader::new(&huge).read_var_bytes(), Err(DecodeError::UnexpectedEof));
+    }
+
+    #[test]
+    fn var_ints_and_fixed_bytes() {
+        let cases: &[(&[u8], Result<i64>)] = &[
+            (&[0x00], Ok(0)),
+            (&[0x05], Ok(5)),
+            (&[0x45], Ok(-5)),
+            (&[0x80, 0x01], Ok(64)),
+            (&[0xc0, 0x01], Ok(-64)),
+            (&[0xbf, 0x7f], Ok(64 * 128 - 1)),
+            (&[0x80], Err(DecodeError::UnexpectedEof)),
+            (&[0xff; 12], Err(DecodeError::VarUintOverflow)),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(Reader::new(input).read_var_int(), *expected, "{input:02x?}");
+        }
+        let mut reader = Reader::new(&[1, 2, 3]);
+        assert_eq!(reader.read_bytes(2), Ok(&[1u8, 2][..]));
+        assert_eq!(reader.read_bytes(2), Err(DecodeError::UnexpectedEof));
+        assert_eq!(reader.read_u8(), Ok(3));
     }
 
     #[test]

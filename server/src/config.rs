@@ -52,6 +52,14 @@ pub struct Config {
     #[arg(long, env = "CODECRAFTER_PING_INTERVAL_SECS", default_value_t = 30)]
     pub ping_interval_secs: u64,
 
+    /// Largest awareness (cursor/presence) state one client may set, in bytes of JSON; a larger one closes the connection with 1008.
+    #[arg(long, env = "CODECRAFTER_MAX_AWARENESS_STATE_BYTES", default_value_t = 16 * 1024)]
+    pub max_awareness_state_bytes: usize,
+
+    /// Awareness client ids one connection may hold at once (a Yjs document uses one); more close the connection with 1008.
+    #[arg(long, env = "CODECRAFTER_MAX_AWARENESS_CLIENTS", default_value_t = 4)]
+    pub max_awareness_clients: usize,
+
     /// Awareness (cursor/presence) states not renewed for this many milliseconds are removed (y-protocols uses 30000).
     #[arg(long, env = "CODECRAFTER_AWARENESS_TIMEOUT_MS", default_value_t = 30_000)]
     pub awareness_timeout_ms: u64,
@@ -124,17 +132,45 @@ pub struct Config {
     #[arg(long, env = "CODECRAFTER_AUTH_TIMEOUT_MS", default_value_t = 5000)]
     pub auth_timeout_ms: u64,
 
-    /// API requests per client IP, and per signed-in user, in each rate-limit window; 0 = unlimited.
-    #[arg(long, env = "CODECRAFTER_RATE_LIMIT_REQUESTS", default_value_t = 100)]
+    // The budgets below are sized so that a class of 40 behind one NAT can all sign in with a typo
+    // or two, and a tab polling every 2 s stays well inside its user's budget, while a password
+    // guesser gets a few tries per account per window (README, "Rate limits", has the comparison
+    // with GitHub, Auth0 and Keycloak).
+    /// API requests per signed-in user in each rate-limit window, from any address (a tab polling every 2 s uses 450 of the default); 0 = unlimited.
+    #[arg(long, env = "CODECRAFTER_RATE_LIMIT_REQUESTS", default_value_t = 1200)]
     pub rate_limit_requests: u64,
 
-    /// Length of the API rate-limit window, in seconds.
+    /// API requests without a valid access token per client IP in each window (refresh excepted: it has its own budget); 0 = unlimited.
+    #[arg(long, env = "CODECRAFTER_IP_RATE_LIMIT_REQUESTS", default_value_t = 600)]
+    pub ip_rate_limit_requests: u64,
+
+    /// Length of every API rate-limit window, in seconds.
     #[arg(long, env = "CODECRAFTER_RATE_LIMIT_WINDOW_SECS", default_value_t = 15 * 60)]
     pub rate_limit_window_secs: u64,
 
-    /// Register, login and refresh requests per client IP in each rate-limit window (on top of the general limit); 0 = unlimited.
-    #[arg(long, env = "CODECRAFTER_AUTH_RATE_LIMIT_REQUESTS", default_value_t = 10)]
-    pub auth_rate_limit_requests: u64,
+    /// Failed logins per account (named by email or username alike) in each window; beyond, that account's logins get 429 until the window ends. A successful login clears them; 0 = unlimited.
+    #[arg(long, env = "CODECRAFTER_LOGIN_FAILURES_PER_ACCOUNT", default_value_t = 10)]
+    pub login_failures_per_account: u64,
+
+    /// Failed logins per client IP in each window, whatever the account; successful logins do not count; 0 = unlimited.
+    #[arg(long, env = "CODECRAFTER_LOGIN_FAILURES_PER_IP", default_value_t = 120)]
+    pub login_failures_per_ip: u64,
+
+    /// Registrations per client IP in each window; 0 = unlimited.
+    #[arg(long, env = "CODECRAFTER_REGISTER_RATE_LIMIT_REQUESTS", default_value_t = 60)]
+    pub register_rate_limit_requests: u64,
+
+    /// Token refreshes per client IP in each window (counted apart from logins, which they never lock out); 0 = unlimited.
+    #[arg(long, env = "CODECRAFTER_REFRESH_RATE_LIMIT_REQUESTS", default_value_t = 300)]
+    pub refresh_rate_limit_requests: u64,
+
+    /// Removed: replaced by --login-failures-per-account, --login-failures-per-ip, --register-rate-limit-requests and --refresh-rate-limit-requests. Accepted and ignored (with a warning) so old launch scripts still start.
+    #[arg(long, env = "CODECRAFTER_AUTH_RATE_LIMIT_REQUESTS", hide = true)]
+    pub auth_rate_limit_requests: Option<u64>,
+
+    /// How stale the server's knowledge that an account exists and is active may be, in seconds: reads trust a cached answer this old, and live WebSockets of a deleted or disabled account are closed within this long. Writes and new connections always read the store.
+    #[arg(long, env = "CODECRAFTER_ACCOUNT_CHECK_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub account_check_secs: u64,
 
     /// WebSocket connection attempts per client IP per minute; more get 429; 0 = unlimited.
     #[arg(long, env = "CODECRAFTER_WS_CONNECTS_PER_MIN", default_value_t = 120)]
@@ -169,11 +205,19 @@ pub struct Config {
     #[arg(long, env = "CODECRAFTER_MAX_HTTP_CONNECTIONS", default_value_t = 10_000)]
     pub max_http_connections: usize,
 
-    /// Most plain HTTP connections open at once from one client IP (the TCP peer; not applied with --trust-proxy, where every connection comes from the proxy); more are answered 503 and closed; 0 = unlimited.
+    /// Most plain HTTP connections open at once from one client IP (the TCP peer; IPv6 counted by /64). Not applied to peers in --trusted-proxies, nor at all with --proxy-hops or --trust-proxy (every connection then comes from a proxy). More are answered 503 and closed; 0 = unlimited.
     #[arg(long, env = "CODECRAFTER_MAX_HTTP_CONNECTIONS_PER_IP", default_value_t = 256)]
     pub max_http_connections_per_ip: usize,
 
-    /// Behind a reverse proxy: take the client IP from `X-Forwarded-For` and TLS from `X-Forwarded-Proto` (HSTS). Only set this when a proxy overwrites those headers.
+    /// Reverse proxies to trust, comma-separated addresses or CIDR ranges (`10.0.0.0/8,fd00::/8`). From a peer in the list, the client IP is the right-most `X-Forwarded-For` address not in the list, and `X-Forwarded-Proto` says whether it used HTTPS (HSTS); from any other peer both headers are ignored.
+    #[arg(long, env = "CODECRAFTER_TRUSTED_PROXIES", value_delimiter = ',', conflicts_with_all = ["proxy_hops", "trust_proxy"])]
+    pub trusted_proxies: Vec<crate::http::proxy::Cidr>,
+
+    /// Number of reverse proxies in front of the server, whatever their addresses: the client IP is the N-th `X-Forwarded-For` entry from the right. Only when every connection comes through them; 0 = none.
+    #[arg(long, env = "CODECRAFTER_PROXY_HOPS", default_value_t = 0, conflicts_with = "trust_proxy")]
+    pub proxy_hops: usize,
+
+    /// One reverse proxy in front (same as `--proxy-hops 1`): the client IP is the right-most `X-Forwarded-For` entry, HTTPS from `X-Forwarded-Proto`. Kept for existing deployments; prefer --trusted-proxies.
     #[arg(long, env = "CODECRAFTER_TRUST_PROXY")]
     pub trust_proxy: bool,
 
@@ -192,7 +236,11 @@ impl Config {
         config.allow_anonymous = true;
         config.ws_connects_per_min = 0;
         config.rate_limit_requests = 0;
-        config.auth_rate_limit_requests = 0;
+        config.ip_rate_limit_requests = 0;
+        config.login_failures_per_account = 0;
+        config.login_failures_per_ip = 0;
+        config.register_rate_limit_requests = 0;
+        config.refresh_rate_limit_requests = 0;
         config
     }
 
@@ -210,6 +258,18 @@ impl Config {
 
     pub fn rate_limit_window(&self) -> Duration {
         Duration::from_secs(self.rate_limit_window_secs.max(1))
+    }
+
+    pub fn login_limits(&self) -> crate::auth::LoginLimits {
+        crate::auth::LoginLimits {
+            per_account: self.login_failures_per_account,
+            per_ip: self.login_failures_per_ip,
+            window: self.rate_limit_window(),
+        }
+    }
+
+    pub fn account_check(&self) -> Duration {
+        Duration::from_secs(self.account_check_secs.max(1))
     }
 
     /// Whether other nodes may share this server's state (then they must share its JWT secret).
@@ -238,9 +298,23 @@ impl Config {
             // A request in flight when shutdown starts may finish, within both limits.
             shutdown_grace: self.http_request_timeout().map_or(shutdown, |request| request.min(shutdown)),
             max_connections: self.max_http_connections,
-            // Behind a trusted proxy every connection comes from the proxy: a per-IP cap would
-            // be a second, smaller total cap. Per-client budgets are the rate limits' job there.
-            max_connections_per_ip: if self.trust_proxy { 0 } else { self.max_http_connections_per_ip },
+            // Behind proxies, connections come from the proxies: a per-IP cap on them would be a
+            // second, smaller total cap. Per-client budgets are the rate limits' job there. With
+            // --proxy-hops (or --trust-proxy) every connection is a proxy's: no per-IP cap; with
+            // --trusted-proxies only the listed peers are exempt.
+            max_connections_per_ip: if self.proxy_hops > 0 || self.trust_proxy {
+                0
+            } else {
+                self.max_http_connections_per_ip
+            },
+            per_ip_exempt: self.trusted_proxies.clone(),
+        }
+    }
+
+    pub fn awareness_limits(&self) -> crdt::AwarenessLimits {
+        crdt::AwarenessLimits {
+            max_state_bytes: self.max_awareness_state_bytes,
+            max_clients: self.max_awareness_clients,
         }
     }
 

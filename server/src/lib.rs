@@ -33,7 +33,7 @@ pub use config::Config;
 use crate::http::AppState;
 use crate::relay::Relay;
 pub use crate::relay::local::LocalHub;
-use crate::room::{RoomSettings, Rooms, janitor, persister};
+use crate::room::{RoomSettings, Rooms, janitor, persister, quarantine};
 use crate::ws::connection::ConnectionSettings;
 
 /// Serve on `listener` until `shutdown` is cancelled, then stop accepting, close every connection,
@@ -59,7 +59,15 @@ pub async fn run_with_hub(
     let auth = Arc::new(auth::Auth {
         tokens: auth::AccessTokens::new(&secret, Duration::from_secs(config.access_token_ttl_secs)),
         refresh: auth::RefreshTokens::new(cache.clone(), Duration::from_secs(config.refresh_token_ttl_secs)),
+        accounts: Arc::new(auth::Accounts::new(store.clone(), cache.clone(), config.account_check())),
+        logins: auth::LoginAttempts::new(cache.clone(), config.login_limits()),
     });
+    if config.auth_rate_limit_requests.is_some() {
+        tracing::warn!(
+            "--auth-rate-limit-requests is no longer used: see --login-failures-per-account, \
+             --login-failures-per-ip, --register-rate-limit-requests, --refresh-rate-limit-requests"
+        );
+    }
     if config.allow_anonymous {
         tracing::warn!("--allow-anonymous: clients without a token may open any room that is not a session");
     }
@@ -74,6 +82,7 @@ pub async fn run_with_hub(
 
     let settings = RoomSettings {
         limits: config.crdt_limits(),
+        awareness_limits: config.awareness_limits(),
         awareness_timeout_ms: config.awareness_timeout_ms,
         idle: config.room_idle(),
     };
@@ -98,7 +107,8 @@ pub async fn run_with_hub(
             (relay, relayed)
         }
     };
-    let rooms = Arc::new(Rooms::new(store.clone(), settings, persist_tx, relay.clone()));
+    let (rooms, failed_rooms) = Rooms::new(store.clone(), settings, persist_tx, relay.clone());
+    let rooms = Arc::new(rooms);
     let (presence, newly_recorded) = presence::Presence::new(relay.node_id(), cache.clone());
     let sessions = Arc::new(directory::SessionDirectory::new(
         store.clone(),
@@ -128,6 +138,12 @@ pub async fn run_with_hub(
         stop_rooms.clone(),
     ));
     background.spawn(janitor::run(rooms.clone(), janitor_period(&config), stop_rooms.clone()));
+    background.spawn(quarantine::run(failed_rooms, rooms.clone(), background.clone(), stop_rooms.clone()));
+    background.spawn(auth::accounts::recheck_live(
+        auth.accounts.clone(),
+        sessions.live.clone(),
+        stop_rooms.clone(),
+    ));
 
     let state = Arc::new(AppState {
         connection_settings: Arc::new(ConnectionSettings {

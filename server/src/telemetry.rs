@@ -138,6 +138,18 @@ fn describe() {
         "codecrafter_http_timeouts_total",
         "HTTP connections or requests cut by a timeout: header (no complete request head in time, idle keep-alive included), request (408/503), write (client not reading)"
     );
+    describe_counter!(
+        "codecrafter_room_failures_total",
+        "Rooms whose document failed inside the CRDT library (or whose handling panicked): clients closed with 1011, room reloaded from storage"
+    );
+    describe_gauge!(
+        "codecrafter_rooms_quarantined",
+        "Failed rooms not reloaded from storage yet (/ready is degraded while above 0)"
+    );
+    describe_counter!(
+        "codecrafter_awareness_refused_total",
+        "Awareness updates relayed without entries for client ids another connection holds"
+    );
 }
 
 /// The HTTP timeouts, as labelled in `codecrafter_http_timeouts_total`.
@@ -176,6 +188,9 @@ pub struct Metrics {
     /// Held so the series is never dropped by an idle-timeout of the recorder.
     #[allow(dead_code)]
     build_info: Gauge,
+    pub room_failures: Counter,
+    pub rooms_quarantined: Gauge,
+    pub awareness_refused: Counter,
     messages_in: [Counter; MessageKind::COUNT],
     messages_out: [Counter; MessageKind::COUNT],
 }
@@ -216,6 +231,9 @@ impl Metrics {
                     gauge.set(1.0);
                     gauge
                 },
+                room_failures: metrics::counter!("codecrafter_room_failures_total"),
+                rooms_quarantined: metrics::gauge!("codecrafter_rooms_quarantined"),
+                awareness_refused: metrics::counter!("codecrafter_awareness_refused_total"),
                 messages_in: by_kind("codecrafter_messages_in_total"),
                 messages_out: by_kind("codecrafter_messages_out_total"),
             }

@@ -250,9 +250,11 @@ async fn bcrypt_hashes_log_in_and_are_upgraded() {
 
 #[tokio::test]
 async fn rate_limits_answer_429_with_retry_after() {
+    // The budgets in detail, each at its edge, are in the hostile suite (`rate_limits`).
     let server = TestServer::start_secure(|config| {
         config.rate_limit_requests = 6;
-        config.auth_rate_limit_requests = 3;
+        config.ip_rate_limit_requests = 5;
+        config.login_failures_per_ip = 2;
         config.rate_limit_window_secs = 60;
         config.trust_proxy = true;
     })
@@ -263,23 +265,35 @@ async fn rate_limits_answer_429_with_retry_after() {
     let reply = call(addr, "POST", "/api/auth/register", None, Some(&body), &from("10.0.0.1")).await;
     assert_eq!(reply.status, 201);
     let user = user_of(&reply.json());
-    assert_eq!(reply.header("ratelimit-limit"), Some("3"), "the tighter budget is reported");
+    assert_eq!(reply.header("ratelimit-limit"), Some("5"), "without a token: the IP's budget");
     let login = json!({ "login": "rl_user", "password": "wrong password" });
     for _ in 0..2 {
         let reply = call(addr, "POST", "/api/auth/login", None, Some(&login), &from("10.0.0.1")).await;
         assert_eq!(reply.status, 401);
     }
     let reply = call(addr, "POST", "/api/auth/login", None, Some(&login), &from("10.0.0.1")).await;
-    assert_eq!((reply.status, reply.error_code().as_str()), (429, "rate_limited"));
+    assert_eq!((reply.status, reply.error_code().as_str()), (429, "too_many_failed_logins"));
     let retry: u64 = reply.header("retry-after").expect("Retry-After").parse().unwrap();
     assert!((1..=60).contains(&retry), "{retry}");
-    // Another IP still may log in; the same IP may still use other routes.
+    // Fifth request without a token from this IP: still in its budget; the sixth is not.
+    assert_eq!(
+        call(addr, "POST", "/api/auth/logout", None, Some(&json!({"refreshToken": "x"})), &from("10.0.0.1"))
+            .await
+            .status,
+        204
+    );
+    let reply =
+        call(addr, "POST", "/api/auth/logout", None, Some(&json!({"refreshToken": "x"})), &from("10.0.0.1"))
+            .await;
+    assert_eq!((reply.status, reply.error_code().as_str()), (429, "rate_limited"));
+    // Another IP still may try; the same IP with a token counts against the user instead.
     assert_eq!(
         call(addr, "POST", "/api/auth/login", None, Some(&login), &from("10.0.0.2")).await.status,
         401
     );
     let profile = call(addr, "GET", "/api/auth/profile", Some(&user.access), None, &from("10.0.0.1")).await;
     assert_eq!(profile.status, 200);
+    assert_eq!(profile.header("ratelimit-limit"), Some("6"), "with a token: the user's budget");
 
     // Per user: the same token from fresh IPs still runs out (6 per window; 1 used above).
     let ips = ["10.0.1.1", "10.0.1.2", "10.0.1.3", "10.0.1.4", "10.0.1.5", "10.0.1.6"];

@@ -1,7 +1,8 @@
 //! The same server on the scaled-out backends: MongoDB (the SecantusDB wire server) for storage
 //! and Redis for the cache, both real and started by scripts/test.sh. Accounts, sessions, socket
-//! permissions and documents survive a restart of the server; an unreachable cache gives a bare
-//! 500 and a degraded `/ready`.
+//! permissions and documents survive a restart of the server; an account disabled or deleted in the
+//! database stops writing at once and loses its sockets; an unreachable cache gives a bare 500 and a
+//! degraded `/ready`.
 
 mod support;
 
@@ -119,6 +120,51 @@ async fn an_unreachable_cache_is_a_bare_500_and_a_degraded_node() {
     // Sessions still open: their cache is only a shortcut to the store.
     let profile = call(server.addr, "GET", "/api/auth/profile", Some(&user.access), None, &[]).await;
     assert_eq!(profile.status, 200);
+    server.stop().await.unwrap();
+    drop_database(&database).await;
+}
+
+/// An account disabled or deleted in the database, behind the server's back, can no longer write
+/// (at once) and its open sockets are closed within `--account-check-secs`. (The hostile suite
+/// covers the rest on the embedded store, which cannot be changed while the server runs.)
+#[tokio::test]
+async fn accounts_disabled_or_deleted_in_the_database_lose_their_sockets() {
+    use mongodb::bson::{Document, doc, oid::ObjectId};
+
+    let database = unique("cc_accounts_");
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = server::Config::for_tests(dir.path());
+    scaled_out(&mut config, &database, &env_url("CODECRAFTER_TEST_REDIS_URL"), &unique("test:"));
+    config.account_check_secs = 1;
+    let server = TestServer::start_with(config).await;
+    let owner = register(server.addr, "owner").await;
+    let editor = register(server.addr, "editor").await;
+    let session = create_session(server.addr, &owner, json!({})).await;
+    invite(server.addr, &owner, &session, &editor, "editor").await;
+    let url = |user: &support::http::User| format!("{}?token={}", server.ws_url(&session), user.access);
+    let owner_socket = YClient::connect(&url(&owner)).await;
+    let editor_socket = YClient::connect(&url(&editor)).await;
+    for socket in [&owner_socket, &editor_socket] {
+        socket.wait_for("synced", WAIT, |c| c.shared().synced).await;
+    }
+
+    let client = mongodb::Client::with_uri_str(env_url("CODECRAFTER_TEST_MONGO_URL")).await.unwrap();
+    let users = client.database(&database).collection::<Document>("users");
+    let id = |user: &support::http::User| ObjectId::parse_str(&user.id).unwrap();
+    let disabled =
+        users.update_one(doc! { "_id": id(&editor) }, doc! { "$set": { "isActive": false } }).await;
+    assert_eq!(disabled.unwrap().modified_count, 1);
+    assert_eq!(users.delete_one(doc! { "_id": id(&owner) }).await.unwrap().deleted_count, 1);
+
+    let body = json!({ "firstName": "Still here?" });
+    let reply = call(server.addr, "PUT", "/api/auth/profile", Some(&editor.access), Some(&body), &[]).await;
+    assert_eq!((reply.status, reply.error_code().as_str()), (403, "account_disabled"), "a write, at once");
+    let reply =
+        call(server.addr, "POST", "/api/sessions", Some(&owner.access), Some(&json!({"title": "x"})), &[])
+            .await;
+    assert_eq!((reply.status, reply.error_code().as_str()), (401, "account_not_found"), "a write, at once");
+    assert_eq!(editor_socket.wait_closed(WAIT).await, (4403, "this account is disabled".into()));
+    assert_eq!(owner_socket.wait_closed(WAIT).await, (4401, "this account does not exist".into()));
     server.stop().await.unwrap();
     drop_database(&database).await;
 }

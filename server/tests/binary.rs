@@ -91,10 +91,17 @@ async fn help_documents_every_limit() {
         "--allow-anonymous",
         "--rate-limit-requests",
         "--rate-limit-window-secs",
-        "--auth-rate-limit-requests",
+        "--ip-rate-limit-requests",
+        "--login-failures-per-account",
+        "--login-failures-per-ip",
+        "--register-rate-limit-requests",
+        "--refresh-rate-limit-requests",
+        "--account-check-secs",
         "--ws-connects-per-min",
         "--cors-origins",
         "--max-body-bytes",
+        "--trusted-proxies",
+        "--proxy-hops",
         "--trust-proxy",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");

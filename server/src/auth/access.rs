@@ -61,6 +61,10 @@ pub enum Revoked {
     Access,
     /// The session was deleted (close 4404).
     SessionDeleted,
+    /// The user's account no longer exists (close 4401).
+    AccountGone,
+    /// The user's account was disabled (close 4403).
+    AccountDisabled,
 }
 
 const NOT_REVOKED: u8 = 0;
@@ -94,6 +98,8 @@ impl Grant {
         let code = match why {
             Revoked::Access => 1,
             Revoked::SessionDeleted => 2,
+            Revoked::AccountGone => 3,
+            Revoked::AccountDisabled => 4,
         };
         self.writable.store(false, Ordering::Release);
         self.revoked.store(code, Ordering::Release);
@@ -105,7 +111,9 @@ impl Grant {
         match self.revoked.load(Ordering::Acquire) {
             NOT_REVOKED => None,
             1 => Some(Revoked::Access),
-            _ => Some(Revoked::SessionDeleted),
+            2 => Some(Revoked::SessionDeleted),
+            3 => Some(Revoked::AccountGone),
+            _ => Some(Revoked::AccountDisabled),
         }
     }
 

@@ -109,6 +109,27 @@ impl LiveGrants {
         self.changes.load(Ordering::Acquire)
     }
 
+    /// Every signed-in user with a live connection here, once each (their accounts are re-checked).
+    pub fn users(&self) -> Vec<Arc<str>> {
+        let mut users: Vec<Arc<str>> = self
+            .sessions
+            .iter()
+            .flat_map(|entry| entry.iter().map(|c| c.user_id.clone()).collect::<Vec<_>>())
+            .collect();
+        users.sort_unstable();
+        users.dedup();
+        users
+    }
+
+    /// Revoke every live connection of `user_id`, in every session (its account can no longer act).
+    pub fn revoke_user(&self, user_id: &str, why: Revoked) {
+        for connections in self.sessions.iter() {
+            for live in connections.iter().filter(|c| &*c.user_id == user_id) {
+                live.grant.revoke(why);
+            }
+        }
+    }
+
     /// Live connections of `session_id` (metrics and tests).
     pub fn count(&self, session_id: &str) -> usize {
         self.sessions.get(session_id).map_or(0, |c| c.len())

@@ -41,6 +41,7 @@ pub async fn cache_suite(cache: Arc<dyn Cache>) {
         hits_count_in_a_fixed_window(&*cache),
         racing_swaps_form_one_chain(&cache),
         racing_hits_count_exactly(&cache),
+        unhit_takes_back_one_hit(&*cache),
         maps_hold_fields_under_one_expiry(&*cache),
     );
 }
@@ -209,6 +210,32 @@ async fn hits_count_in_a_fixed_window(cache: &dyn Cache) {
     let after = cache.hit("window", TTL).await.unwrap();
     assert_eq!(after.count, 1, "the count starts again after the window");
     check_reset_in(after, TTL, "the first hit of a new window");
+}
+
+async fn unhit_takes_back_one_hit(cache: &dyn Cache) {
+    cache.unhit("unhit-never-hit").await.unwrap();
+    check_value(cache.get("unhit-never-hit").await.unwrap(), None, "unhit never creates a counter");
+
+    cache.hit("unhit", TTL).await.unwrap();
+    let first_done = Instant::now();
+    cache.hit("unhit", TTL).await.unwrap();
+    cache.hit("unhit", TTL).await.unwrap();
+    cache.unhit("unhit").await.unwrap();
+    assert_eq!(cache.hit("unhit", TTL).await.unwrap().count, 3, "3 hits, one taken back, one more: 3");
+    sleep_until(first_done + TTL * 3 / 4).await;
+    for _ in 0..5 {
+        cache.unhit("unhit").await.unwrap();
+    }
+    assert_eq!(cache.hit("unhit", TTL).await.unwrap().count, 1, "unhit stops at zero");
+    // Taken back to zero, the counter keeps its window. Had that last hit started a new one, it
+    // would still be counting at this check (at least 3/4 TTL + TTL after the first hit).
+    sleep_until(first_done + TTL + MARGIN).await;
+    assert_eq!(cache.hit("unhit", TTL).await.unwrap().count, 1, "the first hit's window ended");
+
+    cache.hit("unhit-expired", TTL).await.unwrap();
+    sleep(TTL + MARGIN).await;
+    cache.unhit("unhit-expired").await.unwrap();
+    check_value(cache.get("unhit-expired").await.unwrap(), None, "unhit does not revive an expired counter");
 }
 
 /// Racing swaps are linearizable: each sees the value the previous one stored, so the values they

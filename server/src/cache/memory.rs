@@ -196,6 +196,16 @@ impl Cache for MemoryCache {
         Ok(hit)
     }
 
+    async fn unhit(&self, key: &str) -> CacheResult<()> {
+        if let Some(mut entry) = self.entries.get_mut(key)
+            && entry.is_live(Instant::now())
+        {
+            let count = parse_counter(&entry.value)?;
+            entry.value = count.saturating_sub(1).to_string().into_bytes();
+        }
+        Ok(())
+    }
+
     async fn map_set(&self, key: &str, field: &str, value: &[u8], ttl: Duration) -> CacheResult<()> {
         let now = Instant::now();
         let expires_at = now.checked_add(ttl).unwrap_or(now + NEVER);

@@ -49,6 +49,9 @@ pub trait Cache: Send + Sync + 'static {
     async fn delete(&self, key: &str) -> CacheResult<bool>;
     /// Count one hit on the fixed-window counter `key`: the first hit starts a window of `window`.
     async fn hit(&self, key: &str, window: Duration) -> CacheResult<Hit>;
+    /// Take back one hit from the live counter `key` (a login that succeeded after it was
+    /// counted), keeping its window; never below zero. A missing or expired counter stays missing.
+    async fn unhit(&self, key: &str) -> CacheResult<()>;
     /// Set `field` of the map at `key` to `value`, and the whole map's expiry to `ttl`.
     async fn map_set(&self, key: &str, field: &str, value: &[u8], ttl: Duration) -> CacheResult<()>;
     /// Remove `field` from the map at `key`; the map goes with its last field.

@@ -26,16 +26,25 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
 const RECONNECT_RETRIES: usize = 2;
 const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(50);
 
-/// One fixed-window hit, atomic and in one round trip. The window starts at the first hit. A
-/// counter without expiry (written by something else) gets one, so it cannot count for ever.
+/// One fixed-window hit, atomic and in one round trip. The window starts at the first hit (INCR
+/// creates the key without expiry). A counter without expiry (written by something else) gets one,
+/// so it cannot count for ever. A counter taken back to zero by `unhit` keeps its window.
 const HIT_SCRIPT: &str = r"
 local count = redis.call('INCR', KEYS[1])
 local ttl = redis.call('PTTL', KEYS[1])
-if count == 1 or ttl < 0 then
+if ttl < 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[1])
   ttl = tonumber(ARGV[1])
 end
 return {count, ttl}
+";
+
+/// Take back one hit: DECR keeps the expiry; a missing key is not created, zero is the floor.
+const UNHIT_SCRIPT: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 and redis.call('DECR', KEYS[1]) < 0 then
+  redis.call('INCR', KEYS[1])
+end
+return 0
 ";
 
 pub struct RedisCache {
@@ -43,6 +52,7 @@ pub struct RedisCache {
     /// Put before every key, so deployments and test runs can share one Redis.
     key_prefix: String,
     hit_script: Script,
+    unhit_script: Script,
 }
 
 impl RedisCache {
@@ -58,7 +68,12 @@ impl RedisCache {
             .set_number_of_retries(RECONNECT_RETRIES)
             .set_min_delay(RECONNECT_MIN_DELAY);
         let connection = bounded("connect", ConnectionManager::new_with_config(client, config)).await?;
-        Ok(Self { connection, key_prefix: key_prefix.to_owned(), hit_script: Script::new(HIT_SCRIPT) })
+        Ok(Self {
+            connection,
+            key_prefix: key_prefix.to_owned(),
+            hit_script: Script::new(HIT_SCRIPT),
+            unhit_script: Script::new(UNHIT_SCRIPT),
+        })
     }
 
     fn key(&self, key: &str) -> String {
@@ -135,6 +150,13 @@ impl Cache for RedisCache {
         let (count, ttl_ms): (u64, u64) = bounded("hit", invocation.invoke_async(&mut connection)).await?;
         // Never more than `window`: the rounding to whole milliseconds must not stretch it.
         Ok(Hit { count, reset_in: Duration::from_millis(ttl_ms).min(window) })
+    }
+
+    async fn unhit(&self, key: &str) -> CacheResult<()> {
+        let mut connection = self.connection.clone();
+        let invocation = self.unhit_script.key(self.key(key));
+        let _: i64 = bounded("unhit", invocation.invoke_async(&mut connection)).await?;
+        Ok(())
     }
 
     async fn map_set(&self, key: &str, field: &str, value: &[u8], ttl: Duration) -> CacheResult<()> {

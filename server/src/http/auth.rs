@@ -11,9 +11,10 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiJson, AuthUser};
+use super::extract::{ApiJson, ClientIp, SignedIn};
 use super::views::{AuthResponse, TokenPair, UserView};
 use super::{ApiError, AppState, validate};
+use crate::auth::login_attempts::{LockScope, Locked};
 use crate::auth::passwords::{self, Verified};
 use crate::auth::{Auth, RefreshError};
 use crate::time::unix_ms;
@@ -118,9 +119,10 @@ async fn register(
         (status = 400, body = super::ErrorBody),
         (status = 401, description = "Wrong credentials", body = super::ErrorBody),
         (status = 403, description = "Account disabled", body = super::ErrorBody),
-        (status = 429, body = super::ErrorBody)))]
+        (status = 429, description = "Too many failed logins for this account or from this address", body = super::ErrorBody)))]
 async fn login(
     State(state): State<Arc<AppState>>,
+    ClientIp(ip): ClientIp,
     ApiJson(request): ApiJson<LoginRequest>,
 ) -> Result<Json<AuthResponse>, ApiError> {
     let login = request
@@ -135,6 +137,10 @@ async fn login(
     } else {
         state.store.user_by_username(&login).await?
     };
+    // Counted before the password is checked; a success gives it back (see LoginAttempts).
+    let account = found.as_ref().map_or(login.as_str(), |user| user.id.as_str());
+    let attempt =
+        state.auth.logins.begin(account, &super::proxy::bucket(ip)).await.map_err(too_many_failures)?;
     let password = request.password;
     let Some(mut user) = found else {
         tokio::task::spawn_blocking(move || passwords::verify_nothing(&password))
@@ -151,8 +157,9 @@ async fn login(
         return Err(invalid_credentials());
     }
     if !user.is_active {
-        return Err(ApiError::forbidden("this account is disabled"));
+        return Err(ApiError::account_disabled());
     }
+    attempt.succeeded().await;
     if verified == Verified::YesUpgrade {
         user.password_hash = hash_off_thread(password).await?;
         tracing::info!(user = user.id, "upgraded a bcrypt password hash to argon2id");
@@ -170,17 +177,22 @@ async fn login(
     responses(
         (status = 200, body = TokenPair),
         (status = 400, body = super::ErrorBody),
-        (status = 401, description = "Invalid, expired, revoked or reused", body = super::ErrorBody),
+        (status = 401, description = "Invalid, expired, revoked or reused; or the account no longer exists", body = super::ErrorBody),
+        (status = 403, description = "Account disabled", body = super::ErrorBody),
         (status = 429, body = super::ErrorBody)))]
 async fn refresh(
     State(state): State<Arc<AppState>>,
     ApiJson(request): ApiJson<RefreshRequest>,
 ) -> Result<Json<TokenPair>, ApiError> {
     let rotated = state.auth.refresh.rotate(&request.refresh_token).await.map_err(refresh_error)?;
-    let user = state.store.user_by_id(&rotated.user_id).await?;
-    let Some(user) = user.filter(|u| u.is_active) else {
-        state.auth.refresh.revoke(&rotated.token).await.map_err(refresh_error)?;
-        return Err(ApiError::unauthorized("this account no longer exists or is disabled"));
+    let user = match state.auth.accounts.current(&rotated.user_id).await {
+        Ok(user) => user,
+        Err(error) => {
+            if !matches!(error, crate::auth::AccountError::Store(_)) {
+                state.auth.refresh.revoke(&rotated.token).await.map_err(refresh_error)?;
+            }
+            return Err(super::extract::account_error(error));
+        }
     };
     Ok(Json(token_pair(&state.auth, &user, rotated.token)))
 }
@@ -201,27 +213,22 @@ async fn logout(
 /// The signed-in user's profile.
 #[utoipa::path(get, path = "/api/auth/profile", tag = "auth", security(("bearer" = [])),
     responses((status = 200, body = UserView), (status = 401, body = super::ErrorBody),
-        (status = 404, body = super::ErrorBody), (status = 429, body = super::ErrorBody)))]
-async fn profile(
-    State(state): State<Arc<AppState>>,
-    AuthUser(claims): AuthUser,
-) -> Result<Json<UserView>, ApiError> {
-    let user = state.store.user_by_id(&claims.sub).await?.ok_or_else(|| ApiError::not_found("user"))?;
-    Ok(Json(UserView::from(&user)))
+        (status = 403, description = "Account disabled", body = super::ErrorBody), (status = 429, body = super::ErrorBody)))]
+async fn profile(SignedIn { user, .. }: SignedIn) -> Json<UserView> {
+    Json(UserView::from(&user))
 }
 
 /// Change the profile: names, username, email, preferences (merged), password (needs the current one).
 #[utoipa::path(put, path = "/api/auth/profile", tag = "auth", security(("bearer" = [])), request_body = ProfileUpdate,
     responses((status = 200, body = UserView), (status = 400, body = super::ErrorBody),
-        (status = 401, body = super::ErrorBody), (status = 403, description = "Wrong current password", body = super::ErrorBody),
+        (status = 401, body = super::ErrorBody), (status = 403, description = "Wrong current password, or account disabled", body = super::ErrorBody),
         (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody),
         (status = 413, body = super::ErrorBody), (status = 429, body = super::ErrorBody)))]
 async fn update_profile(
     State(state): State<Arc<AppState>>,
-    AuthUser(claims): AuthUser,
+    SignedIn { mut user, .. }: SignedIn,
     ApiJson(update): ApiJson<ProfileUpdate>,
 ) -> Result<Json<UserView>, ApiError> {
-    let mut user = state.store.user_by_id(&claims.sub).await?.ok_or_else(|| ApiError::not_found("user"))?;
     if let Some(username) = update.username {
         user.username = validate::username(&username)?;
     }
@@ -307,6 +314,14 @@ fn token_pair(auth: &Auth, user: &User, refresh_token: String) -> TokenPair {
         token_type: "Bearer",
         expires_in: auth.tokens.ttl().as_secs(),
     }
+}
+
+fn too_many_failures(locked: Locked) -> ApiError {
+    let message = match locked.scope {
+        LockScope::Account => "too many failed logins for this account; try again later",
+        LockScope::Address => "too many failed logins from this address; try again later",
+    };
+    ApiError::too_many_failed_logins(locked.retry_after, message)
 }
 
 fn invalid_credentials() -> ApiError {

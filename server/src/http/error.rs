@@ -30,10 +30,12 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Stable machine-readable code, one per cause: `malformed_json`, `missing_field`,
     /// `unknown_field`, `invalid_field`, `invalid_query`, `invalid_path`, `bad_request`,
-    /// `unauthorized`, `invalid_token`, `token_expired`, `forbidden`, `not_found`,
+    /// `unauthorized`, `invalid_token`, `token_expired`, `account_not_found`, `account_disabled`,
+    /// `forbidden`, `not_found`,
     /// `method_not_allowed`, `request_timeout`, `conflict`, `already_member`, `session_full`,
     /// `busy`, `payload_too_large`, `unsupported_media_type`, `upgrade_required`,
-    /// `invalid_handshake`, `rate_limited`, `headers_too_large`, `uri_too_long`, `internal`,
+    /// `invalid_handshake`, `rate_limited`, `too_many_failed_logins`, `headers_too_large`,
+    /// `uri_too_long`, `internal`,
     /// `unavailable`, `timeout`, `too_many_connections`.
     #[schema(example = "invalid_field")]
     pub code: String,
@@ -107,6 +109,28 @@ impl ApiError {
         Self {
             retry_after: Some(retry_after),
             ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests, slow down")
+        }
+    }
+
+    /// 401 for a valid token whose account does not exist (deleted, or never did): sign in again.
+    pub fn account_not_found() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "account_not_found",
+            "the account this token was issued for does not exist; sign in again",
+        )
+    }
+
+    /// 403 for an account that exists but is disabled.
+    pub fn account_disabled() -> Self {
+        Self::new(StatusCode::FORBIDDEN, "account_disabled", "this account is disabled")
+    }
+
+    /// 429 after too many failed logins for an account or from an address.
+    pub fn too_many_failed_logins(retry_after: Duration, message: impl Into<String>) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_failed_logins", message)
         }
     }
 

@@ -1,8 +1,9 @@
 //! Request extractors that answer in the API's error shape, one code per cause: JSON bodies
 //! (`malformed_json`, `missing_field`, `unknown_field`, `invalid_field`, 413, 415), query strings
 //! (`invalid_query`), path parameters (`invalid_path`), the WebSocket upgrade
-//! (`upgrade_required`, `invalid_handshake`), and the signed-in user (`unauthorized`,
-//! `invalid_token`, `token_expired`). Use these, never axum's own: its rejections are plain text.
+//! (`upgrade_required`, `invalid_handshake`), the signed-in user (`unauthorized`,
+//! `invalid_token`, `token_expired` without a valid token, 401/403 for a missing or disabled
+//! account), and the client's IP. Use these, never axum's own: its rejections are plain text.
 
 use std::sync::Arc;
 
@@ -15,8 +16,12 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
+use storage::model::User;
+
+pub use super::rate_limit::ClientIp;
 use super::{ApiError, AppState};
-use crate::auth::{Claims, TokenError};
+use crate::auth::{AccountError, Claims, TokenError};
+use crate::socket::SocketHandle;
 
 /// A JSON request body.
 pub struct ApiJson<T>(pub T);
@@ -150,27 +155,82 @@ fn strip_prefix(text: &str) -> String {
     text.split_once(": ").map_or(text, |(_, rest)| rest).to_owned()
 }
 
-/// The user a valid `Authorization: Bearer <access token>` speaks for.
+/// The user a valid `Authorization: Bearer <access token>` speaks for, whose account exists and is
+/// active. A write (any method but GET, HEAD, OPTIONS) reads the account from the store; a read
+/// accepts a recent cached answer (see [`crate::auth::Accounts`]). Either way the site role is the
+/// account's, not the token's: a demoted admin is demoted at once for writes.
 pub struct AuthUser(pub Claims);
 
 impl FromRequestParts<Arc<AppState>> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
-        let checked = match parts.extensions.remove::<CheckedToken>() {
-            Some(CheckedToken(checked)) => checked,
-            None => {
-                let token = bearer_token(&parts.headers).ok_or_else(|| {
-                    ApiError::unauthorized("sign in: send Authorization: Bearer <access token>")
-                })?;
-                state.auth.tokens.verify(token)
-            }
-        };
-        match checked {
-            Ok(claims) => Ok(Self(claims)),
-            Err(TokenError::Expired) => Err(ApiError::token_expired("access token expired; refresh it")),
-            Err(TokenError::Invalid) => Err(ApiError::invalid_token("invalid access token")),
+        let claims = verified_claims(parts, state)?;
+        let accounts = &state.auth.accounts;
+        let role = if parts.method.is_safe() {
+            accounts.recently_active(&claims.sub).await
+        } else {
+            accounts.current(&claims.sub).await.map(|user| user.role)
         }
+        .map_err(account_error)?;
+        Ok(Self(Claims { role, ..claims }))
+    }
+}
+
+/// [`AuthUser`] for routes that need the account's record anyway (the profile): always read from
+/// the store, once, and handed to the route.
+pub struct SignedIn {
+    pub claims: Claims,
+    pub user: User,
+}
+
+impl FromRequestParts<Arc<AppState>> for SignedIn {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
+        let claims = verified_claims(parts, state)?;
+        let user = state.auth.accounts.current(&claims.sub).await.map_err(account_error)?;
+        Ok(Self { claims: Claims { role: user.role, ..claims }, user })
+    }
+}
+
+/// The claims of the request's valid bearer token (checked once, by the rate-limit layer when it
+/// ran).
+fn verified_claims(parts: &mut Parts, state: &AppState) -> Result<Claims, ApiError> {
+    let checked = match parts.extensions.remove::<CheckedToken>() {
+        Some(CheckedToken(checked)) => checked,
+        None => {
+            let token = bearer_token(&parts.headers).ok_or_else(|| {
+                ApiError::unauthorized("sign in: send Authorization: Bearer <access token>")
+            })?;
+            state.auth.tokens.verify(token)
+        }
+    };
+    checked.map_err(|error| match error {
+        TokenError::Expired => ApiError::token_expired("access token expired; refresh it"),
+        TokenError::NotYetValid => ApiError::invalid_token("access token not valid yet (check the clocks)"),
+        TokenError::Invalid => ApiError::invalid_token("invalid access token"),
+    })
+}
+
+pub fn account_error(error: AccountError) -> ApiError {
+    match error {
+        AccountError::Unknown => ApiError::account_not_found(),
+        AccountError::Disabled => ApiError::account_disabled(),
+        AccountError::Store(error) => error.into(),
+    }
+}
+
+impl FromRequestParts<Arc<AppState>> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        if let Some(ip) = parts.extensions.get::<ClientIp>() {
+            return Ok(*ip);
+        }
+        let peer =
+            parts.extensions.get::<axum::extract::ConnectInfo<SocketHandle>>().and_then(|i| i.0.0.peer_ip());
+        Ok(Self(super::proxy::client_ip(&state.config, &parts.headers, peer)))
     }
 }
 

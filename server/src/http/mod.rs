@@ -11,6 +11,7 @@ mod error;
 pub mod extract;
 pub mod json_errors;
 mod ops;
+pub mod proxy;
 mod rate_limit;
 mod security;
 mod sessions;
@@ -31,7 +32,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use error::{ApiError, ErrorBody};
-pub use rate_limit::client_ip;
+pub use proxy::client_ip;
 
 use crate::auth::Auth;
 use crate::cache::Cache;
@@ -72,7 +73,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let api = api
         .layer(middleware::from_fn_with_state(state.clone(), rate_limit::limit))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes));
-    let trust_proxy = state.config.trust_proxy;
+    let config = state.config.clone();
     // Headers and CORS are for HTTP answers; the WebSocket route stays outside them (CORS does
     // not apply to WebSockets, and every connect would pay for their allocations).
     let http = Router::new()
@@ -82,7 +83,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(security::not_found)
         .method_not_allowed_fallback(security::method_not_allowed)
         .layer(security::cors(&state.config))
-        .layer(middleware::from_fn(move |request, next| security::headers(trust_proxy, request, next)));
+        .layer(middleware::from_fn(move |request, next| security::headers(config.clone(), request, next)));
     // Around every route, the WebSocket upgrade included (outermost last): the request timeout,
     // the JSON safety net under any error that is not already JSON, the access log.
     let request_timeout = state.config.http_request_timeout();

@@ -23,7 +23,8 @@ async fn health() -> impl IntoResponse {
 }
 
 /// Ready for traffic: accepting connections and the store answers. A node whose Redis (cache or
-/// relay) is unreachable still serves its own clients: it stays ready, with status `degraded`.
+/// relay) is unreachable still serves its own clients: it stays ready, with status `degraded`; so
+/// does a node with a room that failed and could not be reloaded yet.
 #[utoipa::path(get, path = "/ready", tag = "ops", responses(
     (status = 200, description = "Ready; the body names each dependency's state"),
     (status = 503, description = "Shutting down, or the store or cache is unreachable")))]
@@ -33,7 +34,8 @@ async fn ready(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let (store_ok, cache_ok) = (store.is_ok(), cache.is_ok());
     let ok = accepting && store_ok;
     let relay_ok = state.relay.is_connected();
-    let degraded = !cache_ok || !relay_ok;
+    let quarantined = state.rooms.quarantined();
+    let degraded = !cache_ok || !relay_ok || quarantined > 0;
     let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = json!({
         "status": match (ok, degraded) { (false, _) => "not_ready", (true, true) => "degraded", (true, false) => "ready" },
@@ -42,6 +44,7 @@ async fn ready(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         "cache": { "backend": state.cache.backend_name(), "status": if cache_ok { "ok" } else { "degraded" } },
         "relay": { "backend": state.relay.backend_name(), "status": if relay_ok { "ok" } else { "degraded" } },
         "rooms": state.rooms.len(),
+        "rooms_quarantined": quarantined,
     });
     (status, axum::Json(body))
 }

@@ -1,7 +1,14 @@
-//! API rate limits (fixed windows counted in the cache, so every node shares them): per client IP
-//! and per signed-in user, default 100 requests per 15 minutes as in the seeds, and a stricter
-//! per-IP budget for register, login and refresh (password guessing). Over a limit: 429 with
-//! `Retry-After`. Every answer carries `RateLimit-Limit/Remaining/Reset` (IETF draft headers).
+//! API rate limits: fixed windows counted in the cache, so every node shares them. Over a limit:
+//! 429 with `Retry-After`; every answer carries `RateLimit-Limit/Remaining/Reset` (IETF draft
+//! headers) for its tightest budget.
+//!
+//! A request with a valid access token counts against its *user* (`--rate-limit-requests`), from
+//! whatever address: a class behind one NAT is many users, not one. A request without one counts
+//! against its client IP (`--ip-rate-limit-requests`), as GitHub does for unauthenticated calls.
+//! Registration and refresh have per-IP budgets of their own, and refresh is kept out of the
+//! anonymous budget, so refreshing never locks anyone out of signing in. Failed logins are
+//! limited per account and per IP by [`crate::auth::LoginAttempts`], in the login route (only it
+//! knows whether an attempt failed).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -13,32 +20,44 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::extract::{CheckedToken, bearer_token};
+use super::proxy::bucket;
 use super::{ApiError, AppState};
 use crate::cache::Hit;
 use crate::socket::SocketHandle;
 
-/// Routes where a request is worth a password guess.
-const AUTH_PATHS: [&str; 3] = ["/api/auth/register", "/api/auth/login", "/api/auth/refresh"];
+const REGISTER: &str = "/api/auth/register";
+const REFRESH: &str = "/api/auth/refresh";
+
+/// The client's IP as [`super::proxy::client_ip`] resolved it, for the routes that limit by it.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
 
 pub async fn limit(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Response {
     let peer = request.extensions().get::<ConnectInfo<SocketHandle>>().and_then(|info| info.0.0.peer_ip());
-    let ip = client_ip(state.config.trust_proxy, request.headers(), peer);
+    let ip = super::proxy::client_ip(&state.config, request.headers(), peer);
+    request.extensions_mut().insert(ClientIp(ip));
     let config = &state.config;
     let window = config.rate_limit_window();
-    let mut budgets = Vec::with_capacity(3);
-    if config.rate_limit_requests > 0 {
-        budgets.push((format!("rl:ip:{ip}"), config.rate_limit_requests));
-        // Only a valid token names a user: a forged `sub` must not spend someone else's budget.
-        if let Some(checked) = bearer_token(request.headers()).map(|t| state.auth.tokens.verify(t)) {
-            if let Ok(claims) = &checked {
-                budgets.push((format!("rl:user:{}", claims.sub), config.rate_limit_requests));
-            }
-            request.extensions_mut().insert(CheckedToken(checked));
-        }
+    let (register, refresh) = (request.uri().path() == REGISTER, request.uri().path() == REFRESH);
+    let mut budgets = Vec::with_capacity(2);
+    // Only a valid token names a user: a forged `sub` must not spend someone else's budget.
+    let checked = bearer_token(request.headers()).map(|token| state.auth.tokens.verify(token));
+    match &checked {
+        Some(Ok(claims)) => budgets.push((format!("rl:user:{}", claims.sub), config.rate_limit_requests)),
+        _ if refresh => {}
+        _ => budgets.push((format!("rl:ip:{}", bucket(ip)), config.ip_rate_limit_requests)),
     }
-    if config.auth_rate_limit_requests > 0 && AUTH_PATHS.contains(&request.uri().path()) {
-        budgets.push((format!("rl:auth:{ip}"), config.auth_rate_limit_requests));
+    if register {
+        budgets.push((format!("rl:register:{}", bucket(ip)), config.register_rate_limit_requests));
     }
+    if refresh {
+        budgets.push((format!("rl:refresh:{}", bucket(ip)), config.refresh_rate_limit_requests));
+    }
+    if let Some(checked) = checked {
+        request.extensions_mut().insert(CheckedToken(checked));
+    }
+    // 0 turns a budget off.
+    budgets.retain(|(_, limit)| *limit > 0);
     // The tightest budget is the one reported in the headers.
     let mut tightest: Option<(u64, Hit)> = None;
     for (key, limit) in budgets {
@@ -76,16 +95,4 @@ fn set_headers(headers: &mut HeaderMap, limit: u64, hit: &Hit) {
 
 fn ceil_secs(duration: Duration) -> u64 {
     duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
-}
-
-/// The client's IP: the TCP `peer`, or behind a trusted proxy the left-most `X-Forwarded-For`.
-pub fn client_ip(trust_proxy: bool, headers: &HeaderMap, peer: Option<IpAddr>) -> IpAddr {
-    let forwarded = || {
-        headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|v| v.trim().parse().ok())
-    };
-    trust_proxy.then(forwarded).flatten().or(peer).unwrap_or(IpAddr::from([0, 0, 0, 0]))
 }

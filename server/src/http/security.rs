@@ -1,7 +1,9 @@
 //! Response hardening for every route: security headers, CORS for the configured origins, JSON
 //! answers for unknown routes and methods.
 
-use axum::extract::Request;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -9,6 +11,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::ApiError;
 use crate::config::Config;
+use crate::socket::SocketHandle;
 
 /// JSON needs no sources at all; the docs page loads its viewer from a CDN (see [`super::docs`]).
 const CSP_API: &str = "default-src 'none'; frame-ancestors 'none'";
@@ -16,14 +19,11 @@ pub const CSP_DOCS_PAGE: &str = "default-src 'none'; script-src https://cdn.jsde
     style-src 'unsafe-inline' https://fonts.googleapis.com; font-src https://fonts.gstatic.com; \
     img-src data: https://cdn.redoc.ly; connect-src 'self'; worker-src blob:; frame-ancestors 'none'";
 
-pub async fn headers(trust_proxy: bool, request: Request, next: Next) -> Response {
+pub async fn headers(config: Arc<Config>, request: Request, next: Next) -> Response {
     // Behind a TLS-terminating proxy the request itself is plain HTTP; only a trusted proxy's
-    // word says the client used HTTPS.
-    let tls = trust_proxy
-        && request
-            .headers()
-            .get("x-forwarded-proto")
-            .is_some_and(|proto| proto.as_bytes().eq_ignore_ascii_case(b"https"));
+    // word says the client used HTTPS, trusted exactly as for the client's IP.
+    let peer = request.extensions().get::<ConnectInfo<SocketHandle>>().and_then(|info| info.0.0.peer_ip());
+    let tls = super::proxy::forwarded_https(&config, request.headers(), peer);
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));

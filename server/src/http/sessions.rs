@@ -74,7 +74,8 @@ pub struct UpdateSession {
 /// My sessions (owned or collaborating), newest first.
 #[utoipa::path(get, path = "/api/sessions", tag = "sessions", security(("bearer" = [])), params(ListQuery),
     responses((status = 200, body = SessionList), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 403, description = "Account disabled", body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
 async fn list(
     State(state): State<Arc<AppState>>,
     AuthUser(claims): AuthUser,
@@ -106,7 +107,8 @@ async fn list(
 /// Create a session; the caller owns it.
 #[utoipa::path(post, path = "/api/sessions", tag = "sessions", security(("bearer" = [])), request_body = CreateSession,
     responses((status = 201, body = SessionView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 413, body = ErrorBody), (status = 429, body = ErrorBody)))]
+        (status = 403, description = "Account disabled", body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
 async fn create(
     State(state): State<Arc<AppState>>,
     AuthUser(claims): AuthUser,

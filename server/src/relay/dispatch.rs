@@ -53,7 +53,7 @@ fn apply_batch(room: &Arc<crate::room::Room>, payload: &[u8]) -> Result<(), Refu
 #[derive(Debug, thiserror::Error)]
 enum Refused {
     #[error(transparent)]
-    Crdt(#[from] crdt::Error),
+    Room(#[from] crate::room::RoomError),
     #[error("malformed update batch: {0}")]
     Batch(protocol::DecodeError),
     #[error(transparent)]

@@ -25,18 +25,24 @@ impl FrameCache {
         self.awareness = None;
     }
 
-    pub fn step1(&mut self, doc: &RoomDoc) -> Bytes {
-        self.step1
-            .get_or_insert_with(|| encode(Message::Sync(SyncMessage::Step1(&doc.state_vector()))))
-            .clone()
+    pub fn step1(&mut self, doc: &RoomDoc) -> Result<Bytes, crdt::Error> {
+        if let Some(frame) = &self.step1 {
+            return Ok(frame.clone());
+        }
+        let frame = encode(Message::Sync(SyncMessage::Step1(&doc.state_vector()?)));
+        Ok(self.step1.insert(frame).clone())
     }
 
+    /// What a client with `state_vector` lacks. Only what the document integrated: updates the
+    /// room keeps waiting for their dependencies reach clients once they integrate, so a client
+    /// that joins later holds exactly what one connected throughout holds.
     pub fn step2(&mut self, doc: &RoomDoc, state_vector: &[u8]) -> Result<Bytes, crdt::Error> {
         if state_vector == EMPTY_STATE_VECTOR {
-            let frame = self
-                .full_state
-                .get_or_insert_with(|| encode(Message::Sync(SyncMessage::Step2(&doc.snapshot()))));
-            return Ok(frame.clone());
+            if let Some(frame) = &self.full_state {
+                return Ok(frame.clone());
+            }
+            let frame = encode(Message::Sync(SyncMessage::Step2(&doc.diff(EMPTY_STATE_VECTOR)?)));
+            return Ok(self.full_state.insert(frame).clone());
         }
         let diff = doc.diff(state_vector)?;
         Ok(encode(Message::Sync(SyncMessage::Step2(&diff))))
@@ -51,6 +57,10 @@ impl FrameCache {
 
 pub(super) fn awareness_frame(payload: &[u8]) -> Bytes {
     encode(Message::Awareness(payload))
+}
+
+pub(super) fn sync_update_frame(update: &[u8]) -> Bytes {
+    encode(Message::Sync(SyncMessage::Update(update)))
 }
 
 pub(crate) fn encode(message: Message<'_>) -> Bytes {

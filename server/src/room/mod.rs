@@ -5,17 +5,23 @@
 //! updates in the order the document applied them. Frames are encoded once, framed once, and
 //! written straight into each client's socket from under that lock (see [`crate::socket`]): a
 //! delivery is one `writev`, with no copy, allocation, channel or task wake-up.
+//!
+//! Failure is contained to the room: every call into its document runs under `catch_unwind`, and
+//! a document yrs can no longer encode (`crdt::Error::Poisoned`) or a panic of our own fails the
+//! room (see [`Room::fail`]): its clients are closed with 1011 and the registry drops it and
+//! reloads it from storage (`quarantine.rs`), while every other room and every shared task go on.
 
 mod frames;
 pub mod janitor;
 pub mod persister;
+pub mod quarantine;
 mod registry;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
-use crdt::{AwarenessChange, AwarenessRegistry, RoomDoc};
+use crdt::{AwarenessRegistry, Owner, RoomDoc};
 use parking_lot::Mutex;
 use protocol::MessageKind;
 use protocol::job::SnapshotJob;
@@ -23,11 +29,11 @@ use tokio::sync::mpsc;
 
 use crate::relay::{Relay, RelayKind};
 use crate::socket::wire::FrameHeader;
-use crate::socket::{Refused, Socket};
+use crate::socket::{Cut, Refused, Socket};
 use crate::telemetry::Metrics;
 use frames::FrameCache;
 pub(crate) use frames::encode;
-pub use registry::{RoomError, RoomLease, RoomSettings, Rooms};
+pub use registry::{OpenError, RoomLease, RoomSettings, Rooms};
 
 /// Identifies one WebSocket connection within the process.
 pub type ConnId = u64;
@@ -42,9 +48,14 @@ pub struct Room {
     dirty: AtomicBool,
     /// Its session was deleted: nothing of it may be persisted any more.
     discarded: AtomicBool,
+    /// Its document failed: it serves no one and is persisted no more (see [`Room::fail`]).
+    failed: AtomicBool,
     /// Filled by the first joiner from the stored snapshot; later joiners wait on it.
     loaded: tokio::sync::OnceCell<()>,
     persist_tx: mpsc::UnboundedSender<Arc<Room>>,
+    /// Where a failed room reports itself, for the registry to drop and reload it.
+    failures: mpsc::UnboundedSender<Arc<Room>>,
+    awareness_limits: crdt::AwarenessLimits,
     /// Tells the other nodes holding this room what this node's clients do.
     relay: Arc<dyn Relay>,
 }
@@ -87,11 +98,28 @@ impl Peer {
     }
 }
 
+/// A room's document failed or panicked; the room has been failed (see [`Room::fail`]).
+#[derive(Debug, thiserror::Error)]
+#[error("room failed: {0}")]
+pub struct RoomFailed(pub String);
+
+/// What a room operation refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RoomError {
+    /// The input was refused; the room is unaffected.
+    #[error(transparent)]
+    Refused(crdt::Error),
+    /// The room failed while handling it (and was failed for everyone).
+    #[error(transparent)]
+    Failed(#[from] RoomFailed),
+}
+
 impl Room {
     fn new(
         id: Arc<str>,
         settings: &RoomSettings,
         persist_tx: mpsc::UnboundedSender<Arc<Room>>,
+        failures: mpsc::UnboundedSender<Arc<Room>>,
         relay: Arc<dyn Relay>,
     ) -> Self {
         Self {
@@ -108,10 +136,58 @@ impl Room {
             idle_since_ms: AtomicU64::new(0),
             dirty: AtomicBool::new(false),
             discarded: AtomicBool::new(false),
+            failed: AtomicBool::new(false),
             loaded: tokio::sync::OnceCell::new(),
             persist_tx,
+            failures,
+            awareness_limits: settings.awareness_limits,
             relay,
         }
+    }
+
+    /// Runs `f` on the room's state under its lock, containing a panic and a failed document:
+    /// either fails the room (after the lock is released) and answers [`RoomError::Failed`].
+    /// Refusals of the input come back as [`RoomError::Refused`].
+    fn locked<T>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&mut RoomState) -> Result<T, crdt::Error>,
+    ) -> Result<T, RoomError> {
+        if self.is_failed() {
+            return Err(RoomFailed("the room failed and is being reloaded".into()).into());
+        }
+        let outcome = {
+            let mut state = self.state.lock();
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut state)))
+        };
+        match outcome {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(crdt::Error::Poisoned(why))) => Err(self.fail(&why).into()),
+            Ok(Err(refused)) => Err(RoomError::Refused(refused)),
+            Err(panic) => Err(self.fail(&panic_text(&*panic)).into()),
+        }
+    }
+
+    /// The room's document failed (yrs panicked on it) or our code panicked while handling it:
+    /// nothing more of it can be trusted. Every client is cut and closed with 1011 (they
+    /// reconnect, and their sync step 2 brings back what they have), nothing of it is persisted
+    /// any more, and the registry drops it from memory and reloads it from its last stored
+    /// snapshot. Counted in `codecrafter_room_failures_total`; `/ready` reports `degraded`
+    /// until the reload succeeds.
+    pub fn fail(self: &Arc<Self>, why: &str) -> RoomFailed {
+        if !self.failed.swap(true, Ordering::AcqRel) {
+            Metrics::get().room_failures.increment(1);
+            tracing::error!(room = %self.id, why, "room failed: closing its clients and reloading it from storage");
+            let peers = std::mem::take(&mut self.state.lock().peers);
+            for peer in peers {
+                peer.socket.cut(Cut::RoomFailed);
+            }
+            let _ = self.failures.send(self.clone());
+        }
+        RoomFailed(why.to_owned())
+    }
+
+    pub fn is_failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
     }
 
     pub fn id(&self) -> &str {
@@ -124,38 +200,44 @@ impl Room {
 
     /// Register a client and send it the y-websocket server's greeting: the room's sync step 1
     /// (the client answers with what the room lacks), then every known awareness state. One atomic
-    /// step, so the client misses no update and sees the greeting before any of them.
-    pub fn join(&self, peer: Peer) {
-        let mut state = self.state.lock();
-        let state = &mut *state;
-        let step1 = state.frames.step1(&state.doc);
-        let mut greeted = peer.send(&FrameHeader::binary(step1.len()), &step1);
-        if let Some(awareness) = state.frames.awareness(&mut state.awareness) {
-            greeted = greeted && peer.send(&FrameHeader::binary(awareness.len()), &awareness);
-        }
-        if greeted {
-            state.peers.push(peer);
+    /// step, so the client misses no update and sees the greeting before any of them. A failed
+    /// room cuts the client instead (it is closed with 1011 and reconnects to the reloaded room).
+    pub fn join(self: &Arc<Self>, peer: Peer) {
+        let socket = peer.socket.clone();
+        let joined = self.locked(|state| {
+            let step1 = state.frames.step1(&state.doc)?;
+            let mut greeted = peer.send(&FrameHeader::binary(step1.len()), &step1);
+            if let Some(awareness) = state.frames.awareness(&mut state.awareness) {
+                greeted = greeted && peer.send(&FrameHeader::binary(awareness.len()), &awareness);
+            }
+            if greeted {
+                state.peers.push(peer);
+            }
+            Ok(())
+        });
+        if joined.is_err() {
+            socket.cut(Cut::RoomFailed);
         }
     }
 
-    /// Unregister a client and remove the awareness states it controlled, telling the others.
-    pub fn leave(&self, id: ConnId, controlled_clients: &[u64], now_ms: u64) {
-        let mut state = self.state.lock();
-        state.peers.retain(|peer| peer.id != id);
-        if let Some(payload) = state.awareness.remove(controlled_clients, now_ms) {
-            state.frames.invalidate_awareness();
-            let frame = frames::awareness_frame(&payload);
-            fan_out(&mut state.peers, None, &frame, MessageKind::Awareness);
-            self.relay.publish(RelayKind::Awareness, &self.id, &payload);
-        }
+    /// Unregister a client and remove the awareness states it holds, telling the others.
+    pub fn leave(self: &Arc<Self>, id: ConnId, now_ms: u64) {
+        let _ = self.locked(|state| {
+            state.peers.retain(|peer| peer.id != id);
+            if let Some(payload) = state.awareness.remove_held_by(id, now_ms) {
+                state.frames.invalidate_awareness();
+                let frame = frames::awareness_frame(&payload);
+                fan_out(&mut state.peers, None, &frame, MessageKind::Awareness);
+                self.relay.publish(RelayKind::Awareness, &self.id, &payload);
+            }
+            Ok(())
+        });
     }
 
     /// Answer a client's sync step 1 with sync step 2: what the room has that the client lacks.
     /// A fresh client's empty state vector gets the shared, cached full state.
-    pub fn sync_reply(&self, state_vector: &[u8]) -> Result<Bytes, crdt::Error> {
-        let mut state = self.state.lock();
-        let state = &mut *state;
-        state.frames.step2(&state.doc, state_vector)
+    pub fn sync_reply(self: &Arc<Self>, state_vector: &[u8]) -> Result<Bytes, RoomError> {
+        self.locked(|state| state.frames.step2(&state.doc, state_vector))
     }
 
     /// Apply a client's update, queue `frame()` (the update as a sync-update message) for every
@@ -168,57 +250,66 @@ impl Room {
         update: &[u8],
         frame: impl FnOnce() -> Bytes,
         now_ms: u64,
-    ) -> Result<crdt::Applied, crdt::Error> {
+    ) -> Result<crdt::Applied, RoomError> {
         self.apply(Some(origin), update, frame, now_ms)
     }
 
     /// Apply an update another node relayed: every local client gets it, no node is told again.
     /// Not bounded by the per-message limit (a sync reply may carry a whole document).
-    pub fn apply_remote_update(self: &Arc<Self>, update: &[u8], now_ms: u64) -> Result<(), crdt::Error> {
-        let frame = || frames::encode(protocol::Message::Sync(protocol::SyncMessage::Update(update)));
+    pub fn apply_remote_update(self: &Arc<Self>, update: &[u8], now_ms: u64) -> Result<(), RoomError> {
+        let frame = || frames::sync_update_frame(update);
         self.apply(None, update, frame, now_ms).map(drop)
     }
 
     /// The room's sync step 1, cached: sent to a client whose update waits for updates the room
     /// has not seen, so that it sends them.
-    pub fn step1(&self) -> Bytes {
-        let mut state = self.state.lock();
-        let state = &mut *state;
-        state.frames.step1(&state.doc)
+    pub fn step1(self: &Arc<Self>) -> Result<Bytes, RoomError> {
+        self.locked(|state| state.frames.step1(&state.doc))
     }
 
-    /// Apply `update` from the client `origin`, or from another node when `None` (then it is
-    /// not relayed back).
+    /// Apply `update` from the client `origin`, or from another node when `None`.
+    ///
+    /// What the room relays is what its document integrated: the update's own bytes when it
+    /// integrated exactly as sent (the common case: a slice of the frame it came in, to every
+    /// client but the sender and, from a client, to the other nodes), else the document's
+    /// encoding of what it gained (to every client and node), so that a client reusing ids for
+    /// other content cannot make anyone diverge from the room.
     fn apply(
         self: &Arc<Self>,
         origin: Option<ConnId>,
         update: &[u8],
         frame: impl FnOnce() -> Bytes,
         now_ms: u64,
-    ) -> Result<crdt::Applied, crdt::Error> {
-        let (applied, newly_dirty) = {
-            let mut state = self.state.lock();
+    ) -> Result<crdt::Applied, RoomError> {
+        let (applied, newly_dirty) = self.locked(|state| {
             let applied = match origin {
                 Some(_) => state.doc.apply_update(update)?,
                 None => state.doc.apply_peer_update(update)?,
             };
             if !applied.changed {
-                return Ok(applied);
+                return Ok((applied, false));
             }
             state.frames.invalidate_doc();
             state.changes += 1;
-            // Encoded only now: most updates that change nothing are fresh clients' empty step 2.
-            fan_out(&mut state.peers, origin, &frame(), MessageKind::SyncUpdate);
-            // Under the lock, so every node receives this node's updates in the order applied.
-            if origin.is_some() {
-                self.relay.publish(RelayKind::Update, &self.id, update);
+            // Under the lock, so every client and node receives updates in the order applied.
+            if applied.relay_original {
+                // Encoded only now: most updates that change nothing are fresh clients' empty
+                // step 2.
+                fan_out(&mut state.peers, origin, &frame(), MessageKind::SyncUpdate);
+                if origin.is_some() {
+                    self.relay.publish(RelayKind::Update, &self.id, update);
+                }
+            }
+            for part in &applied.relay_encoded {
+                fan_out(&mut state.peers, None, &frames::sync_update_frame(part), MessageKind::SyncUpdate);
+                self.relay.publish(RelayKind::Update, &self.id, part);
             }
             let newly_dirty = !self.dirty.swap(true, Ordering::AcqRel);
             if newly_dirty {
                 state.dirty_since_ms = now_ms;
             }
-            (applied, newly_dirty)
-        };
+            Ok((applied, newly_dirty))
+        })?;
         if newly_dirty {
             // The persister holds at most one entry per room, so this channel is bounded by the
             // number of rooms even though its type is unbounded.
@@ -227,82 +318,99 @@ impl Room {
         Ok(applied)
     }
 
-    /// Apply a client's awareness update and relay `frame` to every client, the sender included:
+    /// Apply a client's awareness update and relay it to every client, the sender included:
     /// y-websocket clients treat 30 s without any message as a dead connection, and a client alone
-    /// in a room hears only the echo of its own 15 s awareness renewal.
+    /// in a room hears only the echo of its own 15 s awareness renewal. `frame` is the update as
+    /// received, relayed as is unless some of its entries were for ids another connection holds:
+    /// those are left out of what is applied and relayed.
     pub fn apply_awareness(
-        &self,
+        self: &Arc<Self>,
+        owner: Owner,
         payload: &[u8],
         frame: &Bytes,
         now_ms: u64,
-    ) -> Result<AwarenessChange, crdt::Error> {
-        let mut state = self.state.lock();
-        let change = state.awareness.apply(payload, now_ms)?;
-        state.frames.invalidate_awareness();
-        fan_out(&mut state.peers, None, frame, MessageKind::Awareness);
-        self.relay.publish(RelayKind::Awareness, &self.id, payload);
-        Ok(change)
+    ) -> Result<(), RoomError> {
+        self.locked(|state| {
+            let accepted = state.awareness.apply_from(payload, now_ms, owner, &self.awareness_limits)?;
+            state.frames.invalidate_awareness();
+            match accepted.filtered {
+                None => {
+                    fan_out(&mut state.peers, None, frame, MessageKind::Awareness);
+                    self.relay.publish(RelayKind::Awareness, &self.id, payload);
+                }
+                Some(kept) => {
+                    Metrics::get().awareness_refused.increment(1);
+                    fan_out(&mut state.peers, None, &frames::awareness_frame(&kept), MessageKind::Awareness);
+                    self.relay.publish(RelayKind::Awareness, &self.id, &kept);
+                }
+            }
+            Ok(())
+        })
     }
 
     /// Apply an awareness update another node relayed, for every local client.
-    pub fn apply_remote_awareness(&self, payload: &[u8], now_ms: u64) -> Result<(), crdt::Error> {
-        let mut state = self.state.lock();
-        state.awareness.apply(payload, now_ms)?;
-        state.frames.invalidate_awareness();
-        fan_out(&mut state.peers, None, &frames::awareness_frame(payload), MessageKind::Awareness);
-        Ok(())
+    pub fn apply_remote_awareness(self: &Arc<Self>, payload: &[u8], now_ms: u64) -> Result<(), RoomError> {
+        self.locked(|state| {
+            state.awareness.apply(payload, now_ms)?;
+            state.frames.invalidate_awareness();
+            fan_out(&mut state.peers, None, &frames::awareness_frame(payload), MessageKind::Awareness);
+            Ok(())
+        })
     }
 
     /// Send an app message (JSON) to every client of the room that asked for app messages, on
     /// every node.
-    pub fn broadcast_app(&self, json: &str) {
+    pub fn broadcast_app(self: &Arc<Self>, json: &str) {
         let frame = frames::encode(protocol::Message::App(json));
-        let mut state = self.state.lock();
-        fan_out(&mut state.peers, None, &frame, MessageKind::App);
-        self.relay.publish(RelayKind::App, &self.id, json.as_bytes());
+        let _ = self.locked(|state| {
+            fan_out(&mut state.peers, None, &frame, MessageKind::App);
+            self.relay.publish(RelayKind::App, &self.id, json.as_bytes());
+            Ok(())
+        });
     }
 
     /// An app message another node broadcast: to this node's app clients. Refused unless it is
     /// JSON text, so a broken peer cannot make browsers throw.
-    pub fn apply_remote_app(&self, payload: &[u8]) -> Result<(), AppRefused> {
+    pub fn apply_remote_app(self: &Arc<Self>, payload: &[u8]) -> Result<(), AppRefused> {
         let json = std::str::from_utf8(payload).map_err(|_| AppRefused)?;
         serde_json::from_str::<serde::de::IgnoredAny>(json).map_err(|_| AppRefused)?;
         let frame = frames::encode(protocol::Message::App(json));
-        fan_out(&mut self.state.lock().peers, None, &frame, MessageKind::App);
+        let _ = self.locked(|state| {
+            fan_out(&mut state.peers, None, &frame, MessageKind::App);
+            Ok(())
+        });
         Ok(())
     }
 
     /// What this room has that a node with `state_vector` lacks, for its sync request.
-    pub fn diff(&self, state_vector: &[u8]) -> Result<Vec<u8>, crdt::Error> {
-        self.state.lock().doc.diff(state_vector)
+    pub fn diff(self: &Arc<Self>, state_vector: &[u8]) -> Result<Vec<u8>, RoomError> {
+        self.locked(|state| state.doc.diff(state_vector))
     }
 
     /// Ask the other nodes holding this room for what it lacks (a sync request with its state
     /// vector); with `ask_back`, they also ask for what they lack.
-    pub fn ask_peers(&self, ask_back: bool) {
-        let request = crate::relay::sync_request(ask_back, &self.state_vector());
-        self.relay.publish(RelayKind::SyncRequest, &self.id, &request);
-    }
-
-    fn state_vector(&self) -> Vec<u8> {
-        self.state.lock().doc.state_vector()
+    pub fn ask_peers(self: &Arc<Self>, ask_back: bool) {
+        if let Ok(state_vector) = self.locked(|state| state.doc.state_vector()) {
+            let request = crate::relay::sync_request(ask_back, &state_vector);
+            self.relay.publish(RelayKind::SyncRequest, &self.id, &request);
+        }
     }
 
     /// Every known awareness state, for a query-awareness request.
-    pub fn awareness(&self) -> Option<Bytes> {
-        let mut state = self.state.lock();
-        let state = &mut *state;
-        state.frames.awareness(&mut state.awareness)
+    pub fn awareness(self: &Arc<Self>) -> Result<Option<Bytes>, RoomError> {
+        self.locked(|state| Ok(state.frames.awareness(&mut state.awareness)))
     }
 
     /// Remove awareness states not renewed within the timeout, telling every client.
-    pub fn expire_awareness(&self, now_ms: u64) {
-        let mut state = self.state.lock();
-        if let Some(payload) = state.awareness.expire(now_ms) {
-            state.frames.invalidate_awareness();
-            let frame = frames::awareness_frame(&payload);
-            fan_out(&mut state.peers, None, &frame, MessageKind::Awareness);
-        }
+    pub fn expire_awareness(self: &Arc<Self>, now_ms: u64) {
+        let _ = self.locked(|state| {
+            if let Some(payload) = state.awareness.expire(now_ms) {
+                state.frames.invalidate_awareness();
+                let frame = frames::awareness_frame(&payload);
+                fan_out(&mut state.peers, None, &frame, MessageKind::Awareness);
+            }
+            Ok(())
+        });
     }
 
     pub fn is_dirty(&self) -> bool {
@@ -311,18 +419,25 @@ impl Room {
 
     /// The room's full state as a snapshot job if it changed since the last one, clearing the
     /// dirty mark. A caller that then fails to persist it must call [`Room::restore_dirty`].
-    pub fn take_snapshot(&self) -> Option<SnapshotJob> {
-        let mut state = self.state.lock();
-        if !self.dirty.swap(false, Ordering::AcqRel) || self.discarded.load(Ordering::Acquire) {
-            return None;
-        }
-        let changes = std::mem::take(&mut state.changes);
-        Some(SnapshotJob {
-            room: self.id.to_string(),
-            update: state.doc.snapshot(),
-            changes,
-            dirty_since_ms: state.dirty_since_ms,
+    /// `None` too for a room that failed: its document is not to be trusted, and storage keeps
+    /// its last good state.
+    pub fn take_snapshot(self: &Arc<Self>) -> Option<SnapshotJob> {
+        self.locked(|state| {
+            if self.discarded.load(Ordering::Acquire) || !self.dirty.load(Ordering::Acquire) {
+                return Ok(None);
+            }
+            let update = state.doc.snapshot()?;
+            self.dirty.store(false, Ordering::Release);
+            let changes = std::mem::take(&mut state.changes);
+            Ok(Some(SnapshotJob {
+                room: self.id.to_string(),
+                update,
+                changes,
+                dirty_since_ms: state.dirty_since_ms,
+            }))
         })
+        .ok()
+        .flatten()
     }
 
     /// Put back the dirty mark of a snapshot that could not be persisted; it is retried later.
@@ -344,6 +459,7 @@ impl Room {
     }
 
     fn load(&self, snapshot: Option<&[u8]>, settings: &RoomSettings) -> Result<(), crdt::Error> {
+        // A fresh room, not shared yet: nothing here can fail another room.
         if let Some(snapshot) = snapshot {
             let doc = RoomDoc::from_snapshot(snapshot, settings.limits)?;
             let mut state = self.state.lock();
@@ -351,6 +467,17 @@ impl Room {
             state.frames.invalidate_doc();
         }
         Ok(())
+    }
+}
+
+/// The text of a caught panic.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic".into()
     }
 }
 

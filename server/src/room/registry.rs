@@ -17,13 +17,14 @@ use crate::time::unix_ms;
 #[derive(Debug, Clone)]
 pub struct RoomSettings {
     pub limits: crdt::Limits,
+    pub awareness_limits: crdt::AwarenessLimits,
     pub awareness_timeout_ms: u64,
     /// How long a room with no clients stays in memory.
     pub idle: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum RoomError {
+pub enum OpenError {
     #[error("storage unavailable: {0}")]
     Storage(#[from] storage::Error),
     #[error("stored snapshot of this room is unreadable: {0}")]
@@ -34,6 +35,9 @@ pub struct Rooms {
     map: DashMap<Arc<str>, Arc<Room>>,
     store: Arc<dyn SnapshotStore>,
     persist_tx: mpsc::UnboundedSender<Arc<Room>>,
+    failures_tx: mpsc::UnboundedSender<Arc<Room>>,
+    /// Rooms that failed and have not been reloaded yet (see `quarantine.rs`), with when.
+    quarantined: DashMap<Arc<str>, u64>,
     settings: RoomSettings,
     relay: Arc<dyn Relay>,
 }
@@ -59,13 +63,36 @@ impl Drop for RoomLease {
 }
 
 impl Rooms {
+    /// The registry, and the receiver of rooms that failed, for [`super::quarantine::run`].
     pub fn new(
         store: Arc<dyn SnapshotStore>,
         settings: RoomSettings,
         persist_tx: mpsc::UnboundedSender<Arc<Room>>,
         relay: Arc<dyn Relay>,
-    ) -> Self {
-        Self { map: DashMap::new(), store, persist_tx, settings, relay }
+    ) -> (Self, mpsc::UnboundedReceiver<Arc<Room>>) {
+        let (failures_tx, failures) = mpsc::unbounded_channel();
+        let quarantined = DashMap::new();
+        (Self { map: DashMap::new(), store, persist_tx, failures_tx, quarantined, settings, relay }, failures)
+    }
+
+    /// How many rooms failed and are not reloaded yet.
+    pub fn quarantined(&self) -> usize {
+        self.quarantined.len()
+    }
+
+    /// Drop a room that failed from memory, unpersisted, and mark it quarantined until a join
+    /// reloads it. Returns whether it was still the room held under its id.
+    pub(super) fn quarantine(&self, room: &Arc<Room>) -> bool {
+        self.quarantined.insert(Arc::from(room.id()), unix_ms());
+        Metrics::get().rooms_quarantined.set(self.quarantined.len() as f64);
+        let removed = self.map.remove_if(room.id(), |_, current| Arc::ptr_eq(current, room)).is_some();
+        if removed {
+            if room.loaded.initialized() {
+                self.relay.unsubscribe(room.id());
+            }
+            Metrics::get().rooms.decrement(1.0);
+        }
+        removed
     }
 
     pub fn len(&self) -> usize {
@@ -81,7 +108,7 @@ impl Rooms {
     }
 
     /// Take a lease on room `id`, creating it and loading its snapshot if it is not in memory.
-    pub async fn join(&self, id: &str) -> Result<RoomLease, RoomError> {
+    pub async fn join(&self, id: &str) -> Result<RoomLease, OpenError> {
         let room = {
             // The count goes up under the map's shard lock, so eviction (which checks it under the
             // same lock) can never remove a room that a client is joining.
@@ -91,6 +118,7 @@ impl Rooms {
                     Arc::from(id),
                     &self.settings,
                     self.persist_tx.clone(),
+                    self.failures_tx.clone(),
                     self.relay.clone(),
                 ))
             });
@@ -107,9 +135,13 @@ impl Rooms {
                 // lacks: an update made anywhere in between arrives one way or the other.
                 self.relay.subscribe(id);
                 lease.ask_peers(true);
-                Ok::<_, RoomError>(())
+                Ok::<_, OpenError>(())
             })
             .await?;
+        if !self.quarantined.is_empty() && self.quarantined.remove(id).is_some() {
+            tracing::info!(room = id, "failed room reloaded from storage");
+            Metrics::get().rooms_quarantined.set(self.quarantined.len() as f64);
+        }
         Ok(lease)
     }
 

@@ -37,6 +37,7 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::http::proxy::Cidr;
 use crate::socket::{Socket, SocketHandle, SocketIo, SocketListener};
 use crate::telemetry::{HttpTimeout, Metrics};
 use limits::{ConnectionLimits, HttpSlot};
@@ -56,6 +57,8 @@ pub struct ServeSettings {
     pub max_connections: usize,
     /// 0 = unlimited.
     pub max_connections_per_ip: usize,
+    /// Peers the per-IP cap does not apply to (trusted reverse proxies).
+    pub per_ip_exempt: Vec<Cidr>,
 }
 
 /// Serve `app` on `listener` until `shutdown` is cancelled; then stop accepting, let every plain
@@ -67,7 +70,11 @@ pub async fn serve(
     settings: ServeSettings,
     shutdown: CancellationToken,
 ) {
-    let limits = ConnectionLimits::new(settings.max_connections, settings.max_connections_per_ip);
+    let limits = ConnectionLimits::new(
+        settings.max_connections,
+        settings.max_connections_per_ip,
+        settings.per_ip_exempt.clone(),
+    );
     let mut refuser = refuse::Refuser::new();
     let connections = TaskTracker::new();
     let settings = Arc::new(settings);

@@ -32,6 +32,15 @@ pub use listener::{SocketHandle, SocketListener};
 use queue::Outgoing;
 use wire::FrameHeader;
 
+/// Why a client was cut off its room's fan-out; its connection closes saying so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cut {
+    /// Its queue was full: it fell too far behind (1013).
+    SlowConsumer,
+    /// Its room failed and is being reloaded (1011).
+    RoomFailed,
+}
+
 /// Why a socket refused a fan-out frame. Either way the room forgets the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
@@ -83,7 +92,7 @@ impl Socket {
             };
         }
         if out.len() >= queue_limit {
-            out.cut();
+            out.cut(Cut::SlowConsumer);
             drop(out);
             self.backlog.notify_one();
             return Err(Refused::SlowConsumer);
@@ -97,9 +106,15 @@ impl Socket {
         self.backlog.notified()
     }
 
-    /// Whether a fan-out found this client's queue full.
-    pub fn is_cut(&self) -> bool {
-        self.out.lock().is_cut()
+    /// Stop taking fan-out frames and wake the connection, which closes saying `why`.
+    pub fn cut(&self, why: Cut) {
+        self.out.lock().cut(why);
+        self.backlog.notify_one();
+    }
+
+    /// Why this client was cut off its room's fan-out, if it was.
+    pub fn cut_reason(&self) -> Option<Cut> {
+        self.out.lock().cut_reason()
     }
 }
 

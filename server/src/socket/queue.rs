@@ -39,8 +39,8 @@ impl Chunk {
 #[derive(Default)]
 pub(super) struct Outgoing {
     queue: VecDeque<Chunk>,
-    /// A fan-out found the queue full: no more fan-out frames are accepted.
-    cut: bool,
+    /// No more fan-out frames are accepted, and why.
+    cut: Option<super::Cut>,
     /// A write failed: the peer is gone, nothing more can be written.
     broken: bool,
 }
@@ -55,10 +55,10 @@ impl Outgoing {
     }
 
     pub fn closed(&self) -> bool {
-        self.cut || self.broken
+        self.cut.is_some() || self.broken
     }
 
-    pub fn is_cut(&self) -> bool {
+    pub fn cut_reason(&self) -> Option<super::Cut> {
         self.cut
     }
 
@@ -66,8 +66,9 @@ impl Outgoing {
         self.broken
     }
 
-    pub fn cut(&mut self) {
-        self.cut = true;
+    /// The first reason sticks: a client already cut as too slow stays so.
+    pub fn cut(&mut self, why: super::Cut) {
+        self.cut.get_or_insert(why);
     }
 
     pub fn push(&mut self, header: FrameHeader, body: Bytes) {

@@ -91,7 +91,7 @@ async fn a_client_that_never_reads_is_cut_once_its_queue_is_full() {
         assert!(accepted < 10_000, "the kernel cannot buffer this much");
     };
     assert_eq!(refused, Refused::SlowConsumer);
-    assert!(socket.is_cut());
+    assert_eq!(socket.cut_reason(), Some(super::Cut::SlowConsumer));
     // Once cut, the room gets `Gone` and forgets the client; nothing is queued past the limit.
     assert_eq!(socket.send_frame(&header, &body, limit), Err(Refused::Gone));
     assert_eq!(socket.out.lock().len(), limit);

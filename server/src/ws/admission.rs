@@ -3,7 +3,8 @@
 //! the URL has none, from an auth message the client sends first; then the session and the
 //! user's role in it.
 //!
-//! Order of refusals: no or bad token → 4401, unknown session → 4404, no role in it → 4403.
+//! Order of refusals: no or bad token → 4401, its account gone → 4401, disabled → 4403 (read
+//! from the store: a socket may edit for hours), unknown session → 4404, no role in it → 4403.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,9 +15,12 @@ use protocol::{AuthMessage, Message, decode_frame};
 
 use super::close::CloseReason;
 use crate::auth::live::Registration;
-use crate::auth::{Grant, SessionRole, TokenError};
+use crate::auth::{AccountError, Grant, SessionRole, TokenError};
 use crate::http::AppState;
 use crate::room::ConnId;
+
+/// The close reason of a token whose account does not exist (any more).
+pub const ACCOUNT_GONE: &str = "this account does not exist";
 
 /// A connection let in, and what it may do.
 pub struct Admission {
@@ -27,6 +31,15 @@ pub struct Admission {
     pub rest_of_first_frame: Option<Bytes>,
     /// The signed-in user, for the connection's log events; `None` when anonymous.
     pub user: Option<String>,
+    /// Who is signed in, as a number (0: nobody): a user's new connection may take over the
+    /// awareness ids its earlier one held.
+    pub principal: u64,
+}
+
+/// A stable number for a user id within this process (0 is kept for nobody).
+fn principal(user_id: &str) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(user_id).max(1)
 }
 
 pub async fn admit(
@@ -52,17 +65,36 @@ pub async fn admit(
         .map(|token| {
             state.auth.tokens.verify(&token).map_err(|e| match e {
                 TokenError::Expired => CloseReason::Unauthorized("token expired"),
+                TokenError::NotYetValid => CloseReason::Unauthorized("token not valid yet"),
                 TokenError::Invalid => CloseReason::Unauthorized("invalid token"),
             })
         })
         .transpose()?;
+    // A token speaks for its account only while the account may act; its site role is the
+    // account's now, not the token's.
+    let claims = match claims {
+        Some(mut claims) => {
+            claims.role = match state.auth.accounts.current(&claims.sub).await {
+                Ok(user) => user.role,
+                Err(AccountError::Unknown) => return Err(CloseReason::Unauthorized(ACCOUNT_GONE)),
+                Err(AccountError::Disabled) => return Err(CloseReason::AccountDisabled),
+                Err(AccountError::Store(error)) => {
+                    tracing::error!(%error, "could not read the account");
+                    return Err(CloseReason::Unavailable);
+                }
+            };
+            Some(claims)
+        }
+        None => None,
+    };
+    let principal = claims.as_ref().map_or(0, |claims| principal(&claims.sub));
     let seen_changes = state.sessions.live.changes();
     let Some(session) = read_session(state, room).await? else {
         // Not a session: a free room, open to anyone only where the operator allowed it.
         return if allow_anonymous {
             let grant = Arc::new(Grant::new(true));
             let user = claims.map(|claims| claims.sub);
-            Ok(Admission { grant, registration: None, rest_of_first_frame, user })
+            Ok(Admission { grant, registration: None, rest_of_first_frame, principal, user })
         } else {
             Err(CloseReason::NotFound)
         };
@@ -80,7 +112,13 @@ pub async fn admit(
         let role = SessionRole::of(&session, &claims.sub, claims.role).ok_or(CloseReason::Forbidden)?;
         grant.set_writable(role.can_write(&session));
     }
-    Ok(Admission { grant, registration: Some(registration), rest_of_first_frame, user: Some(claims.sub) })
+    Ok(Admission {
+        grant,
+        registration: Some(registration),
+        rest_of_first_frame,
+        principal,
+        user: Some(claims.sub),
+    })
 }
 
 async fn read_session(state: &AppState, room: &str) -> Result<Option<storage::model::Session>, CloseReason> {

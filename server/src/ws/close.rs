@@ -44,6 +44,10 @@ pub enum CloseReason {
     Malformed(protocol::DecodeError),
     /// A sync or awareness payload the document refused (1007).
     Rejected(crdt::Error),
+    /// An awareness update past the per-connection limits (1008).
+    AwarenessLimit(crdt::Error),
+    /// The room failed (its document broke inside yrs) and is being reloaded: reconnect (1011).
+    RoomFailed,
     /// No frame or pong for two ping intervals (1001).
     PingTimeout,
     /// Writing to the client did not finish in time (1001).
@@ -52,6 +56,8 @@ pub enum CloseReason {
     Unauthorized(&'static str),
     /// Signed in, but no access to this session (4403).
     Forbidden,
+    /// The token's account is disabled, found at admission or while connected (4403).
+    AccountDisabled,
     /// Access was taken away while connected: removed from the session (4403).
     Revoked,
     /// No such session (4404).
@@ -63,19 +69,29 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
+    /// The reason for a payload the room refused.
+    pub fn refused(error: crdt::Error) -> Self {
+        match error {
+            crdt::Error::AwarenessStateTooLarge { .. } | crdt::Error::TooManyAwarenessClients { .. } => {
+                Self::AwarenessLimit(error)
+            }
+            other => Self::Rejected(other),
+        }
+    }
+
     pub fn code(&self) -> u16 {
         match self {
             Self::Shutdown | Self::PingTimeout | Self::WriteTimeout => 1001,
             Self::SlowConsumer => 1013,
-            Self::RateLimited => 1008,
+            Self::RateLimited | Self::AwarenessLimit(_) => 1008,
             Self::TooBig => 1009,
             Self::TextFrame => 1003,
             Self::Malformed(_) => 1002,
             Self::Rejected(_) => 1007,
             Self::Unauthorized(_) => 4401,
-            Self::Forbidden | Self::Revoked => 4403,
+            Self::Forbidden | Self::Revoked | Self::AccountDisabled => 4403,
             Self::NotFound | Self::SessionDeleted => 4404,
-            Self::Unavailable => 1011,
+            Self::Unavailable | Self::RoomFailed => 1011,
         }
     }
 
@@ -89,10 +105,13 @@ impl CloseReason {
             Self::TextFrame => "text_frame",
             Self::Malformed(_) => "malformed_message",
             Self::Rejected(_) => "invalid_update",
+            Self::AwarenessLimit(_) => "awareness_limit",
+            Self::RoomFailed => "room_failed",
             Self::PingTimeout => "ping_timeout",
             Self::WriteTimeout => "write_timeout",
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden => "forbidden",
+            Self::AccountDisabled => "account_disabled",
             Self::Revoked => "access_revoked",
             Self::NotFound => "session_not_found",
             Self::SessionDeleted => "session_deleted",
@@ -109,10 +128,13 @@ impl CloseReason {
             Self::TextFrame => "binary frames only".into(),
             Self::Malformed(e) => format!("malformed message: {e}"),
             Self::Rejected(e) => format!("update rejected: {e}"),
+            Self::AwarenessLimit(e) => format!("awareness refused: {e}"),
+            Self::RoomFailed => "the room failed and is being reloaded; reconnect".into(),
             Self::PingTimeout => "ping timeout".into(),
             Self::WriteTimeout => "write timeout".into(),
             Self::Unauthorized(why) => (*why).into(),
             Self::Forbidden => "no access to this session".into(),
+            Self::AccountDisabled => "this account is disabled".into(),
             Self::Revoked => "access to this session was revoked".into(),
             Self::NotFound => "session not found".into(),
             Self::SessionDeleted => "session deleted".into(),

@@ -19,8 +19,8 @@ use crate::auth::Grant;
 use crate::auth::access::Revoked;
 use crate::auth::live::Registration;
 use crate::http::AppState;
-use crate::room::{ConnId, Peer, RoomLease};
-use crate::socket::Socket;
+use crate::room::{ConnId, Peer, RoomError, RoomLease};
+use crate::socket::{Cut, Socket};
 use crate::telemetry::Metrics;
 use crate::time::unix_ms;
 
@@ -54,8 +54,8 @@ impl From<axum::Error> for Ending {
 struct Connection {
     id: ConnId,
     room: RoomLease,
-    /// Awareness client ids this connection announced: removed from the room when it goes.
-    controlled: Vec<u64>,
+    /// Who this connection is, for awareness ownership: the ids it sets are its own.
+    owner: crdt::Owner,
     rate: TokenBucket,
     /// Whether the client asked for app messages (`?app=1`).
     app: bool,
@@ -95,7 +95,8 @@ pub async fn serve(
     let (settings, cancel) = (state.connection_settings.clone(), state.cancel.clone());
     drop((state, room_id));
     let metrics = Metrics::get();
-    metrics.connections.increment(1.0);
+    // Leaves the room and counts the connection gone however this task ends, a panic included.
+    let _joined = Joined::new(room.clone(), id);
     let connected_at = Instant::now();
     tracing::info!(conn = id, room = room.id(), user = admission.user.as_deref(), app, "websocket connected");
     // y-websocket servers speak first: the room greets the client as it registers it.
@@ -104,7 +105,7 @@ pub async fn serve(
     let mut conn = Connection {
         id,
         room,
-        controlled: Vec::new(),
+        owner: crdt::Owner { conn: id, principal: admission.principal },
         rate: TokenBucket::new(settings.max_messages_per_sec, settings.message_burst, now),
         app,
         last_seen: now,
@@ -120,21 +121,41 @@ pub async fn serve(
         Ok(()) => conn.run(&mut ws, &socket, &settings, &cancel).await,
         Err(ending) => ending,
     };
-    conn.room.leave(id, &conn.controlled, unix_ms());
     let why = match &ending {
         Ending::Close(reason) => reason.label(),
         Ending::Gone => "client_gone",
     };
     let duration_ms = connected_at.elapsed().as_millis() as u64;
     tracing::info!(conn = id, room = conn.room.id(), duration_ms, reason = why, "websocket left");
+    drop(_joined);
     if let Ending::Close(reason) = ending {
         metrics.closed(reason.label());
         tracing::debug!(conn = id, room = conn.room.id(), reason = reason.label(), "closing connection");
         // Boxed: a rare path, kept out of every idle connection's task.
         Box::pin(close_with(&mut ws, &reason, conn.app)).await;
     }
-    metrics.connections.decrement(1.0);
     drop(permit);
+}
+
+/// A connection registered in its room: on drop (the task ended, or panicked) it leaves the room,
+/// which removes its awareness states, and the connection gauge comes down.
+struct Joined {
+    room: Arc<crate::room::Room>,
+    id: ConnId,
+}
+
+impl Joined {
+    fn new(room: Arc<crate::room::Room>, id: ConnId) -> Self {
+        Metrics::get().connections.increment(1.0);
+        Self { room, id }
+    }
+}
+
+impl Drop for Joined {
+    fn drop(&mut self) {
+        self.room.leave(self.id, unix_ms());
+        Metrics::get().connections.decrement(1.0);
+    }
 }
 
 /// Close a connection that was never admitted, saying why.
@@ -173,14 +194,16 @@ impl Connection {
                 why = &mut revoked => Err(Ending::Close(match why {
                     Revoked::Access => CloseReason::Revoked,
                     Revoked::SessionDeleted => CloseReason::SessionDeleted,
+                    Revoked::AccountGone => CloseReason::Unauthorized(super::admission::ACCOUNT_GONE),
+                    Revoked::AccountDisabled => CloseReason::AccountDisabled,
                 })),
                 () = &mut backlog => {
                     backlog.set(socket.backlog());
-                    if socket.is_cut() {
-                        // A fan-out found our queue full: the room has already let us go.
-                        Err(Ending::Close(CloseReason::SlowConsumer))
-                    } else {
-                        flush(ws, settings).await
+                    // Cut: the room has already let us go.
+                    match socket.cut_reason() {
+                        Some(Cut::SlowConsumer) => Err(Ending::Close(CloseReason::SlowConsumer)),
+                        Some(Cut::RoomFailed) => Err(Ending::Close(CloseReason::RoomFailed)),
+                        None => flush(ws, settings).await,
                     }
                 }
                 received = ws.recv() => self.on_ws_message(ws, received, settings).await,
@@ -254,7 +277,12 @@ impl Connection {
         original: impl FnOnce() -> Bytes,
         received_at: Instant,
     ) -> Result<Option<Bytes>, Ending> {
-        let rejected = |e| Ending::Close(CloseReason::Rejected(e));
+        let rejected = |e: RoomError| {
+            Ending::Close(match e {
+                RoomError::Refused(e) => CloseReason::refused(e),
+                RoomError::Failed(_) => CloseReason::RoomFailed,
+            })
+        };
         match message {
             Message::Sync(SyncMessage::Step1(state_vector)) => {
                 Ok(Some(self.room.sync_reply(state_vector).map_err(rejected)?))
@@ -268,26 +296,20 @@ impl Connection {
                 let applied =
                     self.room.apply_update(self.id, update, original, unix_ms()).map_err(rejected)?;
                 Metrics::get().fanout.record(received_at.elapsed().as_secs_f64());
-                Ok(self.ask_for_missing(applied))
+                self.ask_for_missing(&applied).map_err(rejected)
             }
             Message::Sync(SyncMessage::Step2(update)) => {
                 // Relayed to the others as a plain update, like y-websocket does. Most are empty
                 // (a fresh client has nothing); the room relays only what changed it.
                 let frame = || crate::room::encode(Message::Sync(SyncMessage::Update(update)));
                 let applied = self.room.apply_update(self.id, update, frame, unix_ms()).map_err(rejected)?;
-                Ok(self.ask_for_missing(applied))
+                self.ask_for_missing(&applied).map_err(rejected)
             }
             Message::Awareness(payload) => {
-                let change = self.room.apply_awareness(payload, &original(), unix_ms()).map_err(rejected)?;
-                self.controlled.retain(|id| !change.removed.contains(id));
-                for id in change.updated {
-                    if !self.controlled.contains(&id) {
-                        self.controlled.push(id);
-                    }
-                }
+                self.room.apply_awareness(self.owner, payload, &original(), unix_ms()).map_err(rejected)?;
                 Ok(None)
             }
-            Message::QueryAwareness => Ok(self.room.awareness()),
+            Message::QueryAwareness => self.room.awareness().map_err(rejected),
             // Permission-denied is server-to-client only; a client's copy has nothing to act on.
             // A token after admission changes nothing: a connection's identity is fixed.
             Message::Auth(_) => Ok(None),
@@ -317,8 +339,8 @@ impl Connection {
 
     /// An update that waits for updates the room lacks: the sender has them, so send it the
     /// room's sync step 1 and it answers with what is missing.
-    fn ask_for_missing(&self, applied: crdt::Applied) -> Option<Bytes> {
-        applied.pending.then(|| self.room.step1())
+    fn ask_for_missing(&self, applied: &crdt::Applied) -> Result<Option<Bytes>, RoomError> {
+        applied.pending.then(|| self.room.step1()).transpose()
     }
 }
 

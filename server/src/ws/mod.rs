@@ -68,7 +68,7 @@ pub async fn upgrade(
         return ApiError::invalid_path(format!("room: a room id is 1 to {MAX_ROOM_ID_BYTES} bytes"))
             .into_response();
     }
-    let ip = crate::http::client_ip(state.config.trust_proxy, &headers, socket.peer_ip());
+    let ip = crate::http::client_ip(&state.config, &headers, socket.peer_ip());
     if let Err(refused) = throttle(&state, ip).await {
         return refused.into_response();
     }
@@ -100,7 +100,8 @@ async fn throttle(state: &AppState, ip: std::net::IpAddr) -> Result<(), ApiError
     if limit == 0 {
         return Ok(());
     }
-    match state.cache.hit(&format!("rl:ws:{ip}"), CONNECT_WINDOW).await {
+    let key = format!("rl:ws:{}", crate::http::proxy::bucket(ip));
+    match state.cache.hit(&key, CONNECT_WINDOW).await {
         Ok(hit) if hit.count > limit => {
             Metrics::get().rate_limited.increment(1);
             tracing::info!(%ip, reason = "rate_limited", "WebSocket refused: too many connects from this IP");

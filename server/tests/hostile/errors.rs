@@ -142,9 +142,10 @@ async fn routing_limits_and_capacity_errors_have_their_own_codes() {
     expect(&call(addr, "GET", "/api/nothing-here", None, None, &[]).await, 404, "not_found");
     let reply = call(addr, "DELETE", "/api/auth/login", None, None, &[]).await;
     expect(&reply, 405, "method_not_allowed");
-    // Two API requests per window from this IP: the third is refused before anything else.
+    // Two anonymous API requests per window from this IP: the third is refused before anything else.
     let server = TestServer::start_secure(|c| {
-        c.rate_limit_requests = 2;
+        // Requests without a token count against the per-IP budget.
+        c.ip_rate_limit_requests = 2;
         c.max_connections = 0;
     })
     .await;

@@ -13,3 +13,5 @@ mod support;
 
 mod errors;
 mod http_slow;
+mod jwt;
+mod rate_limits;
