@@ -24,6 +24,19 @@ services_install() {
     fi
     # The package starts a system-wide instance on 6379; the tests use their own.
   fi
+  if ! command -v promtool >/dev/null 2>&1; then
+    # `promtool check metrics` lints the live /metrics (server/tests/ops.rs). Debian ships it in the
+    # prometheus package; its own server must not start: a policy-rc.d says no while installing.
+    echo "== apt: prometheus (for promtool)"
+    local sudo="" policy=/usr/sbin/policy-rc.d added_policy=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    if [ ! -e "$policy" ]; then
+      printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null && $sudo chmod +x "$policy" && added_policy=1
+    fi
+    $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    [ -z "$added_policy" ] || $sudo rm -f "$policy"
+  fi
   if [ ! -x "$SERVICES_ENV/venv/bin/python" ] || ! "$SERVICES_ENV/venv/bin/python" -c 'import secantus' 2>/dev/null; then
     echo "== pip: secantusdb (MongoDB-wire server) into $SERVICES_ENV/venv"
     mkdir -p "$SERVICES_ENV"

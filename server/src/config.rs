@@ -211,6 +211,26 @@ pub struct Config {
     #[arg(help_heading = NETWORK, long, env = "CODECRAFTER_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Milliseconds a connection has to deliver a complete request head, counted from when the server starts waiting for one: at accept, and after each response on a kept-alive connection (so this is also the keep-alive idle limit). Past it the connection is closed without an answer; 0 = no limit.
+    #[arg(long, env = "CODECRAFTER_HTTP_HEADER_TIMEOUT_MS", default_value_t = 30_000)]
+    pub http_header_timeout_ms: u64,
+
+    /// Milliseconds from a request's head to its response, reading the body included; past it: 408 if the body had not all arrived, else 503; 0 = no limit.
+    #[arg(long, env = "CODECRAFTER_HTTP_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
+    pub http_request_timeout_ms: u64,
+
+    /// Milliseconds an HTTP response may wait for a client that does not read it before the connection is dropped; 0 = no limit. WebSockets have their own write deadline (two ping intervals).
+    #[arg(long, env = "CODECRAFTER_HTTP_WRITE_TIMEOUT_MS", default_value_t = 30_000)]
+    pub http_write_timeout_ms: u64,
+
+    /// Most plain HTTP connections open at once (a connection that upgrades to a WebSocket stops counting here and counts against --max-connections); more are answered 503 and closed; 0 = unlimited.
+    #[arg(long, env = "CODECRAFTER_MAX_HTTP_CONNECTIONS", default_value_t = 10_000)]
+    pub max_http_connections: usize,
+
+    /// Most plain HTTP connections open at once from one client IP (the TCP peer; IPv6 counted by /64). Not applied to peers in --trusted-proxies, nor at all with --proxy-hops or --trust-proxy (every connection then comes from a proxy). More are answered 503 and closed; 0 = unlimited.
+    #[arg(long, env = "CODECRAFTER_MAX_HTTP_CONNECTIONS_PER_IP", default_value_t = 256)]
+    pub max_http_connections_per_ip: usize,
+
     /// Reverse proxies to trust, comma-separated addresses or CIDR ranges (`10.0.0.0/8,fd00::/8`). From a peer in the list, the client IP is the right-most `X-Forwarded-For` address not in the list, and `X-Forwarded-Proto` says whether it used HTTPS (HSTS); from any other peer both headers are ignored.
     #[arg(help_heading = NETWORK, long, env = "CODECRAFTER_TRUSTED_PROXIES", value_delimiter = ',', conflicts_with_all = ["proxy_hops", "trust_proxy"])]
     pub trusted_proxies: Vec<crate::http::proxy::Cidr>,
@@ -304,6 +324,33 @@ impl Config {
         crate::relay::redis::PublishOptions {
             coalesce: self.relay_coalesce,
             batch_delay: Duration::from_micros(self.relay_batch_delay_us),
+        }
+    }
+
+    pub fn http_request_timeout(&self) -> Option<Duration> {
+        (self.http_request_timeout_ms > 0).then(|| Duration::from_millis(self.http_request_timeout_ms))
+    }
+
+    /// How connections are served: timeouts and caps on plain HTTP connections.
+    pub fn serve_settings(&self) -> crate::serve::ServeSettings {
+        let millis = |ms: u64| (ms > 0).then(|| Duration::from_millis(ms));
+        let shutdown = Duration::from_secs(self.shutdown_timeout_secs);
+        crate::serve::ServeSettings {
+            header_timeout: millis(self.http_header_timeout_ms),
+            write_timeout: millis(self.http_write_timeout_ms),
+            // A request in flight when shutdown starts may finish, within both limits.
+            shutdown_grace: self.http_request_timeout().map_or(shutdown, |request| request.min(shutdown)),
+            max_connections: self.max_http_connections,
+            // Behind proxies, connections come from the proxies: a per-IP cap on them would be a
+            // second, smaller total cap. Per-client budgets are the rate limits' job there. With
+            // --proxy-hops (or --trust-proxy) every connection is a proxy's: no per-IP cap; with
+            // --trusted-proxies only the listed peers are exempt.
+            max_connections_per_ip: if self.proxy_hops > 0 || self.trust_proxy {
+                0
+            } else {
+                self.max_http_connections_per_ip
+            },
+            per_ip_exempt: self.trusted_proxies.clone(),
         }
     }
 

@@ -12,6 +12,7 @@ pub mod presence;
 pub mod redis_tls;
 pub mod relay;
 pub mod room;
+pub mod serve;
 pub mod socket;
 pub mod telemetry;
 mod time;
@@ -173,10 +174,8 @@ pub async fn run_with_hub(
         anonymous = config.allow_anonymous,
         "codecrafter serving"
     );
-    let app = http::router(state.clone()).into_make_service_with_connect_info::<socket::SocketHandle>();
-    axum::serve(socket::SocketListener(listener), app)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await?;
+    let app = http::router(state.clone());
+    serve::serve(socket::SocketListener(listener), app, config.serve_settings(), shutdown.clone()).await;
 
     state.accepting.store(false, Ordering::Release);
     let deadline = Duration::from_secs(config.shutdown_timeout_secs);

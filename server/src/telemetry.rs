@@ -1,5 +1,10 @@
 //! Logs and metrics: tracing setup, the Prometheus recorder, and pre-registered metric handles so
 //! the hot path increments counters without looking up names or labels.
+//!
+//! Every metric any crate of the workspace registers is described here (HELP text): a test scans
+//! the sources for `counter!`/`gauge!`/`histogram!` names and fails on one without a description.
+
+mod process;
 
 use std::sync::OnceLock;
 
@@ -8,6 +13,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use protocol::MessageKind;
 
 use crate::config::LogFormat;
+use crate::serve::limits::Refusal;
 
 pub fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
@@ -21,6 +27,14 @@ pub fn init_tracing(format: LogFormat) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+/// What `/metrics` serves: the recorder's metrics, then the `process_*` ones.
+pub fn render() -> String {
+    Metrics::get();
+    let mut text = prometheus().render();
+    text.push_str(&process::render());
+    text
 }
 
 /// The process-wide Prometheus recorder (installed once: several servers in one test process share it).
@@ -46,6 +60,10 @@ pub fn prometheus() -> &'static PrometheusHandle {
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_gauge!(
+        "codecrafter_build_info",
+        "Always 1; the labels name the running build (version, profile, target arch and os)"
+    );
     describe_gauge!("codecrafter_connections", "Open WebSocket connections");
     describe_gauge!("codecrafter_rooms", "Rooms held in memory");
     describe_counter!("codecrafter_messages_in_total", "Yjs/app messages received, by type");
@@ -63,6 +81,39 @@ fn describe() {
     );
     describe_counter!("codecrafter_persist_errors_total", "Failed snapshot writes and merges");
     describe_counter!(
+        "codecrafter_persist_writes_total",
+        "Room snapshots written durably by the snapshot worker"
+    );
+    describe_counter!(
+        "codecrafter_presence_write_errors_total",
+        "Failed writes of this node's user-socket records to the cache"
+    );
+    describe_gauge!("codecrafter_relay_connected", "1 while the Redis relay is connected, 0 while it is not");
+    describe_counter!(
+        "codecrafter_relay_queued_total",
+        "Relay messages taken from the publish queue and sent to Redis (before coalescing)"
+    );
+    describe_counter!(
+        "codecrafter_relay_published_total",
+        "PUBLISH commands sent to Redis (after coalescing)"
+    );
+    describe_counter!(
+        "codecrafter_relay_coalesced_total",
+        "Room updates folded into another publish instead of being published alone"
+    );
+    describe_counter!(
+        "codecrafter_relay_unheard_total",
+        "Room updates and awareness not published because no other node holds the room"
+    );
+    describe_counter!(
+        "codecrafter_relay_dropped_total",
+        "Relay messages dropped because a queue was full (a resync of the rooms follows)"
+    );
+    describe_counter!(
+        "codecrafter_relay_rejected_total",
+        "Relay messages from other nodes that could not be decoded or applied"
+    );
+    describe_counter!(
         "codecrafter_slow_consumers_closed_total",
         "Clients closed with 1013 because they fell too far behind"
     );
@@ -74,6 +125,18 @@ fn describe() {
     describe_counter!(
         "codecrafter_permission_denied_total",
         "Document updates refused because the client may not write"
+    );
+    describe_gauge!(
+        "codecrafter_http_connections",
+        "Open plain HTTP connections (a connection upgraded to a WebSocket counts in codecrafter_connections instead)"
+    );
+    describe_counter!(
+        "codecrafter_http_connections_refused_total",
+        "HTTP connections answered 503 at accept, by the cap they would pass (total, per_ip)"
+    );
+    describe_counter!(
+        "codecrafter_http_timeouts_total",
+        "HTTP connections or requests cut by a timeout: header (no complete request head in time, idle keep-alive included), request (408/503), write (client not reading)"
     );
     describe_counter!(
         "codecrafter_room_failures_total",
@@ -89,6 +152,24 @@ fn describe() {
     );
 }
 
+/// The HTTP timeouts, as labelled in `codecrafter_http_timeouts_total`.
+#[derive(Debug, Clone, Copy)]
+pub enum HttpTimeout {
+    Header,
+    Request,
+    Write,
+}
+
+impl HttpTimeout {
+    pub fn label(self) -> &'static str {
+        match self {
+            HttpTimeout::Header => "header",
+            HttpTimeout::Request => "request",
+            HttpTimeout::Write => "write",
+        }
+    }
+}
+
 /// Handles resolved once; cloning a handle is an `Arc` clone, incrementing one is an atomic add.
 pub struct Metrics {
     pub connections: Gauge,
@@ -101,6 +182,12 @@ pub struct Metrics {
     pub slow_consumers: Counter,
     pub rate_limited: Counter,
     pub permission_denied: Counter,
+    pub http_connections: Gauge,
+    http_refused: [Counter; 2],
+    http_timeouts: [Counter; 3],
+    /// Held so the series is never dropped by an idle-timeout of the recorder.
+    #[allow(dead_code)]
+    build_info: Gauge,
     pub room_failures: Counter,
     pub rooms_quarantined: Gauge,
     pub awareness_refused: Counter,
@@ -127,6 +214,23 @@ impl Metrics {
                 slow_consumers: metrics::counter!("codecrafter_slow_consumers_closed_total"),
                 rate_limited: metrics::counter!("codecrafter_rate_limited_total"),
                 permission_denied: metrics::counter!("codecrafter_permission_denied_total"),
+                http_connections: metrics::gauge!("codecrafter_http_connections"),
+                http_refused: [Refusal::Total, Refusal::PerIp].map(|why| {
+                    metrics::counter!("codecrafter_http_connections_refused_total", "reason" => why.label())
+                }),
+                http_timeouts: [HttpTimeout::Header, HttpTimeout::Request, HttpTimeout::Write]
+                    .map(|kind| metrics::counter!("codecrafter_http_timeouts_total", "kind" => kind.label())),
+                build_info: {
+                    let gauge = metrics::gauge!(
+                        "codecrafter_build_info",
+                        "version" => env!("CARGO_PKG_VERSION"),
+                        "profile" => if cfg!(debug_assertions) { "debug" } else { "release" },
+                        "arch" => std::env::consts::ARCH,
+                        "os" => std::env::consts::OS,
+                    );
+                    gauge.set(1.0);
+                    gauge
+                },
                 room_failures: metrics::counter!("codecrafter_room_failures_total"),
                 rooms_quarantined: metrics::gauge!("codecrafter_rooms_quarantined"),
                 awareness_refused: metrics::counter!("codecrafter_awareness_refused_total"),
@@ -142,6 +246,14 @@ impl Metrics {
 
     pub fn messages_out(&self, kind: MessageKind, n: u64) {
         self.messages_out[kind as usize].increment(n);
+    }
+
+    pub fn http_refused(&self, why: Refusal) {
+        self.http_refused[why as usize].increment(1);
+    }
+
+    pub fn http_timeout(&self, kind: HttpTimeout) {
+        self.http_timeouts[kind as usize].increment(1);
     }
 
     pub fn closed(&self, reason: &'static str) {

@@ -91,7 +91,7 @@ async fn malformed_bodies_get_json_errors() {
         )
     };
     let reply = raw(addr, request("application/json", "{not json").as_bytes()).await;
-    assert_eq!((reply.status, reply.error_code().as_str()), (400, "invalid_request"));
+    assert_eq!((reply.status, reply.error_code().as_str()), (400, "malformed_json"));
     let reply = raw(addr, request("text/plain", "{}").as_bytes()).await;
     assert_eq!((reply.status, reply.error_code().as_str()), (415, "unsupported_media_type"));
     let big = format!("{{\"login\":\"{}\",\"password\":\"x\"}}", "a".repeat(1100));

@@ -4,7 +4,8 @@ mod support;
 
 use std::time::Duration;
 
-use support::{TestServer, http_get};
+use support::http::call;
+use support::{TestServer, YClient, http_get};
 use yrs::{Text, Transact};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,7 +97,237 @@ async fn a_bad_room_id_is_a_json_400() {
     };
     assert_eq!(response.status(), 400);
     let body = String::from_utf8(response.body().clone().unwrap_or_default()).unwrap();
-    assert!(body.contains(r#""code":"invalid_request""#) && body.contains("room"), "{body}");
+    assert!(body.contains(r#""code":"invalid_path""#) && body.contains("room"), "{body}");
+}
+
+/// Log lines (JSON) of every server in this process, captured from the global subscriber.
+fn captured_logs() -> &'static std::sync::Mutex<Vec<u8>> {
+    static LOGS: std::sync::OnceLock<&'static std::sync::Mutex<Vec<u8>>> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs: &'static _ = Box::leak(Box::new(std::sync::Mutex::new(Vec::new())));
+        struct Capture(&'static std::sync::Mutex<Vec<u8>>);
+        impl std::io::Write for Capture {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_env_filter("info")
+            .with_writer(move || Capture(logs))
+            .try_init()
+            .expect("the only subscriber of this test process");
+        logs
+    })
+}
+
+/// Wait until a captured log line satisfies `matches`; returns it.
+async fn logged(what: &str, matches: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned();
+        if let Some(line) = text.lines().filter_map(|l| serde_json::from_str(l).ok()).find(|l| matches(l)) {
+            return line;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no log line for {what}:\n{text}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_is_logged_with_its_route_status_latency_and_request_id() {
+    captured_logs();
+    let server = TestServer::start_secure(|_| {}).await;
+    let addr = server.addr;
+    // No id sent: one is made, echoed, logged with the route template (not the raw id).
+    let reply = call(addr, "GET", "/api/sessions/6740a1f2c3d4e5f6a7b8c9d0", None, None, &[]).await;
+    assert_eq!(reply.status, 401);
+    let id = reply.header("x-request-id").expect("a request id is echoed").to_owned();
+    assert_eq!(id.len(), 32, "{id}");
+    let line = logged("the session request", |l| l["request_id"] == id.as_str()).await;
+    assert_eq!(line["target"], "access", "{line}");
+    assert_eq!(line["level"], "INFO", "{line}");
+    assert_eq!(line["method"], "GET", "{line}");
+    assert_eq!(line["route"], "/api/sessions/{id}", "{line}");
+    assert_eq!(line["status"], 401, "{line}");
+    assert!(line["latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0), "{line}");
+
+    // A sane incoming id is kept; an insane one is replaced.
+    let reply = call(addr, "GET", "/health", None, None, &[("X-Request-Id", "edge-7f3a.42")]).await;
+    assert_eq!(reply.header("x-request-id"), Some("edge-7f3a.42"));
+    let line = logged("the health request", |l| l["request_id"] == "edge-7f3a.42").await;
+    assert_eq!((line["route"].as_str(), line["status"].as_u64()), (Some("/health"), Some(200)), "{line}");
+    let long = "x".repeat(65);
+    let reply = call(addr, "GET", "/health", None, None, &[("X-Request-Id", &long)]).await;
+    assert_ne!(reply.header("x-request-id"), Some(long.as_str()));
+    let reply = call(addr, "GET", "/no/such/route/123", None, None, &[]).await;
+    let id = reply.header("x-request-id").unwrap().to_owned();
+    let line = logged("the unmatched request", |l| l["request_id"] == id.as_str()).await;
+    assert_eq!((line["route"].as_str(), line["status"].as_u64()), (Some("(unmatched)"), Some(404)), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_connects_leaves_and_refusals_are_logged() {
+    captured_logs();
+    let server = TestServer::start_secure(|_| {}).await;
+    let addr = server.addr;
+    let owner = support::http::register(addr, "logan").await;
+    let session = support::http::create_session(addr, &owner, serde_json::json!({})).await;
+    let client = YClient::connect(&format!("{}?token={}&app=1", server.ws_url(&session), owner.access)).await;
+    client.wait_for("sync", Duration::from_secs(10), |c| c.shared().synced).await;
+    let connected =
+        logged("the connect", |l| l["message"] == "websocket connected" && l["room"] == session.as_str())
+            .await;
+    assert_eq!(connected["user"], owner.id.as_str(), "{connected}");
+    assert_eq!(connected["app"], true, "{connected}");
+    assert!(connected["conn"].is_u64(), "{connected}");
+    client.close();
+    let left =
+        logged("the leave", |l| l["message"] == "websocket left" && l["conn"] == connected["conn"]).await;
+    assert!(left["duration_ms"].is_u64(), "{left}");
+    assert_eq!(left["reason"], "client_gone", "{left}");
+
+    let refused = YClient::connect(&format!("{}?token=forged", server.ws_url(&session))).await;
+    refused.wait_closed(Duration::from_secs(10)).await;
+    let line =
+        logged("the refusal", |l| l["message"] == "websocket refused" && l["room"] == session.as_str()).await;
+    assert_eq!(line["reason"], "unauthorized", "{line}");
+    // The upgrade request itself is in the access log.
+    logged("the upgrade request", |l| l["target"] == "access" && l["route"] == "/ws/{*room}").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_include_process_and_build_info() {
+    let server = TestServer::start(|_| {}).await;
+    // Spend some CPU, so the process has used more than the 10 ms the kernel counts in.
+    let busy = std::time::Instant::now();
+    let mut spin = 0u64;
+    while busy.elapsed() < Duration::from_millis(50) {
+        spin = std::hint::black_box(spin.wrapping_add(1));
+    }
+    let (status, text) = http_get(&server.http_url("/metrics")).await;
+    assert_eq!(status, 200);
+    let value = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("/metrics lacks {name}:\n{text}"))
+    };
+    assert!(value("process_cpu_seconds_total") > 0.0);
+    assert!(value("process_resident_memory_bytes") > 1e6);
+    assert!(value("process_open_fds") >= 3.0);
+    assert!(value("process_max_fds") >= value("process_open_fds"));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let started = value("process_start_time_seconds");
+    assert!(started <= now + 1.0 && started > now - 3600.0, "started {started}, now {now}");
+    let build = text.lines().find(|l| l.starts_with("codecrafter_build_info{")).expect("build info");
+    assert!(build.contains(&format!(r#"version="{}""#, env!("CARGO_PKG_VERSION"))), "{build}");
+    assert!(build.ends_with(" 1"), "{build}");
+}
+
+/// Some traffic, so that most metric families have a sample; returns the scraped text.
+async fn metrics_after_traffic() -> String {
+    let server = TestServer::start(|_| {}).await;
+    let a = server.client("families").await;
+    let b = server.client("families").await;
+    a.doc.get_or_insert_text("t").insert(&mut a.doc.transact_mut(), 0, "x");
+    b.wait_for("edit", Duration::from_secs(10), |c| c.text("t") == "x").await;
+    http_get(&server.http_url("/no-such-route")).await;
+    http_get(&server.http_url("/metrics")).await.1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_metric_family_has_help_and_type() {
+    let text = metrics_after_traffic().await;
+    let declared =
+        |kind: &str, family: &str| text.lines().any(|l| l.starts_with(&format!("# {kind} {family} ")));
+    let mut families = 0;
+    for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        let name = line.split(['{', ' ']).next().unwrap();
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix).filter(|f| declared("TYPE", f)))
+            .unwrap_or(name);
+        assert!(declared("TYPE", family), "{family} has no TYPE line:\n{text}");
+        assert!(declared("HELP", family), "{family} has no HELP line:\n{text}");
+        families += 1;
+    }
+    assert!(families > 20, "only {families} samples:\n{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promtool_accepts_the_metrics() {
+    use std::io::Write;
+    let text = metrics_after_traffic().await;
+    let spawned = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = spawned.unwrap_or_else(|e| {
+        panic!("promtool is needed ({e}): apt-get install prometheus (scripts/test.sh installs it)")
+    });
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "promtool check metrics:\n{}{}\n{text}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn every_metric_the_code_registers_is_described() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let telemetry = std::fs::read_to_string(root.join("server/src/telemetry.rs")).unwrap();
+    let described =
+        first_literals(&telemetry, &["describe_counter!(", "describe_gauge!(", "describe_histogram!("]);
+    let mut registered = Vec::new();
+    for crate_dir in ["server/src", "workers/src", "storage/src", "crdt/src", "protocol/src"] {
+        collect_metric_names(&root.join(crate_dir), &mut registered);
+    }
+    assert!(
+        registered.iter().any(|n| n == "codecrafter_relay_dropped_total"),
+        "the scan finds names: {registered:?}"
+    );
+    for name in registered {
+        assert!(described.contains(&name), "{name} is registered but not described in telemetry.rs");
+    }
+}
+
+/// Every metric name given as a literal to `counter!`, `gauge!` or `histogram!` under `dir`.
+fn collect_metric_names(dir: &std::path::Path, names: &mut Vec<String>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            collect_metric_names(&path, names);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let source = std::fs::read_to_string(&path).unwrap();
+            names.extend(first_literals(&source, &["counter!(", "gauge!(", "histogram!("]));
+        }
+    }
+}
+
+/// The string literals that come first in the given macro calls (`name!(` included).
+fn first_literals(source: &str, macros: &[&str]) -> Vec<String> {
+    let mut literals = Vec::new();
+    for macro_name in macros {
+        for (at, _) in source.match_indices(macro_name) {
+            let rest = source[at + macro_name.len()..].trim_start();
+            if let Some(literal) = rest.strip_prefix('"').and_then(|r| r.split('"').next()) {
+                literals.push(literal.to_owned());
+            }
+        }
+    }
+    literals
 }
 
 /// The test venv scripts/services.sh makes (`CODECRAFTER_TEST_VENV` overrides it).

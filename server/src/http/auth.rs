@@ -131,7 +131,7 @@ async fn login(
         .or(request.username)
         .map(|l| l.trim().to_owned())
         .filter(|l| !l.is_empty())
-        .ok_or_else(|| ApiError::bad_request("login", "send your email or username"))?;
+        .ok_or_else(|| ApiError::missing_field("login", "send your email or username"))?;
     let found = if login.contains('@') {
         state.store.user_by_email(&login.to_lowercase()).await?
     } else {
@@ -246,9 +246,9 @@ async fn update_profile(
     }
     if let Some(new_password) = update.new_password {
         validate::password("newPassword", &new_password)?;
-        let current = update
-            .current_password
-            .ok_or_else(|| ApiError::bad_request("currentPassword", "is required to change the password"))?;
+        let current = update.current_password.ok_or_else(|| {
+            ApiError::missing_field("currentPassword", "is required to change the password")
+        })?;
         let stored = user.password_hash.clone();
         let verified = tokio::task::spawn_blocking(move || passwords::verify(&current, &stored))
             .await
@@ -330,7 +330,7 @@ fn invalid_credentials() -> ApiError {
 
 fn refresh_error(error: RefreshError) -> ApiError {
     match error {
-        RefreshError::Invalid | RefreshError::Reused => ApiError::unauthorized(error.to_string()),
+        RefreshError::Invalid | RefreshError::Reused => ApiError::invalid_token(error.to_string()),
         RefreshError::Cache(e) => ApiError::internal(e),
     }
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use storage::model::{Collaborator, CollaboratorRole, Session};
@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiJson, AuthUser};
+use super::extract::{ApiJson, ApiPath, AuthUser};
 use super::sessions::{require_manager, role};
 use super::views::SessionView;
 use super::{ApiError, AppState, ErrorBody, validate};
@@ -53,7 +53,7 @@ pub struct ChangeRole {
 async fn add(
     State(state): State<Arc<AppState>>,
     AuthUser(claims): AuthUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(request): ApiJson<AddCollaborator>,
 ) -> Result<(StatusCode, Json<SessionView>), ApiError> {
     let invitee = find_user(&state, &request).await?;
@@ -92,7 +92,7 @@ async fn add(
 async fn change_role(
     State(state): State<Arc<AppState>>,
     AuthUser(claims): AuthUser,
-    Path((id, user_id)): Path<(String, String)>,
+    ApiPath((id, user_id)): ApiPath<(String, String)>,
     ApiJson(request): ApiJson<ChangeRole>,
 ) -> Result<Json<SessionView>, ApiError> {
     let session = state
@@ -122,7 +122,7 @@ async fn change_role(
 async fn remove(
     State(state): State<Arc<AppState>>,
     AuthUser(claims): AuthUser,
-    Path((id, user_id)): Path<(String, String)>,
+    ApiPath((id, user_id)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     state
         .sessions

@@ -1,5 +1,8 @@
 //! The JSON error every route answers with: `{"error":{"code","message"}}` and a matching status.
 //! Internal errors are logged with their cause and answered with a bare 500.
+//!
+//! Each cause has its own stable `code` (the README lists them all with their statuses): a client
+//! can branch on `missing_field` vs `invalid_token` without parsing the message.
 
 use std::time::Duration;
 
@@ -25,8 +28,16 @@ pub struct ErrorBody {
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
-    /// Stable machine-readable code, e.g. `invalid_request`, `unauthorized`, `conflict`.
-    #[schema(example = "invalid_request")]
+    /// Stable machine-readable code, one per cause: `malformed_json`, `missing_field`,
+    /// `unknown_field`, `invalid_field`, `invalid_query`, `invalid_path`, `bad_request`,
+    /// `unauthorized`, `invalid_token`, `token_expired`, `account_not_found`, `account_disabled`,
+    /// `forbidden`, `not_found`,
+    /// `method_not_allowed`, `request_timeout`, `conflict`, `already_member`, `session_full`,
+    /// `busy`, `payload_too_large`, `unsupported_media_type`, `upgrade_required`,
+    /// `invalid_handshake`, `rate_limited`, `too_many_failed_logins`, `headers_too_large`,
+    /// `uri_too_long`, `internal`,
+    /// `unavailable`, `timeout`, `too_many_connections`.
+    #[schema(example = "invalid_field")]
     pub code: String,
     /// What went wrong; for a 400 it starts with the offending field.
     #[schema(example = "email: must look like name@example.com")]
@@ -38,18 +49,44 @@ impl ApiError {
         Self { status, code, message: message.into(), retry_after: None }
     }
 
-    /// 400, naming the field that is wrong.
+    /// 400 `invalid_field`: a field is present but breaks its rule; the message starts with it.
     pub fn bad_request(field: &str, message: impl std::fmt::Display) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request", format!("{field}: {message}"))
+        Self::new(StatusCode::BAD_REQUEST, "invalid_field", format!("{field}: {message}"))
     }
 
-    /// 400 for a body that is not the JSON expected (serde names the field).
+    /// 400 `missing_field`: a required field is absent or blank.
+    pub fn missing_field(field: &str, message: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "missing_field", format!("{field}: {message}"))
+    }
+
+    /// 400 `invalid_query`: the query string does not parse, or a parameter is out of range.
+    pub fn invalid_query(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_query", message)
+    }
+
+    /// 400 `invalid_path`: a path parameter is not valid (not UTF-8, too long).
+    pub fn invalid_path(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_path", message)
+    }
+
+    /// 400 `malformed_json`: the body is not JSON at all.
     pub fn malformed(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+        Self::new(StatusCode::BAD_REQUEST, "malformed_json", message)
     }
 
+    /// 401 `unauthorized`: no credentials, or wrong ones (login).
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    /// 401 `invalid_token`: a token that is not ours, altered, or revoked.
+    pub fn invalid_token(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "invalid_token", message)
+    }
+
+    /// 401 `token_expired`: a genuine token past its lifetime; refresh it.
+    pub fn token_expired(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "token_expired", message)
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
@@ -101,6 +138,11 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
     }
 
+    /// 426 `upgrade_required`: a WebSocket route asked without a WebSocket upgrade.
+    pub fn upgrade_required(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UPGRADE_REQUIRED, "upgrade_required", message)
+    }
+
     pub fn with_status(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self::new(status, code, message)
     }
@@ -114,6 +156,10 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         self.status
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.code
     }
 }
 

@@ -1,13 +1,19 @@
-//! Request extractors that answer in the API's error shape: JSON bodies (400 naming the field,
-//! 413 over the body limit, 415 without a JSON content type), the signed-in user (401 without a
-//! valid token or an existing account, 403 for a disabled one), and the client's IP.
+//! Request extractors that answer in the API's error shape, one code per cause: JSON bodies
+//! (`malformed_json`, `missing_field`, `unknown_field`, `invalid_field`, 413, 415), query strings
+//! (`invalid_query`), path parameters (`invalid_path`), the WebSocket upgrade
+//! (`upgrade_required`, `invalid_handshake`), the signed-in user (`unauthorized`,
+//! `invalid_token`, `token_expired` without a valid token, 401/403 for a missing or disabled
+//! account), and the client's IP. Use these, never axum's own: its rejections are plain text.
 
 use std::sync::Arc;
 
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
 use storage::model::User;
@@ -39,9 +45,109 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
             "unsupported_media_type",
             "send the body as JSON with Content-Type: application/json",
         ),
-        // serde's message names the field: "missing field `email`", "unknown field `foo`".
-        _ => ApiError::malformed(strip_prefix(&rejection.body_text())),
+        _ => {
+            // serde's message names the field: "missing field `email`", "unknown field `foo`",
+            // "invalid type: ... at line 1 column 9"; axum says which kind of failure it was.
+            let message = strip_prefix(&rejection.body_text());
+            match rejection {
+                JsonRejection::JsonDataError(_) if message.contains("missing field `") => {
+                    ApiError::with_status(StatusCode::BAD_REQUEST, "missing_field", message)
+                }
+                JsonRejection::JsonDataError(_) if message.contains("unknown field `") => {
+                    ApiError::with_status(StatusCode::BAD_REQUEST, "unknown_field", message)
+                }
+                JsonRejection::JsonDataError(_) => {
+                    ApiError::with_status(StatusCode::BAD_REQUEST, "invalid_field", message)
+                }
+                JsonRejection::JsonSyntaxError(_) => ApiError::malformed(message),
+                // The body could not be read at all (the client went away mid-body).
+                _ => ApiError::with_status(StatusCode::BAD_REQUEST, "bad_request", message),
+            }
+        }
     }
+}
+
+/// A query string, deserialized into `T`.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Self(value)),
+            // "page: invalid digit found in string", "duplicate field `token`".
+            Err(rejection @ QueryRejection::FailedToDeserializeQueryString(_)) => {
+                Err(ApiError::invalid_query(strip_prefix(&rejection.body_text())))
+            }
+            Err(other) => Err(ApiError::invalid_query(other.body_text())),
+        }
+    }
+}
+
+/// Path parameters, deserialized into `T`.
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Self(value)),
+            // A route and its handler that disagree on the parameters: our bug, not the client's.
+            Err(rejection) if rejection.status().is_server_error() => {
+                Err(ApiError::internal(rejection.body_text()))
+            }
+            // "Invalid URL: Invalid UTF-8 in `id`".
+            Err(rejection @ PathRejection::FailedToDeserializePathParams(_)) => {
+                Err(ApiError::invalid_path(strip_prefix(&rejection.body_text())))
+            }
+            Err(other) => Err(ApiError::invalid_path(other.body_text())),
+        }
+    }
+}
+
+/// A WebSocket upgrade request. Anything else on a WebSocket route is told to upgrade (426, with
+/// the `Upgrade` and `Sec-WebSocket-Version` headers RFC 9110 and RFC 6455 ask for), and a broken
+/// upgrade is a 400.
+pub struct ApiWebSocket(pub WebSocketUpgrade);
+
+impl<S: Send + Sync> FromRequestParts<S> for ApiWebSocket {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        WebSocketUpgrade::from_request_parts(parts, state).await.map(Self).map_err(upgrade_rejection)
+    }
+}
+
+fn upgrade_rejection(rejection: WebSocketUpgradeRejection) -> Response {
+    use WebSocketUpgradeRejection as R;
+    let message = rejection.body_text();
+    let error = match rejection {
+        R::MethodNotGet(_) | R::MethodNotConnect(_) => {
+            ApiError::with_status(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", message)
+        }
+        R::InvalidConnectionHeader(_)
+        | R::InvalidUpgradeHeader(_)
+        | R::ConnectionNotUpgradable(_)
+        | R::InvalidWebSocketVersionHeader(_) => {
+            return upgrade_required(
+                "connect with a WebSocket client: this route needs a WebSocket upgrade (RFC 6455) over HTTP/1.1",
+            );
+        }
+        _ => ApiError::with_status(StatusCode::BAD_REQUEST, "invalid_handshake", message),
+    };
+    error.into_response()
+}
+
+/// 426 with the headers that say how to upgrade.
+pub fn upgrade_required(message: &str) -> Response {
+    let mut response = ApiError::upgrade_required(message).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+    response
 }
 
 /// axum prefixes serde's message with its own sentence; the client needs only serde's part.
@@ -101,9 +207,9 @@ fn verified_claims(parts: &mut Parts, state: &AppState) -> Result<Claims, ApiErr
         }
     };
     checked.map_err(|error| match error {
-        TokenError::Expired => ApiError::unauthorized("access token expired; refresh it"),
-        TokenError::NotYetValid => ApiError::unauthorized("access token not valid yet (check the clocks)"),
-        TokenError::Invalid => ApiError::unauthorized("invalid access token"),
+        TokenError::Expired => ApiError::token_expired("access token expired; refresh it"),
+        TokenError::NotYetValid => ApiError::invalid_token("access token not valid yet (check the clocks)"),
+        TokenError::Invalid => ApiError::invalid_token("invalid access token"),
     })
 }
 

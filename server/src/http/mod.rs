@@ -2,11 +2,14 @@
 //! the operations endpoints, and the OpenAPI document generated from them. Every error answers
 //! `{"error":{"code","message"}}`.
 
+mod access;
 mod auth;
 mod collaborators;
+mod deadline;
 mod docs;
 mod error;
 pub mod extract;
+pub mod json_errors;
 mod ops;
 pub mod proxy;
 mod rate_limit;
@@ -81,5 +84,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .method_not_allowed_fallback(security::method_not_allowed)
         .layer(security::cors(&state.config))
         .layer(middleware::from_fn(move |request, next| security::headers(config.clone(), request, next)));
-    Router::new().route("/ws/{*room}", get(crate::ws::upgrade)).merge(http).with_state(state)
+    // Around every route, the WebSocket upgrade included (outermost last): the request timeout,
+    // the JSON safety net under any error that is not already JSON, the access log.
+    let request_timeout = state.config.http_request_timeout();
+    let mut app = Router::new().route("/ws/{*room}", get(crate::ws::upgrade)).merge(http).with_state(state);
+    if let Some(timeout) = request_timeout {
+        app = app.layer(middleware::from_fn(move |request, next| deadline::limit(timeout, request, next)));
+    }
+    app.layer(middleware::from_fn(json_errors::ensure)).layer(middleware::from_fn(access::log))
 }

@@ -11,7 +11,6 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use crate::telemetry::{Metrics, prometheus};
 
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new().routes(routes!(health)).routes(routes!(ready)).routes(routes!(metrics))
@@ -53,6 +52,5 @@ async fn ready(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 /// Prometheus metrics (text exposition format).
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format")))]
 async fn metrics() -> impl IntoResponse {
-    Metrics::get();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], prometheus().render())
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::telemetry::render())
 }

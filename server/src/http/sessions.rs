@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use storage::model::{
@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiJson, AuthUser};
+use super::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
 use super::views::{Pagination, SessionList, SessionView};
 use super::{ApiError, AppState, ErrorBody, validate};
 use crate::auth::{Claims, SessionRole};
@@ -79,15 +79,15 @@ pub struct UpdateSession {
 async fn list(
     State(state): State<Arc<AppState>>,
     AuthUser(claims): AuthUser,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<SessionList>, ApiError> {
     let page = query.page.unwrap_or(1);
     if page == 0 {
-        return Err(ApiError::bad_request("page", "starts at 1"));
+        return Err(ApiError::invalid_query("page: starts at 1"));
     }
     let limit = query.limit.unwrap_or(DEFAULT_PAGE_SIZE);
     if !(1..=MAX_PAGE_SIZE).contains(&limit) {
-        return Err(ApiError::bad_request("limit", format!("must be between 1 and {MAX_PAGE_SIZE}")));
+        return Err(ApiError::invalid_query(format!("limit: must be between 1 and {MAX_PAGE_SIZE}")));
     }
     let skip = (page - 1).saturating_mul(limit);
     let (sessions, total) = state.store.sessions_of_user(&claims.sub, Page { skip, limit }).await?;
@@ -150,7 +150,7 @@ async fn create(
 async fn get_one(
     State(state): State<Arc<AppState>>,
     AuthUser(claims): AuthUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<SessionView>, ApiError> {
     let session = state.sessions.get(&id).await?.ok_or_else(|| ApiError::not_found("session"))?;
     let role = role(&session, &claims);
@@ -170,7 +170,7 @@ async fn get_one(
 async fn update(
     State(state): State<Arc<AppState>>,
     AuthUser(claims): AuthUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(request): ApiJson<UpdateSession>,
 ) -> Result<Json<SessionView>, ApiError> {
     let title =
@@ -225,7 +225,7 @@ async fn update(
 async fn delete(
     State(state): State<Arc<AppState>>,
     AuthUser(claims): AuthUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let session = state.sessions.get(&id).await?.ok_or_else(|| ApiError::not_found("session"))?;
     if session.owner != claims.sub {
@@ -247,7 +247,7 @@ async fn delete(
 async fn join(
     State(state): State<Arc<AppState>>,
     AuthUser(claims): AuthUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<SessionView>, ApiError> {
     let session = state
         .sessions
@@ -285,7 +285,7 @@ async fn join(
 async fn lock(
     State(state): State<Arc<AppState>>,
     AuthUser(claims): AuthUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<SessionView>, ApiError> {
     set_locked(&state, &claims, &id, true).await
 }
@@ -298,7 +298,7 @@ async fn lock(
 async fn unlock(
     State(state): State<Arc<AppState>>,
     AuthUser(claims): AuthUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<SessionView>, ApiError> {
     set_locked(&state, &claims, &id, false).await
 }

@@ -59,7 +59,7 @@ pub fn password(field: &str, value: &str) -> Result<(), ApiError> {
 pub fn text(field: &str, value: &str, max: usize, allow_empty: bool) -> Result<String, ApiError> {
     let value = value.trim();
     if value.is_empty() && !allow_empty {
-        return Err(ApiError::bad_request(field, "is required"));
+        return Err(ApiError::missing_field(field, "is required"));
     }
     if value.chars().count() > max {
         return Err(ApiError::bad_request(field, format!("must be at most {max} characters")));

@@ -13,6 +13,12 @@ use super::Socket;
 /// The I/O type of every accepted connection (see [`super::SocketListener`]).
 pub struct SocketIo(pub(super) Arc<Socket>);
 
+impl SocketIo {
+    pub fn new(socket: Arc<Socket>) -> Self {
+        Self(socket)
+    }
+}
+
 impl Socket {
     /// Write the queue out until it is empty, waiting for writability as needed.
     fn poll_drain(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

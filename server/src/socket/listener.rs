@@ -1,29 +1,26 @@
-//! Accepting connections as shared [`Socket`]s, and handing each request a handle to its own.
+//! Accepting TCP connections for the server's own connection loop (`crate::serve`), and handing
+//! each request a handle to the shared [`Socket`] it arrived on.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::connect_info::Connected;
-use axum::serve::{IncomingStream, Listener};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
-use super::{Socket, SocketIo};
+use super::Socket;
 
-/// A TCP listener for `axum::serve` whose connections are [`Socket`]s.
+/// The server's listening socket.
 pub struct SocketListener(pub TcpListener);
 
-impl Listener for SocketListener {
-    type Io = SocketIo;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+impl SocketListener {
+    /// The next connection, with TCP_NODELAY set: small fan-out frames must not wait for ACKs
+    /// behind Nagle's algorithm. Accept errors are retried, not returned.
+    pub async fn accept(&self) -> (TcpStream, SocketAddr) {
         loop {
             match self.0.accept().await {
                 Ok((tcp, addr)) => {
-                    // Small fan-out frames must not wait for ACKs behind Nagle's algorithm.
                     let _ = tcp.set_nodelay(true);
-                    return (SocketIo(Socket::new(tcp)), addr);
+                    return (tcp, addr);
                 }
                 Err(error) => {
                     // Out of descriptors or a connection reset before accept: back off briefly
@@ -35,7 +32,7 @@ impl Listener for SocketListener {
         }
     }
 
-    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.0.local_addr()
     }
 }
@@ -43,9 +40,3 @@ impl Listener for SocketListener {
 /// The socket a request arrived on, as `ConnectInfo`: the WebSocket gateway gives it to the room.
 #[derive(Clone)]
 pub struct SocketHandle(pub Arc<Socket>);
-
-impl Connected<IncomingStream<'_, SocketListener>> for SocketHandle {
-    fn connect_info(stream: IncomingStream<'_, SocketListener>) -> Self {
-        Self(stream.io().0.clone())
-    }
-}

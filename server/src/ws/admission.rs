@@ -29,6 +29,8 @@ pub struct Admission {
     pub registration: Option<Registration>,
     /// Messages that shared a frame with the auth token, still to be handled.
     pub rest_of_first_frame: Option<Bytes>,
+    /// The signed-in user, for the connection's log events; `None` when anonymous.
+    pub user: Option<String>,
     /// Who is signed in, as a number (0: nobody): a user's new connection may take over the
     /// awareness ids its earlier one held.
     pub principal: u64,
@@ -91,7 +93,8 @@ pub async fn admit(
         // Not a session: a free room, open to anyone only where the operator allowed it.
         return if allow_anonymous {
             let grant = Arc::new(Grant::new(true));
-            Ok(Admission { grant, registration: None, rest_of_first_frame, principal })
+            let user = claims.map(|claims| claims.sub);
+            Ok(Admission { grant, registration: None, rest_of_first_frame, principal, user })
         } else {
             Err(CloseReason::NotFound)
         };
@@ -109,7 +112,13 @@ pub async fn admit(
         let role = SessionRole::of(&session, &claims.sub, claims.role).ok_or(CloseReason::Forbidden)?;
         grant.set_writable(role.can_write(&session));
     }
-    Ok(Admission { grant, registration: Some(registration), rest_of_first_frame, principal })
+    Ok(Admission {
+        grant,
+        registration: Some(registration),
+        rest_of_first_frame,
+        principal,
+        user: Some(claims.sub),
+    })
 }
 
 async fn read_session(state: &AppState, room: &str) -> Result<Option<storage::model::Session>, CloseReason> {

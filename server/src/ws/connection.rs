@@ -83,13 +83,13 @@ pub async fn serve(
     let admitted = Box::pin(admission::admit(&mut ws, &state, &room_id, id, token)).await;
     let admission = match admitted {
         Ok(admission) => admission,
-        Err(reason) => return Box::pin(refuse(&mut ws, reason, app)).await,
+        Err(reason) => return Box::pin(refuse(&mut ws, &room_id, reason, app)).await,
     };
     let room = match Box::pin(state.rooms.join(&room_id)).await {
         Ok(lease) => lease,
         Err(error) => {
             tracing::error!(room = room_id, %error, "could not open room");
-            return Box::pin(refuse(&mut ws, CloseReason::Unavailable, app)).await;
+            return Box::pin(refuse(&mut ws, &room_id, CloseReason::Unavailable, app)).await;
         }
     };
     let (settings, cancel) = (state.connection_settings.clone(), state.cancel.clone());
@@ -97,6 +97,8 @@ pub async fn serve(
     let metrics = Metrics::get();
     // Leaves the room and counts the connection gone however this task ends, a panic included.
     let _joined = Joined::new(room.clone(), id);
+    let connected_at = Instant::now();
+    tracing::info!(conn = id, room = room.id(), user = admission.user.as_deref(), app, "websocket connected");
     // y-websocket servers speak first: the room greets the client as it registers it.
     room.join(Peer::new(id, socket.clone(), settings.send_queue, app));
     let now = Instant::now();
@@ -119,6 +121,12 @@ pub async fn serve(
         Ok(()) => conn.run(&mut ws, &socket, &settings, &cancel).await,
         Err(ending) => ending,
     };
+    let why = match &ending {
+        Ending::Close(reason) => reason.label(),
+        Ending::Gone => "client_gone",
+    };
+    let duration_ms = connected_at.elapsed().as_millis() as u64;
+    tracing::info!(conn = id, room = conn.room.id(), duration_ms, reason = why, "websocket left");
     drop(_joined);
     if let Ending::Close(reason) = ending {
         metrics.closed(reason.label());
@@ -151,9 +159,9 @@ impl Drop for Joined {
 }
 
 /// Close a connection that was never admitted, saying why.
-async fn refuse(ws: &mut WebSocket, reason: CloseReason, app: bool) {
+async fn refuse(ws: &mut WebSocket, room: &str, reason: CloseReason, app: bool) {
     Metrics::get().closed(reason.label());
-    tracing::debug!(reason = reason.label(), "refusing connection");
+    tracing::info!(room, reason = reason.label(), "websocket refused");
     close_with(ws, &reason, app).await;
 }
 

@@ -9,14 +9,14 @@ mod rate_limit;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Version};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 pub use close::CloseReason;
 
+use crate::http::extract::{ApiPath, ApiQuery, ApiWebSocket, upgrade_required};
 use crate::http::{ApiError, AppState};
 use crate::socket::SocketHandle;
 use crate::telemetry::Metrics;
@@ -46,25 +46,26 @@ pub struct WsQuery {
 #[utoipa::path(get, path = "/ws/{room}", tag = "realtime",
     params(("room" = String, Path, description = "Session id (any id for free rooms with --allow-anonymous)"), WsQuery),
     responses((status = 101, description = "Switching protocols"),
-        (status = 400, description = "Not a WebSocket upgrade over HTTP/1.1, or a bad room id", body = crate::http::ErrorBody),
+        (status = 400, description = "A bad room id (`invalid_path`), query (`invalid_query`) or handshake (`invalid_handshake`)", body = crate::http::ErrorBody),
+        (status = 426, description = "Not a WebSocket upgrade over HTTP/1.1 (`upgrade_required`)", body = crate::http::ErrorBody),
         (status = 429, description = "Too many connection attempts from this IP", body = crate::http::ErrorBody),
-        (status = 503, description = "Connection limit reached", body = crate::http::ErrorBody)))]
+        (status = 503, description = "Connection limit reached (`too_many_connections`)", body = crate::http::ErrorBody)))]
 pub async fn upgrade(
     State(state): State<Arc<AppState>>,
-    Path(room): Path<String>,
-    Query(query): Query<WsQuery>,
+    ApiPath(room): ApiPath<String>,
+    ApiQuery(query): ApiQuery<WsQuery>,
     ConnectInfo(SocketHandle(socket)): ConnectInfo<SocketHandle>,
     version: Version,
     headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    ApiWebSocket(ws): ApiWebSocket,
 ) -> Response {
     // Rooms write frames straight into the TCP socket, which is only right when the WebSocket
     // owns the whole connection, as with HTTP/1.1's upgrade (the server speaks no HTTP/2).
     if version != Version::HTTP_11 {
-        return ApiError::bad_request("version", "WebSocket connections need HTTP/1.1").into_response();
+        return upgrade_required("WebSocket connections need an HTTP/1.1 upgrade");
     }
     if room.is_empty() || room.len() > MAX_ROOM_ID_BYTES {
-        return ApiError::bad_request("room", format!("room id must be 1 to {MAX_ROOM_ID_BYTES} bytes"))
+        return ApiError::invalid_path(format!("room: a room id is 1 to {MAX_ROOM_ID_BYTES} bytes"))
             .into_response();
     }
     let ip = crate::http::client_ip(&state.config, &headers, socket.peer_ip());
@@ -72,7 +73,13 @@ pub async fn upgrade(
         return refused.into_response();
     }
     let Ok(permit) = state.connection_slots.clone().try_acquire_owned() else {
-        return ApiError::unavailable("too many connections").into_response();
+        tracing::info!(reason = "too_many_connections", "WebSocket refused: --max-connections reached");
+        return ApiError::with_status(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_connections",
+            "the server holds as many WebSocket connections as it may; try again later",
+        )
+        .into_response();
     };
     let app = matches!(query.app.as_deref(), Some("1" | "true"));
     let tracker = state.connections.clone();
@@ -97,6 +104,7 @@ async fn throttle(state: &AppState, ip: std::net::IpAddr) -> Result<(), ApiError
     match state.cache.hit(&key, CONNECT_WINDOW).await {
         Ok(hit) if hit.count > limit => {
             Metrics::get().rate_limited.increment(1);
+            tracing::info!(%ip, reason = "rate_limited", "WebSocket refused: too many connects from this IP");
             Err(ApiError::too_many_requests(hit.reset_in))
         }
         Ok(_) => Ok(()),

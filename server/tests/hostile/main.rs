@@ -12,6 +12,8 @@
 mod support;
 
 mod awareness;
+mod errors;
+mod http_slow;
 mod jwt;
 mod rate_limits;
 mod ws_updates;
