@@ -7,11 +7,13 @@
 //! - `errors`: every error the server writes is the documented JSON.
 //! - `jwt`: tokens that are signed but must still be refused.
 //! - `rate_limits`: budgets that stop guessing without locking out real users.
+//! - `durability`: what a kill -9 loses after a quiet period (the real binary, restarted).
 
 #[path = "../support/mod.rs"]
 mod support;
 
 mod awareness;
+mod durability;
 mod errors;
 mod http_slow;
 mod jwt;
