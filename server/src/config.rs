@@ -212,23 +212,23 @@ pub struct Config {
     pub max_body_bytes: usize,
 
     /// Milliseconds a connection has to deliver a complete request head, counted from when the server starts waiting for one: at accept, and after each response on a kept-alive connection (so this is also the keep-alive idle limit). Past it the connection is closed without an answer; 0 = no limit.
-    #[arg(long, env = "CODECRAFTER_HTTP_HEADER_TIMEOUT_MS", default_value_t = 30_000)]
+    #[arg(help_heading = NETWORK, long, env = "CODECRAFTER_HTTP_HEADER_TIMEOUT_MS", default_value_t = 30_000)]
     pub http_header_timeout_ms: u64,
 
     /// Milliseconds from a request's head to its response, reading the body included; past it: 408 if the body had not all arrived, else 503; 0 = no limit.
-    #[arg(long, env = "CODECRAFTER_HTTP_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
+    #[arg(help_heading = NETWORK, long, env = "CODECRAFTER_HTTP_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
     pub http_request_timeout_ms: u64,
 
     /// Milliseconds an HTTP response may wait for a client that does not read it before the connection is dropped; 0 = no limit. WebSockets have their own write deadline (two ping intervals).
-    #[arg(long, env = "CODECRAFTER_HTTP_WRITE_TIMEOUT_MS", default_value_t = 30_000)]
+    #[arg(help_heading = NETWORK, long, env = "CODECRAFTER_HTTP_WRITE_TIMEOUT_MS", default_value_t = 30_000)]
     pub http_write_timeout_ms: u64,
 
     /// Most plain HTTP connections open at once (a connection that upgrades to a WebSocket stops counting here and counts against --max-connections); more are answered 503 and closed; 0 = unlimited.
-    #[arg(long, env = "CODECRAFTER_MAX_HTTP_CONNECTIONS", default_value_t = 10_000)]
+    #[arg(help_heading = NETWORK, long, env = "CODECRAFTER_MAX_HTTP_CONNECTIONS", default_value_t = 10_000)]
     pub max_http_connections: usize,
 
     /// Most plain HTTP connections open at once from one client IP (the TCP peer; IPv6 counted by /64). Not applied to peers in --trusted-proxies, nor at all with --proxy-hops or --trust-proxy (every connection then comes from a proxy). More are answered 503 and closed; 0 = unlimited.
-    #[arg(long, env = "CODECRAFTER_MAX_HTTP_CONNECTIONS_PER_IP", default_value_t = 256)]
+    #[arg(help_heading = NETWORK, long, env = "CODECRAFTER_MAX_HTTP_CONNECTIONS_PER_IP", default_value_t = 256)]
     pub max_http_connections_per_ip: usize,
 
     /// Reverse proxies to trust, comma-separated addresses or CIDR ranges (`10.0.0.0/8,fd00::/8`). From a peer in the list, the client IP is the right-most `X-Forwarded-For` address not in the list, and `X-Forwarded-Proto` says whether it used HTTPS (HSTS); from any other peer both headers are ignored.
