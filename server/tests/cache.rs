@@ -325,9 +325,17 @@ async fn rediss_urls_work_with_a_private_ca_and_are_refused_without_it() {
         &["--redis-url", &redis.url(), "--redis-ca-file", ca.to_str().unwrap()],
     )
     .await;
-    let (status, body) = support::http_get(&format!("http://{}/ready", node.addr)).await;
-    assert_eq!(status, 200, "{body}");
-    let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(ready["status"], "ready", "{body}");
-    assert_eq!(ready["cache"]["status"], "ok", "{body}");
+    // The relay's subscriber connects in the background: wait for it rather than ask once.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = support::http_get(&format!("http://{}/ready", node.addr)).await;
+        assert_eq!(status, 200, "{body}");
+        let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(ready["cache"]["status"], "ok", "{body}");
+        if ready["status"] == "ready" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the relay never connected over TLS: {body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

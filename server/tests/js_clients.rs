@@ -179,6 +179,17 @@ async fn the_server_removes_the_awareness_of_a_killed_js_client_within_seconds()
     }
 }
 
+/// Issue 9, item 2, with the stock client: a forger reusing a JS client's ids for other content
+/// (partial histories, merges, replays), 20 rooms of 12 forgeries each; in every room the JS client
+/// connected throughout and a JS client joining after hold the same document, and Yjs never threw
+/// ("Unexpected case"). The script itself says which round split and how.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_updates_reusing_ids_cannot_split_js_clients() {
+    let server = TestServer::start(|_| {}).await;
+    let result = node("forgery", &[&provider_url(&server), "forgery", "20", "9"]).await;
+    assert_eq!(result["forged"], 240, "{result}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_js_joiner_gets_the_full_state() {
     let server = TestServer::start(|_| {}).await;
