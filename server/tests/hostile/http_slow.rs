@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::support::TestServer;
-use crate::support::http::{Reply, call};
+use crate::support::http::{Reply, call, parse};
 
 /// How long any step may take before the test fails (the timeouts under test are far shorter).
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -56,18 +56,6 @@ async fn read_response(tcp: &mut TcpStream) -> Reply {
     .await
     .expect("a response in time");
     parse(&received)
-}
-
-fn parse(bytes: &[u8]) -> Reply {
-    let text = String::from_utf8_lossy(bytes).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.split("\r\n");
-    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    Reply { status, headers, body: body.to_owned() }
 }
 
 /// The value of one metric series (0 when absent).

@@ -44,7 +44,8 @@ pub async fn raw(addr: SocketAddr, request: &[u8]) -> Reply {
     parse(&response)
 }
 
-fn parse(response: &[u8]) -> Reply {
+/// Status, headers and body of a raw HTTP/1.1 response.
+pub fn parse(response: &[u8]) -> Reply {
     let text = String::from_utf8_lossy(response).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let mut lines = head.split("\r\n");
