@@ -108,24 +108,27 @@ impl RoomDoc {
 
     /// Runs `f` on the document unless it is poisoned; a panic in it poisons the document.
     fn guarded<T>(&self, f: impl FnOnce(&Self) -> Result<T>) -> Result<T> {
-        if let Some(why) = self.poisoned.get() {
-            return Err(Error::Poisoned(why.clone()));
-        }
-        match catch_unwind(AssertUnwindSafe(|| f(self))) {
-            Ok(result) => result,
-            Err(panic) => Err(self.poison(panic_message(&*panic))),
-        }
+        self.refuse_if_poisoned()?;
+        self.settle(catch_unwind(AssertUnwindSafe(|| f(self))))
     }
 
     /// [`RoomDoc::guarded`] for changes.
     fn guarded_mut<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
-        if let Some(why) = self.poisoned.get() {
-            return Err(Error::Poisoned(why.clone()));
+        self.refuse_if_poisoned()?;
+        let outcome = catch_unwind(AssertUnwindSafe(|| f(&mut *self)));
+        self.settle(outcome)
+    }
+
+    fn refuse_if_poisoned(&self) -> Result<()> {
+        match self.poisoned.get() {
+            Some(why) => Err(Error::Poisoned(why.clone())),
+            None => Ok(()),
         }
-        match catch_unwind(AssertUnwindSafe(|| f(&mut *self))) {
-            Ok(result) => result,
-            Err(panic) => Err(self.poison(panic_message(&*panic))),
-        }
+    }
+
+    /// The result of a guarded call; a panic poisons the document.
+    fn settle<T>(&self, outcome: std::thread::Result<Result<T>>) -> Result<T> {
+        outcome.unwrap_or_else(|panic| Err(self.poison(panic_message(&*panic))))
     }
 
     fn poison(&self, why: &str) -> Error {

@@ -173,7 +173,7 @@ impl Room {
     /// any more, and the registry drops it from memory and reloads it from its last stored
     /// snapshot. Counted in `codecrafter_room_failures_total`; `/ready` reports `degraded`
     /// until the reload succeeds.
-    pub fn fail(self: &Arc<Self>, why: &str) -> RoomFailed {
+    fn fail(self: &Arc<Self>, why: &str) -> RoomFailed {
         if !self.failed.swap(true, Ordering::AcqRel) {
             Metrics::get().room_failures.increment(1);
             tracing::error!(room = %self.id, why, "room failed: closing its clients and reloading it from storage");

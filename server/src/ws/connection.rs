@@ -97,10 +97,10 @@ pub async fn serve(
     let metrics = Metrics::get();
     // Leaves the room and counts the connection gone however this task ends, a panic included.
     let _joined = Joined::new(room.clone(), id);
-    let connected_at = Instant::now();
     tracing::info!(conn = id, room = room.id(), user = admission.user.as_deref(), app, "websocket connected");
     // y-websocket servers speak first: the room greets the client as it registers it.
     room.join(Peer::new(id, socket.clone(), settings.send_queue, app));
+    // Also when it connected, for the duration logged when it leaves.
     let now = Instant::now();
     let mut conn = Connection {
         id,
@@ -125,7 +125,7 @@ pub async fn serve(
         Ending::Close(reason) => reason.label(),
         Ending::Gone => "client_gone",
     };
-    let duration_ms = connected_at.elapsed().as_millis() as u64;
+    let duration_ms = now.elapsed().as_millis() as u64;
     tracing::info!(conn = id, room = conn.room.id(), duration_ms, reason = why, "websocket left");
     drop(_joined);
     if let Ending::Close(reason) = ending {
