@@ -21,7 +21,35 @@ pub enum AppMessage {
         code: String,
         /// Human-readable detail.
         message: String,
+        /// The `nonce` of the client message refused, so the client knows which one; absent when
+        /// the error answers no message that carried one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nonce: Option<String>,
     },
+}
+
+/// Longest `nonce` a client may attach to an app message, in bytes.
+pub const MAX_NONCE_BYTES: usize = 64;
+
+/// The fields every client app message has, read before its kind is routed (the rest is read by
+/// the kind's handler): its `type`, and the `nonce` the answers echo.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct AppRequestHead {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub nonce: Option<String>,
+}
+
+impl AppRequestHead {
+    /// Reads the head of a client's app message; any JSON object with a string `type` has one.
+    /// Only an object: serde would also read a struct from an array (`["chat"]`).
+    pub fn from_json(s: &str) -> Result<Self, serde_json::Error> {
+        if !s.trim_start().starts_with('{') {
+            return Err(serde::de::Error::custom("an app message must be a JSON object"));
+        }
+        serde_json::from_str(s)
+    }
 }
 
 /// Used if serialization ever failed: a fixed, valid error message rather than a panic or an empty
@@ -33,7 +61,12 @@ const UNSERIALIZABLE: &str =
 impl AppMessage {
     /// An error message with the given code and text.
     pub fn error(code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::Error { code: code.into(), message: message.into() }
+        Self::Error { code: code.into(), message: message.into(), nonce: None }
+    }
+
+    /// An error answering the client message that carried `nonce`.
+    pub fn error_for(code: impl Into<String>, message: impl Into<String>, nonce: Option<String>) -> Self {
+        Self::Error { code: code.into(), message: message.into(), nonce }
     }
 
     /// The JSON text of this message.
@@ -76,6 +109,27 @@ mod tests {
             msg.to_json(),
             r#"{"type":"error","code":"frame_too_large","message":"frame exceeds 1 MiB"}"#
         );
+    }
+
+    #[test]
+    fn an_error_echoes_the_nonce_only_when_there_is_one() {
+        let msg = AppMessage::error_for("unsupported_app_message", "no", Some("n-1".into()));
+        assert_eq!(
+            msg.to_json(),
+            r#"{"type":"error","code":"unsupported_app_message","message":"no","nonce":"n-1"}"#
+        );
+        assert_eq!(AppMessage::from_json(&msg.to_json()).ok(), Some(msg));
+    }
+
+    #[test]
+    fn a_request_head_is_the_type_and_the_nonce() {
+        let head = AppRequestHead::from_json(r#"{"type":"chat","text":"hi","nonce":"7"}"#).unwrap();
+        assert_eq!(head, AppRequestHead { kind: "chat".into(), nonce: Some("7".into()) });
+        let bare = AppRequestHead::from_json(r#"{"type":"run"}"#).unwrap();
+        assert_eq!(bare.nonce, None);
+        for bad in [r#"{"nonce":"x"}"#, r#"{"type":3}"#, r#"["type"]"#, "chat", r#"{"type":"x","nonce":5}"#] {
+            assert!(AppRequestHead::from_json(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 
 // `--help` headings: every flag belongs to one (a new flag picks the group it configures).
 const NETWORK: &str = "Network";
@@ -15,11 +15,7 @@ const REDIS: &str = "Redis and cluster";
 const AUTH: &str = "Accounts and tokens";
 const RUNTIME: &str = "Runtime and logging";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
+pub use crate::telemetry::LogFormat;
 
 /// CodeCrafter collaboration server: Yjs rooms over WebSocket.
 #[derive(Debug, Clone, Parser)]
@@ -233,7 +229,7 @@ pub struct Config {
 
     /// Reverse proxies to trust, comma-separated addresses or CIDR ranges (`10.0.0.0/8,fd00::/8`). From a peer in the list, the client IP is the right-most `X-Forwarded-For` address not in the list, and `X-Forwarded-Proto` says whether it used HTTPS (HSTS); from any other peer both headers are ignored.
     #[arg(help_heading = NETWORK, long, env = "CODECRAFTER_TRUSTED_PROXIES", value_delimiter = ',', conflicts_with_all = ["proxy_hops", "trust_proxy"])]
-    pub trusted_proxies: Vec<crate::http::proxy::Cidr>,
+    pub trusted_proxies: Vec<crate::cidr::Cidr>,
 
     /// Number of reverse proxies in front of the server, whatever their addresses: the client IP is the N-th `X-Forwarded-For` entry from the right. Only when every connection comes through them; 0 = none.
     #[arg(help_heading = NETWORK, long, env = "CODECRAFTER_PROXY_HOPS", default_value_t = 0, conflicts_with = "trust_proxy")]

@@ -12,8 +12,12 @@ use metrics::{Counter, Gauge, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use protocol::MessageKind;
 
-use crate::config::LogFormat;
-use crate::serve::limits::Refusal;
+/// How log events are written (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
 
 pub fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
@@ -152,6 +156,25 @@ fn describe() {
     );
 }
 
+/// Why a connection was refused at accept, as labelled in
+/// `codecrafter_http_connections_refused_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpRefusal {
+    /// `--max-http-connections` plain HTTP connections are open.
+    Total,
+    /// `--max-http-connections-per-ip` are open from this IP.
+    PerIp,
+}
+
+impl HttpRefusal {
+    pub fn label(self) -> &'static str {
+        match self {
+            HttpRefusal::Total => "total",
+            HttpRefusal::PerIp => "per_ip",
+        }
+    }
+}
+
 /// The HTTP timeouts, as labelled in `codecrafter_http_timeouts_total`.
 #[derive(Debug, Clone, Copy)]
 pub enum HttpTimeout {
@@ -191,6 +214,8 @@ pub struct Metrics {
     pub room_failures: Counter,
     pub rooms_quarantined: Gauge,
     pub awareness_refused: Counter,
+    /// Failed writes of this node's user-socket records (`codecrafter_presence_write_errors_total`).
+    pub user_socket_write_errors: Counter,
     messages_in: [Counter; MessageKind::COUNT],
     messages_out: [Counter; MessageKind::COUNT],
 }
@@ -215,7 +240,7 @@ impl Metrics {
                 rate_limited: metrics::counter!("codecrafter_rate_limited_total"),
                 permission_denied: metrics::counter!("codecrafter_permission_denied_total"),
                 http_connections: metrics::gauge!("codecrafter_http_connections"),
-                http_refused: [Refusal::Total, Refusal::PerIp].map(|why| {
+                http_refused: [HttpRefusal::Total, HttpRefusal::PerIp].map(|why| {
                     metrics::counter!("codecrafter_http_connections_refused_total", "reason" => why.label())
                 }),
                 http_timeouts: [HttpTimeout::Header, HttpTimeout::Request, HttpTimeout::Write]
@@ -234,6 +259,7 @@ impl Metrics {
                 room_failures: metrics::counter!("codecrafter_room_failures_total"),
                 rooms_quarantined: metrics::gauge!("codecrafter_rooms_quarantined"),
                 awareness_refused: metrics::counter!("codecrafter_awareness_refused_total"),
+                user_socket_write_errors: metrics::counter!("codecrafter_presence_write_errors_total"),
                 messages_in: by_kind("codecrafter_messages_in_total"),
                 messages_out: by_kind("codecrafter_messages_out_total"),
             }
@@ -248,15 +274,11 @@ impl Metrics {
         self.messages_out[kind as usize].increment(n);
     }
 
-    pub fn http_refused(&self, why: Refusal) {
+    pub fn http_refused(&self, why: HttpRefusal) {
         self.http_refused[why as usize].increment(1);
     }
 
     pub fn http_timeout(&self, kind: HttpTimeout) {
         self.http_timeouts[kind as usize].increment(1);
-    }
-
-    pub fn closed(&self, reason: &'static str) {
-        metrics::counter!("codecrafter_connections_closed_total", "reason" => reason).increment(1);
     }
 }

@@ -2,8 +2,10 @@
 //!
 //! The server (accounts, sessions, loading a room) and the workers (merging snapshots, saving chat
 //! and executions) both use these traits, which is why storage is its own crate. Each backend lives
-//! beside its I/O dependency; every backend must pass the one suite in [`conformance`].
+//! beside its I/O dependency; every backend must pass the one suite in `conformance` (feature `conformance`, tests only).
 
+pub mod clock;
+#[cfg(feature = "conformance")]
 pub mod conformance;
 mod embedded;
 mod low_priority;

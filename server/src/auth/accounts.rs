@@ -21,8 +21,7 @@ use futures_util::StreamExt;
 use storage::model::{User, UserRole};
 use tokio_util::sync::CancellationToken;
 
-use super::access::Revoked;
-use super::live::LiveGrants;
+use crate::access::{LiveGrants, Revoked};
 use crate::cache::Cache;
 
 /// Store reads in flight at once while re-checking live sockets' accounts.

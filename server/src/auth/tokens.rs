@@ -10,6 +10,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, erro
 use serde::{Deserialize, Serialize};
 use storage::model::{User, UserRole};
 
+use crate::clock::unix_secs;
+
 /// Seconds of clock skew tolerated on `exp`, `nbf` and `iat`: nodes behind one load balancer
 /// agree to well within this, and a token is never more than this early or late.
 pub const LEEWAY_SECS: u64 = 5;
@@ -104,10 +106,6 @@ impl AccessTokens {
             }),
         }
     }
-}
-
-pub fn unix_secs() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 #[cfg(test)]

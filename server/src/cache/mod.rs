@@ -2,10 +2,11 @@
 //! counters, which node each user's sockets are on (maps, one field per node), and later recent chat.
 //!
 //! Two backends behind one small trait: [`MemoryCache`] (the default: one process) and
-//! [`RedisCache`] (`REDIS_URL`: shared by every node). Both pass [`conformance::cache_suite`].
+//! [`RedisCache`] (`REDIS_URL`: shared by every node). Both pass `conformance::cache_suite` (feature `conformance`, tests only).
 //! Keys are plain strings; the Redis backend prefixes them (`codecrafter:` by default) so one Redis
 //! can serve several deployments or test runs.
 
+#[cfg(feature = "conformance")]
 pub mod conformance;
 mod memory;
 mod redis;

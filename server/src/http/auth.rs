@@ -17,7 +17,7 @@ use super::{ApiError, AppState, validate};
 use crate::auth::login_attempts::{LockScope, Locked};
 use crate::auth::passwords::{self, Verified};
 use crate::auth::{Auth, RefreshError};
-use crate::time::unix_ms;
+use crate::clock::unix_ms;
 
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()

@@ -17,8 +17,8 @@ use super::extract::{ApiJson, ApiPath, AuthUser};
 use super::sessions::{require_manager, role};
 use super::views::SessionView;
 use super::{ApiError, AppState, ErrorBody, validate};
-use crate::auth::SessionRole;
-use crate::time::unix_ms;
+use crate::access::SessionRole;
+use crate::clock::unix_ms;
 
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new().routes(routes!(add)).routes(routes!(change_role, remove))

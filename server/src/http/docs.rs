@@ -28,7 +28,7 @@ use super::security::CSP_DOCS_PAGE;
             Every error is `{\"error\":{\"code\",\"message\"}}` with a matching status. \
             A session is a room: connect a Yjs WebsocketProvider to `/ws/{sessionId}?token=<access token>`.",
     ),
-    paths(crate::ws::upgrade),
+    paths(super::realtime::upgrade),
     modifiers(&BearerAuth),
     tags(
         (name = "auth", description = "Accounts and tokens"),

@@ -174,6 +174,18 @@ impl From<storage::Error> for ApiError {
     }
 }
 
+/// The one place access errors become HTTP answers.
+impl From<crate::access::AccessError> for ApiError {
+    fn from(error: crate::access::AccessError) -> Self {
+        use crate::access::AccessError;
+        match error {
+            AccessError::SessionNotFound => Self::not_found("session"),
+            AccessError::Busy => Self::conflict("busy", "the session kept changing concurrently; try again"),
+            AccessError::Store(error) => error.into(),
+        }
+    }
+}
+
 impl From<crate::cache::CacheError> for ApiError {
     fn from(error: crate::cache::CacheError) -> Self {
         Self::internal(error)

@@ -7,40 +7,16 @@
 use std::panic::AssertUnwindSafe;
 
 use axum::extract::Request;
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt;
 
 use super::ApiError;
+use crate::serve::code_for_status;
 
 /// Longest original message kept from a non-JSON error body.
 const MAX_MESSAGE_BYTES: usize = 200;
-
-/// The code and a default message for an error status, when nothing more specific is known.
-pub fn code_for_status(status: StatusCode) -> (&'static str, &'static str) {
-    match status.as_u16() {
-        400 => ("bad_request", "the request is malformed"),
-        401 => ("unauthorized", "sign in first"),
-        403 => ("forbidden", "not allowed"),
-        404 => ("not_found", "not found"),
-        405 => ("method_not_allowed", "this route does not accept that method"),
-        408 => ("request_timeout", "the request did not arrive in time"),
-        409 => ("conflict", "conflict with the current state"),
-        411 => ("length_required", "send a Content-Length"),
-        413 => ("payload_too_large", "the request body is over the size limit"),
-        414 => ("uri_too_long", "the request URI is too long"),
-        415 => ("unsupported_media_type", "send the body as JSON with Content-Type: application/json"),
-        426 => ("upgrade_required", "this route needs a WebSocket upgrade over HTTP/1.1"),
-        429 => ("rate_limited", "too many requests, slow down"),
-        431 => ("headers_too_large", "the request headers are too large"),
-        501 => ("not_implemented", "not implemented"),
-        503 => ("unavailable", "temporarily unavailable; try again"),
-        505 => ("http_version_not_supported", "use HTTP/1.1"),
-        other if (400..500).contains(&other) => ("bad_request", "the request was refused"),
-        _ => ("internal", "internal server error"),
-    }
-}
 
 /// Run the request; turn a panic into a 500 and any non-JSON error into the JSON shape.
 pub async fn ensure(request: Request, next: Next) -> Response {

@@ -13,50 +13,25 @@ pub mod json_errors;
 mod ops;
 pub mod proxy;
 mod rate_limit;
+mod realtime;
 mod security;
 mod sessions;
 mod validate;
 mod views;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::get;
-use tokio::sync::Semaphore;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use error::{ApiError, ErrorBody};
 pub use proxy::client_ip;
 
-use crate::auth::Auth;
-use crate::cache::Cache;
-use crate::config::Config;
-use crate::directory::SessionDirectory;
-use crate::room::Rooms;
-use crate::ws::connection::ConnectionSettings;
-
-pub struct AppState {
-    pub config: Arc<Config>,
-    pub rooms: Arc<Rooms>,
-    pub connection_settings: Arc<ConnectionSettings>,
-    pub connection_slots: Arc<Semaphore>,
-    /// Every WebSocket connection task, so shutdown can wait for them to close.
-    pub connections: TaskTracker,
-    pub cancel: CancellationToken,
-    pub store: Arc<dyn storage::Store>,
-    pub cache: Arc<dyn Cache>,
-    pub auth: Arc<Auth>,
-    pub sessions: Arc<SessionDirectory>,
-    pub relay: Arc<dyn crate::relay::Relay>,
-    /// False once shutdown starts: `/ready` then answers 503.
-    pub accepting: AtomicBool,
-}
+use crate::state::AppState;
 
 fn api_routes() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
@@ -87,7 +62,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     // Around every route, the WebSocket upgrade included (outermost last): the request timeout,
     // the JSON safety net under any error that is not already JSON, the access log.
     let request_timeout = state.config.http_request_timeout();
-    let mut app = Router::new().route("/ws/{*room}", get(crate::ws::upgrade)).merge(http).with_state(state);
+    let mut app = Router::new().route("/ws/{*room}", get(realtime::upgrade)).merge(http).with_state(state);
     if let Some(timeout) = request_timeout {
         app = app.layer(middleware::from_fn(move |request, next| deadline::limit(timeout, request, next)));
     }

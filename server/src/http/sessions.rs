@@ -17,8 +17,9 @@ use utoipa_axum::routes;
 use super::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
 use super::views::{Pagination, SessionList, SessionView};
 use super::{ApiError, AppState, ErrorBody, validate};
-use crate::auth::{Claims, SessionRole};
-use crate::time::unix_ms;
+use crate::access::SessionRole;
+use crate::auth::Claims;
+use crate::clock::unix_ms;
 
 const DEFAULT_PAGE_SIZE: u64 = 10;
 const MAX_PAGE_SIZE: u64 = 100;
@@ -311,7 +312,7 @@ async fn set_locked(
 ) -> Result<Json<SessionView>, ApiError> {
     let session = state
         .sessions
-        .update(id, |session| {
+        .update(id, |session| -> Result<(), ApiError> {
             require_manager(session, claims)?;
             session.is_locked = locked;
             Ok(())

@@ -4,7 +4,7 @@ use serde::Serialize;
 use storage::model::{Millis, Session, User};
 use utoipa::ToSchema;
 
-use crate::auth::SessionRole;
+use crate::access::SessionRole;
 
 /// ISO 8601 / RFC 3339 in UTC with milliseconds.
 pub fn iso(ms: Millis) -> String {

@@ -8,9 +8,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{Incoming, Relay, SYNC_ASK_BACK};
-use crate::directory::SessionDirectory;
+use crate::access::SessionDirectory;
+use crate::clock::unix_ms;
 use crate::room::Rooms;
-use crate::time::unix_ms;
 
 pub async fn run(
     mut incoming: mpsc::Receiver<Incoming>,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::Rooms;
-use crate::time::unix_ms;
+use crate::clock::unix_ms;
 
 pub async fn run(rooms: Arc<Rooms>, every: Duration, cancel: CancellationToken) {
     let mut tick = tokio::time::interval(every);

@@ -10,15 +10,24 @@ use tokio_util::sync::CancellationToken;
 use workers::JobQueue;
 
 use super::Room;
+use crate::clock::unix_ms;
 use crate::telemetry::Metrics;
-use crate::time::unix_ms;
+
+/// Where the persister counts a session's edits (its metadata); the session directory in the
+/// server. A trait so the room layer needs nothing of the layer above it.
+#[async_trait::async_trait]
+pub trait ActivityLog: Send + Sync + 'static {
+    /// Count `edits` more edits of session `id` at `at_ms`. Informative only: failures are the
+    /// implementation's to log.
+    async fn record_activity(&self, id: &str, edits: u64, at_ms: i64);
+}
 
 /// Rooms arrive in the order they became dirty, so their deadlines are in order too and a FIFO
 /// with one sleep per entry is enough.
 pub async fn run(
     mut dirty: mpsc::UnboundedReceiver<Arc<Room>>,
     queue: Arc<dyn JobQueue>,
-    sessions: Arc<crate::directory::SessionDirectory>,
+    activity: Arc<dyn ActivityLog>,
     debounce: Duration,
     cancel: CancellationToken,
 ) {
@@ -51,10 +60,10 @@ pub async fn run(
         // A session's metadata counts its edits (free rooms have no session record). Off the
         // loop: a slow store must not hold back the next room's snapshot.
         if changes > 0 && storage::model::is_id(room.id()) {
-            let sessions = sessions.clone();
+            let activity = activity.clone();
             let id = room.id().to_owned();
             tokio::spawn(async move {
-                sessions.record_activity(&id, changes, unix_ms() as i64).await;
+                activity.record_activity(&id, changes, unix_ms() as i64).await;
             });
         }
     }

@@ -10,9 +10,9 @@ use storage::{SnapshotStore, SnapshotWrite};
 use tokio::sync::mpsc;
 
 use super::Room;
+use crate::clock::unix_ms;
 use crate::relay::Relay;
 use crate::telemetry::Metrics;
-use crate::time::unix_ms;
 
 #[derive(Debug, Clone)]
 pub struct RoomSettings {

@@ -24,7 +24,6 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 use tokio::time::Sleep;
 
-use crate::http::json_errors::code_for_status;
 use crate::socket::SocketIo;
 
 /// What the connection task and the I/O share.
@@ -177,6 +176,31 @@ fn automatic_error_as_json(buf: &[u8]) -> Option<Vec<u8>> {
     out.extend_from_slice(&buf[at + EMPTY.len() - 2..]);
     out.extend_from_slice(body.as_bytes());
     Some(out)
+}
+
+/// The code and a default message for an error status, when nothing more specific is known.
+pub fn code_for_status(status: StatusCode) -> (&'static str, &'static str) {
+    match status.as_u16() {
+        400 => ("bad_request", "the request is malformed"),
+        401 => ("unauthorized", "sign in first"),
+        403 => ("forbidden", "not allowed"),
+        404 => ("not_found", "not found"),
+        405 => ("method_not_allowed", "this route does not accept that method"),
+        408 => ("request_timeout", "the request did not arrive in time"),
+        409 => ("conflict", "conflict with the current state"),
+        411 => ("length_required", "send a Content-Length"),
+        413 => ("payload_too_large", "the request body is over the size limit"),
+        414 => ("uri_too_long", "the request URI is too long"),
+        415 => ("unsupported_media_type", "send the body as JSON with Content-Type: application/json"),
+        426 => ("upgrade_required", "this route needs a WebSocket upgrade over HTTP/1.1"),
+        429 => ("rate_limited", "too many requests, slow down"),
+        431 => ("headers_too_large", "the request headers are too large"),
+        501 => ("not_implemented", "not implemented"),
+        503 => ("unavailable", "temporarily unavailable; try again"),
+        505 => ("http_version_not_supported", "use HTTP/1.1"),
+        other if (400..500).contains(&other) => ("bad_request", "the request was refused"),
+        _ => ("internal", "internal server error"),
+    }
 }
 
 #[cfg(test)]

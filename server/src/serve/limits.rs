@@ -15,26 +15,8 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::http::proxy::Cidr;
-use crate::telemetry::Metrics;
-
-/// Why a connection was refused at accept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    /// `--max-http-connections` plain HTTP connections are open.
-    Total,
-    /// `--max-http-connections-per-ip` are open from this IP.
-    PerIp,
-}
-
-impl Refusal {
-    pub fn label(self) -> &'static str {
-        match self {
-            Refusal::Total => "total",
-            Refusal::PerIp => "per_ip",
-        }
-    }
-}
+use crate::cidr::Cidr;
+use crate::telemetry::{HttpRefusal, Metrics};
 
 pub struct ConnectionLimits {
     /// 0 = unlimited.
@@ -65,18 +47,18 @@ impl ConnectionLimits {
     }
 
     /// Count a new connection from `peer`, or say which cap it would pass.
-    pub fn admit(self: &Arc<Self>, peer: IpAddr) -> Result<HttpSlot, Refusal> {
+    pub fn admit(self: &Arc<Self>, peer: IpAddr) -> Result<HttpSlot, HttpRefusal> {
         let peer = peer.to_canonical();
         let ip = (self.max_per_ip > 0 && !self.exempt.iter().any(|range| range.contains(peer)))
             .then(|| per_ip_key(peer));
         let mut open = self.open.lock();
         if self.max_total > 0 && open.total >= self.max_total {
-            return Err(Refusal::Total);
+            return Err(HttpRefusal::Total);
         }
         if let Some(ip) = ip {
             let from_ip = open.by_ip.entry(ip).or_insert(0);
             if *from_ip >= self.max_per_ip {
-                return Err(Refusal::PerIp);
+                return Err(HttpRefusal::PerIp);
             }
             *from_ip += 1;
         }
@@ -134,7 +116,7 @@ mod tests {
         let limits = ConnectionLimits::new(0, 2, Vec::new());
         let first = limits.admit(A).unwrap();
         let _second = limits.admit(A).unwrap();
-        assert_eq!(limits.admit(A).err(), Some(Refusal::PerIp));
+        assert_eq!(limits.admit(A).err(), Some(HttpRefusal::PerIp));
         // Another address has its own budget.
         let _other = limits.admit(B).unwrap();
         drop(first);
@@ -147,7 +129,7 @@ mod tests {
         let limits = ConnectionLimits::new(2, 0, Vec::new());
         let _a = limits.admit(A).unwrap();
         let b = limits.admit(B).unwrap();
-        assert_eq!(limits.admit(B).err(), Some(Refusal::Total));
+        assert_eq!(limits.admit(B).err(), Some(HttpRefusal::Total));
         drop(b);
         let _c = limits.admit(A).unwrap();
     }
@@ -169,11 +151,11 @@ mod tests {
         let limits = ConnectionLimits::new(0, 1, vec![proxy]);
         let _one = limits.admit("2001:db8:1:2::1".parse().unwrap()).unwrap();
         let same_64 = limits.admit("2001:db8:1:2:ffff::9".parse().unwrap());
-        assert_eq!(same_64.err(), Some(Refusal::PerIp), "another address of the same /64");
+        assert_eq!(same_64.err(), Some(HttpRefusal::PerIp), "another address of the same /64");
         let _other_64 = limits.admit("2001:db8:1:3::1".parse().unwrap()).unwrap();
         let _v4 = limits.admit("192.0.2.7".parse().unwrap()).unwrap();
         let mapped = limits.admit("::ffff:192.0.2.7".parse().unwrap());
-        assert_eq!(mapped.err(), Some(Refusal::PerIp), "the IPv4-mapped form is the same client");
+        assert_eq!(mapped.err(), Some(HttpRefusal::PerIp), "the IPv4-mapped form is the same client");
         // A trusted proxy carries many clients: no per-IP cap for it.
         let from_proxy: Vec<_> = (0..5).map(|_| limits.admit(A).unwrap()).collect();
         assert_eq!(from_proxy.len(), 5);

@@ -17,6 +17,8 @@
 
 mod io;
 pub mod limits;
+
+pub use io::code_for_status;
 mod refuse;
 
 use std::convert::Infallible;
@@ -37,7 +39,7 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::http::proxy::Cidr;
+use crate::cidr::Cidr;
 use crate::socket::{Socket, SocketHandle, SocketIo, SocketListener};
 use crate::telemetry::{HttpTimeout, Metrics};
 use limits::{ConnectionLimits, HttpSlot};

@@ -14,8 +14,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
-use super::limits::Refusal;
-use crate::telemetry::Metrics;
+use crate::telemetry::{HttpRefusal, Metrics};
 
 /// Longest a refused socket stays open to drain the client's request.
 const LINGER: Duration = Duration::from_millis(500);
@@ -37,7 +36,7 @@ impl Refuser {
         Self { lingering: Arc::new(Semaphore::new(MAX_LINGERING)), unlogged: 0, last_logged: None }
     }
 
-    pub fn refuse(&mut self, tcp: TcpStream, why: Refusal) {
+    pub fn refuse(&mut self, tcp: TcpStream, why: HttpRefusal) {
         Metrics::get().http_refused(why);
         self.unlogged += 1;
         if self.last_logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
@@ -72,14 +71,14 @@ impl Refuser {
     }
 }
 
-fn answer(why: Refusal) -> &'static [u8] {
+fn answer(why: HttpRefusal) -> &'static [u8] {
     static TOTAL: LazyLock<Vec<u8>> =
         LazyLock::new(|| canned("the server has too many open connections; try again shortly"));
     static PER_IP: LazyLock<Vec<u8>> =
         LazyLock::new(|| canned("too many open connections from your address; close some and try again"));
     match why {
-        Refusal::Total => &TOTAL,
-        Refusal::PerIp => &PER_IP,
+        HttpRefusal::Total => &TOTAL,
+        HttpRefusal::PerIp => &PER_IP,
     }
 }
 

@@ -13,10 +13,11 @@ use axum::extract::ws::{Message as WsMessage, WebSocket};
 use bytes::Bytes;
 use protocol::{AuthMessage, Message, decode_frame};
 
+use super::Gateway;
 use super::close::CloseReason;
-use crate::auth::live::Registration;
-use crate::auth::{AccountError, Grant, SessionRole, TokenError};
-use crate::http::AppState;
+use crate::access::Registration;
+use crate::access::{Grant, SessionRole};
+use crate::auth::{AccountError, TokenError};
 use crate::room::ConnId;
 
 /// The close reason of a token whose account does not exist (any more).
@@ -44,18 +45,18 @@ fn principal(user_id: &str) -> u64 {
 
 pub async fn admit(
     ws: &mut WebSocket,
-    state: &AppState,
+    gateway: &Gateway,
     room: &str,
     conn: ConnId,
     url_token: Option<String>,
 ) -> Result<Admission, CloseReason> {
-    let allow_anonymous = state.config.allow_anonymous;
+    let allow_anonymous = gateway.settings.allow_anonymous;
     let mut rest_of_first_frame = None;
     let token = match url_token {
         Some(token) => Some(token),
         None if allow_anonymous => None,
         None => {
-            let wait = Duration::from_millis(state.config.auth_timeout_ms);
+            let wait = gateway.settings.auth_timeout;
             let (token, rest) = token_from_auth_message(ws, wait).await?;
             rest_of_first_frame = rest;
             Some(token)
@@ -63,7 +64,7 @@ pub async fn admit(
     };
     let claims = token
         .map(|token| {
-            state.auth.tokens.verify(&token).map_err(|e| match e {
+            gateway.auth.tokens.verify(&token).map_err(|e| match e {
                 TokenError::Expired => CloseReason::Unauthorized("token expired"),
                 TokenError::NotYetValid => CloseReason::Unauthorized("token not valid yet"),
                 TokenError::Invalid => CloseReason::Unauthorized("invalid token"),
@@ -74,7 +75,7 @@ pub async fn admit(
     // account's now, not the token's.
     let claims = match claims {
         Some(mut claims) => {
-            claims.role = match state.auth.accounts.current(&claims.sub).await {
+            claims.role = match gateway.auth.accounts.current(&claims.sub).await {
                 Ok(user) => user.role,
                 Err(AccountError::Unknown) => return Err(CloseReason::Unauthorized(ACCOUNT_GONE)),
                 Err(AccountError::Disabled) => return Err(CloseReason::AccountDisabled),
@@ -88,8 +89,8 @@ pub async fn admit(
         None => None,
     };
     let principal = claims.as_ref().map_or(0, |claims| principal(&claims.sub));
-    let seen_changes = state.sessions.live.changes();
-    let Some(session) = read_session(state, room).await? else {
+    let seen_changes = gateway.sessions.live.changes();
+    let Some(session) = read_session(gateway, room).await? else {
         // Not a session: a free room, open to anyone only where the operator allowed it.
         return if allow_anonymous {
             let grant = Arc::new(Grant::new(true));
@@ -103,12 +104,12 @@ pub async fn admit(
     let role = SessionRole::of(&session, &claims.sub, claims.role).ok_or(CloseReason::Forbidden)?;
     let grant = Arc::new(Grant::new(role.can_write(&session)));
     let registration =
-        state.sessions.live.register(&session.id, conn, &claims.sub, claims.role, grant.clone());
-    if state.sessions.live.changes() != seen_changes {
+        gateway.sessions.live.register(&session.id, conn, &claims.sub, claims.role, grant.clone());
+    if gateway.sessions.live.changes() != seen_changes {
         // Some session changed while we were reading ours; the change may have missed this
         // registration. Decide again from the session as it is now (the change dropped any
         // cached copy before it counted).
-        let session = read_session(state, room).await?.ok_or(CloseReason::NotFound)?;
+        let session = read_session(gateway, room).await?.ok_or(CloseReason::NotFound)?;
         let role = SessionRole::of(&session, &claims.sub, claims.role).ok_or(CloseReason::Forbidden)?;
         grant.set_writable(role.can_write(&session));
     }
@@ -121,8 +122,8 @@ pub async fn admit(
     })
 }
 
-async fn read_session(state: &AppState, room: &str) -> Result<Option<storage::model::Session>, CloseReason> {
-    state.sessions.get(room).await.map_err(|error| {
+async fn read_session(gateway: &Gateway, room: &str) -> Result<Option<storage::model::Session>, CloseReason> {
+    gateway.sessions.get(room).await.map_err(|error| {
         tracing::error!(room, %error, "could not read the session");
         CloseReason::Unavailable
     })

@@ -1,11 +1,15 @@
 //! Why the server ends a connection: the WebSocket close code and reason a client sees, and the
 //! error an app client (`?app=1`) is sent just before.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
 use futures_util::SinkExt;
+use metrics::Counter;
 use protocol::app::AppMessage;
+
+use crate::telemetry::Metrics;
 
 /// Longest wait for a client to answer our close frame.
 const CLOSE_HANDSHAKE: Duration = Duration::from_secs(2);
@@ -68,6 +72,28 @@ pub enum CloseReason {
     Unavailable,
 }
 
+/// Every reason's label (its `code`-independent name), in the order of `CloseReason::index`.
+const LABELS: [&str; 18] = [
+    "shutdown",
+    "slow_consumer",
+    "rate_limited",
+    "message_too_big",
+    "text_frame",
+    "malformed_message",
+    "invalid_update",
+    "awareness_limit",
+    "room_failed",
+    "ping_timeout",
+    "write_timeout",
+    "unauthorized",
+    "forbidden",
+    "account_disabled",
+    "access_revoked",
+    "session_not_found",
+    "session_deleted",
+    "room_unavailable",
+];
+
 impl CloseReason {
     /// The reason for a payload the room refused.
     pub fn refused(error: crdt::Error) -> Self {
@@ -97,26 +123,42 @@ impl CloseReason {
 
     /// Stable machine-readable code, also the metrics label.
     pub fn label(&self) -> &'static str {
+        LABELS[self.index()]
+    }
+
+    /// Position of this reason's label in [`LABELS`].
+    fn index(&self) -> usize {
         match self {
-            Self::Shutdown => "shutdown",
-            Self::SlowConsumer => "slow_consumer",
-            Self::RateLimited => "rate_limited",
-            Self::TooBig => "message_too_big",
-            Self::TextFrame => "text_frame",
-            Self::Malformed(_) => "malformed_message",
-            Self::Rejected(_) => "invalid_update",
-            Self::AwarenessLimit(_) => "awareness_limit",
-            Self::RoomFailed => "room_failed",
-            Self::PingTimeout => "ping_timeout",
-            Self::WriteTimeout => "write_timeout",
-            Self::Unauthorized(_) => "unauthorized",
-            Self::Forbidden => "forbidden",
-            Self::AccountDisabled => "account_disabled",
-            Self::Revoked => "access_revoked",
-            Self::NotFound => "session_not_found",
-            Self::SessionDeleted => "session_deleted",
-            Self::Unavailable => "room_unavailable",
+            Self::Shutdown => 0,
+            Self::SlowConsumer => 1,
+            Self::RateLimited => 2,
+            Self::TooBig => 3,
+            Self::TextFrame => 4,
+            Self::Malformed(_) => 5,
+            Self::Rejected(_) => 6,
+            Self::AwarenessLimit(_) => 7,
+            Self::RoomFailed => 8,
+            Self::PingTimeout => 9,
+            Self::WriteTimeout => 10,
+            Self::Unauthorized(_) => 11,
+            Self::Forbidden => 12,
+            Self::AccountDisabled => 13,
+            Self::Revoked => 14,
+            Self::NotFound => 15,
+            Self::SessionDeleted => 16,
+            Self::Unavailable => 17,
         }
+    }
+
+    /// Count this close in `codecrafter_connections_closed_total`, through a handle per reason
+    /// resolved once.
+    pub fn count(&self) {
+        static CLOSED: OnceLock<[Counter; LABELS.len()]> = OnceLock::new();
+        let counters = CLOSED.get_or_init(|| {
+            Metrics::get(); // installs the recorder first, so the handles are not no-ops
+            LABELS.map(|label| metrics::counter!("codecrafter_connections_closed_total", "reason" => label))
+        });
+        counters[self.index()].increment(1);
     }
 
     pub fn message(&self) -> String {
@@ -156,6 +198,6 @@ impl CloseReason {
     }
 
     pub fn app_error(&self) -> Vec<u8> {
-        AppMessage::Error { code: self.label().into(), message: self.message() }.to_frame()
+        AppMessage::error(self.label(), self.message()).to_frame()
     }
 }

@@ -3,39 +3,28 @@
 //! into the socket directly, see [`crate::socket`]) found it full.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::extract::ws::{Message as WsMessage, WebSocket};
 use bytes::Bytes;
 use futures_util::SinkExt;
 use protocol::{AuthMessage, Message, SyncMessage, decode_frame};
 use tokio::sync::OwnedSemaphorePermit;
-use tokio_util::sync::CancellationToken;
 
 use super::admission;
+use super::app::Sender;
 use super::close::{CloseReason, close_with};
 use super::rate_limit::TokenBucket;
-use crate::auth::Grant;
-use crate::auth::access::Revoked;
-use crate::auth::live::Registration;
-use crate::http::AppState;
+use super::{ConnectionSettings, Gateway};
+use crate::access::{Grant, Registration, Revoked};
+use crate::clock::unix_ms;
 use crate::room::{ConnId, Peer, RoomError, RoomLease};
 use crate::socket::{Cut, Socket};
 use crate::telemetry::Metrics;
-use crate::time::unix_ms;
 
 /// An update that carries nothing (Yjs v1: no structs, empty delete set), which is what a client
 /// with no local changes answers to our sync step 1, even when it may not write.
 const EMPTY_UPDATE: [u8; 2] = [0, 0];
-
-/// Settings shared by every connection.
-#[derive(Debug, Clone)]
-pub struct ConnectionSettings {
-    pub send_queue: usize,
-    pub ping_interval: Duration,
-    pub max_messages_per_sec: u32,
-    pub message_burst: u32,
-}
 
 /// How a connection ended.
 enum Ending {
@@ -73,28 +62,27 @@ struct Connection {
 pub async fn serve(
     mut ws: WebSocket,
     socket: Arc<Socket>,
-    state: Arc<AppState>,
+    gateway: Arc<Gateway>,
     room_id: String,
     token: Option<String>,
     app: bool,
     permit: OwnedSemaphorePermit,
 ) {
     let id = next_conn_id();
-    let admitted = Box::pin(admission::admit(&mut ws, &state, &room_id, id, token)).await;
+    let admitted = Box::pin(admission::admit(&mut ws, &gateway, &room_id, id, token)).await;
     let admission = match admitted {
         Ok(admission) => admission,
         Err(reason) => return Box::pin(refuse(&mut ws, &room_id, reason, app)).await,
     };
-    let room = match Box::pin(state.rooms.join(&room_id)).await {
+    let room = match Box::pin(gateway.rooms.join(&room_id)).await {
         Ok(lease) => lease,
         Err(error) => {
             tracing::error!(room = room_id, %error, "could not open room");
             return Box::pin(refuse(&mut ws, &room_id, CloseReason::Unavailable, app)).await;
         }
     };
-    let (settings, cancel) = (state.connection_settings.clone(), state.cancel.clone());
-    drop((state, room_id));
-    let metrics = Metrics::get();
+    drop(room_id);
+    let settings = &gateway.settings;
     // Leaves the room and counts the connection gone however this task ends, a panic included.
     let _joined = Joined::new(room.clone(), id);
     tracing::info!(conn = id, room = room.id(), user = admission.user.as_deref(), app, "websocket connected");
@@ -114,11 +102,11 @@ pub async fn serve(
     };
     let ending = match admission.rest_of_first_frame {
         // What the client sent along with its auth token, handled as if it came now.
-        Some(rest) => conn.on_ws_message(&mut ws, Some(Ok(WsMessage::Binary(rest))), &settings).await,
+        Some(rest) => conn.on_ws_message(&mut ws, Some(Ok(WsMessage::Binary(rest))), &gateway).await,
         None => Ok(()),
     };
     let ending = match ending {
-        Ok(()) => conn.run(&mut ws, &socket, &settings, &cancel).await,
+        Ok(()) => conn.run(&mut ws, &socket, &gateway).await,
         Err(ending) => ending,
     };
     let why = match &ending {
@@ -129,7 +117,7 @@ pub async fn serve(
     tracing::info!(conn = id, room = conn.room.id(), duration_ms, reason = why, "websocket left");
     drop(_joined);
     if let Ending::Close(reason) = ending {
-        metrics.closed(reason.label());
+        reason.count();
         tracing::debug!(conn = id, room = conn.room.id(), reason = reason.label(), "closing connection");
         // Boxed: a rare path, kept out of every idle connection's task.
         Box::pin(close_with(&mut ws, &reason, conn.app)).await;
@@ -160,7 +148,7 @@ impl Drop for Joined {
 
 /// Close a connection that was never admitted, saying why.
 async fn refuse(ws: &mut WebSocket, room: &str, reason: CloseReason, app: bool) {
-    Metrics::get().closed(reason.label());
+    reason.count();
     tracing::info!(room, reason = reason.label(), "websocket refused");
     close_with(ws, &reason, app).await;
 }
@@ -172,18 +160,13 @@ fn next_conn_id() -> ConnId {
 }
 
 impl Connection {
-    async fn run(
-        &mut self,
-        ws: &mut WebSocket,
-        socket: &Socket,
-        settings: &ConnectionSettings,
-        cancel: &CancellationToken,
-    ) -> Ending {
+    async fn run(&mut self, ws: &mut WebSocket, socket: &Socket, gateway: &Gateway) -> Ending {
+        let settings = &gateway.settings;
         let interval = settings.ping_interval;
         let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         // Created once: fresh futures per iteration would register with a waiter list (a lock; the
         // token's is shared by every connection) on every frame.
-        let shutdown = cancel.cancelled();
+        let shutdown = gateway.shutdown.cancelled();
         let backlog = socket.backlog();
         let grant = self.grant.clone();
         let revoked = grant.revoked();
@@ -206,7 +189,7 @@ impl Connection {
                         None => flush(ws, settings).await,
                     }
                 }
-                received = ws.recv() => self.on_ws_message(ws, received, settings).await,
+                received = ws.recv() => self.on_ws_message(ws, received, gateway).await,
                 _ = ping.tick() => self.ping(ws, settings).await,
             };
             if let Err(ending) = step {
@@ -226,8 +209,9 @@ impl Connection {
         &mut self,
         ws: &mut WebSocket,
         received: Option<Result<WsMessage, axum::Error>>,
-        settings: &ConnectionSettings,
+        gateway: &Gateway,
     ) -> Result<(), Ending> {
+        let settings = &gateway.settings;
         self.last_seen = Instant::now();
         match received {
             None => Err(Ending::Gone),
@@ -237,7 +221,7 @@ impl Connection {
                 // Replies are buffered, then written once per frame, all within the deadline: a
                 // client that floods requests but never reads cannot park this task.
                 within_write_deadline(settings, async {
-                    if self.handle_frame(ws, &data).await? {
+                    if self.handle_frame(ws, &data, gateway).await? {
                         ws.flush().await?;
                     }
                     Ok(())
@@ -252,7 +236,12 @@ impl Connection {
 
     /// Handle every message of one frame, in order. Messages before a bad one stay applied.
     /// Replies to this client are fed to `ws` but not flushed: returns whether any were.
-    async fn handle_frame(&mut self, ws: &mut WebSocket, data: &Bytes) -> Result<bool, Ending> {
+    async fn handle_frame(
+        &mut self,
+        ws: &mut WebSocket,
+        data: &Bytes,
+        gateway: &Gateway,
+    ) -> Result<bool, Ending> {
         let received_at = Instant::now();
         let mut replied = false;
         for decoded in decode_frame(data) {
@@ -261,7 +250,7 @@ impl Connection {
                 return Err(Ending::Close(CloseReason::RateLimited));
             }
             Metrics::get().message_in(message.kind());
-            if let Some(reply) = self.handle_message(message, || data.slice(range), received_at)? {
+            if let Some(reply) = self.handle_message(message, || data.slice(range), received_at, gateway)? {
                 ws.feed(WsMessage::Binary(reply)).await?;
                 replied = true;
             }
@@ -276,6 +265,7 @@ impl Connection {
         message: Message<'_>,
         original: impl FnOnce() -> Bytes,
         received_at: Instant,
+        gateway: &Gateway,
     ) -> Result<Option<Bytes>, Ending> {
         let rejected = |e: RoomError| {
             Ending::Close(match e {
@@ -313,13 +303,12 @@ impl Connection {
             // Permission-denied is server-to-client only; a client's copy has nothing to act on.
             // A token after admission changes nothing: a connection's identity is fixed.
             Message::Auth(_) => Ok(None),
-            Message::App(_) if self.app => Ok(Some(Bytes::from(
-                protocol::app::AppMessage::Error {
-                    code: "unsupported_app_message".into(),
-                    message: "this server accepts no app messages yet".into(),
-                }
-                .to_frame(),
-            ))),
+            Message::App(json) if self.app => {
+                let sender = Sender { conn: self.id, room: self.room.id(), grant: &self.grant };
+                let answer = gateway.app_handlers.dispatch(&sender, json);
+                Ok(answer.map(|answer| Bytes::from(answer.to_frame())))
+            }
+            // Stock Yjs clients neither send nor receive app messages: ignored, as y-websocket does.
             Message::App(_) => Ok(None),
         }
     }

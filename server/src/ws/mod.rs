@@ -1,7 +1,10 @@
-//! The WebSocket gateway: `GET /ws/{room}` upgrades to the y-websocket protocol, once the client
-//! is admitted (see [`admission`]).
+//! The realtime side: y-websocket connections to rooms, once HTTP has upgraded them (the upgrade
+//! route itself is `http/realtime.rs`). [`admission`] decides who may open a room,
+//! [`connection`] serves one socket, [`app`] routes the app messages (type 100) of `?app=1`
+//! clients, [`close`] names every way a connection ends.
 
 mod admission;
+pub mod app;
 mod close;
 pub mod connection;
 mod rate_limit;
@@ -9,108 +12,49 @@ mod rate_limit;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, Version};
-use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use workers::JobQueue;
 
 pub use close::CloseReason;
+pub use connection::serve;
 
-use crate::http::extract::{ApiPath, ApiQuery, ApiWebSocket, upgrade_required};
-use crate::http::{ApiError, AppState};
-use crate::socket::SocketHandle;
-use crate::telemetry::Metrics;
+use crate::access::SessionDirectory;
+use crate::auth::Auth;
+use crate::room::Rooms;
 
 /// Longest room id accepted, in bytes.
 pub const MAX_ROOM_ID_BYTES: usize = 256;
 
-/// Window of the per-IP connection throttle.
-const CONNECT_WINDOW: Duration = Duration::from_secs(60);
-
-#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct WsQuery {
-    /// `1` opts in to CodeCrafter's app messages (chat, run output, errors).
-    #[serde(default)]
-    app: Option<String>,
-    /// Access token (JWT). Without it, the first message must be an auth token message
-    /// (type 2, subtype 1), unless the server runs with `--allow-anonymous` and the room is not a
-    /// session.
-    #[serde(default)]
-    token: Option<String>,
+/// Settings shared by every connection.
+#[derive(Debug, Clone)]
+pub struct ConnectionSettings {
+    pub send_queue: usize,
+    pub ping_interval: Duration,
+    pub max_messages_per_sec: u32,
+    pub message_burst: u32,
+    /// Whether token-less clients may open rooms that are not sessions.
+    pub allow_anonymous: bool,
+    /// How long a client without `?token=` has to send its auth message.
+    pub auth_timeout: Duration,
 }
 
-/// Open a room over WebSocket (y-websocket protocol). Refusals close the socket with 4401 (no or
-/// bad token), 4403 (no access), 4404 (no such session); a viewer's updates are answered with a
-/// permission-denied auth message and never applied.
-#[utoipa::path(get, path = "/ws/{room}", tag = "realtime",
-    params(("room" = String, Path, description = "Session id (any id for free rooms with --allow-anonymous)"), WsQuery),
-    responses((status = 101, description = "Switching protocols"),
-        (status = 400, description = "A bad room id (`invalid_path`), query (`invalid_query`) or handshake (`invalid_handshake`)", body = crate::http::ErrorBody),
-        (status = 426, description = "Not a WebSocket upgrade over HTTP/1.1 (`upgrade_required`)", body = crate::http::ErrorBody),
-        (status = 429, description = "Too many connection attempts from this IP", body = crate::http::ErrorBody),
-        (status = 503, description = "Connection limit reached (`too_many_connections`)", body = crate::http::ErrorBody)))]
-pub async fn upgrade(
-    State(state): State<Arc<AppState>>,
-    ApiPath(room): ApiPath<String>,
-    ApiQuery(query): ApiQuery<WsQuery>,
-    ConnectInfo(SocketHandle(socket)): ConnectInfo<SocketHandle>,
-    version: Version,
-    headers: HeaderMap,
-    ApiWebSocket(ws): ApiWebSocket,
-) -> Response {
-    // Rooms write frames straight into the TCP socket, which is only right when the WebSocket
-    // owns the whole connection, as with HTTP/1.1's upgrade (the server speaks no HTTP/2).
-    if version != Version::HTTP_11 {
-        return upgrade_required("WebSocket connections need an HTTP/1.1 upgrade");
-    }
-    if room.is_empty() || room.len() > MAX_ROOM_ID_BYTES {
-        return ApiError::invalid_path(format!("room: a room id is 1 to {MAX_ROOM_ID_BYTES} bytes"))
-            .into_response();
-    }
-    let ip = crate::http::client_ip(&state.config, &headers, socket.peer_ip());
-    if let Err(refused) = throttle(&state, ip).await {
-        return refused.into_response();
-    }
-    let Ok(permit) = state.connection_slots.clone().try_acquire_owned() else {
-        tracing::info!(reason = "too_many_connections", "WebSocket refused: --max-connections reached");
-        return ApiError::with_status(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "too_many_connections",
-            "the server holds as many WebSocket connections as it may; try again later",
-        )
-        .into_response();
-    };
-    let app = matches!(query.app.as_deref(), Some("1" | "true"));
-    let tracker = state.connections.clone();
-    let limit = state.config.max_message_bytes;
-    ws.max_message_size(limit)
-        .max_frame_size(limit)
-        // Small buffers keep idle sockets cheap; they grow for large messages as needed.
-        .read_buffer_size(2 * 1024)
-        .write_buffer_size(64 * 1024)
-        .on_upgrade(move |upgraded| {
-            tracker.track_future(connection::serve(upgraded, socket, state, room, query.token, app, permit))
-        })
-}
-
-/// Count a connection attempt against the client IP's budget.
-async fn throttle(state: &AppState, ip: std::net::IpAddr) -> Result<(), ApiError> {
-    let limit = state.config.ws_connects_per_min;
-    if limit == 0 {
-        return Ok(());
-    }
-    let key = format!("rl:ws:{}", crate::http::proxy::bucket(ip));
-    match state.cache.hit(&key, CONNECT_WINDOW).await {
-        Ok(hit) if hit.count > limit => {
-            Metrics::get().rate_limited.increment(1);
-            tracing::info!(%ip, reason = "rate_limited", "WebSocket refused: too many connects from this IP");
-            Err(ApiError::too_many_requests(hit.reset_in))
-        }
-        Ok(_) => Ok(()),
-        Err(error) => {
-            tracing::warn!(%error, "connect throttle unavailable; connection allowed");
-            Ok(())
-        }
-    }
+/// What every connection shares: the rooms, who may do what, the job queue app messages hand
+/// work to, and the settings. Built once by `App::build`; a connection holds one `Arc` of it.
+pub struct Gateway {
+    pub rooms: Arc<Rooms>,
+    pub sessions: Arc<SessionDirectory>,
+    pub auth: Arc<Auth>,
+    /// Where app messages (chat, run) hand their durable work; unused until those kinds land.
+    pub queue: Arc<dyn JobQueue>,
+    /// The app message kinds this server handles (see [`app`]).
+    pub app_handlers: app::AppHandlers,
+    pub settings: ConnectionSettings,
+    /// One permit per open connection (`--max-connections`).
+    pub slots: Arc<Semaphore>,
+    /// Every connection task, so shutdown can wait for them to close.
+    pub connections: TaskTracker,
+    /// Cancelled when the server stops: every connection closes with 1001.
+    pub shutdown: CancellationToken,
 }

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use server::auth::tokens::{Claims, LEEWAY_SECS, unix_secs};
+use server::auth::tokens::{Claims, LEEWAY_SECS};
+use server::clock::unix_secs;
 use storage::UserStore;
 use storage::model::{UserRole, new_id};
 
@@ -210,8 +211,8 @@ async fn a_disabled_account_is_refused_on_every_route_and_at_the_socket() {
 /// embedded store cannot be changed from outside while it runs).
 #[tokio::test]
 async fn live_sockets_of_a_deleted_or_disabled_account_lose_their_grants() {
-    use server::auth::access::Revoked;
-    use server::auth::{Accounts, Grant, LiveGrants};
+    use server::access::{Grant, LiveGrants, Revoked, UserSockets};
+    use server::auth::Accounts;
     use server::cache::{Cache, MemoryCache};
 
     let dir = tempfile::tempdir().unwrap();
@@ -219,7 +220,7 @@ async fn live_sockets_of_a_deleted_or_disabled_account_lose_their_grants() {
     let store: Arc<dyn storage::Store> = embedded.clone();
     let cache: Arc<dyn Cache> = Arc::new(MemoryCache::new());
     let accounts = Accounts::new(store.clone(), cache.clone(), Duration::from_secs(30));
-    let (presence, _recorded) = server::presence::Presence::new(server::relay::new_node_id(), cache);
+    let (presence, _recorded) = UserSockets::new(server::relay::new_node_id(), cache);
     let live = Arc::new(LiveGrants::new(presence));
 
     let ada = stored_user(&embedded, "ada").await;

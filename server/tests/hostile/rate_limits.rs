@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use serde_json::json;
 use server::Config;
-use server::http::proxy::Cidr;
+use server::cidr::Cidr;
 
 use crate::support::TestServer;
 use crate::support::http::{PASSWORD, Reply, call, register, user_of};

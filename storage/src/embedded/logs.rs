@@ -60,8 +60,8 @@ fn matches(filter: &LogFilter, entry: &LogEntry) -> bool {
 
 /// Removes every entry older than the retention. Cheap when none is: one look at the first key.
 pub(super) fn sweep_expired(txn: &WriteTransaction) -> Result<()> {
-    let cutoff =
-        now_millis().saturating_sub(Millis::try_from(LOG_RETENTION.as_millis()).unwrap_or(Millis::MAX));
+    let cutoff = crate::clock::now_millis()
+        .saturating_sub(Millis::try_from(LOG_RETENTION.as_millis()).unwrap_or(Millis::MAX));
     let mut table = txn.open_table(LOGS).map_err(backend)?;
     let oldest = table.first().map_err(backend)?.map(|(key, _)| key.value().0);
     if oldest.is_some_and(|oldest| oldest < cutoff) {
@@ -69,11 +69,4 @@ pub(super) fn sweep_expired(txn: &WriteTransaction) -> Result<()> {
         table.retain_in(..(cutoff, ""), |_, _| false).map_err(backend)?;
     }
     Ok(())
-}
-
-fn now_millis() -> Millis {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX))
-        .unwrap_or(0)
 }

@@ -25,8 +25,9 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::{Cache, CacheResult};
+use crate::clock::unix_ms;
 use crate::relay::NodeId;
-use crate::time::unix_ms;
+use crate::telemetry::Metrics;
 
 /// How long a node's field holds without renewal (a dead node's sockets are forgotten after it).
 pub const RECORD_TTL: Duration = Duration::from_secs(60);
@@ -41,14 +42,14 @@ pub struct NodeSockets {
     pub until: u64,
 }
 
-/// A user's sockets on one node, as [`Presence::locate`] found them.
+/// A user's sockets on one node, as [`UserSockets::locate`] found them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Located {
     pub node: NodeId,
     pub rooms: BTreeMap<String, u32>,
 }
 
-pub struct Presence {
+pub struct UserSockets {
     node: NodeId,
     cache: Arc<dyn Cache>,
     /// user -> room -> sockets on this node.
@@ -62,7 +63,7 @@ pub struct Presence {
     recorded: mpsc::UnboundedSender<String>,
 }
 
-impl Presence {
+impl UserSockets {
     /// Also returns where the rooms newly recorded arrive (see the module docs).
     pub fn new(node: NodeId, cache: Arc<dyn Cache>) -> (Arc<Self>, mpsc::UnboundedReceiver<String>) {
         let (recorded, newly_recorded) = mpsc::unbounded_channel();
@@ -94,7 +95,7 @@ impl Presence {
         self.mark(user);
     }
 
-    /// Stop counting a socket [`Presence::enter`] counted.
+    /// Stop counting a socket [`UserSockets::enter`] counted.
     pub fn leave(&self, user: &str, room: &str) {
         let user = {
             let mut users = self.users.lock();
@@ -168,7 +169,7 @@ impl Presence {
         while let Some(user) = marked.pop() {
             if let Err(error) = self.write(&user, until).await {
                 tracing::warn!(%error, "could not record where a user's sockets are; retrying");
-                metrics::counter!("codecrafter_presence_write_errors_total").increment(1);
+                Metrics::get().user_socket_write_errors.increment(1);
                 self.marked.lock().extend(marked.into_iter().chain([user]));
                 return;
             }
@@ -212,7 +213,7 @@ mod tests {
     async fn the_record_follows_sockets_on_every_node() {
         let cache: Arc<dyn Cache> = Arc::new(MemoryCache::new());
         let ((a, mut a_recorded), (b, _)) =
-            (Presence::new(11, cache.clone()), Presence::new(22, cache.clone()));
+            (UserSockets::new(11, cache.clone()), UserSockets::new(22, cache.clone()));
         let cancel = CancellationToken::new();
         tokio::spawn(a.clone().run(cancel.clone()));
         tokio::spawn(b.clone().run(cancel.clone()));
@@ -255,7 +256,7 @@ mod tests {
         cache.map_set(&key, "5", &serde_json::to_vec(&stale).unwrap(), RECORD_TTL).await.unwrap();
         cache.map_set(&key, "6", &serde_json::to_vec(&live).unwrap(), RECORD_TTL).await.unwrap();
         cache.map_set(&key, "not-a-node", b"{}", RECORD_TTL).await.unwrap();
-        let found = Presence::new(1, cache).0.locate("ann").await.unwrap();
+        let found = UserSockets::new(1, cache).0.locate("ann").await.unwrap();
         assert_eq!(
             found.iter().map(|l| l.node).collect::<Vec<_>>(),
             vec![6],

@@ -1,8 +1,8 @@
 //! Sessions as the API and the sockets see them: the store behind a read-through cache (24 h,
 //! dropped on every change), optimistic updates that retry on a concurrent change, and the
-//! propagation of every change to live sockets (see [`crate::auth::LiveGrants`]) on every node: a
+//! propagation of every change to live sockets (see [`LiveGrants`]) on every node: a
 //! change that concerns some users only (a collaborator added, removed or given another role) goes
-//! to the nodes [`Presence`] says hold their sockets; one that concerns everyone (lock, owner,
+//! to the nodes [`UserSockets`] says hold their sockets; one that concerns everyone (lock, owner,
 //! deletion) goes to every node holding the room.
 
 use std::sync::Arc;
@@ -12,12 +12,13 @@ use storage::Store;
 use storage::model::Session;
 use workers::JobQueue;
 
-use crate::auth::LiveGrants;
+use super::AccessError;
+use super::live::LiveGrants;
+use super::user_sockets::UserSockets;
 use crate::cache::Cache;
-use crate::http::ApiError;
-use crate::presence::Presence;
 use crate::relay::{NodeId, Relay, RelayKind};
 use crate::room::Rooms;
+use crate::room::persister::ActivityLog;
 
 /// Attempts at an update that keeps meeting concurrent changes before giving up with 409.
 const UPDATE_ATTEMPTS: usize = 16;
@@ -31,7 +32,7 @@ pub struct SessionDirectory {
     queue: Arc<dyn JobQueue>,
     /// Tells the other nodes that a session's permissions changed, for their live sockets.
     relay: Arc<dyn Relay>,
-    presence: Arc<Presence>,
+    user_sockets: Arc<UserSockets>,
 }
 
 /// Whose rights a session change may have changed.
@@ -49,10 +50,10 @@ impl SessionDirectory {
         rooms: Arc<Rooms>,
         queue: Arc<dyn JobQueue>,
         relay: Arc<dyn Relay>,
-        presence: Arc<Presence>,
+        user_sockets: Arc<UserSockets>,
     ) -> Self {
-        let live = Arc::new(LiveGrants::new(presence.clone()));
-        Self { store, cache, cache_ttl, live, rooms, queue, relay, presence }
+        let live = Arc::new(LiveGrants::new(user_sockets.clone()));
+        Self { store, cache, cache_ttl, live, rooms, queue, relay, user_sockets }
     }
 
     /// The session `id`, from the cache when it has it. A cache failure falls back to the store:
@@ -81,23 +82,24 @@ impl SessionDirectory {
         Ok(session)
     }
 
-    pub async fn create(&self, session: &Session) -> Result<(), ApiError> {
+    pub async fn create(&self, session: &Session) -> Result<(), AccessError> {
         self.store.create_session(session).await?;
         Ok(())
     }
 
     /// Apply `change` to the stored session and save it, retrying from a fresh read if another
-    /// change won the race. `change` may refuse with an error, which is returned as is.
-    pub async fn update(
+    /// change won the race. `change` may refuse with an error of the caller's own type, which is
+    /// returned as is.
+    pub async fn update<E: From<AccessError>>(
         &self,
         id: &str,
-        mut change: impl FnMut(&mut Session) -> Result<(), ApiError>,
-    ) -> Result<Session, ApiError> {
+        mut change: impl FnMut(&mut Session) -> Result<(), E>,
+    ) -> Result<Session, E> {
         for _ in 0..UPDATE_ATTEMPTS {
             let mut session = self.fresh(id).await?;
             let before = session.clone();
             change(&mut session)?;
-            session.updated_at = crate::time::unix_ms() as i64;
+            session.updated_at = crate::clock::unix_ms() as i64;
             match self.store.replace_session(&session).await {
                 Ok(Some(revision)) => {
                     session.revision = revision;
@@ -106,16 +108,16 @@ impl SessionDirectory {
                     self.tell_other_nodes(id, concerned(&before, &session)).await;
                     return Ok(session);
                 }
-                Ok(None) => return Err(ApiError::not_found("session")),
+                Ok(None) => return Err(AccessError::SessionNotFound.into()),
                 Err(storage::Error::Stale) => continue,
-                Err(other) => return Err(other.into()),
+                Err(other) => return Err(AccessError::from(other).into()),
             }
         }
-        Err(ApiError::conflict("busy", "the session kept changing concurrently; try again"))
+        Err(AccessError::Busy.into())
     }
 
     /// Delete the session, close its sockets (4404), and drop its document for good.
-    pub async fn delete(&self, id: &str) -> Result<bool, ApiError> {
+    pub async fn delete(&self, id: &str) -> Result<bool, AccessError> {
         if !self.store.delete_session(id).await? {
             return Ok(false);
         }
@@ -156,8 +158,8 @@ impl SessionDirectory {
     async fn nodes_holding(&self, users: &[String], id: &str) -> crate::cache::CacheResult<Vec<NodeId>> {
         let mut nodes = Vec::new();
         for user in users {
-            for located in self.presence.locate(user).await? {
-                if located.node != self.presence.node() && located.rooms.contains_key(id) {
+            for located in self.user_sockets.locate(user).await? {
+                if located.node != self.user_sockets.node() && located.rooms.contains_key(id) {
                     nodes.push(located.node);
                 }
             }
@@ -183,21 +185,12 @@ impl SessionDirectory {
         }
     }
 
-    /// Count `edits` more edits of session `id` at `at` (its metadata); failures are logged, as
-    /// the counters are informative only.
-    pub async fn record_activity(&self, id: &str, edits: u64, at: storage::model::Millis) {
-        match self.store.record_activity(id, edits, at).await {
-            Ok(()) => self.forget(id).await,
-            Err(error) => tracing::warn!(session = id, %error, "could not record session activity"),
-        }
-    }
-
     /// Read from the store, skipping the cache (an update needs the current revision).
-    async fn fresh(&self, id: &str) -> Result<Session, ApiError> {
+    async fn fresh(&self, id: &str) -> Result<Session, AccessError> {
         if !storage::model::is_id(id) {
-            return Err(ApiError::not_found("session"));
+            return Err(AccessError::SessionNotFound);
         }
-        self.store.session(id).await?.ok_or_else(|| ApiError::not_found("session"))
+        self.store.session(id).await?.ok_or(AccessError::SessionNotFound)
     }
 
     async fn forget(&self, id: &str) {
@@ -207,7 +200,19 @@ impl SessionDirectory {
     }
 }
 
-/// Re-apply each session whose room [`Presence`] just recorded for a user (see its module docs
+/// The persister counts a session's edits here (its metadata); failures are logged, as the
+/// counters are informative only.
+#[async_trait::async_trait]
+impl ActivityLog for SessionDirectory {
+    async fn record_activity(&self, id: &str, edits: u64, at_ms: storage::model::Millis) {
+        match self.store.record_activity(id, edits, at_ms).await {
+            Ok(()) => self.forget(id).await,
+            Err(error) => tracing::warn!(session = id, %error, "could not record session activity"),
+        }
+    }
+}
+
+/// Re-apply each session whose room [`UserSockets`] just recorded for a user (see its module docs
 /// for the race this closes), until `cancel`.
 pub async fn recheck_recorded(
     mut rooms: tokio::sync::mpsc::UnboundedReceiver<String>,
@@ -228,7 +233,7 @@ fn cache_key(id: &str) -> String {
 }
 
 /// Whose rights the change from `before` to `after` may have changed: everyone's if the owner or
-/// the lock changed (see [`crate::auth::SessionRole`]), else the users whose collaborator role
+/// the lock changed (see [`crate::access::SessionRole`]), else the users whose collaborator role
 /// appeared, disappeared or changed.
 fn concerned(before: &Session, after: &Session) -> Concerned {
     if before.owner != after.owner || before.is_locked != after.is_locked {

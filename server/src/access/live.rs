@@ -1,7 +1,7 @@
 //! The live connections of each session and their grants, so that a permission change made over
 //! HTTP (collaborator removed, role lowered, session locked or deleted) reaches their sockets at
 //! once rather than at their next reconnect. Every registration is also counted in
-//! [`Presence`], so other nodes can find this node's sockets of a user.
+//! [`UserSockets`], so other nodes can find this node's sockets of a user.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use dashmap::DashMap;
 use storage::model::{Session, UserRole};
 
-use super::access::{Grant, Revoked, SessionRole};
-use crate::presence::Presence;
+use super::grant::{Grant, Revoked, SessionRole};
+use super::user_sockets::UserSockets;
 use crate::room::ConnId;
 
 struct LiveConnection {
@@ -22,7 +22,7 @@ struct LiveConnection {
 
 pub struct LiveGrants {
     sessions: DashMap<String, Vec<LiveConnection>>,
-    presence: Arc<Presence>,
+    user_sockets: Arc<UserSockets>,
     /// Bumped after every session change or deletion has been applied to the registered
     /// connections: an admission that read its session before a change and registered after it
     /// sees the bump and reads again (see [`LiveGrants::changes`]).
@@ -52,14 +52,14 @@ impl Drop for Registration {
             self.live.sessions.remove_if(&self.session_id, |_, connections| connections.is_empty());
         }
         if let Some(user) = user {
-            self.live.presence.leave(&user, &self.session_id);
+            self.live.user_sockets.leave(&user, &self.session_id);
         }
     }
 }
 
 impl LiveGrants {
-    pub fn new(presence: Arc<Presence>) -> Self {
-        Self { sessions: DashMap::new(), presence, changes: AtomicU64::new(0) }
+    pub fn new(user_sockets: Arc<UserSockets>) -> Self {
+        Self { sessions: DashMap::new(), user_sockets, changes: AtomicU64::new(0) }
     }
 
     pub fn register(
@@ -70,7 +70,7 @@ impl LiveGrants {
         site_role: UserRole,
         grant: Arc<Grant>,
     ) -> Registration {
-        self.presence.enter(user_id, session_id);
+        self.user_sockets.enter(user_id, session_id);
         self.sessions.entry(session_id.to_owned()).or_default().push(LiveConnection {
             conn,
             user_id: user_id.into(),

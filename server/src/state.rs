@@ -1,0 +1,271 @@
+//! The application assembled: [`App::build`] opens the backends a [`Config`] selects, starts the
+//! background tasks, and returns the [`AppState`] the routes and sockets share; [`App::shutdown`]
+//! stops it in named phases so that nothing a client sent is lost.
+//!
+//! Shutdown phases, in order (each waits for the one before):
+//! 1. stop accepting: the listener is closed by `serve` (the `shutdown` token given to `build`),
+//!    `/ready` answers 503, every WebSocket closes with 1001 (the same token, via the
+//!    [`Gateway`]) and its task is waited for (`Gateway::connections`);
+//! 2. flush rooms: the room tasks stop (`stop_rooms`: persister, janitor, quarantine, cluster,
+//!    user-socket records, live re-checks) and every changed room is persisted durably;
+//! 3. flush queue: every job published is handled durably, then the in-process workers stop
+//!    (`stop_workers`);
+//! 4. stop relay: the relay stops last (`stop_relay`), so the sync replies and flushes of the
+//!    phases before still reach the other nodes; every background task is waited for
+//!    (`background`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use workers::{InProcessQueue, InProcessQueueConfig, JobQueue};
+
+use crate::access::{SessionDirectory, UserSockets, recheck_recorded};
+use crate::auth::{self, Auth};
+use crate::cache::{self, Cache};
+use crate::config::Config;
+use crate::relay::{self, Relay, local::LocalHub};
+use crate::room::{RoomSettings, Rooms, janitor, persister, quarantine};
+use crate::telemetry;
+use crate::ws::{ConnectionSettings, Gateway, app::AppHandlers};
+
+/// What every route and socket shares.
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn storage::Store>,
+    pub cache: Arc<dyn Cache>,
+    pub auth: Arc<Auth>,
+    pub sessions: Arc<SessionDirectory>,
+    pub rooms: Arc<Rooms>,
+    pub relay: Arc<dyn Relay>,
+    pub queue: Arc<dyn JobQueue>,
+    /// The realtime side: what every WebSocket connection shares.
+    pub gateway: Arc<Gateway>,
+    /// False once shutdown starts: `/ready` then answers 503.
+    pub accepting: AtomicBool,
+}
+
+/// A running application: its shared state and what stops it.
+pub struct App {
+    pub state: Arc<AppState>,
+    /// Phase 2: stops the room tasks, once every connection has closed.
+    stop_rooms: CancellationToken,
+    /// Phase 3: stops the in-process workers, once the queue is flushed.
+    stop_workers: CancellationToken,
+    /// Phase 4: stops the relay, last.
+    stop_relay: CancellationToken,
+    /// Every background task (room tasks, workers, relay), waited for at the end of phase 4.
+    background: TaskTracker,
+}
+
+impl App {
+    /// Open the backends `config` selects, join `hub` when no Redis relay is configured (a
+    /// single-node hub by default), and start every background task. `shutdown` is the signal
+    /// that starts phase 1.
+    pub async fn build(config: Config, hub: LocalHub, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        telemetry::Metrics::get();
+        // The secret first: a misconfigured cluster should say so before touching any backend.
+        let secret = auth::secret::load(config.jwt_secret.as_deref(), &config.data_dir, config.scaled_out())?;
+        let store = open_store(&config).await?;
+        let cache = open_cache(&config).await?;
+        let auth = Arc::new(Auth {
+            tokens: auth::AccessTokens::new(&secret, Duration::from_secs(config.access_token_ttl_secs)),
+            refresh: auth::RefreshTokens::new(
+                cache.clone(),
+                Duration::from_secs(config.refresh_token_ttl_secs),
+            ),
+            accounts: Arc::new(auth::Accounts::new(store.clone(), cache.clone(), config.account_check())),
+            logins: auth::LoginAttempts::new(cache.clone(), config.login_limits()),
+        });
+        warn_about_flags(&config);
+        let background = TaskTracker::new();
+        let stop_rooms = CancellationToken::new();
+        let stop_workers = CancellationToken::new();
+        let stop_relay = CancellationToken::new();
+        let queue: Arc<dyn JobQueue> = InProcessQueue::start(
+            store.clone() as Arc<dyn storage::SnapshotStore>,
+            InProcessQueueConfig::default(),
+            &background,
+            stop_workers.clone(),
+        );
+
+        let (relay, relayed): (Arc<dyn Relay>, _) = match config.redis_client()? {
+            Some(client) => {
+                let (relay, relayed) = relay::redis::RedisRelay::start(
+                    client,
+                    &config.redis_prefix,
+                    relay::new_node_id(),
+                    config.relay_publish_options(),
+                    &background,
+                    stop_relay.clone(),
+                )
+                .await
+                .context("starting the Redis relay")?;
+                (relay, relayed)
+            }
+            None => {
+                let (relay, relayed) = hub.join(relay::new_node_id());
+                (relay, relayed)
+            }
+        };
+        let settings = RoomSettings {
+            limits: config.crdt_limits(),
+            awareness_limits: config.awareness_limits(),
+            awareness_timeout_ms: config.awareness_timeout_ms,
+            idle: config.room_idle(),
+        };
+        let (persist_tx, persist_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (rooms, failed_rooms) = Rooms::new(store.clone(), settings, persist_tx, relay.clone());
+        let rooms = Arc::new(rooms);
+        let (user_sockets, newly_recorded) = UserSockets::new(relay.node_id(), cache.clone());
+        let sessions = Arc::new(SessionDirectory::new(
+            store.clone(),
+            cache.clone(),
+            Duration::from_secs(config.session_cache_secs),
+            rooms.clone(),
+            queue.clone(),
+            relay.clone(),
+            user_sockets.clone(),
+        ));
+        // Stopped once every connection has closed, so its last write removes this node's records.
+        background.spawn(user_sockets.run(stop_rooms.clone()));
+        background.spawn(recheck_recorded(newly_recorded, sessions.clone(), stop_rooms.clone()));
+        background.spawn(relay::dispatch::run(
+            relayed,
+            rooms.clone(),
+            relay.clone(),
+            sessions.clone(),
+            stop_rooms.clone(),
+        ));
+        background.spawn(persister::run(
+            persist_rx,
+            queue.clone(),
+            sessions.clone(),
+            config.persist_debounce(),
+            stop_rooms.clone(),
+        ));
+        background.spawn(janitor::run(rooms.clone(), janitor_period(&config), stop_rooms.clone()));
+        background.spawn(quarantine::run(
+            failed_rooms,
+            rooms.clone(),
+            background.clone(),
+            stop_rooms.clone(),
+        ));
+        background.spawn(auth::accounts::recheck_live(
+            auth.accounts.clone(),
+            sessions.live.clone(),
+            stop_rooms.clone(),
+        ));
+
+        let gateway = Arc::new(Gateway {
+            rooms: rooms.clone(),
+            sessions: sessions.clone(),
+            auth: auth.clone(),
+            queue: queue.clone(),
+            app_handlers: AppHandlers::default(),
+            settings: ConnectionSettings {
+                send_queue: config.send_queue,
+                ping_interval: config.ping_interval(),
+                max_messages_per_sec: config.max_messages_per_sec,
+                message_burst: config.message_burst,
+                allow_anonymous: config.allow_anonymous,
+                auth_timeout: Duration::from_millis(config.auth_timeout_ms),
+            },
+            slots: Arc::new(Semaphore::new(config.max_connections)),
+            connections: TaskTracker::new(),
+            shutdown,
+        });
+        let state = Arc::new(AppState {
+            config: Arc::new(config),
+            store,
+            cache,
+            auth,
+            sessions,
+            rooms,
+            relay,
+            queue,
+            gateway,
+            accepting: AtomicBool::new(true),
+        });
+        Ok(Self { state, stop_rooms, stop_workers, stop_relay, background })
+    }
+
+    /// Phases 1 (after `serve` has stopped accepting) to 4, within `deadline`. `Ok` means every
+    /// changed room and every queued job is durable.
+    pub async fn shutdown(self, deadline: Duration) -> anyhow::Result<()> {
+        let Self { state, stop_rooms, stop_workers, stop_relay, background } = self;
+        let phases = async {
+            // 1. Stop accepting: the listener is closed; close and wait for every connection.
+            state.accepting.store(false, Ordering::Release);
+            state.gateway.connections.close();
+            state.gateway.connections.wait().await;
+            // 2. Flush rooms.
+            stop_rooms.cancel();
+            let persisted = state.rooms.persist_and_evict(state.rooms.all(), false).await;
+            // 3. Flush queue.
+            state.queue.flush().await?;
+            stop_workers.cancel();
+            // 4. Stop relay, then wait for every background task.
+            stop_relay.cancel();
+            background.close();
+            background.wait().await;
+            persisted.map(|_| ()).context("persisting rooms at shutdown")
+        };
+        match tokio::time::timeout(deadline, phases).await {
+            Ok(result) => result,
+            Err(_) => {
+                anyhow::bail!("shutdown did not finish within {deadline:?}; some rooms may not be persisted")
+            }
+        }
+    }
+}
+
+fn warn_about_flags(config: &Config) {
+    if config.auth_rate_limit_requests.is_some() {
+        tracing::warn!(
+            "--auth-rate-limit-requests is no longer used: see --login-failures-per-account, \
+             --login-failures-per-ip, --register-rate-limit-requests, --refresh-rate-limit-requests"
+        );
+    }
+    if config.allow_anonymous {
+        tracing::warn!("--allow-anonymous: clients without a token may open any room that is not a session");
+    }
+}
+
+/// MongoDB when `MONGO_URL` is set (indexes ensured at connect), else the embedded file.
+async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn storage::Store>> {
+    Ok(match &config.mongo_url {
+        Some(url) => Arc::new(
+            storage::MongoStore::connect(storage::MongoConfig::new(url, &config.mongo_db))
+                .await
+                .context("connecting to MongoDB")?,
+        ),
+        None => Arc::new(
+            storage::EmbeddedStore::open_with_cache(&config.data_dir, config.store_cache_mb * 1024 * 1024)
+                .context("opening the embedded store")?,
+        ),
+    })
+}
+
+/// Redis when `REDIS_URL` is set, else in memory.
+async fn open_cache(config: &Config) -> anyhow::Result<Arc<dyn Cache>> {
+    Ok(match config.redis_client()? {
+        Some(client) => Arc::new(
+            cache::RedisCache::connect_client(client, &config.redis_prefix)
+                .await
+                .context("connecting to Redis")?,
+        ),
+        None => Arc::new(cache::MemoryCache::new()),
+    })
+}
+
+/// How often the janitor looks at every room: often enough for the awareness timeout and the idle
+/// eviction to be honoured within about a quarter of their length.
+fn janitor_period(config: &Config) -> Duration {
+    let shortest = config.awareness_timeout_ms.min(config.room_idle_secs.saturating_mul(1000)).max(100);
+    Duration::from_millis((shortest / 4).clamp(50, 5000))
+}
