@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use relay::{NodeId, Relay, RelayKind};
 use storage::Store;
 use storage::model::Session;
 use workers::JobQueue;
@@ -16,7 +17,6 @@ use crate::auth::LiveGrants;
 use crate::cache::Cache;
 use crate::http::ApiError;
 use crate::presence::Presence;
-use crate::relay::{NodeId, Relay, RelayKind};
 use crate::room::Rooms;
 
 /// Attempts at an update that keeps meeting concurrent changes before giving up with 409.

@@ -5,12 +5,12 @@
 
 pub mod auth;
 pub mod cache;
+pub mod cluster;
 pub mod config;
 pub mod directory;
 pub mod http;
 pub mod presence;
 pub mod redis_tls;
-pub mod relay;
 pub mod room;
 pub mod serve;
 pub mod socket;
@@ -32,10 +32,10 @@ use workers::{InProcessQueue, InProcessQueueConfig, JobQueue};
 pub use config::Config;
 
 use crate::http::AppState;
-use crate::relay::Relay;
-pub use crate::relay::local::LocalHub;
 use crate::room::{RoomSettings, Rooms, janitor, persister, quarantine};
 use crate::ws::connection::ConnectionSettings;
+pub use relay::LocalHub;
+use relay::Relay;
 
 /// Serve on `listener` until `shutdown` is cancelled, then stop accepting, close every connection,
 /// persist every changed room durably, and return.
@@ -124,7 +124,7 @@ pub async fn run_with_hub(
     // Stopped once every connection has closed, so its last write removes this node's records.
     background.spawn(presence.run(stop_rooms.clone()));
     background.spawn(directory::recheck_recorded(newly_recorded, sessions.clone(), stop_rooms.clone()));
-    background.spawn(relay::dispatch::run(
+    background.spawn(cluster::run(
         relayed,
         rooms.clone(),
         relay.clone(),

@@ -53,7 +53,7 @@ pub struct AppState {
     pub cache: Arc<dyn Cache>,
     pub auth: Arc<Auth>,
     pub sessions: Arc<SessionDirectory>,
-    pub relay: Arc<dyn crate::relay::Relay>,
+    pub relay: Arc<dyn relay::Relay>,
     /// False once shutdown starts: `/ready` then answers 503.
     pub accepting: AtomicBool,
 }

@@ -6,11 +6,11 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use dashmap::DashMap;
+use relay::Relay;
 use storage::{SnapshotStore, SnapshotWrite};
 use tokio::sync::mpsc;
 
 use super::Room;
-use crate::relay::Relay;
 use crate::telemetry::Metrics;
 use crate::time::unix_ms;
 
