@@ -30,7 +30,7 @@ pub use message::{
     MessageKind, SyncMessage, decode_frame,
 };
 pub use relay::{
-    Envelope, RelayKind, SYNC_ANSWER_ONLY, SYNC_ASK_BACK, SyncRequest, decode_update_batch, encode_update_batch,
-    update_batch_entry_len,
+    Envelope, RelayKind, SYNC_ANSWER_ONLY, SYNC_ASK_BACK, SyncRequest, decode_update_batch,
+    encode_update_batch, update_batch_entry_len,
 };
 pub use versioned::VersionedDecodeError;

@@ -32,7 +32,7 @@ use crate::{Error, Incoming, NodeId, Relay};
 
 /// Envelopes waiting to be published before new ones are dropped (and counted; resync repairs).
 const PUBLISH_QUEUE: usize = 65_536;
-/// Envelopes received but not yet applied; beyond it the subscriber waits for the dispatcher.
+/// Envelopes received but not yet applied; beyond it the subscriber waits for the receiver.
 const INCOMING_QUEUE: usize = 65_536;
 /// Most envelopes sent in one pipelined round trip.
 const MAX_BATCH: usize = 512;
@@ -388,7 +388,7 @@ impl Subscriber {
         }
     }
 
-    /// Hand an envelope to the dispatcher, waiting if it is behind: Redis buffers for us, and if
+    /// Hand an envelope to the receiver, waiting if it is behind: Redis buffers for us, and if
     /// it gives up on a slow subscriber it disconnects it, which ends in a resync.
     async fn deliver(&self, bytes: &[u8]) {
         match Envelope::decode(bytes) {

@@ -202,6 +202,19 @@ async fn websocket_connects_leaves_and_refusals_are_logged() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_crates_metrics_reach_the_servers_recorder() {
+    // The relay resolves its handles once: had that happened before the server installed its
+    // recorder, they would count into nothing and be missing here.
+    let server = TestServer::start(|_| {}).await;
+    let (status, text) = http_get(&server.http_url("/metrics")).await;
+    assert_eq!(status, 200);
+    for name in ["codecrafter_relay_dropped_total", "codecrafter_relay_rejected_total"] {
+        assert!(text.lines().any(|l| l.starts_with(&format!("{name} "))), "/metrics lacks {name}:\n{text}");
+        assert!(text.contains(&format!("# HELP {name} ")), "{name} is not described:\n{text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_include_process_and_build_info() {
     let server = TestServer::start(|_| {}).await;
     // Spend some CPU, so the process has used more than the 10 ms the kernel counts in.
