@@ -10,7 +10,7 @@
 //! received (see [`lib0::Reader::read_var_uint`] for the one place that needs a rule for that).
 //!
 //! Modules: [`lib0`] primitives; [`message`] y-protocols messages and the frame decoder;
-//! [`awareness`] the awareness payload; [`app`] the JSON app messages; [`job`] the queue jobs; [`relay`] the node-to-node envelope.
+//! [`awareness`] the awareness payload; [`app`] the JSON app messages; [`job`] the queue jobs; [`relay`] the node-to-node envelope and sync request.
 
 pub mod app;
 pub mod awareness;
@@ -29,5 +29,8 @@ pub use message::{
     AuthMessage, FrameDecoder, MSG_APP, MSG_AUTH, MSG_AWARENESS, MSG_QUERY_AWARENESS, MSG_SYNC, Message,
     MessageKind, SyncMessage, decode_frame,
 };
-pub use relay::{Envelope, RelayKind, decode_update_batch, encode_update_batch, update_batch_entry_len};
+pub use relay::{
+    Envelope, RelayKind, SYNC_ANSWER_ONLY, SYNC_ASK_BACK, SyncRequest, decode_update_batch,
+    encode_update_batch, update_batch_entry_len,
+};
 pub use versioned::VersionedDecodeError;

@@ -20,7 +20,8 @@ pub enum RelayKind {
     Awareness,
     /// An app message (JSON text as bytes).
     App,
-    /// The origin's encoded state vector: peers answer with a `SyncReply` holding what it lacks.
+    /// A [`SyncRequest`] (the origin's encoded state vector, and whether to ask back): peers
+    /// answer with a `SyncReply` holding what it lacks.
     SyncRequest,
     /// A Yjs v1 update answering a `SyncRequest`.
     SyncReply,
@@ -55,6 +56,40 @@ pub fn decode_update_batch(payload: &[u8]) -> Result<Vec<&[u8]>, crate::DecodeEr
         updates.push(reader.read_var_bytes()?);
     }
     Ok(updates)
+}
+
+/// First byte of a [`SyncRequest`] payload that asks the peers to ask back.
+pub const SYNC_ASK_BACK: u8 = 1;
+/// First byte of a [`SyncRequest`] payload that only wants an answer.
+pub const SYNC_ANSWER_ONLY: u8 = 0;
+
+/// The payload of a [`RelayKind::SyncRequest`] envelope: a flag byte, then the requester's encoded
+/// state vector. The flag says whether the peers should also ask the requester for what *they*
+/// lack (a node coming back from an outage has edits nobody else saw). Answers to a request never
+/// ask back, so an exchange ends after one round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncRequest<'a> {
+    pub ask_back: bool,
+    pub state_vector: &'a [u8],
+}
+
+impl<'a> SyncRequest<'a> {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut payload = Vec::with_capacity(self.state_vector.len() + 1);
+        payload.push(if self.ask_back { SYNC_ASK_BACK } else { SYNC_ANSWER_ONLY });
+        payload.extend_from_slice(self.state_vector);
+        payload
+    }
+
+    /// Total, as nodes have always read it: only [`SYNC_ASK_BACK`] asks back, any other flag
+    /// only wants an answer, and an empty payload asks for everything (an empty state vector).
+    /// The state vector itself is checked where it is used, like any other remote input.
+    pub fn decode(payload: &'a [u8]) -> Self {
+        match payload.split_first() {
+            Some((&flag, state_vector)) => Self { ask_back: flag == SYNC_ASK_BACK, state_vector },
+            None => Self { ask_back: false, state_vector: &[] },
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,6 +159,31 @@ mod tests {
         assert_eq!(decode_update_batch(&payload).unwrap(), updates.to_vec());
         assert!(decode_update_batch(&payload[..payload.len() - 1]).is_err());
         assert_eq!(decode_update_batch(&[]).unwrap(), Vec::<&[u8]>::new());
+    }
+
+    #[test]
+    fn sync_requests_keep_their_wire_bytes() {
+        // A flag byte then the state vector as given (here `{ 7: 2 }` as Yjs encodes it: one
+        // client, id 7, clock 2). Nodes of two versions must read each other's requests.
+        let check = |ask_back, state_vector: &[u8], golden: &[u8]| {
+            let request = SyncRequest { ask_back, state_vector };
+            assert_eq!(request.encode(), golden);
+            assert_eq!(SyncRequest::decode(golden), request);
+        };
+        check(true, &[1, 7, 2], &[1, 1, 7, 2]);
+        check(false, &[1, 7, 2], &[0, 1, 7, 2]);
+        check(true, &[], &[1]);
+        check(false, &[], &[0]);
+    }
+
+    #[test]
+    fn sync_requests_decode_whatever_arrives() {
+        let check = |payload: &[u8], ask_back, state_vector: &[u8]| {
+            assert_eq!(SyncRequest::decode(payload), SyncRequest { ask_back, state_vector }, "{payload:?}");
+        };
+        check(&[], false, &[]);
+        check(&[2, 0], false, &[0]);
+        check(&[255], false, &[]);
     }
 
     #[test]

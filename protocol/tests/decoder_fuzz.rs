@@ -176,6 +176,11 @@ fn check(input: &[u8], stats: &mut Stats) {
         // var-uint lengths are canonical, so an accepted batch re-encodes byte for byte.
         assert_eq!(protocol::encode_update_batch(updates), input, "{input:02x?}");
     }
+    // Total: any input is a request; one with a flag nodes write re-encodes byte for byte.
+    let request = protocol::SyncRequest::decode(input);
+    if matches!(input.first(), Some(&(protocol::SYNC_ASK_BACK | protocol::SYNC_ANSWER_ONLY))) {
+        assert_eq!(request.encode(), input, "{input:02x?}");
+    }
 }
 
 /// Nested payloads: awareness updates and app JSON.

@@ -316,8 +316,8 @@ impl Config {
         self.mongo_url.is_some() || self.redis_url.is_some()
     }
 
-    pub fn relay_publish_options(&self) -> crate::relay::redis::PublishOptions {
-        crate::relay::redis::PublishOptions {
+    pub fn relay_publish_options(&self) -> relay::redis::PublishOptions {
+        relay::redis::PublishOptions {
             coalesce: self.relay_coalesce,
             batch_delay: Duration::from_micros(self.relay_batch_delay_us),
         }

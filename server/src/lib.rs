@@ -9,10 +9,10 @@ pub mod auth;
 pub mod cache;
 pub mod cidr;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod http;
 pub mod redis_tls;
-pub mod relay;
 pub mod room;
 pub mod serve;
 pub mod socket;
@@ -27,7 +27,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 
-pub use crate::relay::local::LocalHub;
+pub use relay::LocalHub;
+
 use crate::state::App;
 
 /// Serve on `listener` until `shutdown` is cancelled, then stop accepting, close every connection,

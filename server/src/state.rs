@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
+use relay::{LocalHub, Relay};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -28,10 +29,10 @@ use crate::access::{SessionDirectory, UserSockets, recheck_recorded};
 use crate::auth::{self, Auth};
 use crate::cache::{self, Cache};
 use crate::config::Config;
-use crate::relay::{self, Relay, local::LocalHub};
+
 use crate::room::{RoomSettings, Rooms, janitor, persister, quarantine};
-use crate::telemetry;
 use crate::ws::{ConnectionSettings, Gateway, app::AppHandlers};
+use crate::{cluster, telemetry};
 
 /// What every route and socket shares.
 pub struct AppState {
@@ -134,7 +135,7 @@ impl App {
         // Stopped once every connection has closed, so its last write removes this node's records.
         background.spawn(user_sockets.run(stop_rooms.clone()));
         background.spawn(recheck_recorded(newly_recorded, sessions.clone(), stop_rooms.clone()));
-        background.spawn(relay::dispatch::run(
+        background.spawn(cluster::run(
             relayed,
             rooms.clone(),
             relay.clone(),

@@ -1,8 +1,9 @@
 //! Logs and metrics: tracing setup, the Prometheus recorder, and pre-registered metric handles so
 //! the hot path increments counters without looking up names or labels.
 //!
-//! Every metric any crate of the workspace registers is described here (HELP text): a test scans
-//! the sources for `counter!`/`gauge!`/`histogram!` names and fails on one without a description.
+//! Every metric any crate of the workspace registers is described here (HELP text), the relay's
+//! by `relay::metrics::describe`, called from here: a test scans the sources for
+//! `counter!`/`gauge!`/`histogram!` names and fails on one without a description.
 
 mod process;
 
@@ -58,6 +59,7 @@ pub fn prometheus() -> &'static PrometheusHandle {
         // Fails only if another recorder is already global (an embedding program's): keep theirs.
         let _ = metrics::set_global_recorder(recorder);
         describe();
+        relay::metrics::describe();
         handle
     })
 }
@@ -91,31 +93,6 @@ fn describe() {
     describe_counter!(
         "codecrafter_presence_write_errors_total",
         "Failed writes of this node's user-socket records to the cache"
-    );
-    describe_gauge!("codecrafter_relay_connected", "1 while the Redis relay is connected, 0 while it is not");
-    describe_counter!(
-        "codecrafter_relay_queued_total",
-        "Relay messages taken from the publish queue and sent to Redis (before coalescing)"
-    );
-    describe_counter!(
-        "codecrafter_relay_published_total",
-        "PUBLISH commands sent to Redis (after coalescing)"
-    );
-    describe_counter!(
-        "codecrafter_relay_coalesced_total",
-        "Room updates folded into another publish instead of being published alone"
-    );
-    describe_counter!(
-        "codecrafter_relay_unheard_total",
-        "Room updates and awareness not published because no other node holds the room"
-    );
-    describe_counter!(
-        "codecrafter_relay_dropped_total",
-        "Relay messages dropped because a queue was full (a resync of the rooms follows)"
-    );
-    describe_counter!(
-        "codecrafter_relay_rejected_total",
-        "Relay messages from other nodes that could not be decoded or applied"
     );
     describe_counter!(
         "codecrafter_slow_consumers_closed_total",
@@ -225,6 +202,9 @@ impl Metrics {
         static METRICS: OnceLock<Metrics> = OnceLock::new();
         METRICS.get_or_init(|| {
             prometheus();
+            // The relay crate's handles bind to the recorder installed when first resolved: now,
+            // before any relay exists.
+            relay::metrics::get();
             let by_kind = |name: &'static str| {
                 MessageKind::ALL.map(|kind| metrics::counter!(name, "type" => kind.as_str()))
             };

@@ -67,7 +67,9 @@ async fn a_stock_clients_app_messages_are_ignored() {
     other.wait_for("the sentinel", WAIT, |c| c.text("t") == "sentinel").await;
     // Anything the server answers after it arrives after the app message would have been answered.
     stock.send_raw(Message::Sync(SyncMessage::Step1(&[0])).encode_to_vec());
-    stock.wait_for("the sync step 2", WAIT, |c| c.shared().frames.iter().any(|f| f.starts_with(&[0, 1]))).await;
+    stock
+        .wait_for("the sync step 2", WAIT, |c| c.shared().frames.iter().any(|f| f.starts_with(&[0, 1])))
+        .await;
     assert!(app_messages(&stock).is_empty(), "a stock client never receives app messages");
     assert!(!stock.shared().ended);
 }

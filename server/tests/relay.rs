@@ -67,7 +67,7 @@ async fn awareness_crosses_nodes_and_is_removed_everywhere_on_disconnect() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn app_messages_from_another_node_reach_only_the_app_clients() {
-    use server::relay::{Relay as _, RelayKind};
+    use ::relay::{Relay as _, RelayKind};
     let hub = LocalHub::new();
     let b = TestServer::start_node(&hub).await;
     let app_client = support::YClient::connect(&format!("{}?app=1", b.ws_url("chatty"))).await;

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use relay::{NodeId, Relay, RelayKind};
 use storage::Store;
 use storage::model::Session;
 use workers::JobQueue;
@@ -16,7 +17,6 @@ use super::AccessError;
 use super::live::LiveGrants;
 use super::user_sockets::UserSockets;
 use crate::cache::Cache;
-use crate::relay::{NodeId, Relay, RelayKind};
 use crate::room::Rooms;
 use crate::room::persister::ActivityLog;
 

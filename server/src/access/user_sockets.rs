@@ -20,13 +20,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
+use relay::NodeId;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::{Cache, CacheResult};
 use crate::clock::unix_ms;
-use crate::relay::NodeId;
 use crate::telemetry::Metrics;
 
 /// How long a node's field holds without renewal (a dead node's sockets are forgotten after it).

@@ -25,9 +25,9 @@ use crdt::{AwarenessRegistry, Owner, RoomDoc};
 use parking_lot::Mutex;
 use protocol::MessageKind;
 use protocol::job::SnapshotJob;
+use relay::{Relay, RelayKind};
 use tokio::sync::mpsc;
 
-use crate::relay::{Relay, RelayKind};
 use crate::socket::wire::FrameHeader;
 use crate::socket::{Cut, Refused, Socket};
 use crate::telemetry::Metrics;
@@ -391,7 +391,7 @@ impl Room {
     /// vector); with `ask_back`, they also ask for what they lack.
     pub fn ask_peers(self: &Arc<Self>, ask_back: bool) {
         if let Ok(state_vector) = self.locked(|state| state.doc.state_vector()) {
-            let request = crate::relay::sync_request(ask_back, &state_vector);
+            let request = protocol::SyncRequest { ask_back, state_vector: &state_vector }.encode();
             self.relay.publish(RelayKind::SyncRequest, &self.id, &request);
         }
     }

@@ -6,12 +6,12 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use dashmap::DashMap;
+use relay::Relay;
 use storage::{SnapshotStore, SnapshotWrite};
 use tokio::sync::mpsc;
 
 use super::Room;
 use crate::clock::unix_ms;
-use crate::relay::Relay;
 use crate::telemetry::Metrics;
 
 #[derive(Debug, Clone)]

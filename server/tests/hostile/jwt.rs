@@ -220,7 +220,7 @@ async fn live_sockets_of_a_deleted_or_disabled_account_lose_their_grants() {
     let store: Arc<dyn storage::Store> = embedded.clone();
     let cache: Arc<dyn Cache> = Arc::new(MemoryCache::new());
     let accounts = Accounts::new(store.clone(), cache.clone(), Duration::from_secs(30));
-    let (presence, _recorded) = UserSockets::new(server::relay::new_node_id(), cache);
+    let (presence, _recorded) = UserSockets::new(::relay::new_node_id(), cache);
     let live = Arc::new(LiveGrants::new(presence));
 
     let ada = stored_user(&embedded, "ada").await;

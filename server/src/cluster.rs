@@ -1,13 +1,15 @@
-//! Applies what other nodes relay to this node's rooms, answers their sync requests, resyncs every
-//! room after the relay lost messages, and applies permission changes made on other nodes.
+//! This node's side of the cluster: applies what other nodes relay to this node's rooms, answers
+//! their sync requests, resyncs every room after the relay lost messages, and applies permission
+//! changes made on other nodes. The relay crate carries the envelopes; what they mean to rooms
+//! and sessions is decided here.
 
 use std::sync::Arc;
 
-use protocol::{Envelope, RelayKind};
+use protocol::{Envelope, RelayKind, SyncRequest};
+use relay::{Incoming, Relay};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Incoming, Relay, SYNC_ASK_BACK};
 use crate::access::SessionDirectory;
 use crate::clock::unix_ms;
 use crate::room::Rooms;
@@ -88,10 +90,10 @@ async fn apply(envelope: Envelope, rooms: &Rooms, relay: &dyn Relay, sessions: &
             room.apply_remote_awareness(&envelope.payload, unix_ms()).map_err(Refused::from)
         }
         RelayKind::SyncRequest => {
-            let (flag, state_vector) = envelope.payload.split_first().unwrap_or((&0, &[]));
-            room.diff(state_vector).map_err(Refused::from).map(|diff| {
+            let request = SyncRequest::decode(&envelope.payload);
+            room.diff(request.state_vector).map_err(Refused::from).map(|diff| {
                 relay.publish(RelayKind::SyncReply, room.id(), &diff);
-                if *flag == SYNC_ASK_BACK {
+                if request.ask_back {
                     room.ask_peers(false);
                 }
             })
@@ -100,7 +102,7 @@ async fn apply(envelope: Envelope, rooms: &Rooms, relay: &dyn Relay, sessions: &
         RelayKind::Access => Ok(()),
     };
     if let Err(error) = result {
-        metrics::counter!("codecrafter_relay_rejected_total").increment(1);
+        relay::metrics::get().rejected.increment(1);
         tracing::warn!(room = room.id(), origin = envelope.origin, kind = ?envelope.kind, %error, "relayed message rejected");
     }
 }

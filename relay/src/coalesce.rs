@@ -18,7 +18,7 @@ pub const MAX_COALESCED_BYTES: usize = 1024 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outgoing {
     /// One node's own channel, or (`None`) the room's channel.
-    pub to: Option<super::NodeId>,
+    pub to: Option<crate::NodeId>,
     pub kind: RelayKind,
     pub room: String,
     pub payload: Vec<u8>,

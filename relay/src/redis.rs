@@ -4,7 +4,7 @@
 //!
 //! Two tasks, so that neither waits on the other: the publisher drains everything queued and sends
 //! it in one pipelined round trip (many envelopes per syscall under load), folding each room's
-//! queued updates into one envelope ([`super::coalesce`]); the subscriber owns a dedicated pub/sub
+//! queued updates into one envelope ([`crate::coalesce`]); the subscriber owns a dedicated pub/sub
 //! connection. The publisher's "tick" is the previous round trip (plus an optional batch delay):
 //! an idle relay publishes an update at once, a busy one gathers more per publish.
 //!
@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use metrics::Gauge;
 use parking_lot::Mutex;
 use protocol::{Envelope, RelayKind};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -25,13 +26,13 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::audience::Audience;
-use super::coalesce::{MAX_COALESCED_BYTES, Outgoing, coalesce};
-use super::{Incoming, NodeId, Relay};
+use crate::audience::Audience;
+use crate::coalesce::{MAX_COALESCED_BYTES, Outgoing, coalesce};
+use crate::{Error, Incoming, NodeId, Relay};
 
 /// Envelopes waiting to be published before new ones are dropped (and counted; resync repairs).
 const PUBLISH_QUEUE: usize = 65_536;
-/// Envelopes received but not yet applied; beyond it the subscriber waits for the dispatcher.
+/// Envelopes received but not yet applied; beyond it the subscriber waits for the receiver.
 const INCOMING_QUEUE: usize = 65_536;
 /// Most envelopes sent in one pipelined round trip.
 const MAX_BATCH: usize = 512;
@@ -82,7 +83,7 @@ impl RedisRelay {
         options: PublishOptions,
         tasks: &TaskTracker,
         cancel: CancellationToken,
-    ) -> anyhow::Result<(Arc<Self>, mpsc::Receiver<Incoming>)> {
+    ) -> Result<(Arc<Self>, mpsc::Receiver<Incoming>), Error> {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(1)))
             .set_response_timeout(Some(Duration::from_secs(2)))
@@ -120,6 +121,7 @@ impl RedisRelay {
                 channel_prefix: relay.channel_prefix.clone(),
                 subscriptions: relay.subscriptions.clone(),
                 connected: relay.connected.clone(),
+                connected_gauge: crate::metrics::connected_gauge(),
                 incoming: incoming_tx,
                 audience: relay.audience.clone(),
             }
@@ -130,7 +132,7 @@ impl RedisRelay {
 
     fn enqueue(&self, message: Outgoing) {
         if self.publish_tx.try_send(message).is_err() {
-            metrics::counter!("codecrafter_relay_dropped_total").increment(1);
+            crate::metrics::get().dropped.increment(1);
             self.dropped.store(true, Ordering::Release);
         }
     }
@@ -153,7 +155,7 @@ impl Relay for RedisRelay {
 
     fn publish(&self, kind: RelayKind, room: &str, payload: &[u8]) {
         if matches!(kind, RelayKind::Update | RelayKind::Awareness) && self.audience.is_alone(room) {
-            metrics::counter!("codecrafter_relay_unheard_total").increment(1);
+            crate::metrics::get().unheard.increment(1);
             return;
         }
         self.enqueue(Outgoing { to: None, kind, room: room.to_owned(), payload: payload.to_vec() });
@@ -241,7 +243,7 @@ impl Publisher {
             let queued = batch.len();
             if self.options.coalesce {
                 let stats = coalesce(&mut batch, MAX_COALESCED_BYTES);
-                metrics::counter!("codecrafter_relay_coalesced_total").increment(stats.folded as u64);
+                crate::metrics::get().coalesced.increment(stats.folded as u64);
             }
             let mut pipe = redis::pipe();
             // For each PUBLISH to a room's channel: the room and its `heard` token (see Audience).
@@ -269,8 +271,8 @@ impl Publisher {
                     self.audience.published(&room, token, receivers);
                 }
             }
-            metrics::counter!("codecrafter_relay_queued_total").increment(queued as u64);
-            metrics::counter!("codecrafter_relay_published_total").increment(pipe.len() as u64);
+            crate::metrics::get().queued.increment(queued as u64);
+            crate::metrics::get().published.increment(pipe.len() as u64);
             if self.dropped.swap(false, Ordering::AcqRel) {
                 let _ = self.incoming.send(Incoming::Resync).await;
             }
@@ -306,6 +308,7 @@ struct Subscriber {
     channel_prefix: String,
     subscriptions: Arc<Mutex<HashMap<String, usize>>>,
     connected: Arc<AtomicBool>,
+    connected_gauge: Gauge,
     incoming: mpsc::Sender<Incoming>,
     audience: Arc<Audience>,
 }
@@ -322,7 +325,7 @@ impl Subscriber {
             }
             if self.connected.swap(false, Ordering::AcqRel) {
                 tracing::warn!("relay lost Redis; serving local clients, will resync on return");
-                metrics::gauge!("codecrafter_relay_connected").set(0.0);
+                self.connected_gauge.set(0.0);
             }
             tokio::select! {
                 () = tokio::time::sleep(backoff) => {}
@@ -339,7 +342,7 @@ impl Subscriber {
         &self,
         control: &mut mpsc::UnboundedReceiver<String>,
         cancel: &CancellationToken,
-    ) -> anyhow::Result<Stop> {
+    ) -> Result<Stop, SessionError> {
         let pubsub = self.client.get_async_pubsub().await?;
         let (mut sink, mut stream) = pubsub.split();
         // Changes queued while disconnected are covered by subscribing to the wanted set now.
@@ -353,7 +356,7 @@ impl Subscriber {
             self.audience.subscribed(room);
         }
         self.connected.store(true, Ordering::Release);
-        metrics::gauge!("codecrafter_relay_connected").set(1.0);
+        self.connected_gauge.set(1.0);
         let _ = self.incoming.send(Incoming::Resync).await;
         let mut health = tokio::time::interval(HEALTH_CHECK);
         loop {
@@ -379,13 +382,13 @@ impl Subscriber {
                 }
                 _ = health.tick() => {
                     // In subscribed mode the reply is an array, not "PONG": any reply will do.
-                    tokio::time::timeout(HEALTH_CHECK, sink.ping::<redis::Value>()).await??;
+                    tokio::time::timeout(HEALTH_CHECK, sink.ping::<redis::Value>()).await.map_err(|_| SessionError::Silent)??;
                 }
             }
         }
     }
 
-    /// Hand an envelope to the dispatcher, waiting if it is behind: Redis buffers for us, and if
+    /// Hand an envelope to the receiver, waiting if it is behind: Redis buffers for us, and if
     /// it gives up on a slow subscriber it disconnects it, which ends in a resync.
     async fn deliver(&self, bytes: &[u8]) {
         match Envelope::decode(bytes) {
@@ -395,7 +398,7 @@ impl Subscriber {
                 let _ = self.incoming.send(Incoming::Envelope(envelope)).await;
             }
             Err(error) => {
-                metrics::counter!("codecrafter_relay_rejected_total").increment(1);
+                crate::metrics::get().rejected.increment(1);
                 tracing::warn!(%error, "undecodable relay envelope");
             }
         }
@@ -409,4 +412,13 @@ impl Subscriber {
 enum Stop {
     Cancelled,
     Lost,
+}
+
+/// Why a subscriber connection failed.
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error(transparent)]
+    Redis(#[from] redis::RedisError),
+    #[error("Redis did not answer a health check within {HEALTH_CHECK:?}")]
+    Silent,
 }
