@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Prints the graph of `crate::` imports between the server's top-level modules and fails if it has
-a cycle. Used by a test (server/tests/it/layering) and by hand: python3 scripts/module_graph.py."""
+a cycle. Used by a test (server/tests/layering.rs) and by hand: python3 scripts/module_graph.py."""
 import os, re, sys
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "server", "src")
