@@ -15,16 +15,13 @@ use super::admission;
 use super::app::Sender;
 use super::close::{CloseReason, close_with};
 use super::rate_limit::TokenBucket;
+use super::sync::{RelayAs, Step, ask_sender_for_missing, step};
 use super::{ConnectionSettings, Gateway};
 use crate::access::{Grant, Registration, Revoked};
 use crate::clock::unix_ms;
 use crate::room::{ConnId, Peer, RoomError, RoomLease};
 use crate::socket::{Cut, Socket};
 use crate::telemetry::Metrics;
-
-/// An update that carries nothing (Yjs v1: no structs, empty delete set), which is what a client
-/// with no local changes answers to our sync step 1, even when it may not write.
-const EMPTY_UPDATE: [u8; 2] = [0, 0];
 
 /// How a connection ended.
 enum Ending {
@@ -273,63 +270,52 @@ impl Connection {
                 RoomError::Failed(_) => CloseReason::RoomFailed,
             })
         };
-        match message {
-            Message::Sync(SyncMessage::Step1(state_vector)) => {
+        match step(message, self.grant.can_write(), self.app) {
+            Step::AnswerStep1 { state_vector } => {
                 Ok(Some(self.room.sync_reply(state_vector).map_err(rejected)?))
             }
-            Message::Sync(SyncMessage::Update(update) | SyncMessage::Step2(update))
-                if !self.grant.can_write() =>
-            {
-                Ok(self.refuse_write(update))
-            }
-            Message::Sync(SyncMessage::Update(update)) => {
+            Step::RefuseWrite => Ok(Some(self.refuse_write())),
+            Step::Apply { update, relay: RelayAs::Received } => {
                 let applied =
                     self.room.apply_update(self.id, update, original, unix_ms()).map_err(rejected)?;
                 Metrics::get().fanout.record(received_at.elapsed().as_secs_f64());
                 self.ask_for_missing(&applied).map_err(rejected)
             }
-            Message::Sync(SyncMessage::Step2(update)) => {
-                // Relayed to the others as a plain update, like y-websocket does. Most are empty
-                // (a fresh client has nothing); the room relays only what changed it.
+            Step::Apply { update, relay: RelayAs::Update } => {
+                // Most sync step 2s are empty (a fresh client has nothing); the room relays only
+                // what changed it.
                 let frame = || crate::room::encode(Message::Sync(SyncMessage::Update(update)));
                 let applied = self.room.apply_update(self.id, update, frame, unix_ms()).map_err(rejected)?;
                 self.ask_for_missing(&applied).map_err(rejected)
             }
-            Message::Awareness(payload) => {
+            Step::Awareness { payload } => {
                 self.room.apply_awareness(self.owner, payload, &original(), unix_ms()).map_err(rejected)?;
                 Ok(None)
             }
-            Message::QueryAwareness => self.room.awareness().map_err(rejected),
-            // Permission-denied is server-to-client only; a client's copy has nothing to act on.
-            // A token after admission changes nothing: a connection's identity is fixed.
-            Message::Auth(_) => Ok(None),
-            Message::App(json) if self.app => {
+            Step::QueryAwareness => self.room.awareness().map_err(rejected),
+            Step::App { json } => {
                 let sender = Sender { conn: self.id, room: self.room.id(), grant: &self.grant };
                 let answer = gateway.app_handlers.dispatch(&sender, json);
                 Ok(answer.map(|answer| Bytes::from(answer.to_frame())))
             }
-            // Stock Yjs clients neither send nor receive app messages: ignored, as y-websocket does.
-            Message::App(_) => Ok(None),
+            Step::Nothing => Ok(None),
         }
     }
 }
 
 impl Connection {
     /// A read-only client's update is never applied; it is told why (y-protocols permission
-    /// denied), except for the empty update every client answers our sync step 1 with.
-    fn refuse_write(&self, update: &[u8]) -> Option<Bytes> {
-        if update == EMPTY_UPDATE {
-            return None;
-        }
+    /// denied).
+    fn refuse_write(&self) -> Bytes {
         Metrics::get().permission_denied.increment(1);
         let reason = "read-only: you may not edit this session (viewer role or locked session)";
-        Some(crate::room::encode(Message::Auth(AuthMessage::PermissionDenied { reason })))
+        crate::room::encode(Message::Auth(AuthMessage::PermissionDenied { reason }))
     }
 
     /// An update that waits for updates the room lacks: the sender has them, so send it the
     /// room's sync step 1 and it answers with what is missing.
     fn ask_for_missing(&self, applied: &crdt::Applied) -> Result<Option<Bytes>, RoomError> {
-        applied.pending.then(|| self.room.step1()).transpose()
+        ask_sender_for_missing(applied).then(|| self.room.step1()).transpose()
     }
 }
 
