@@ -27,7 +27,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use workers::{InProcessQueue, InProcessQueueConfig, JobQueue};
+use workers::{DispatchConfig, Dispatcher, InProcessQueue, InProcessQueueConfig, JobQueue};
 
 pub use config::Config;
 
@@ -74,8 +74,10 @@ pub async fn run_with_hub(
     }
     let background = TaskTracker::new();
     let stop_workers = CancellationToken::new();
+    // The same dispatcher and handlers a separate worker process runs.
+    let snapshots = workers::snapshot::SnapshotHandler::new(store.clone() as Arc<dyn storage::SnapshotStore>);
     let queue = InProcessQueue::start(
-        store.clone() as Arc<dyn storage::SnapshotStore>,
+        Dispatcher::new(DispatchConfig::default()).register(snapshots),
         InProcessQueueConfig::default(),
         &background,
         stop_workers.clone(),

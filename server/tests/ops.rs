@@ -287,9 +287,18 @@ async fn promtool_accepts_the_metrics() {
 #[test]
 fn every_metric_the_code_registers_is_described() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let telemetry = std::fs::read_to_string(root.join("server/src/telemetry.rs")).unwrap();
-    let described =
-        first_literals(&telemetry, &["describe_counter!(", "describe_gauge!(", "describe_histogram!("]);
+    let mut described = Vec::new();
+    for describing in ["server/src/telemetry.rs", "workers/src/metrics.rs"] {
+        let source = std::fs::read_to_string(root.join(describing)).unwrap();
+        described.extend(first_literals(
+            &source,
+            &["describe_counter!(", "describe_gauge!(", "describe_histogram!("],
+        ));
+    }
+    let mut once = described.clone();
+    once.sort();
+    once.dedup();
+    assert_eq!(once.len(), described.len(), "a metric is described twice: {described:?}");
     let mut registered = Vec::new();
     for crate_dir in ["server/src", "workers/src", "storage/src", "crdt/src", "protocol/src"] {
         collect_metric_names(&root.join(crate_dir), &mut registered);
@@ -299,7 +308,10 @@ fn every_metric_the_code_registers_is_described() {
         "the scan finds names: {registered:?}"
     );
     for name in registered {
-        assert!(described.contains(&name), "{name} is registered but not described in telemetry.rs");
+        assert!(
+            described.contains(&name),
+            "{name} is registered but not described in telemetry.rs or workers::metrics"
+        );
     }
 }
 
