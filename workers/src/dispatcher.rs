@@ -139,7 +139,7 @@ impl Dispatcher {
                 () = tokio::time::sleep(delay) => {}
                 () = cancel.cancelled() => return Some(run),
             }
-            delay = (delay * 2).min(self.config.max_retry_delay);
+            delay = delay.saturating_mul(2).min(self.config.max_retry_delay);
             retries = retries.saturating_add(1);
         }
     }
