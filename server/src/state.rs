@@ -23,7 +23,7 @@ use relay::{LocalHub, Relay};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use workers::{InProcessQueue, InProcessQueueConfig, JobQueue};
+use workers::{DispatchConfig, Dispatcher, InProcessQueue, InProcessQueueConfig, JobQueue};
 
 use crate::access::{SessionDirectory, UserSockets, recheck_recorded};
 use crate::auth::{self, Auth};
@@ -87,8 +87,11 @@ impl App {
         let stop_rooms = CancellationToken::new();
         let stop_workers = CancellationToken::new();
         let stop_relay = CancellationToken::new();
+        // The same dispatcher and handlers a separate worker process runs.
+        let snapshots =
+            workers::snapshot::SnapshotHandler::new(store.clone() as Arc<dyn storage::SnapshotStore>);
         let queue: Arc<dyn JobQueue> = InProcessQueue::start(
-            store.clone() as Arc<dyn storage::SnapshotStore>,
+            Dispatcher::new(DispatchConfig::default()).register(snapshots),
             InProcessQueueConfig::default(),
             &background,
             stop_workers.clone(),

@@ -2,8 +2,9 @@
 //! the hot path increments counters without looking up names or labels.
 //!
 //! Every metric any crate of the workspace registers is described here (HELP text), the relay's
-//! by `relay::metrics::describe`, called from here: a test scans the sources for
-//! `counter!`/`gauge!`/`histogram!` names and fails on one without a description.
+//! by `relay::metrics::describe` and the workers' by `workers::metrics::describe`, called from
+//! here: a test scans the sources for `counter!`/`gauge!`/`histogram!` names and fails on one
+//! without a description.
 
 mod process;
 
@@ -66,6 +67,8 @@ pub fn prometheus() -> &'static PrometheusHandle {
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
+    // The job queue's and workers' own (persistence, dead letters), described where they live.
+    workers::metrics::describe();
     describe_gauge!(
         "codecrafter_build_info",
         "Always 1; the labels name the running build (version, profile, target arch and os)"
@@ -81,15 +84,6 @@ fn describe() {
         "From receiving an update to writing it to every other client of the room (or queueing it for a full socket)"
     );
     describe_counter!("codecrafter_room_evictions_total", "Idle rooms persisted and evicted from memory");
-    describe_histogram!(
-        "codecrafter_persist_lag_seconds",
-        "From a room's first unsaved change to its snapshot being durable"
-    );
-    describe_counter!("codecrafter_persist_errors_total", "Failed snapshot writes and merges");
-    describe_counter!(
-        "codecrafter_persist_writes_total",
-        "Room snapshots written durably by the snapshot worker"
-    );
     describe_counter!(
         "codecrafter_presence_write_errors_total",
         "Failed writes of this node's user-socket records to the cache"

@@ -13,10 +13,7 @@ pub type Millis = i64;
 /// roughly by creation time, like a MongoDB ObjectId (and parses as one).
 pub fn new_id() -> String {
     use std::fmt::Write;
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as u32)
-        .unwrap_or(0);
+    let secs = crate::clock::unix_secs() as u32;
     let random: [u8; 8] = rand::random();
     let mut id = format!("{secs:08x}");
     for byte in random {

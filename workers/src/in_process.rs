@@ -1,70 +1,86 @@
-//! The embedded-mode queue: a bounded channel into a worker task in the same process, running the
-//! same worker code a separate `workers` process would.
+//! The embedded-mode queue: a bounded channel into the same [`Dispatcher`] a separate worker
+//! process runs, on a task of this process. Its dead letters go to a [`DeadLetters`] sink.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use protocol::job::Job;
-use storage::SnapshotStore;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::dead_letters::DeadLetters;
+use crate::delivery::{DeadLetter, Delivery, JobConsumer, Settle};
+use crate::dispatcher::Dispatcher;
 use crate::queue::{JobQueue, QueueError};
-use crate::snapshot::SnapshotWorker;
 
 #[derive(Debug, Clone)]
 pub struct InProcessQueueConfig {
     /// Jobs buffered before `publish` waits.
     pub capacity: usize,
-    /// Jobs the worker takes per batch (one store transaction).
-    pub batch: usize,
-    /// First retry delay after a failed store write; doubles up to 30 s.
-    pub retry_delay: Duration,
+    /// Dead letters kept in memory for inspection (every one is logged and counted).
+    pub dead_letters_kept: usize,
 }
 
 impl Default for InProcessQueueConfig {
     fn default() -> Self {
-        Self { capacity: 4096, batch: 64, retry_delay: Duration::from_millis(200) }
+        Self { capacity: 4096, dead_letters_kept: 64 }
     }
 }
 
 pub struct InProcessQueue {
     tx: mpsc::Sender<Job>,
-    /// Published but not yet durably handled; `flush` waits for zero.
-    pending: Arc<Pending>,
+    shared: Arc<Shared>,
 }
 
-#[derive(Default)]
-struct Pending {
-    count: AtomicU64,
+/// What the queue, its consumer and the deliveries' settle handles share.
+struct Shared {
+    /// Published but not settled yet; `flush` waits for zero.
+    pending: AtomicU64,
     drained: Notify,
+    /// Jobs given back, by their place in the queue, so they come again before anything after
+    /// them; with their next delivery count.
+    requeued: Mutex<BTreeMap<u64, (Job, u32)>>,
+    requeue_added: Notify,
+    dead_letters: Arc<DeadLetters>,
 }
 
 impl InProcessQueue {
-    /// Start the worker on `tracker`. It stops after `cancel`, once it has handled what was queued.
+    /// Start `dispatcher` on `tracker`, consuming this queue. It stops after `cancel`, once it has
+    /// handled what was queued.
     pub fn start(
-        store: Arc<dyn SnapshotStore>,
+        dispatcher: Dispatcher,
         config: InProcessQueueConfig,
         tracker: &TaskTracker,
         cancel: CancellationToken,
     ) -> Arc<Self> {
         let (tx, rx) = mpsc::channel(config.capacity.max(1));
-        let pending = Arc::new(Pending::default());
-        let worker = Worker { rx, snapshots: SnapshotWorker::new(store), pending: pending.clone(), config };
-        tracker.spawn(worker.run(cancel));
-        Arc::new(Self { tx, pending })
+        let shared = Arc::new(Shared {
+            pending: AtomicU64::new(0),
+            drained: Notify::new(),
+            requeued: Mutex::new(BTreeMap::new()),
+            requeue_added: Notify::new(),
+            dead_letters: Arc::new(DeadLetters::new(config.dead_letters_kept)),
+        });
+        let consumer = InProcessConsumer { rx, shared: shared.clone(), received: 0 };
+        tracker.spawn(dispatcher.run(consumer, cancel));
+        Arc::new(Self { tx, shared })
+    }
+
+    /// Where this queue's dead letters go.
+    pub fn dead_letters(&self) -> Arc<DeadLetters> {
+        self.shared.dead_letters.clone()
     }
 }
 
 #[async_trait]
 impl JobQueue for InProcessQueue {
     async fn publish(&self, job: Job) -> Result<(), QueueError> {
-        self.pending.count.fetch_add(1, Ordering::AcqRel);
+        self.shared.pending.fetch_add(1, Ordering::AcqRel);
         if self.tx.send(job).await.is_err() {
-            self.pending.done(1);
+            self.shared.done();
             return Err(QueueError::Closed);
         }
         Ok(())
@@ -72,8 +88,8 @@ impl JobQueue for InProcessQueue {
 
     async fn flush(&self) -> Result<(), QueueError> {
         loop {
-            let drained = self.pending.drained.notified();
-            if self.pending.count.load(Ordering::Acquire) == 0 {
+            let drained = self.shared.drained.notified();
+            if self.shared.pending.load(Ordering::Acquire) == 0 {
                 return Ok(());
             }
             if self.tx.is_closed() {
@@ -84,64 +100,111 @@ impl JobQueue for InProcessQueue {
     }
 }
 
-impl Pending {
-    fn done(&self, n: u64) {
-        if self.count.fetch_sub(n, Ordering::AcqRel) == n {
+impl Shared {
+    /// One published job settled.
+    fn done(&self) {
+        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.drained.notify_waiters();
         }
     }
+
+    fn requeued(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, (Job, u32)>> {
+        self.requeued.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
-struct Worker {
+struct InProcessConsumer {
     rx: mpsc::Receiver<Job>,
-    snapshots: SnapshotWorker,
-    pending: Arc<Pending>,
-    config: InProcessQueueConfig,
+    shared: Arc<Shared>,
+    /// Jobs taken from the channel so far: each one's place in the queue.
+    received: u64,
 }
 
-impl Worker {
-    async fn run(mut self, cancel: CancellationToken) {
-        let mut batch = Vec::with_capacity(self.config.batch);
-        loop {
-            tokio::select! {
-                received = self.rx.recv_many(&mut batch, self.config.batch) => {
-                    if received == 0 {
-                        return; // every sender is gone
-                    }
-                }
-                () = cancel.cancelled() => break,
-            }
-            self.handle(&mut batch, &cancel).await;
+impl InProcessConsumer {
+    fn deliver(&self, seq: u64, job: Job, delivery_count: u32) -> Delivery {
+        let settle = InProcessSettle { seq, delivery_count, shared: self.shared.clone(), settled: false };
+        Delivery::new(job, delivery_count, Box::new(settle))
+    }
+
+    /// Up to `max` requeued jobs, first-published first.
+    fn take_requeued(&self, max: usize) -> Vec<Delivery> {
+        let mut requeued = self.shared.requeued();
+        let mut batch = Vec::new();
+        while batch.len() < max {
+            let Some((seq, (job, count))) = requeued.pop_first() else { break };
+            batch.push(self.deliver(seq, job, count));
         }
-        // Shutting down: handle whatever is still queued, then stop.
-        self.rx.close();
-        while self.rx.recv_many(&mut batch, self.config.batch).await > 0 {
-            self.handle(&mut batch, &CancellationToken::new()).await;
+        batch
+    }
+}
+
+#[async_trait]
+impl JobConsumer for InProcessConsumer {
+    async fn next_batch(&mut self, max: usize) -> Option<Vec<Delivery>> {
+        let mut jobs = Vec::with_capacity(max);
+        loop {
+            let requeued = self.take_requeued(max);
+            if !requeued.is_empty() {
+                return Some(requeued);
+            }
+            tokio::select! {
+                received = self.rx.recv_many(&mut jobs, max) => {
+                    if received == 0 {
+                        // Closed and empty: only what was requeued meanwhile is left.
+                        let requeued = self.take_requeued(max);
+                        return (!requeued.is_empty()).then_some(requeued);
+                    }
+                    let first = self.received;
+                    self.received += jobs.len() as u64;
+                    return Some((first..).zip(jobs).map(|(seq, job)| self.deliver(seq, job, 1)).collect());
+                }
+                () = self.shared.requeue_added.notified() => {}
+            }
         }
     }
 
-    /// Handle one batch, retrying with backoff until the store takes it: a job is never dropped.
-    /// Only cancellation during a retry wait gives up, and then it says so in the log.
-    async fn handle(&self, batch: &mut Vec<Job>, cancel: &CancellationToken) {
-        let n = batch.len() as u64;
-        let mut delay = self.config.retry_delay;
-        loop {
-            match self.snapshots.handle(batch).await {
-                Ok(()) => break,
-                Err(error) => {
-                    tracing::warn!(%error, jobs = n, retry_in = ?delay, "snapshot batch failed; retrying");
-                    tokio::select! {
-                        () = tokio::time::sleep(delay) => {}
-                        () = cancel.cancelled() => {
-                            tracing::error!(jobs = n, "shutdown during store outage: snapshot jobs not written");
-                            break;
-                        }
-                    }
-                    delay = (delay * 2).min(Duration::from_secs(30));
-                }
-            }
+    fn close(&mut self) {
+        self.rx.close();
+    }
+}
+
+struct InProcessSettle {
+    seq: u64,
+    delivery_count: u32,
+    shared: Arc<Shared>,
+    settled: bool,
+}
+
+#[async_trait]
+impl Settle for InProcessSettle {
+    async fn ack(mut self: Box<Self>) -> Result<(), QueueError> {
+        self.settled = true;
+        self.shared.done();
+        Ok(())
+    }
+
+    async fn requeue(mut self: Box<Self>, job: Job) -> Result<(), QueueError> {
+        self.settled = true;
+        self.shared.requeued().insert(self.seq, (job, self.delivery_count.saturating_add(1)));
+        self.shared.requeue_added.notify_one();
+        Ok(())
+    }
+
+    async fn dead_letter(mut self: Box<Self>, letter: DeadLetter) -> Result<(), QueueError> {
+        self.settled = true;
+        self.shared.dead_letters.push(letter);
+        self.shared.done();
+        Ok(())
+    }
+}
+
+impl Drop for InProcessSettle {
+    /// A broker would redeliver a delivery dropped unsettled; this queue no longer has the job.
+    /// The dispatcher always settles, so this means its task was aborted.
+    fn drop(&mut self) {
+        if !self.settled {
+            tracing::error!(delivery_count = self.delivery_count, "job dropped unsettled: lost");
+            self.shared.done();
         }
-        batch.clear();
-        self.pending.done(n);
     }
 }

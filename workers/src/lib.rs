@@ -1,14 +1,37 @@
 //! CodeCrafter's job queue and the workers that drain it.
 //!
-//! The server hands jobs to a [`JobQueue`]; workers consume them and do the slow, durable part.
-//! Today: snapshot persistence (CRDT-merge a room's state into the store). Chat persistence and
-//! code execution in Docker, and a RabbitMQ backend with `workers` as its own process, come later
-//! behind the same trait. In the embedded mode the [`InProcessQueue`] runs the same worker code
-//! inside the server process.
+//! Producer side: the server hands jobs to a [`JobQueue`] (`publish` waits for room rather than
+//! dropping; `flush` waits until everything published is settled). Consumer side: a backend yields
+//! [`Delivery`]s through a [`JobConsumer`]; the [`Dispatcher`] routes each to the [`JobHandler`] of
+//! its [`JobKind`] and settles it: done → ack, transient failure → the same jobs again after a
+//! backoff, poison → dead letter with a reason. Today's one handler is snapshot persistence
+//! ([`snapshot::SnapshotHandler`]); chat persistence and code execution (writing into rooms
+//! through a [`RoomOutput`]) come later as more handlers, and a RabbitMQ backend with the workers
+//! as their own process behind the same traits. In the embedded mode the [`InProcessQueue`] runs
+//! the same dispatcher inside the server process.
+//!
+//! Every backend passes the one suite in `conformance` (feature `conformance`, tests only).
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
+mod dead_letters;
+mod delivery;
+mod dispatcher;
+mod handler;
 mod in_process;
+mod kind;
+pub mod metrics;
+mod output;
 mod queue;
 pub mod snapshot;
 
+pub use dead_letters::DeadLetters;
+pub use delivery::{DeadLetter, Delivery, JobConsumer, Settle};
+pub use dispatcher::{DispatchConfig, Dispatcher};
+pub use handler::{Attempt, Handled, JobHandler, Transient};
 pub use in_process::{InProcessQueue, InProcessQueueConfig};
+pub use kind::{JobKind, JobPayload};
+#[cfg(feature = "conformance")]
+pub use output::RecordingOutput;
+pub use output::{OutputError, RoomOutput};
 pub use queue::{JobQueue, QueueError};

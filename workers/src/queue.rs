@@ -1,4 +1,4 @@
-//! The job queue seen from the producer (the server).
+//! The job queue seen from the producer (the server). The consumer side is in `delivery.rs`.
 
 use async_trait::async_trait;
 use protocol::job::Job;

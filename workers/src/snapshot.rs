@@ -1,42 +1,51 @@
-//! The snapshot worker: CRDT-merges a room's state into its stored snapshot, never overwriting, so
+//! The snapshot handler: CRDT-merges a room's state into its stored snapshot, never overwriting, so
 //! snapshots from several nodes (or a stale one) cannot lose each other's edits.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use protocol::job::Job;
+use async_trait::async_trait;
+use protocol::job::SnapshotJob;
+use storage::clock::unix_ms;
 use storage::{SnapshotStore, SnapshotWrite};
 
-pub struct SnapshotWorker {
+use crate::handler::{Attempt, Handled, JobHandler, Transient};
+use crate::metrics::Metrics;
+
+pub struct SnapshotHandler {
     store: Arc<dyn SnapshotStore>,
 }
 
-impl SnapshotWorker {
+impl SnapshotHandler {
     pub fn new(store: Arc<dyn SnapshotStore>) -> Self {
         Self { store }
     }
-
-    /// Write every snapshot job of the batch in one store call.
-    pub async fn handle(&self, jobs: &[Job]) -> storage::Result<()> {
-        let writes: Vec<SnapshotWrite> = jobs
-            .iter()
-            .map(|job| match job {
-                Job::Snapshot(s) => SnapshotWrite { room: s.room.clone(), update: s.update.clone() },
-            })
-            .collect();
-        self.store.merge_snapshots(writes, merge).await?;
-        let now = unix_ms();
-        for Job::Snapshot(s) in jobs {
-            metrics::counter!("codecrafter_persist_writes_total").increment(1);
-            let lag = Duration::from_millis(now.saturating_sub(s.dirty_since_ms));
-            metrics::histogram!("codecrafter_persist_lag_seconds").record(lag.as_secs_f64());
-        }
-        Ok(())
-    }
 }
 
-fn unix_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+#[async_trait]
+impl JobHandler for SnapshotHandler {
+    type Job = SnapshotJob;
+
+    /// Writes every snapshot of the batch in one store call. A store failure is transient, however
+    /// long it lasts: a snapshot is never dead-lettered for an outage.
+    async fn handle(&self, batch: &[Attempt<'_, SnapshotJob>]) -> Result<Handled, Transient> {
+        let writes: Vec<SnapshotWrite> = batch
+            .iter()
+            .map(|attempt| SnapshotWrite {
+                room: attempt.job.room.clone(),
+                update: attempt.job.update.clone(),
+            })
+            .collect();
+        self.store.merge_snapshots(writes, merge).await.map_err(Transient::new)?;
+        let now = unix_ms();
+        let metrics = Metrics::get();
+        for attempt in batch {
+            metrics.persist_writes.increment(1);
+            let lag = Duration::from_millis(now.saturating_sub(attempt.job.dirty_since_ms));
+            metrics.persist_lag.record(lag.as_secs_f64());
+        }
+        Ok(Handled::all())
+    }
 }
 
 /// The [`storage::MergeFn`] the workers use. If one side cannot be decoded the other is kept, so
@@ -46,7 +55,7 @@ pub fn merge(stored: &[u8], incoming: &[u8]) -> Vec<u8> {
     match crdt::merge_snapshots(stored, incoming) {
         Ok(merged) => merged,
         Err(error) => {
-            metrics::counter!("codecrafter_persist_errors_total", "kind" => "merge").increment(1);
+            Metrics::get().merge_errors.increment(1);
             let incoming_ok = crdt::merge_snapshots(&[], incoming).is_ok();
             tracing::error!(%error, keep = if incoming_ok { "incoming" } else { "stored" }, "snapshot merge failed");
             if incoming_ok { incoming.to_vec() } else { stored.to_vec() }
