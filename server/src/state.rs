@@ -23,13 +23,14 @@ use relay::{LocalHub, Relay};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use workers::{DispatchConfig, Dispatcher, InProcessQueue, InProcessQueueConfig, JobQueue};
+use workers::{DispatchConfig, Dispatcher, InProcessQueue, InProcessQueueConfig, JobQueue, RoomOutput};
 
 use crate::access::{SessionDirectory, UserSockets, recheck_recorded};
 use crate::auth::{self, Auth};
 use crate::cache::{self, Cache};
 use crate::config::Config;
 
+use crate::room::output::RoomsOutput;
 use crate::room::{RoomSettings, Rooms, janitor, persister, quarantine};
 use crate::ws::{ConnectionSettings, Gateway, app::AppHandlers};
 use crate::{cluster, telemetry};
@@ -44,6 +45,8 @@ pub struct AppState {
     pub rooms: Arc<Rooms>,
     pub relay: Arc<dyn Relay>,
     pub queue: Arc<dyn JobQueue>,
+    /// App messages to a whole room, on every node (for in-process workers and app handlers).
+    pub room_output: Arc<dyn RoomOutput>,
     /// The realtime side: what every WebSocket connection shares.
     pub gateway: Arc<Gateway>,
     /// False once shutdown starts: `/ready` then answers 503.
@@ -165,12 +168,14 @@ impl App {
             stop_rooms.clone(),
         ));
 
+        let room_output: Arc<dyn RoomOutput> = Arc::new(RoomsOutput::new(rooms.clone(), relay.clone()));
         let gateway = Arc::new(Gateway {
             rooms: rooms.clone(),
             sessions: sessions.clone(),
             auth: auth.clone(),
             queue: queue.clone(),
             app_handlers: AppHandlers::default(),
+            room_output: room_output.clone(),
             settings: ConnectionSettings {
                 send_queue: config.send_queue,
                 ping_interval: config.ping_interval(),
@@ -192,6 +197,7 @@ impl App {
             rooms,
             relay,
             queue,
+            room_output,
             gateway,
             accepting: AtomicBool::new(true),
         });

@@ -33,5 +33,5 @@ pub use in_process::{InProcessQueue, InProcessQueueConfig};
 pub use kind::{JobKind, JobPayload};
 #[cfg(feature = "conformance")]
 pub use output::RecordingOutput;
-pub use output::{OutputError, RoomOutput};
+pub use output::{OutputError, RelayOutput, RoomOutput};
 pub use queue::{JobQueue, QueueError};

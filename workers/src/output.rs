@@ -1,12 +1,18 @@
 //! The seam through which a worker writes into a room: app messages (type 100) to the room's app
 //! clients on every node, e.g. an execution's output as it streams.
 //!
-//! A handler holds an `Arc<dyn RoomOutput>`. The implementation over the node-to-node relay lives
-//! with the relay (a worker process publishes into the room's channel like any node); tests use
-//! [`RecordingOutput`] (feature `conformance`).
+//! A handler holds an `Arc<dyn RoomOutput>`. A worker process uses [`RelayOutput`]: it joins the
+//! node-to-node relay as a node holding no room and publishes into the room's channel, which every
+//! server node holding the room hears and hands to its app clients. Inside the server the output
+//! also reaches the node's own clients directly (`server/src/room/output.rs`). Tests of handlers
+//! use [`RecordingOutput`] (feature `conformance`).
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
+use protocol::RelayKind;
 use protocol::app::AppMessage;
+use relay::Relay;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
@@ -27,6 +33,26 @@ pub trait RoomOutput: Send + Sync + 'static {
     /// off from the others at that moment, misses the message (app messages are not part of the
     /// document, so no resync brings them back). A room nobody holds is not an error.
     async fn send(&self, room: &str, message: &AppMessage) -> Result<(), OutputError>;
+}
+
+/// [`RoomOutput`] over the relay, for a worker process: publishes each message as an app envelope
+/// into the room's channel. Never waits: the relay queues it (and counts what it must drop).
+pub struct RelayOutput {
+    relay: Arc<dyn Relay>,
+}
+
+impl RelayOutput {
+    pub fn new(relay: Arc<dyn Relay>) -> Self {
+        Self { relay }
+    }
+}
+
+#[async_trait]
+impl RoomOutput for RelayOutput {
+    async fn send(&self, room: &str, message: &AppMessage) -> Result<(), OutputError> {
+        self.relay.publish(RelayKind::App, room, message.to_json().as_bytes());
+        Ok(())
+    }
 }
 
 #[cfg(feature = "conformance")]

@@ -13,6 +13,7 @@
 
 mod frames;
 pub mod janitor;
+pub mod output;
 pub mod persister;
 pub mod quarantine;
 mod registry;

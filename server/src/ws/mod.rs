@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use workers::JobQueue;
+use workers::{JobQueue, RoomOutput};
 
 pub use close::CloseReason;
 pub use connection::serve;
@@ -52,6 +52,8 @@ pub struct Gateway {
     pub queue: Arc<dyn JobQueue>,
     /// The app message kinds this server handles (see [`app`]).
     pub app_handlers: app::AppHandlers,
+    /// Where handlers send app messages to a whole room, on every node.
+    pub room_output: Arc<dyn RoomOutput>,
     pub settings: ConnectionSettings,
     /// One permit per open connection (`--max-connections`).
     pub slots: Arc<Semaphore>,

@@ -1,0 +1,136 @@
+//! The `RoomOutput` seam: an app message sent into a room reaches its app clients (`?app=1`) on
+//! every node, and never a stock Yjs client. Sent by the server itself (in-process workers, app
+//! handlers) or by a worker process that joins the relay as a node holding no room.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use protocol::app::AppMessage;
+use protocol::{MSG_APP, Message, SyncMessage, decode_frame};
+use server::state::App;
+use support::{TestServer, YClient};
+use tokio_util::sync::CancellationToken;
+use workers::{RelayOutput, RoomOutput};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// The JSON of every app message `client` received since it started recording.
+fn app_messages(client: &YClient) -> Vec<serde_json::Value> {
+    client
+        .shared()
+        .frames
+        .iter()
+        .filter(|f| f.first() == Some(&(MSG_APP as u8)))
+        .filter_map(|f| match decode_frame(f).next() {
+            Some(Ok((Message::App(json), _))) => serde_json::from_str(json).ok(),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn app_client(ws_url: &str) -> YClient {
+    let client = YClient::connect(&format!("{ws_url}?app=1")).await;
+    client.wait_for("sync", WAIT, |c| c.shared().synced).await;
+    client.record_frames();
+    client
+}
+
+/// A node whose `AppState` the test holds, serving on a free port.
+struct HeldNode {
+    app: Option<App>,
+    addr: std::net::SocketAddr,
+    shutdown: CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+impl HeldNode {
+    async fn start(hub: &server::LocalHub) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = server::Config::for_tests(dir.path());
+        let listener = tokio::net::TcpListener::bind(config.bind_addr()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let app = App::build(config.clone(), hub.clone(), shutdown.clone()).await.unwrap();
+        let router = server::http::router(app.state.clone());
+        let listener = server::socket::SocketListener(listener);
+        tokio::spawn(server::serve::serve(listener, router, config.serve_settings(), shutdown.clone()));
+        Self { app: Some(app), addr, shutdown, _dir: dir }
+    }
+
+    fn ws_url(&self, room: &str) -> String {
+        format!("ws://{}/ws/{room}", self.addr)
+    }
+
+    fn output(&self) -> Arc<dyn RoomOutput> {
+        self.app.as_ref().unwrap().state.room_output.clone()
+    }
+
+    async fn stop(mut self) {
+        self.shutdown.cancel();
+        let app = self.app.take().unwrap();
+        app.shutdown(Duration::from_secs(30)).await.unwrap();
+    }
+}
+
+/// No app message reached `stock`: it asks for a sync step 2 after the message was fanned out
+/// (the app clients already have it), and the answer comes after anything written before it.
+async fn assert_nothing_reached(stock: &YClient) {
+    stock.send_raw(Message::Sync(SyncMessage::Step1(&[0])).encode_to_vec());
+    stock
+        .wait_for("the sync step 2", WAIT, |c| c.shared().frames.iter().any(|f| f.starts_with(&[0, 1])))
+        .await;
+    assert!(app_messages(stock).is_empty(), "a stock client never receives app messages");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_servers_output_reaches_app_clients_on_every_node() {
+    let hub = server::LocalHub::new();
+    let here = HeldNode::start(&hub).await;
+    let there = TestServer::start_node(&hub).await;
+    let local = app_client(&here.ws_url("room")).await;
+    let remote = app_client(&there.ws_url("room")).await;
+    let stock = YClient::connect(&here.ws_url("room")).await;
+    stock.wait_for("sync", WAIT, |c| c.shared().synced).await;
+    stock.record_frames();
+
+    for n in 0..3 {
+        here.output().send("room", &AppMessage::error("probe", format!("line {n}"))).await.unwrap();
+    }
+    for client in [&local, &remote] {
+        client.wait_for("three messages", WAIT, |c| app_messages(c).len() >= 3).await;
+        let lines: Vec<_> =
+            app_messages(client).iter().map(|m| m["message"].as_str().unwrap().to_owned()).collect();
+        assert_eq!(lines, ["line 0", "line 1", "line 2"], "in the order sent");
+    }
+    assert_nothing_reached(&stock).await;
+
+    // A room this node does not hold still reaches the nodes that do.
+    let elsewhere = app_client(&there.ws_url("other")).await;
+    here.output().send("other", &AppMessage::error("probe", "to the other node")).await.unwrap();
+    elsewhere.wait_for("the message", WAIT, |c| app_messages(c).len() == 1).await;
+    here.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_on_the_relay_reaches_app_clients_on_every_node() {
+    let hub = server::LocalHub::new();
+    let a = TestServer::start_node(&hub).await;
+    let b = TestServer::start_node(&hub).await;
+    let on_a = app_client(&a.ws_url("room")).await;
+    let on_b = app_client(&b.ws_url("room")).await;
+    let stock = b.client("room").await;
+    stock.wait_for("sync", WAIT, |c| c.shared().synced).await;
+    stock.record_frames();
+
+    // A worker process: a node of the relay that holds no room.
+    let (relay, _incoming) = hub.join(relay::new_node_id());
+    let output = RelayOutput::new(relay);
+    output.send("room", &AppMessage::error("probe", "from a worker")).await.unwrap();
+    for client in [&on_a, &on_b] {
+        client.wait_for("the message", WAIT, |c| app_messages(c).len() == 1).await;
+        assert_eq!(app_messages(client)[0]["message"], "from a worker");
+    }
+    assert_nothing_reached(&stock).await;
+}
