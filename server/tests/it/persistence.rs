@@ -1,6 +1,6 @@
 //! Embedded persistence, in process: restart on the same data dir, idle eviction and reload.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

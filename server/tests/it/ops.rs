@@ -1,6 +1,6 @@
 //! Operations endpoints: health, readiness, Prometheus metrics, and JSON errors.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

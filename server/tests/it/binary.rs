@@ -1,7 +1,7 @@
 //! The `codecrafter` binary as users run it: startup line, `--help`, debounced persistence that
 //! survives SIGKILL, and SIGTERM flushing every room before exiting 0.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! `/api/sessions` and collaborators over real HTTP: every route, validation at the edges,
 //! permissions, pagination, seats.
 
-mod support;
+use crate::support;
 
 use serde_json::json;
 use support::TestServer;

@@ -1,7 +1,7 @@
 //! One room across several server processes through a real Redis: convergence, a late node,
 //! Redis restarted mid-edit, a node killed mid-edit.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! reason, while the room, its document and every other client carry on, and nothing already
 //! accepted is lost.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

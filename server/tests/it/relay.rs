@@ -1,7 +1,7 @@
 //! Rooms spanning several nodes through the relay trait, with the in-process hub: the plumbing
 //! the Redis relay plugs into (each node here has its own data dir, as separate machines would).
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Sync over real sockets with real Yjs (yrs) clients: convergence, late joiners, offline edits,
 //! large documents and awareness.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
