@@ -306,6 +306,29 @@ async fn a_burst_of_updates_crosses_in_few_coalesced_publishes() {
     assert!(published * 10.0 <= queued, "{published} publishes for {queued} messages");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promtool_accepts_a_scaled_out_nodes_metrics() {
+    // The relay's own families appear only on a node relaying through Redis, once it has.
+    let redis = OwnRedis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (node(&redis, &dir, "a").await, node(&redis, &dir, "b").await);
+    let (writer, reader) =
+        (YClient::connect(&a.ws_url("scraped")).await, YClient::connect(&b.ws_url("scraped")).await);
+    writer.wait_for("sync", WAIT, |c| c.shared().synced).await;
+    reader.wait_for("sync", WAIT, |c| c.shared().synced).await;
+    writer.set_awareness(1, r#"{"user":"ada"}"#);
+    insert(&writer, "relayed");
+    reader.wait_for("the relayed edit", WAIT, |c| c.text("text") == "relayed").await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while counter(&a, "codecrafter_relay_published_total").await < 1.0 {
+        assert!(tokio::time::Instant::now() < deadline, "node a never counted a publish");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let metrics = support::http::call(a.addr.parse().unwrap(), "GET", "/metrics", None, None, &[]).await;
+    assert_eq!(metrics.status, 200);
+    support::promtool_check(&metrics.body);
+}
+
 /// The value of an unlabelled counter on `node`'s `/metrics` (0 when not yet counted).
 async fn counter(node: &Node, name: &str) -> f64 {
     let metrics = support::http::call(node.addr.parse().unwrap(), "GET", "/metrics", None, None, &[]).await;
