@@ -25,7 +25,7 @@ services_install() {
     # The package starts a system-wide instance on 6379; the tests use their own.
   fi
   if ! command -v promtool >/dev/null 2>&1; then
-    # `promtool check metrics` lints the live /metrics (server/tests/ops.rs). Debian ships it in the
+    # `promtool check metrics` lints the live /metrics (server/tests/it/ops.rs). Debian ships it in the
     # prometheus package; its own server must not start: a policy-rc.d says no while installing.
     echo "== apt: prometheus (for promtool)"
     local sudo="" policy=/usr/sbin/policy-rc.d added_policy=""
@@ -43,7 +43,7 @@ services_install() {
     python3 -m venv "$SERVICES_ENV/venv"
     "$SERVICES_ENV/venv/bin/pip" install -q --disable-pip-version-check secantusdb
   fi
-  # The OpenAPI validator for the /api-docs test (server/tests/ops.rs).
+  # The OpenAPI validator for the /api-docs test (server/tests/it/ops.rs).
   if ! "$SERVICES_ENV/venv/bin/python" -c 'import openapi_spec_validator' 2>/dev/null; then
     echo "== pip: openapi-spec-validator into $SERVICES_ENV/venv"
     "$SERVICES_ENV/venv/bin/pip" install -q --disable-pip-version-check "openapi-spec-validator==0.9.0"

@@ -4,7 +4,7 @@
 //! Redoc is pinned to one exact release and loaded with Subresource Integrity: the browser runs
 //! the script only if its SHA-384 matches, so a changed file on the CDN (or a compromised CDN) is
 //! refused instead of executed. Pinned rather than served from the binary: a 1.1 MB third-party
-//! bundle would double as vendored code in our repository. `tests/ops.rs` recomputes the hash
+//! bundle would double as vendored code in our repository. `tests/it/ops.rs` recomputes the hash
 //! from the npm registry's tarball of that version (the file jsDelivr serves for it).
 
 use std::sync::Arc;
@@ -89,7 +89,7 @@ async fn page() -> impl IntoResponse {
 /// Every error status means the same thing on every route, so its description is written once
 /// here, for each response whose annotation gave none (a route-specific description wins). OpenAPI
 /// requires a description on every response; success responses say what they return in their
-/// annotation, and `tests/ops.rs` names any response still without one.
+/// annotation, and `tests/it/ops.rs` names any response still without one.
 fn describe_error_responses(document: &mut Document) {
     for item in document.paths.paths.values_mut() {
         let operations = [

@@ -1,4 +1,4 @@
-// Shared plumbing for the end-to-end scripts run by server/tests/js_clients.rs.
+// Shared plumbing for the end-to-end scripts run by server/tests/it/js_clients.rs.
 //
 // Every script is `node <script>.mjs <serverUrl> <room> [extra...]`, where serverUrl is
 // `ws://HOST:PORT/ws` (y-websocket appends `/<room>` itself). A script prints exactly one JSON line

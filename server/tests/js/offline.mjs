@@ -5,7 +5,7 @@
 //
 // usage: node offline.mjs ws://HOST:PORT/ws ROOM
 
-import { run, connect, waitSynced, waitFor, snapshot, canonical, preview, sleep } from './harness.mjs'
+import { run, connect, waitSynced, waitFor, snapshot, canonical, preview } from './harness.mjs'
 
 run('offline', async ({ serverUrl, room }) => {
   const alice = connect(serverUrl, room, { label: 'alice' })
@@ -13,6 +13,9 @@ run('offline', async ({ serverUrl, room }) => {
   await Promise.all([waitSynced(alice), waitSynced(bob)])
   alice.doc.getText('text').insert(0, 'base')
   await waitFor('bob to get the base text', () => bob.doc.getText('text').toString() === 'base')
+  // (A state of its own: peers ignore the initial clock-0 state.)
+  bob.awareness.setLocalStateField('user', { name: 'bob' })
+  await waitFor('alice to hold bob\'s awareness state', () => alice.awareness.getStates().has(bob.doc.clientID))
 
   bob.provider.disconnect()
   if (bob.provider.wsconnected) throw new Error('bob is still connected after disconnect()')
@@ -26,7 +29,9 @@ run('offline', async ({ serverUrl, room }) => {
     alice.doc.getMap('map').set('alice', 'online')
     alice.doc.getArray('list').push(['alice-online'])
   })
-  await sleep(200)
+  // The sentinel: the server removes bob's awareness state once his socket has closed, after
+  // relaying anything he sent on it; alice's edit was made after disconnect() detached bob's socket.
+  await waitFor('alice to see bob leave', () => !alice.awareness.getStates().has(bob.doc.clientID))
   if (alice.doc.getText('text').toString().includes('offline-bob')) throw new Error("alice got bob's edit while bob was offline")
   if (bob.doc.getText('text').toString().includes('online-alice')) throw new Error("bob got alice's edit while offline")
 

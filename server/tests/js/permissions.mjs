@@ -4,7 +4,7 @@
 //
 // usage: node permissions.mjs ws://HOST:PORT/ws SESSION_ID OWNER_TOKEN VIEWER_TOKEN
 
-import { run, connect, waitSynced, waitFor, sleep } from './harness.mjs'
+import { run, connect, waitSynced, waitFor } from './harness.mjs'
 
 run('permissions', async ({ serverUrl, room, extra: [ownerToken, viewerToken] }) => {
   const owner = connect(serverUrl, room, { label: 'owner', params: { token: ownerToken } })
@@ -19,8 +19,12 @@ run('permissions', async ({ serverUrl, room, extra: [ownerToken, viewerToken] })
     [...owner.awareness.getStates().values()].some((state) => state.user && state.user.name === 'viewer'))
 
   viewer.doc.getText('text').insert(0, 'VIEWER ')
-  // Give a wrongly accepted edit every chance to arrive.
-  await sleep(300)
+  // A sentinel on the same socket after the edit: the server handles a connection's messages in
+  // order, so once the owner has the viewer's new awareness state it has had the edit, had the
+  // server wrongly relayed it.
+  viewer.awareness.setLocalStateField('user', { name: 'viewer', after: 'edit' })
+  await waitFor('the viewer\'s sentinel at the owner', () =>
+    [...owner.awareness.getStates().values()].some((state) => state.user && state.user.after === 'edit'))
   const fresh = connect(serverUrl, room, { label: 'fresh', params: { token: ownerToken } })
   await waitSynced(fresh)
   const ownerText = owner.doc.getText('text').toString()

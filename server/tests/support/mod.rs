@@ -125,3 +125,28 @@ pub async fn eventually(timeout: Duration, what: &str, mut condition: impl FnMut
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// Lint a Prometheus scrape with `promtool check metrics`: any problem it reports fails the test,
+/// and so does a missing promtool (never a silent skip).
+pub fn promtool_check(metrics: &str) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let spawned = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = spawned.unwrap_or_else(|e| {
+        panic!(
+            "promtool is needed ({e}): apt-get install prometheus, or `source scripts/services.sh && \
+             services_install` (scripts/test.sh does)"
+        )
+    });
+    child.stdin.take().unwrap().write_all(metrics.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    // Lint problems exit non-zero; anything it says at all is a problem too.
+    let said =
+        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success() && said.trim().is_empty(), "promtool check metrics:\n{said}\n{metrics}");
+}

@@ -6,7 +6,7 @@
 //! Every key the tests write has a TTL of at most a minute, so the shared Redis cleans up after them.
 //! The `rediss://` test starts a TLS redis-server with a CA it makes with the `openssl` CLI.
 
-mod support;
+use crate::support;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! One room across several server processes through a real Redis: convergence, a late node,
 //! Redis restarted mid-edit, a node killed mid-edit.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -85,15 +85,26 @@ async fn redis_restarted_mid_edit_converges_without_client_action() {
     let (a, b) = (node(&redis, &dir, "a").await, node(&redis, &dir, "b").await);
     let on_a = YClient::connect(&a.ws_url("outage")).await;
     let on_b = YClient::connect(&b.ws_url("outage")).await;
+    // A second client on node b shows what node b has applied.
+    let witness_b = YClient::connect(&b.ws_url("outage")).await;
     insert(&on_a, "before ");
     on_b.wait_for("relayed before the outage", WAIT, |c| c.text("text") == "before ").await;
 
     redis.stop();
     insert(&on_a, "during-a ");
     insert(&on_b, "during-b ");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    witness_b.wait_for("node b applied its outage edit", WAIT, |c| c.text("text").contains("during-b")).await;
+    // Node a notices the outage (its relay health check) and says so, still serving.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let (status, body) = loop {
+        let (status, body) = support::http_get(&format!("http://{}/ready", a.addr)).await;
+        if status != 200 || body.contains(r#""status":"degraded""#) {
+            break (status, body);
+        }
+        assert!(tokio::time::Instant::now() < deadline, "node a never reported the outage: {body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert!(!on_a.text("text").contains("during-b"), "nothing crosses while Redis is down");
-    let (status, body) = support::http_get(&format!("http://{}/ready", a.addr)).await;
     assert_eq!(status, 200, "a node without Redis keeps serving: {body}");
     let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(ready["status"], "degraded", "{body}");
@@ -295,6 +306,29 @@ async fn a_burst_of_updates_crosses_in_few_coalesced_publishes() {
     assert!(published * 10.0 <= queued, "{published} publishes for {queued} messages");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promtool_accepts_a_scaled_out_nodes_metrics() {
+    // The relay's own families appear only on a node relaying through Redis, once it has.
+    let redis = OwnRedis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (node(&redis, &dir, "a").await, node(&redis, &dir, "b").await);
+    let (writer, reader) =
+        (YClient::connect(&a.ws_url("scraped")).await, YClient::connect(&b.ws_url("scraped")).await);
+    writer.wait_for("sync", WAIT, |c| c.shared().synced).await;
+    reader.wait_for("sync", WAIT, |c| c.shared().synced).await;
+    writer.set_awareness(1, r#"{"user":"ada"}"#);
+    insert(&writer, "relayed");
+    reader.wait_for("the relayed edit", WAIT, |c| c.text("text") == "relayed").await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while counter(&a, "codecrafter_relay_published_total").await < 1.0 {
+        assert!(tokio::time::Instant::now() < deadline, "node a never counted a publish");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let metrics = support::http::call(a.addr.parse().unwrap(), "GET", "/metrics", None, None, &[]).await;
+    assert_eq!(metrics.status, 200);
+    support::promtool_check(&metrics.body);
+}
+
 /// The value of an unlabelled counter on `node`'s `/metrics` (0 when not yet counted).
 async fn counter(node: &Node, name: &str) -> f64 {
     let metrics = support::http::call(node.addr.parse().unwrap(), "GET", "/metrics", None, None, &[]).await;
@@ -308,9 +342,20 @@ async fn a_room_no_other_node_holds_is_not_published_until_one_opens_it() {
     let (a, b) = (node(&redis, &dir, "a").await, node(&redis, &dir, "b").await);
     let writer = YClient::connect(&a.ws_url("solo")).await;
     writer.wait_for("sync", WAIT, |c| c.shared().synced).await;
+    // One update at a time, each taken by the relay (published and answered, or skipped as
+    // unheard) before the next: the first answer marks the room as no other node's.
+    let handled = || async {
+        counter(&a, "codecrafter_relay_queued_total").await
+            + counter(&a, "codecrafter_relay_unheard_total").await
+    };
     for i in 0..30 {
+        let before = handled().await;
         insert(&writer, &format!("<{i}>"));
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while handled().await < before + 1.0 {
+            assert!(tokio::time::Instant::now() < deadline, "update {i} never reached the relay");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
     let deadline = tokio::time::Instant::now() + WAIT;
     while counter(&a, "codecrafter_relay_unheard_total").await < 25.0 {

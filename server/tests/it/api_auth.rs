@@ -1,7 +1,7 @@
 //! `/api/auth` over real HTTP against a real server: every route, every error status, token
 //! rotation and reuse detection, bcrypt upgrade, rate limits, headers, CORS, OpenAPI.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Sync over real sockets with real Yjs (yrs) clients: convergence, late joiners, offline edits,
 //! large documents and awareness.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -156,11 +156,18 @@ async fn rooms_are_isolated() {
     let server = TestServer::start(|_| {}).await;
     let a = server.client("room-a").await;
     let b = server.client("room-b").await;
+    let b2 = server.client("room-b").await;
     let a2 = server.client("room-a").await;
+    for c in [&a, &b, &b2, &a2] {
+        c.wait_for("sync", WAIT, |c| c.shared().synced).await;
+    }
     a.doc.get_or_insert_text("t").insert(&mut a.doc.transact_mut(), 0, "only in a");
     a2.wait_for("a's edit", WAIT, |c| c.text("t") == "only in a").await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(b.text("t"), "", "room b never sees room a's edits");
+    // A sentinel in room b, sent once room a has fanned the edit out: had the edit leaked into
+    // room b, it would have reached b's socket before the sentinel.
+    b2.doc.get_or_insert_text("t").insert(&mut b2.doc.transact_mut(), 0, "only in b");
+    b.wait_for("the sentinel in room b", WAIT, |c| c.text("t").contains("only in b")).await;
+    assert_eq!(b.text("t"), "only in b", "room b never sees room a's edits");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -181,8 +188,21 @@ async fn joining_and_duplicate_updates_relay_nothing() {
     for update in [&[0u8, 0][..], &duplicate] {
         joiner.send_raw(protocol::Message::Sync(protocol::SyncMessage::Update(update)).encode_to_vec());
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let updates: Vec<_> =
-        watcher.shared().frames.iter().filter(|f| f.starts_with(&[0, 2])).cloned().collect();
-    assert!(updates.is_empty(), "nothing changed, nothing relayed: {updates:?}");
+    // A sentinel edit from the same client after them: the server handles a connection's messages
+    // in order, so once the watcher has the sentinel it has had anything relayed before it.
+    joiner.doc.get_or_insert_text("t").insert(&mut joiner.doc.transact_mut(), 1, "y");
+    watcher.wait_for("the sentinel", WAIT, |c| c.text("t") == "xy").await;
+    // Every update message received, whether or not several share a frame.
+    let updates: Vec<Vec<u8>> = watcher
+        .shared()
+        .frames
+        .iter()
+        .flat_map(|frame| protocol::decode_frame(frame).filter_map(Result::ok).collect::<Vec<_>>())
+        .filter_map(|(message, _)| match message {
+            protocol::Message::Sync(protocol::SyncMessage::Update(update)) => Some(update.to_vec()),
+            _ => None,
+        })
+        .collect();
+    let (_sentinel, before) = updates.split_last().expect("the sentinel's update");
+    assert!(before.is_empty(), "nothing changed, nothing relayed: {before:?}");
 }

@@ -4,7 +4,7 @@
 //! database stops writing at once and loses its sockets; an unreachable cache gives a bare 500 and a
 //! degraded `/ready`.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -6,7 +6,7 @@
 //! Needs Node.js 18+ and `npm ci --prefix server/tests/js`; without them every test here fails and
 //! says so.
 
-mod support;
+use crate::support;
 
 use std::path::PathBuf;
 use std::process::Stdio;

@@ -2,7 +2,7 @@
 //! every node, and never a stock Yjs client. Sent by the server itself (in-process workers, app
 //! handlers) or by a worker process that joins the relay as a node holding no room.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -125,7 +125,7 @@ async fn a_worker_on_the_relay_reaches_app_clients_on_every_node() {
     stock.record_frames();
 
     // A worker process: a node of the relay that holds no room.
-    let (relay, _incoming) = hub.join(relay::new_node_id());
+    let (relay, _incoming) = hub.join(::relay::new_node_id());
     let output = RelayOutput::new(relay);
     output.send("room", &AppMessage::error("probe", "from a worker")).await.unwrap();
     for client in [&on_a, &on_b] {

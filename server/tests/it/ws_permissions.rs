@@ -2,7 +2,7 @@
 //! auth message), 4401/4403/4404, viewers and locked sessions read-only (permission denied, never
 //! applied), live revocation within 1 s, anonymous free rooms only behind the flag.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

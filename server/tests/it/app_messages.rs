@@ -2,7 +2,7 @@
 //! error for every kind the server does not handle, echoing its nonce, and stays connected; a
 //! stock Yjs client's app messages are ignored, as y-websocket ignores them.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

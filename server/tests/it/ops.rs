@@ -1,6 +1,6 @@
 //! Operations endpoints: health, readiness, Prometheus metrics, and JSON errors.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -244,15 +244,25 @@ async fn metrics_include_process_and_build_info() {
     assert!(build.ends_with(" 1"), "{build}");
 }
 
-/// Some traffic, so that most metric families have a sample; returns the scraped text.
+/// Some traffic, so that most metric families have a sample: a WebSocket edit relayed and
+/// persisted, HTTP requests answered and refused; returns the scraped text.
 async fn metrics_after_traffic() -> String {
-    let server = TestServer::start(|_| {}).await;
+    let server = TestServer::start(|c| c.persist_debounce_ms = 50).await;
     let a = server.client("families").await;
     let b = server.client("families").await;
     a.doc.get_or_insert_text("t").insert(&mut a.doc.transact_mut(), 0, "x");
     b.wait_for("edit", Duration::from_secs(10), |c| c.text("t") == "x").await;
+    http_get(&server.http_url("/health")).await;
     http_get(&server.http_url("/no-such-route")).await;
-    http_get(&server.http_url("/metrics")).await.1
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, text) = http_get(&server.http_url("/metrics")).await;
+        if text.contains("codecrafter_persist_lag_seconds_count") {
+            return text;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the edit was never persisted:\n{text}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -276,25 +286,7 @@ async fn every_metric_family_has_help_and_type() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promtool_accepts_the_metrics() {
-    use std::io::Write;
-    let text = metrics_after_traffic().await;
-    let spawned = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn();
-    let mut child = spawned.unwrap_or_else(|e| {
-        panic!("promtool is needed ({e}): apt-get install prometheus (scripts/test.sh installs it)")
-    });
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "promtool check metrics:\n{}{}\n{text}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    support::promtool_check(&metrics_after_traffic().await);
 }
 
 #[test]

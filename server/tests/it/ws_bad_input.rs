@@ -2,7 +2,7 @@
 //! reason, while the room, its document and every other client carry on, and nothing already
 //! accepted is lost.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -47,16 +47,20 @@ async fn check(
         app_errors.iter().any(|j| j.contains(r#""type":"error""#)),
         "an app client is told why before the close: {app_errors:?}"
     );
-    assert!(
-        good.shared().frames.iter().all(|f| f.first() != Some(&(MSG_APP as u8))),
-        "a stock client never receives app messages"
-    );
 
     // The room and the other client are unaffected.
     assert!(!good.shared().ended, "the good client is still connected");
     good.doc.get_or_insert_text("t").insert(&mut good.doc.transact_mut(), 9, "still works");
     let late = server.client("room").await;
     late.wait_for("the room's state", WAIT, |c| c.text("t") == "accepted still works").await;
+    // A sentinel through the room after the bad client's close: once the good client has it, it
+    // has had anything the room sent it before, an app message included had it been sent.
+    late.doc.get_or_insert_text("t").insert(&mut late.doc.transact_mut(), 20, "!");
+    good.wait_for("the sentinel", WAIT, |c| c.text("t") == "accepted still works!").await;
+    assert!(
+        good.shared().frames.iter().all(|f| f.first() != Some(&(MSG_APP as u8))),
+        "a stock client never receives app messages"
+    );
 }
 
 fn update_frame(garbage: &[u8]) -> Vec<u8> {
@@ -177,13 +181,21 @@ async fn the_rate_limit_allows_exactly_the_burst() {
     })
     .await;
     let client = server.client("burst").await;
-    // The client's own sync step 1 and its step 2 reply are messages 1 and 2 of the burst.
+    let watcher = server.client("burst").await;
+    // The client's own sync step 1 and its step 2 reply are messages 1 and 2 of the burst (the
+    // server greets with its step 1 before it answers the client's, so synced means both are sent).
     client.wait_for("sync", WAIT, |c| c.shared().synced).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
     for clock in 1..9 {
-        client.set_awareness(clock, "{}");
+        client.set_awareness(clock, &format!(r#"{{"n":{clock}}}"#));
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The server relays an awareness update only once it has taken it: the tenth message relayed
+    // means the whole burst was.
+    let id = client.client_id();
+    watcher
+        .wait_for("the tenth message relayed", WAIT, |c| {
+            c.shared().awareness.get(&id).is_some_and(|state| state == r#"{"n":8}"#)
+        })
+        .await;
     assert!(!client.shared().ended, "the burst itself is allowed");
     client.set_awareness(9, "{}");
     client.set_awareness(10, "{}");
@@ -200,18 +212,17 @@ async fn a_client_that_stops_reading_is_closed_with_1013_and_loses_nothing() {
     let text = writer.doc.get_or_insert_text("t");
     let chunk = "y".repeat(128 * 1024);
     let other = server.client("slow").await;
-    for _ in 0..100 {
-        // 12.5 MiB in all: far more than the socket buffers and the 16-frame queue hold. Paced so
-        // that the reading clients keep up and only the one that does not read falls behind.
+    let received = |c: &YClient| c.doc.get_or_insert_text("t").len(&c.doc.transact());
+    for i in 1..=100u32 {
+        // 12.5 MiB in all: far more than the socket buffers and the 16-frame queue hold. Paced by
+        // the reading client, ten updates at most ahead of it, so that it cannot fill its queue
+        // and only the one that does not read falls behind.
         text.insert(&mut writer.doc.transact_mut(), 0, &chunk);
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        if i % 10 == 0 {
+            let expected = i * chunk.len() as u32;
+            other.wait_for("ten more updates", Duration::from_secs(60), |c| received(c) == expected).await;
+        }
     }
-    let expected = 100 * chunk.len() as u32;
-    other
-        .wait_for("every update", Duration::from_secs(60), |c| {
-            c.doc.get_or_insert_text("t").len(&c.doc.transact()) == expected
-        })
-        .await;
 
     // Now the slow client reads: it gets what was queued, then a 1013 close, not a silent gap.
     let (_, mut stream) = slow.split();
@@ -233,22 +244,63 @@ async fn a_client_that_stops_reading_is_closed_with_1013_and_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_answers_pings_is_closed() {
-    use futures_util::StreamExt;
+    use tokio::io::AsyncWriteExt;
     let server = TestServer::start(|c| c.ping_interval_secs = 1).await;
-    // A raw socket that is never polled, so it answers no ping.
-    let (silent, _) = tokio_tungstenite::connect_async(server.ws_url("quiet")).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(3500)).await;
-    let (_, mut stream) = silent.split();
-    let close = tokio::time::timeout(WAIT, async {
-        while let Some(Ok(msg)) = stream.next().await {
-            if let tokio_tungstenite::tungstenite::Message::Close(frame) = msg {
-                return frame.map(|f| (u16::from(f.code), f.reason.to_string()));
-            }
-        }
-        None
-    })
-    .await
-    .expect("closed in time")
-    .expect("a close frame");
+    // A raw WebSocket that reads everything the server sends but answers no ping (tungstenite
+    // answers each ping it reads), so the test can wait for the close instead of sleeping past
+    // the timeout unpolled.
+    let mut silent = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let upgrade = format!(
+        "GET /ws/quiet HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        server.addr
+    );
+    silent.write_all(upgrade.as_bytes()).await.unwrap();
+    let (pings, close) =
+        tokio::time::timeout(WAIT, read_until_close_frame(&mut silent)).await.expect("closed in time");
+    assert!(pings >= 1, "the server pinged before giving up");
     assert_eq!(close, (1001, "ping timeout".to_owned()));
+}
+
+/// Read a raw WebSocket connection whose upgrade request was sent, answering nothing, up to the
+/// server's close frame: the pings seen before it, and its code and reason.
+async fn read_until_close_frame(tcp: &mut tokio::net::TcpStream) -> (usize, (u16, String)) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut at = None; // where the next frame starts, once past the 101 answer
+    let mut pings = 0;
+    loop {
+        if at.is_none()
+            && let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n")
+        {
+            assert!(buf.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&buf[..end]));
+            at = Some(end + 4);
+        }
+        while let Some(start) = at
+            && let Some((opcode, payload, next)) = server_frame(&buf[start..])
+        {
+            match opcode {
+                0x8 => {
+                    let code = u16::from_be_bytes([payload[0], payload[1]]);
+                    return (pings, (code, String::from_utf8_lossy(&payload[2..]).into_owned()));
+                }
+                0x9 => pings += 1,
+                _ => {}
+            }
+            at = Some(start + next);
+        }
+        assert!(tcp.read_buf(&mut buf).await.unwrap() > 0, "the connection ended without a close frame");
+    }
+}
+
+/// One whole unmasked frame (as servers send) at the start of `bytes`: its opcode, its payload,
+/// and where the next frame starts; `None` until all of it is there.
+fn server_frame(bytes: &[u8]) -> Option<(u8, &[u8], usize)> {
+    let (opcode, short) = (*bytes.first()? & 0x0f, *bytes.get(1)? & 0x7f);
+    let (len, header) = match short {
+        126 => (usize::from(u16::from_be_bytes(bytes.get(2..4)?.try_into().unwrap())), 4),
+        127 => (u64::from_be_bytes(bytes.get(2..10)?.try_into().unwrap()) as usize, 10),
+        len => (usize::from(len), 2),
+    };
+    Some((opcode, bytes.get(header..header + len)?, header + len))
 }

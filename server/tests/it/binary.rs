@@ -1,7 +1,7 @@
 //! The `codecrafter` binary as users run it: startup line, `--help`, debounced persistence that
 //! survives SIGKILL, and SIGTERM flushing every room before exiting 0.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -56,12 +56,48 @@ async fn a_change_is_persisted_within_about_a_second_even_if_the_process_is_kill
     let dir = tempfile::tempdir().unwrap();
     let running = start(dir.path(), &[]).await;
     write_text(&running, "debounced", "saved by the debounce").await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Killed once the snapshot worker has counted the write (it counts after the store's commit),
+    // which must be within about a second of the edit: its persist lag is at most 2 s.
+    let metrics = wait_for_metrics(&running, "the debounced snapshot written", |m| {
+        value(m, "codecrafter_persist_writes_total") >= 1.0
+    })
+    .await;
+    assert_eq!(
+        value(&metrics, r#"codecrafter_persist_lag_seconds_bucket{le="2"}"#),
+        value(&metrics, "codecrafter_persist_lag_seconds_count"),
+        "persisted more than 2 s after the edit:\n{metrics}"
+    );
     running.signal("KILL");
     running.exit_code().await;
 
     let running = start(dir.path(), &[]).await;
     assert_eq!(read_text(&running, "debounced").await, "saved by the debounce");
+}
+
+/// Scrape `running`'s `/metrics` until `condition` holds; the text that satisfied it.
+async fn wait_for_metrics(running: &Node, what: &str, condition: impl Fn(&str) -> bool) -> String {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (_, text) = support::http_get(&format!("http://{}/metrics", running.addr)).await;
+        if condition(&text) {
+            return text;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {WAIT:?} waiting for: {what}\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The value of one metric series in a scrape (0 when absent).
+fn value(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
 }
 
 #[tokio::test]

@@ -9,9 +9,6 @@
 //! - `rate_limits`: budgets that stop guessing without locking out real users.
 //! - `durability`: what a kill -9 loses after a quiet period (the real binary, restarted).
 
-#[path = "../support/mod.rs"]
-mod support;
-
 mod awareness;
 mod durability;
 mod errors;

@@ -1,7 +1,7 @@
 //! `/api/sessions` and collaborators over real HTTP: every route, validation at the edges,
 //! permissions, pagination, seats.
 
-mod support;
+use crate::support;
 
 use serde_json::json;
 use support::TestServer;
@@ -68,7 +68,12 @@ async fn list_is_mine_newest_first_and_paginated() {
     let mut mine = Vec::new();
     for i in 0..3 {
         mine.push(create_session(addr, &me, json!({ "title": format!("mine {i}") })).await);
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        // Sessions sort by creation time in ms, ties in (random) id order: let the clock pass the
+        // millisecond this one was created in, so that the next is strictly newer.
+        let created_by = unix_ms();
+        while unix_ms() <= created_by {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
     }
     let shared = create_session(addr, &other, json!({ "title": "shared with me" })).await;
     invite(addr, &other, &shared, &me, "editor").await;
@@ -245,4 +250,8 @@ async fn collaborators_are_managed_by_owner_and_admins() {
     assert_eq!(reply.json()["canWrite"], true, "the owner writes a locked session");
     let as_bob = get(&server, &format!("/api/sessions/{id}"), &bob).await.json();
     assert_eq!(as_bob["canWrite"], false);
+}
+
+fn unix_ms() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
 }

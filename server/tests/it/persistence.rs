@@ -1,6 +1,6 @@
 //! Embedded persistence, in process: restart on the same data dir, idle eviction and reload.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -63,7 +63,12 @@ async fn a_room_with_clients_is_never_evicted() {
     let server = TestServer::start(|c| c.room_idle_secs = 0).await;
     let client = server.client("busy").await;
     client.doc.get_or_insert_text("t").insert(&mut client.doc.transact_mut(), 0, "x");
-    tokio::time::sleep(Duration::from_millis(500)).await; // ten janitor periods
+    // A sentinel: a room left without clients, which the janitor evicts on its next pass. Once it
+    // is gone, a pass has run that evicts every room idle for 0 s, and "busy" was kept.
+    let sentinel = server.client("sentinel").await;
+    sentinel.wait_for("sync", WAIT, |c| c.shared().synced).await;
+    wait_for_room_count(&server, 2).await;
+    sentinel.close();
     wait_for_room_count(&server, 1).await;
     let other = server.client("busy").await;
     other.wait_for("live state", WAIT, |c| c.text("t") == "x").await;

@@ -1,7 +1,7 @@
 //! Rooms spanning several nodes through the relay trait, with the in-process hub: the plumbing
 //! the Redis relay plugs into (each node here has its own data dir, as separate machines would).
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -44,7 +44,11 @@ async fn a_node_that_opens_a_room_late_catches_up_with_a_sync_request() {
         0,
         "written before node b had the room",
     );
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Node a has applied the text once another of its clients holds it.
+    let witness = a.client("late-node").await;
+    witness
+        .wait_for("the text on node a", WAIT, |c| c.text("t") == "written before node b had the room")
+        .await;
     // Node b has an empty store: only a sync reply from node a can give it the text.
     let b = TestServer::start_node(&hub).await;
     let late = b.client("late-node").await;

@@ -1,0 +1,17 @@
+//! The server's tests that need real services, in one binary of their own: Redis and the
+//! MongoDB-wire server that `scripts/services.sh` starts (`CODECRAFTER_TEST_REDIS_URL`,
+//! `CODECRAFTER_TEST_MONGO_URL`), and `redis-server` processes the tests start themselves. Without
+//! them these tests fail and say how to start them; everything else is in `tests/it/`.
+//!
+//! - `cache`: the cache suite on memory and a real Redis, Redis restarts, `rediss://`.
+//! - `backends`: the server on MongoDB-wire + Redis.
+//! - `multi_node`: several `codecrafter` processes on a Redis of the test's own.
+//! - `room_output`: a worker process on Redis reaching a room's app clients.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod backends;
+mod cache;
+mod multi_node;
+mod room_output;
