@@ -3,7 +3,7 @@
 # Yjs client and mongosh from npm (node_modules under server/tests/js and storage/tests/mongosh),
 # redis-server (apt) and the MongoDB-wire
 # server SecantusDB (pip, into .test-env/venv); starts Redis and SecantusDB on their own ports,
-# runs the Rust tests with nextest (plain `cargo test` when nextest is absent), and stops them.
+# runs the Rust tests with nextest (installed from crates.io when absent), and stops them.
 # Before the tests, scripts/audit.sh audits the dependency graph (cargo-deny, deny.toml).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,9 +32,11 @@ echo "== cargo: build and run every test"
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 # A linker that dies with SIGBUS is almost always a full disk: say how much there is up front.
 df -h . | tail -1 | awk '{print "   disk free here: " $4}'
-if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --no-fail-fast --failure-output final
-  cargo test --workspace --doc
-else
-  cargo test --workspace --no-fail-fast
+# nextest runs each test in its own process: tests that read process-wide state (metric counters,
+# injected faults) rely on it, so plain `cargo test` is not a substitute.
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "== cargo: installing cargo-nextest (crates.io)"
+  cargo install --locked cargo-nextest
 fi
+cargo nextest run --workspace --no-fail-fast --failure-output final
+cargo test --workspace --doc
