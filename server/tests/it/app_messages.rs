@@ -6,7 +6,7 @@ use crate::support;
 
 use std::time::Duration;
 
-use protocol::{MSG_APP, Message, SyncMessage, decode_frame};
+use protocol::{Message, SyncMessage};
 use support::{TestServer, YClient};
 use yrs::{Text, Transact};
 
@@ -16,31 +16,15 @@ fn app_frame(json: &str) -> Vec<u8> {
     Message::App(json).encode_to_vec()
 }
 
-/// The JSON of every app message `client` received since it started recording.
-fn app_messages(client: &YClient) -> Vec<serde_json::Value> {
-    client
-        .shared()
-        .frames
-        .iter()
-        .filter(|f| f.first() == Some(&(MSG_APP as u8)))
-        .filter_map(|f| match decode_frame(f).next() {
-            Some(Ok((Message::App(json), _))) => serde_json::from_str(json).ok(),
-            _ => None,
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_app_client_gets_a_typed_error_for_each_kind_the_server_does_not_handle() {
     let server = TestServer::start(|_| {}).await;
-    let app = YClient::connect(&format!("{}?app=1", server.ws_url("room"))).await;
-    app.wait_for("sync", WAIT, |c| c.shared().synced).await;
-    app.record_frames();
+    let app = YClient::connect_app(&server.ws_url("room")).await;
 
     app.send_raw(app_frame(r#"{"type":"teleport","nonce":"n-1","to":"mars"}"#));
     app.send_raw(app_frame("not json"));
-    app.wait_for("two answers", WAIT, |c| app_messages(c).len() >= 2).await;
-    let answers = app_messages(&app);
+    app.wait_for("two answers", WAIT, |c| c.app_messages().len() >= 2).await;
+    let answers = app.app_messages();
     assert_eq!(answers[0]["type"], "error");
     assert_eq!(answers[0]["code"], "unsupported_app_message");
     assert_eq!(answers[0]["nonce"], "n-1");
@@ -70,6 +54,6 @@ async fn a_stock_clients_app_messages_are_ignored() {
     stock
         .wait_for("the sync step 2", WAIT, |c| c.shared().frames.iter().any(|f| f.starts_with(&[0, 1])))
         .await;
-    assert!(app_messages(&stock).is_empty(), "a stock client never receives app messages");
+    assert!(stock.app_messages().is_empty(), "a stock client never receives app messages");
     assert!(!stock.shared().ended);
 }

@@ -8,34 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use protocol::app::AppMessage;
-use protocol::{MSG_APP, Message, SyncMessage, decode_frame};
+use protocol::{Message, SyncMessage};
 use server::state::App;
 use support::{TestServer, YClient};
 use tokio_util::sync::CancellationToken;
 use workers::{RelayOutput, RoomOutput};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-/// The JSON of every app message `client` received since it started recording.
-fn app_messages(client: &YClient) -> Vec<serde_json::Value> {
-    client
-        .shared()
-        .frames
-        .iter()
-        .filter(|f| f.first() == Some(&(MSG_APP as u8)))
-        .filter_map(|f| match decode_frame(f).next() {
-            Some(Ok((Message::App(json), _))) => serde_json::from_str(json).ok(),
-            _ => None,
-        })
-        .collect()
-}
-
-async fn app_client(ws_url: &str) -> YClient {
-    let client = YClient::connect(&format!("{ws_url}?app=1")).await;
-    client.wait_for("sync", WAIT, |c| c.shared().synced).await;
-    client.record_frames();
-    client
-}
 
 /// A node whose `AppState` the test holds, serving on a free port.
 struct HeldNode {
@@ -81,7 +60,7 @@ async fn assert_nothing_reached(stock: &YClient) {
     stock
         .wait_for("the sync step 2", WAIT, |c| c.shared().frames.iter().any(|f| f.starts_with(&[0, 1])))
         .await;
-    assert!(app_messages(stock).is_empty(), "a stock client never receives app messages");
+    assert!(stock.app_messages().is_empty(), "a stock client never receives app messages");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -89,8 +68,8 @@ async fn the_servers_output_reaches_app_clients_on_every_node() {
     let hub = server::LocalHub::new();
     let here = HeldNode::start(&hub).await;
     let there = TestServer::start_node(&hub).await;
-    let local = app_client(&here.ws_url("room")).await;
-    let remote = app_client(&there.ws_url("room")).await;
+    let local = YClient::connect_app(&here.ws_url("room")).await;
+    let remote = YClient::connect_app(&there.ws_url("room")).await;
     let stock = YClient::connect(&here.ws_url("room")).await;
     stock.wait_for("sync", WAIT, |c| c.shared().synced).await;
     stock.record_frames();
@@ -99,17 +78,17 @@ async fn the_servers_output_reaches_app_clients_on_every_node() {
         here.output().send("room", &AppMessage::error("probe", format!("line {n}"))).await.unwrap();
     }
     for client in [&local, &remote] {
-        client.wait_for("three messages", WAIT, |c| app_messages(c).len() >= 3).await;
+        client.wait_for("three messages", WAIT, |c| c.app_messages().len() >= 3).await;
         let lines: Vec<_> =
-            app_messages(client).iter().map(|m| m["message"].as_str().unwrap().to_owned()).collect();
+            client.app_messages().iter().map(|m| m["message"].as_str().unwrap().to_owned()).collect();
         assert_eq!(lines, ["line 0", "line 1", "line 2"], "in the order sent");
     }
     assert_nothing_reached(&stock).await;
 
     // A room this node does not hold still reaches the nodes that do.
-    let elsewhere = app_client(&there.ws_url("other")).await;
+    let elsewhere = YClient::connect_app(&there.ws_url("other")).await;
     here.output().send("other", &AppMessage::error("probe", "to the other node")).await.unwrap();
-    elsewhere.wait_for("the message", WAIT, |c| app_messages(c).len() == 1).await;
+    elsewhere.wait_for("the message", WAIT, |c| c.app_messages().len() == 1).await;
     here.stop().await;
 }
 
@@ -118,8 +97,8 @@ async fn a_worker_on_the_relay_reaches_app_clients_on_every_node() {
     let hub = server::LocalHub::new();
     let a = TestServer::start_node(&hub).await;
     let b = TestServer::start_node(&hub).await;
-    let on_a = app_client(&a.ws_url("room")).await;
-    let on_b = app_client(&b.ws_url("room")).await;
+    let on_a = YClient::connect_app(&a.ws_url("room")).await;
+    let on_b = YClient::connect_app(&b.ws_url("room")).await;
     let stock = b.client("room").await;
     stock.wait_for("sync", WAIT, |c| c.shared().synced).await;
     stock.record_frames();
@@ -129,8 +108,8 @@ async fn a_worker_on_the_relay_reaches_app_clients_on_every_node() {
     let output = RelayOutput::new(relay);
     output.send("room", &AppMessage::error("probe", "from a worker")).await.unwrap();
     for client in [&on_a, &on_b] {
-        client.wait_for("the message", WAIT, |c| app_messages(c).len() == 1).await;
-        assert_eq!(app_messages(client)[0]["message"], "from a worker");
+        client.wait_for("the message", WAIT, |c| c.app_messages().len() == 1).await;
+        assert_eq!(client.app_messages()[0]["message"], "from a worker");
     }
     assert_nothing_reached(&stock).await;
 }

@@ -7,26 +7,13 @@ use crate::support;
 use std::time::Duration;
 
 use protocol::app::AppMessage;
-use protocol::{MSG_APP, Message, decode_frame};
+
 use support::{TestServer, YClient};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use workers::{RelayOutput, RoomOutput};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-fn app_messages(client: &YClient) -> Vec<serde_json::Value> {
-    client
-        .shared()
-        .frames
-        .iter()
-        .filter(|f| f.first() == Some(&(MSG_APP as u8)))
-        .filter_map(|f| match decode_frame(f).next() {
-            Some(Ok((Message::App(json), _))) => serde_json::from_str(json).ok(),
-            _ => None,
-        })
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_on_redis_reaches_the_rooms_app_clients() {
@@ -41,9 +28,7 @@ async fn a_worker_on_redis_reaches_the_rooms_app_clients() {
         config.jwt_secret = Some("test-secret-that-is-at-least-32-bytes-long".into());
     })
     .await;
-    let client = YClient::connect(&format!("{}?app=1", server.ws_url("room"))).await;
-    client.wait_for("sync", WAIT, |c| c.shared().synced).await;
-    client.record_frames();
+    let client = YClient::connect_app(&server.ws_url("room")).await;
 
     let (tasks, stop) = (TaskTracker::new(), CancellationToken::new());
     let redis = redis::Client::open(url.as_str()).unwrap();
@@ -57,7 +42,7 @@ async fn a_worker_on_redis_reaches_the_rooms_app_clients() {
     // Delivery is at most once: until the server's subscription to the room is live, a message
     // reaches nobody. Send until one arrives, then the next ones arrive in order.
     tokio::time::timeout(WAIT, async {
-        while app_messages(&client).is_empty() {
+        while client.app_messages().is_empty() {
             output.send("room", &AppMessage::error("probe", "hello?")).await.unwrap();
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -69,7 +54,7 @@ async fn a_worker_on_redis_reaches_the_rooms_app_clients() {
     }
     // Probes still in flight may land among them; the lines keep their order.
     let lines = |c: &YClient| -> Vec<String> {
-        app_messages(c)
+        c.app_messages()
             .iter()
             .filter_map(|m| m["message"].as_str().filter(|text| text.starts_with("line")).map(str::to_owned))
             .collect()

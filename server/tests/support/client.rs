@@ -178,6 +178,26 @@ impl YClient {
         format!("{texts:?};{maps:?};array={array}")
     }
 
+    /// The JSON of every app message (type 100) received since recording started.
+    pub fn app_messages(&self) -> Vec<serde_json::Value> {
+        self.shared()
+            .frames
+            .iter()
+            .filter_map(|frame| match decode_frame(frame).next() {
+                Some(Ok((Message::App(json), _))) => serde_json::from_str(json).ok(),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Connect with `?app=1`, wait for the sync, and start recording frames.
+    pub async fn connect_app(ws_url: &str) -> Self {
+        let client = Self::connect(&format!("{ws_url}?app=1")).await;
+        client.wait_for("sync", Duration::from_secs(10), |c| c.shared().synced).await;
+        client.record_frames();
+        client
+    }
+
     pub async fn wait_for(&self, what: &str, timeout: Duration, mut cond: impl FnMut(&Self) -> bool) {
         let deadline = tokio::time::Instant::now() + timeout;
         while !cond(self) {
