@@ -204,3 +204,23 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::access::AccessError;
+
+    #[test]
+    fn access_errors_become_their_http_answers() {
+        let answer = |error: AccessError| {
+            let api = ApiError::from(error);
+            (api.status(), api.code())
+        };
+        assert_eq!(answer(AccessError::SessionNotFound), (StatusCode::NOT_FOUND, "not_found"));
+        assert_eq!(answer(AccessError::Busy), (StatusCode::CONFLICT, "busy"));
+        let taken = AccessError::Store(storage::Error::Duplicate { field: "email" });
+        assert_eq!(answer(taken), (StatusCode::CONFLICT, "conflict"));
+        let down = AccessError::Store(storage::Error::Backend("unreachable".into()));
+        assert_eq!(answer(down), (StatusCode::INTERNAL_SERVER_ERROR, "internal"));
+    }
+}
