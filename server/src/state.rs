@@ -45,8 +45,6 @@ pub struct AppState {
     pub rooms: Arc<Rooms>,
     pub relay: Arc<dyn Relay>,
     pub queue: Arc<dyn JobQueue>,
-    /// App messages to a whole room, on every node (for in-process workers and app handlers).
-    pub room_output: Arc<dyn RoomOutput>,
     /// The realtime side: what every WebSocket connection shares.
     pub gateway: Arc<Gateway>,
     /// False once shutdown starts: `/ready` then answers 503.
@@ -175,7 +173,7 @@ impl App {
             auth: auth.clone(),
             queue: queue.clone(),
             app_handlers: AppHandlers::default(),
-            room_output: room_output.clone(),
+            room_output,
             settings: ConnectionSettings {
                 send_queue: config.send_queue,
                 ping_interval: config.ping_interval(),
@@ -197,7 +195,6 @@ impl App {
             rooms,
             relay,
             queue,
-            room_output,
             gateway,
             accepting: AtomicBool::new(true),
         });

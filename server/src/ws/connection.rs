@@ -15,7 +15,7 @@ use super::admission;
 use super::app::Sender;
 use super::close::{CloseReason, close_with};
 use super::rate_limit::TokenBucket;
-use super::sync::{RelayAs, Step, ask_sender_for_missing, step};
+use super::sync::{RelayAs, Step, step};
 use super::{ConnectionSettings, Gateway};
 use crate::access::{Grant, Registration, Revoked};
 use crate::clock::unix_ms;
@@ -315,7 +315,7 @@ impl Connection {
     /// An update that waits for updates the room lacks: the sender has them, so send it the
     /// room's sync step 1 and it answers with what is missing.
     fn ask_for_missing(&self, applied: &crdt::Applied) -> Result<Option<Bytes>, RoomError> {
-        ask_sender_for_missing(applied).then(|| self.room.step1()).transpose()
+        applied.pending.then(|| self.room.step1()).transpose()
     }
 }
 

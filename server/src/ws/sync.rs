@@ -58,12 +58,6 @@ pub fn step(message: Message<'_>, can_write: bool, app: bool) -> Step<'_> {
     }
 }
 
-/// After an update was applied: whether to send the sender the room's sync step 1. An update that
-/// waits for updates the room lacks means the sender has them, and it answers with them.
-pub fn ask_sender_for_missing(applied: &crdt::Applied) -> bool {
-    applied.pending
-}
-
 #[cfg(test)]
 mod tests {
     use protocol::AuthMessage;

@@ -43,7 +43,7 @@ impl HeldNode {
     }
 
     fn output(&self) -> Arc<dyn RoomOutput> {
-        self.app.as_ref().unwrap().state.room_output.clone()
+        self.app.as_ref().unwrap().state.gateway.room_output.clone()
     }
 
     async fn stop(mut self) {

@@ -6,7 +6,7 @@ use crate::support;
 
 use std::time::Duration;
 
-use protocol::{MSG_APP, Message, SyncMessage, decode_frame};
+use protocol::{MSG_APP, Message, SyncMessage};
 use server::Config;
 use support::{TestServer, YClient};
 use yrs::{Text, Transact};
@@ -33,18 +33,9 @@ async fn check(
     let (code, reason) = bad.wait_closed(WAIT).await;
     assert_eq!(code, expected_code, "close code (reason {reason:?})");
     assert!(reason.contains(expected_reason), "close reason {reason:?} should say {expected_reason:?}");
-    let app_errors: Vec<String> = bad
-        .shared()
-        .frames
-        .iter()
-        .filter(|f| f.first() == Some(&(MSG_APP as u8)))
-        .filter_map(|f| match decode_frame(f).next() {
-            Some(Ok((Message::App(json), _))) => Some(json.to_owned()),
-            _ => None,
-        })
-        .collect();
+    let app_errors = bad.app_messages();
     assert!(
-        app_errors.iter().any(|j| j.contains(r#""type":"error""#)),
+        app_errors.iter().any(|m| m["type"] == "error"),
         "an app client is told why before the close: {app_errors:?}"
     );
 
