@@ -12,6 +12,7 @@
 //!
 //! Every backend passes the one suite in `conformance` (feature `conformance`, tests only).
 
+pub mod amqp;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod dead_letters;
