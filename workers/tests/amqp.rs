@@ -37,20 +37,25 @@ fn broker_url() -> String {
 /// A queue configuration under a prefix no other test (or run) uses.
 fn config(max_length: Option<u32>, prefetch: u16) -> AmqpConfig {
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
     let prefix = format!("test-{}-{nanos}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
     AmqpConfig { prefix, prefetch, delivery_limit: 3, max_length, ..AmqpConfig::new(broker_url()) }
 }
 
 /// Delete the queues and the exchange of `config`.
 async fn delete_topology(config: &AmqpConfig) {
-    let Ok(connection) = Connection::connect(&config.url, ConnectionProperties::default()).await else { return };
+    let Ok(connection) = Connection::connect(&config.url, ConnectionProperties::default()).await else {
+        return;
+    };
     let Ok(channel) = connection.create_channel().await else { return };
     let topology = Topology::new(&config.prefix);
     for queue in [&topology.jobs, &topology.dead] {
         let _ = channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await;
     }
-    let _ = channel.exchange_delete(topology.dead_exchange.as_str().into(), ExchangeDeleteOptions::default()).await;
+    let _ = channel
+        .exchange_delete(topology.dead_exchange.as_str().into(), ExchangeDeleteOptions::default())
+        .await;
     let _ = connection.close(200, "done".into()).await;
 }
 

@@ -184,7 +184,12 @@ struct AmqpSettle {
 impl AmqpSettle {
     /// Publish `payload` to the dead-letter exchange with `reason`, wait for the confirm, then ack
     /// the delivery.
-    async fn dead_letter_bytes(self, payload: &[u8], reason: &str, delivery_count: u32) -> Result<(), QueueError> {
+    async fn dead_letter_bytes(
+        self,
+        payload: &[u8],
+        reason: &str,
+        delivery_count: u32,
+    ) -> Result<(), QueueError> {
         let properties = dead_letter_properties(self.headers.clone(), reason, delivery_count);
         let confirm = self
             .channel

@@ -28,7 +28,11 @@ pub(super) fn delivery_count_of(headers: Option<&FieldTable>) -> u32 {
 }
 
 /// A dead letter's properties: persistent, the original headers, the reason and the count.
-pub(super) fn dead_letter_properties(headers: Option<FieldTable>, reason: &str, delivery_count: u32) -> BasicProperties {
+pub(super) fn dead_letter_properties(
+    headers: Option<FieldTable>,
+    reason: &str,
+    delivery_count: u32,
+) -> BasicProperties {
     let mut headers = headers.unwrap_or_default();
     headers.insert(REASON_HEADER.into(), AMQPValue::LongString(reason.into()));
     headers.insert(DELIVERY_COUNT_HEADER.into(), AMQPValue::LongUInt(delivery_count));

@@ -48,7 +48,7 @@ use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
 
 pub use consumer::{AmqpConsumer, Settled};
-pub use dead_letters::{DeadLetterQueue, RawDeadLetter, REASON_HEADER};
+pub use dead_letters::{DeadLetterQueue, REASON_HEADER, RawDeadLetter};
 pub use publisher::AmqpQueue;
 
 use crate::queue::QueueError;
@@ -72,7 +72,13 @@ pub struct AmqpConfig {
 
 impl AmqpConfig {
     pub fn new(url: impl Into<String>) -> Self {
-        Self { url: url.into(), prefix: "codecrafter".into(), prefetch: 256, delivery_limit: 20, max_length: None }
+        Self {
+            url: url.into(),
+            prefix: "codecrafter".into(),
+            prefetch: 256,
+            delivery_limit: 20,
+            max_length: None,
+        }
     }
 }
 
@@ -100,7 +106,12 @@ impl Topology {
     pub async fn declare(&self, channel: &Channel, config: &AmqpConfig) -> Result<(), QueueError> {
         let durable = ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() };
         channel
-            .exchange_declare(self.dead_exchange.as_str().into(), ExchangeKind::Fanout, durable, FieldTable::default())
+            .exchange_declare(
+                self.dead_exchange.as_str().into(),
+                ExchangeKind::Fanout,
+                durable,
+                FieldTable::default(),
+            )
             .await
             .map_err(backend("declare the dead-letter exchange"))?;
 
@@ -122,7 +133,11 @@ impl Topology {
             .map_err(backend("bind the dead-letter queue"))?;
 
         channel
-            .queue_declare(self.jobs.as_str().into(), QueueDeclareOptions::durable(), self.jobs_arguments(config))
+            .queue_declare(
+                self.jobs.as_str().into(),
+                QueueDeclareOptions::durable(),
+                self.jobs_arguments(config),
+            )
             .await
             .map_err(backend("declare the jobs queue"))?;
         Ok(())
@@ -132,7 +147,10 @@ impl Topology {
         let mut args = FieldTable::default();
         args.insert("x-queue-type".into(), long_string("quorum"));
         args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
-        args.insert("x-delivery-limit".into(), AMQPValue::LongInt(i32::try_from(config.delivery_limit).unwrap_or(i32::MAX)));
+        args.insert(
+            "x-delivery-limit".into(),
+            AMQPValue::LongInt(i32::try_from(config.delivery_limit).unwrap_or(i32::MAX)),
+        );
         args.insert("x-dead-letter-exchange".into(), long_string(&self.dead_exchange));
         // At-least-once dead-lettering (3.10+) needs reject-publish overflow; without it a message
         // the broker dead-letters could be lost if the dead-letter queue is unavailable.

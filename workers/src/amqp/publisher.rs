@@ -65,9 +65,12 @@ impl AmqpQueue {
             .map_err(backend("publish"))?;
         match confirm.await.map_err(backend("await the publisher confirm"))? {
             Confirmation::Ack(None) => Ok(true),
-            Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned)) => Err(QueueError::Backend(
-                format!("job returned unroutable: {} ({})", returned.reply_text, returned.reply_code),
-            )),
+            Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned)) => {
+                Err(QueueError::Backend(format!(
+                    "job returned unroutable: {} ({})",
+                    returned.reply_text, returned.reply_code
+                )))
+            }
             Confirmation::Nack(None) => Ok(false),
             Confirmation::NotRequested => Err(QueueError::Backend("publisher confirms are off".into())),
         }
