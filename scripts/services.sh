@@ -131,7 +131,14 @@ services_rabbitmq_run() {
 }
 
 services_rabbitmq_start() {
-  local dir=$1
+  local dir=$1 port
+  # A broker left over from an interrupted run would answer in place of ours.
+  for port in "$SERVICES_AMQP_PORT" "$SERVICES_AMQP_DIST_PORT"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "services: port $port is taken (an earlier broker still running? set SERVICES_AMQP_PORT / SERVICES_AMQP_DIST_PORT)" >&2
+      return 1
+    fi
+  done
   mkdir -p "$dir/mnesia" "$dir/log"
   echo '[].' >"$dir/plugins"
   # The guest user may connect from localhost only (the default); the disk alarm must not stop
