@@ -268,6 +268,13 @@ async fn many_publishes_in_flight() {
         .await;
     queue.flush().await.unwrap();
     let published_in = started.elapsed();
+    // One by one, each confirm awaited before the next publish: what a single sequential producer gets.
+    const ONE_BY_ONE: u64 = 1_000;
+    let started = Instant::now();
+    for seq in JOBS..JOBS + ONE_BY_ONE {
+        queue.publish(snapshot("r", seq)).await.expect("publish");
+    }
+    let one_by_one_in = started.elapsed();
 
     let consumer = AmqpConsumer::connect(&config).await.expect("connect the consumer");
     let settled = consumer.settled();
@@ -277,14 +284,16 @@ async fn many_publishes_in_flight() {
     let (tracker, cancel) = (TaskTracker::new(), CancellationToken::new());
     let started = Instant::now();
     tracker.spawn(dispatcher.run(consumer, cancel.clone()));
-    tokio::time::timeout(Duration::from_secs(120), settled.wait_for(JOBS)).await.expect("every job handled");
+    let total = JOBS + ONE_BY_ONE;
+    tokio::time::timeout(Duration::from_secs(120), settled.wait_for(total)).await.expect("every job handled");
     let consumed_in = started.elapsed();
-    assert_eq!(handled.load(Ordering::Relaxed), JOBS as usize);
+    assert_eq!(handled.load(Ordering::Relaxed), total as usize);
     eprintln!(
-        "{JOBS} persistent jobs: published with confirms ({IN_FLIGHT} in flight) at {:.0}/s, consumed and acked \
-         (prefetch 256, batches of 128) at {:.0}/s",
+        "{JOBS} persistent jobs published with confirms ({IN_FLIGHT} in flight) at {:.0}/s; {ONE_BY_ONE} one by \
+         one at {:.0}/s; {total} consumed and acked (prefetch 256, batches of 128) at {:.0}/s",
         JOBS as f64 / published_in.as_secs_f64(),
-        JOBS as f64 / consumed_in.as_secs_f64()
+        ONE_BY_ONE as f64 / one_by_one_in.as_secs_f64(),
+        total as f64 / consumed_in.as_secs_f64()
     );
     cancel.cancel();
     tracker.close();
