@@ -300,3 +300,47 @@ async fn many_publishes_in_flight() {
     tokio::time::timeout(TIMEOUT, tracker.wait()).await.expect("the dispatcher stops");
     delete_topology(&config).await;
 }
+
+/// Several workers on the queue keep each room's order: one consumer is active (single active
+/// consumer), and the next one takes over where it stopped, its unacked jobs first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_worker_takes_over_in_order() {
+    const JOBS: u64 = 10;
+    let config = config(None, 16);
+    let queue = AmqpQueue::connect(&config).await.expect("connect the publisher");
+    let mut first = AmqpConsumer::connect(&config).await.expect("connect the first worker");
+    let mut second = AmqpConsumer::connect(&config).await.expect("connect the second worker");
+    // Both consume before anything is published: a queue that dealt jobs round-robin would give
+    // the second worker every other one.
+    for seq in 0..JOBS {
+        queue.publish(snapshot("r", seq)).await.unwrap();
+    }
+    let seqs = |batch: Vec<workers::Delivery>| -> Vec<(u64, workers::Delivery)> {
+        batch
+            .into_iter()
+            .map(|d| match d.job() {
+                Job::Snapshot(s) => (s.changes, d),
+            })
+            .collect()
+    };
+    let taken = seqs(tokio::time::timeout(TIMEOUT, first.next_batch(4)).await.unwrap().unwrap());
+    let mut order: Vec<u64> = Vec::new();
+    for (seq, delivery) in taken {
+        order.push(seq);
+        delivery.ack().await.unwrap();
+    }
+    // The first worker goes away holding the rest (prefetched, unacked).
+    first.disconnect().await.unwrap();
+    drop(first);
+    while (order.len() as u64) < JOBS {
+        let batch =
+            tokio::time::timeout(TIMEOUT, second.next_batch(16)).await.expect("the second worker takes over");
+        for (seq, delivery) in seqs(batch.expect("the consumer is open")) {
+            order.push(seq);
+            delivery.ack().await.unwrap();
+        }
+    }
+    assert_eq!(order, (0..JOBS).collect::<Vec<_>>(), "each job once, in publish order, across the takeover");
+    second.disconnect().await.unwrap();
+    delete_topology(&config).await;
+}
