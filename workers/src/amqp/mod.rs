@@ -10,7 +10,9 @@
 //!   2) published `mandatory` to the jobs queue; `publish` returns once the broker confirmed it.
 //!   Concurrent `publish` calls pipeline on the channel (the confirms of many in flight arrive
 //!   together), which is what makes confirms fast: one by one ~2k msgs/s, in flight together
-//!   ~20k (STACK-NOTES). `flush` waits until no publish is in flight.
+//!   ~20k (STACK-NOTES). `flush` waits until no publish is in flight: every job is then in the
+//!   broker, durably; whether a worker has handled it, a broker cannot tell its publisher (a
+//!   process that consumes too can wait on [`Settled`]).
 //! - **Back-pressure** (`max_length`): the jobs queue gets `x-max-length` with
 //!   `x-overflow = reject-publish`; a publish the broker refuses (a nack) is sent again after a
 //!   short backoff, so `publish` waits for room and never drops. Without a length limit the broker's
@@ -37,7 +39,12 @@
 //! `hash(room) % N` (a direct exchange, or the `rabbitmq_consistent_hash_exchange` plugin hashing
 //! the routing key); workers then spread over the shards. Changing N moves rooms between shards,
 //! so it must drain the old shards first. Snapshot jobs alone would not need order (the store
-//! merges, CRDT), but chat and execution jobs do.
+//! merges, CRDT), but chat and execution jobs do. Publish order is a room's order when its
+//! producer awaits each `publish` before the next (the persister does): concurrent publishes may
+//! overtake one another, most visibly when a full queue refuses one and it is sent again.
+//!
+//! Not yet: reconnecting. A lost connection fails `publish` with [`QueueError::Backend`] and ends
+//! the consumer's batches (the dispatcher returns; the broker redelivers what was not acked).
 
 mod consumer;
 mod dead_letters;
