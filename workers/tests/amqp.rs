@@ -344,3 +344,71 @@ async fn a_second_worker_takes_over_in_order() {
     second.disconnect().await.unwrap();
     delete_topology(&config).await;
 }
+
+/// Handles each job once, after its gate opens; counts per job.
+struct Gated {
+    seen: Arc<std::sync::Mutex<Vec<u64>>>,
+    entered: Arc<tokio::sync::Notify>,
+    gate: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+#[async_trait]
+impl JobHandler for Gated {
+    type Job = SnapshotJob;
+
+    async fn handle(&self, batch: &[Attempt<'_, SnapshotJob>]) -> Result<Handled, Transient> {
+        self.entered.notify_one();
+        let _ = self.gate.subscribe().wait_for(|open| *open).await;
+        self.seen.lock().unwrap().extend(batch.iter().map(|a| a.job.changes));
+        Ok(Handled::all())
+    }
+}
+
+/// A worker stopped while it holds prefetched jobs handles them before it ends; what it had not
+/// taken stays in the queue for the next worker. Nothing is lost or handled twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_worker_finishes_what_it_holds_and_leaves_the_rest() {
+    const JOBS: u64 = 200;
+    let config = config(None, 32);
+    let queue = AmqpQueue::connect(&config).await.expect("connect the publisher");
+    for seq in 0..JOBS {
+        queue.publish(snapshot("r", seq)).await.unwrap();
+    }
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let entered = Arc::new(tokio::sync::Notify::new());
+    let gate = Arc::new(tokio::sync::watch::Sender::new(false));
+    let handler = Gated { seen: seen.clone(), entered: entered.clone(), gate: gate.clone() };
+    let dispatcher =
+        Dispatcher::new(DispatchConfig { batch: 8, ..DispatchConfig::default() }).register(handler);
+    let consumer = AmqpConsumer::connect(&config).await.expect("connect the first worker");
+    let (tracker, cancel) = (TaskTracker::new(), CancellationToken::new());
+    tracker.spawn(dispatcher.run(consumer, cancel.clone()));
+    tokio::time::timeout(TIMEOUT, entered.notified()).await.expect("the first batch is being handled");
+    cancel.cancel();
+    gate.send_replace(true);
+    tracker.close();
+    tokio::time::timeout(TIMEOUT, tracker.wait()).await.expect("the stopped worker ends");
+    let first: Vec<u64> = seen.lock().unwrap().clone();
+    assert!(
+        !first.is_empty() && (first.len() as u64) < JOBS,
+        "the first worker handled {} jobs",
+        first.len()
+    );
+
+    let second = AmqpConsumer::connect(&config).await.expect("connect the second worker");
+    let settled = second.settled();
+    let dispatcher = Dispatcher::new(DispatchConfig::default()).register(Gated {
+        seen: seen.clone(),
+        entered: Arc::new(tokio::sync::Notify::new()),
+        gate: Arc::new(tokio::sync::watch::Sender::new(true)),
+    });
+    let (tracker, cancel) = (TaskTracker::new(), CancellationToken::new());
+    tracker.spawn(dispatcher.run(second, cancel.clone()));
+    let rest = JOBS - first.len() as u64;
+    tokio::time::timeout(TIMEOUT, settled.wait_for(rest)).await.expect("the second worker handles the rest");
+    assert_eq!(*seen.lock().unwrap(), (0..JOBS).collect::<Vec<_>>(), "each job once, in order");
+    cancel.cancel();
+    tracker.close();
+    tokio::time::timeout(TIMEOUT, tracker.wait()).await.expect("the second worker ends");
+    delete_topology(&config).await;
+}

@@ -135,7 +135,8 @@ impl JobConsumer for AmqpConsumer {
     async fn next_batch(&mut self, max: usize) -> Option<Vec<Delivery>> {
         if self.closing && !self.cancelled {
             self.cancelled = true;
-            // The stream then yields what the broker already sent, and ends.
+            // The broker sends `cancel-ok` after its last delivery to this consumer, so once it is
+            // here every delivery is in the consumer's buffer.
             let tag = self.consumer.tag();
             if let Err(error) = self.channel.basic_cancel(tag, BasicCancelOptions::default()).await {
                 tracing::warn!(%error, "could not cancel the job consumer");
@@ -144,8 +145,13 @@ impl JobConsumer for AmqpConsumer {
         }
         let mut batch = Vec::with_capacity(max);
         while batch.is_empty() {
-            // Cancel-safe: only the wait for the first delivery is ever abandoned.
-            let first = self.consumer.next().await?;
+            let first = if self.cancelled {
+                // The buffer is all there is (lapin's stream does not always end after a cancel).
+                self.consumer.next().now_or_never().flatten()?
+            } else {
+                // Cancel-safe: only the wait for the first delivery is ever abandoned.
+                self.consumer.next().await?
+            };
             let mut received = vec![first];
             while received.len() < max {
                 match self.consumer.next().now_or_never() {
