@@ -4,15 +4,24 @@
 #
 #   source scripts/services.sh && services_start && cargo nextest run ... ; services_stop
 #
-# Exports CODECRAFTER_TEST_REDIS_URL and CODECRAFTER_TEST_MONGO_URL for the tests. No real MongoDB
-# server can be installed on the machines this runs on, so MongoDB is SecantusDB (PyPI), a server
-# speaking the MongoDB wire protocol on WiredTiger storage.
+# Exports CODECRAFTER_TEST_REDIS_URL, CODECRAFTER_TEST_MONGO_URL and CODECRAFTER_TEST_AMQP_URL for
+# the tests. No real MongoDB server can be installed on the machines this runs on, so MongoDB is
+# SecantusDB (PyPI), a server speaking the MongoDB wire protocol on WiredTiger storage. RabbitMQ is
+# Debian's rabbitmq-server, run as a node of our own (its own name, ports and data directory), never
+# the system service.
 
 SERVICES_ROOT="${SERVICES_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
 SERVICES_ENV="$SERVICES_ROOT/.test-env"
 SERVICES_REDIS_PORT="${SERVICES_REDIS_PORT:-26379}"
 SERVICES_MONGO_PORT="${SERVICES_MONGO_PORT:-27117}"
+# RabbitMQ: the AMQP port, and the Erlang distribution port, chosen explicitly (its default, AMQP
+# port + 20000, was once refused as "already used"). The node name keeps rabbitmqctl off any other
+# node on the machine. epmd (4369) is shared by every Erlang node and left running.
+SERVICES_AMQP_PORT="${SERVICES_AMQP_PORT:-25682}"
+SERVICES_AMQP_DIST_PORT="${SERVICES_AMQP_DIST_PORT:-25692}"
+SERVICES_AMQP_NODE="${SERVICES_AMQP_NODE:-codecrafter-test@localhost}"
 SERVICES_PIDS=()
+SERVICES_AMQP_PID=""
 
 services_install() {
   if ! command -v redis-server >/dev/null 2>&1; then
@@ -23,6 +32,19 @@ services_install() {
       sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
     fi
     # The package starts a system-wide instance on 6379; the tests use their own.
+  fi
+  if [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
+    # The broker of the amqp tests (workers/tests/amqp.rs). The package's own service must not
+    # start: a policy-rc.d says no while installing (services_start runs a node of our own).
+    echo "== apt: rabbitmq-server"
+    local sudo="" policy=/usr/sbin/policy-rc.d added_policy=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    if [ ! -e "$policy" ]; then
+      printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null && $sudo chmod +x "$policy" && added_policy=1
+    fi
+    $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -qq --no-install-recommends rabbitmq-server >/dev/null
+    [ -z "$added_policy" ] || $sudo rm -f "$policy"
   fi
   if ! command -v promtool >/dev/null 2>&1; then
     # `promtool check metrics` lints the live /metrics (server/tests/it/ops.rs). Debian ships it in the
@@ -87,14 +109,64 @@ services_start() {
   "$SERVICES_ENV/venv/bin/python" -m secantus --port "$SERVICES_MONGO_PORT" \
     --storage-path "$run/mongo" >"$run/mongo.log" 2>&1 &
   SERVICES_PIDS+=($!)
+  services_rabbitmq_start "$run/rabbitmq" || return 1
   services_wait_port "$SERVICES_REDIS_PORT" 20 || { cat "$run/redis.log" >&2; return 1; }
   services_wait_port "$SERVICES_MONGO_PORT" 60 || { cat "$run/mongo.log" >&2; return 1; }
+  services_rabbitmq_wait "$run/rabbitmq" || return 1
   export CODECRAFTER_TEST_REDIS_URL="redis://127.0.0.1:$SERVICES_REDIS_PORT"
   export CODECRAFTER_TEST_MONGO_URL="mongodb://127.0.0.1:$SERVICES_MONGO_PORT/?directConnection=true"
+  export CODECRAFTER_TEST_AMQP_URL="amqp://guest:guest@127.0.0.1:$SERVICES_AMQP_PORT/%2f"
+}
+
+# Run "$2..." in the environment of our node, whose files are all under $1 (the Erlang cookie too,
+# in its HOME): nothing from /etc/rabbitmq or /var/lib/rabbitmq.
+services_rabbitmq_run() {
+  local dir=$1
+  shift
+  env HOME="$dir" RABBITMQ_NODENAME="$SERVICES_AMQP_NODE" \
+    RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT="$SERVICES_AMQP_PORT" \
+    RABBITMQ_DIST_PORT="$SERVICES_AMQP_DIST_PORT" RABBITMQ_MNESIA_BASE="$dir/mnesia" \
+    RABBITMQ_LOG_BASE="$dir/log" RABBITMQ_ENABLED_PLUGINS_FILE="$dir/plugins" \
+    RABBITMQ_CONFIG_FILE="$dir/rabbitmq" "$@"
+}
+
+services_rabbitmq_start() {
+  local dir=$1 port
+  # A broker left over from an interrupted run would answer in place of ours.
+  for port in "$SERVICES_AMQP_PORT" "$SERVICES_AMQP_DIST_PORT"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "services: port $port is taken (an earlier broker still running? set SERVICES_AMQP_PORT / SERVICES_AMQP_DIST_PORT)" >&2
+      return 1
+    fi
+  done
+  mkdir -p "$dir/mnesia" "$dir/log"
+  echo '[].' >"$dir/plugins"
+  # The guest user may connect from localhost only (the default); the disk alarm must not stop
+  # publishers on a nearly full CI disk.
+  cat >"$dir/rabbitmq.conf" <<CONF
+loopback_users.guest = true
+disk_free_limit.absolute = 50MB
+CONF
+  echo "== rabbitmq-server ($SERVICES_AMQP_NODE) on port $SERVICES_AMQP_PORT, dist port $SERVICES_AMQP_DIST_PORT"
+  services_rabbitmq_run "$dir" /usr/lib/rabbitmq/bin/rabbitmq-server >"$dir.log" 2>&1 &
+  SERVICES_AMQP_PID=$!
+}
+
+# The AMQP listener opens last in the boot, once the node is ready for clients.
+services_rabbitmq_wait() {
+  local dir=$1
+  services_wait_port "$SERVICES_AMQP_PORT" 90 || { cat "$dir.log" >&2; return 1; }
 }
 
 services_stop() {
   local pid
+  if [ -n "$SERVICES_AMQP_PID" ]; then
+    services_rabbitmq_run "$SERVICES_ENV/run/rabbitmq" \
+      /usr/lib/rabbitmq/bin/rabbitmqctl -n "$SERVICES_AMQP_NODE" stop >/dev/null 2>&1 ||
+      kill "$SERVICES_AMQP_PID" 2>/dev/null || true
+    wait "$SERVICES_AMQP_PID" 2>/dev/null || true
+    SERVICES_AMQP_PID=""
+  fi
   for pid in "${SERVICES_PIDS[@]}"; do
     kill "$pid" 2>/dev/null || true
   done

@@ -6,12 +6,13 @@
 //! its [`JobKind`] and settles it: done → ack, transient failure → the same jobs again after a
 //! backoff, poison → dead letter with a reason. Today's one handler is snapshot persistence
 //! ([`snapshot::SnapshotHandler`]); chat persistence and code execution (writing into rooms
-//! through a [`RoomOutput`]) come later as more handlers, and a RabbitMQ backend with the workers
-//! as their own process behind the same traits. In the embedded mode the [`InProcessQueue`] runs
-//! the same dispatcher inside the server process.
+//! through a [`RoomOutput`]) come later as more handlers, and the workers as their own process
+//! behind the same traits, on the RabbitMQ backend ([`amqp`]). In the embedded mode the
+//! [`InProcessQueue`] runs the same dispatcher inside the server process.
 //!
 //! Every backend passes the one suite in `conformance` (feature `conformance`, tests only).
 
+pub mod amqp;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod dead_letters;

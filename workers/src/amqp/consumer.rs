@@ -1,0 +1,254 @@
+//! The consumer side: a manual-ack consumer with a prefetch on the jobs queue, its deliveries
+//! decoded into [`Delivery`]s and settled by ack, nack-requeue, or a confirmed publish to the
+//! dead-letter exchange followed by an ack.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use futures_util::{FutureExt, StreamExt};
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+    ConfirmSelectOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{Acker, Channel, Connection, Consumer};
+use protocol::job::Job;
+use tokio::sync::Notify;
+
+use super::dead_letters::{dead_letter_properties, delivery_count_of};
+use super::{AmqpConfig, Topology, backend, connect};
+use crate::delivery::{DeadLetter, Delivery, JobConsumer, Settle};
+use crate::queue::QueueError;
+
+/// How many deliveries a consumer has settled for good (acked or dead-lettered; a requeue does not
+/// count): what a process that both publishes and consumes (tests, an all-in-one deployment) can
+/// wait on to know its jobs are handled, which a broker cannot tell its publisher.
+#[derive(Debug, Default)]
+pub struct Settled {
+    count: AtomicU64,
+    changed: Notify,
+}
+
+impl Settled {
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Acquire)
+    }
+
+    /// Wait until at least `n` deliveries are settled.
+    pub async fn wait_for(&self, n: u64) {
+        loop {
+            let changed = self.changed.notified();
+            if self.count() >= n {
+                return;
+            }
+            changed.await;
+        }
+    }
+
+    fn add(&self) {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        self.changed.notify_waiters();
+    }
+}
+
+pub struct AmqpConsumer {
+    connection: Connection,
+    channel: Channel,
+    consumer: Consumer,
+    topology: Topology,
+    settled: Arc<Settled>,
+    /// `close` was called: cancel the consumer at the next `next_batch`.
+    closing: bool,
+    cancelled: bool,
+}
+
+impl AmqpConsumer {
+    /// Connect, declare the topology, and start consuming the jobs queue with `config.prefetch`.
+    /// The channel is in confirm mode too, for the dead letters it publishes.
+    pub async fn connect(config: &AmqpConfig) -> Result<Self, QueueError> {
+        let connection = connect(config, "codecrafter-worker").await?;
+        let channel = connection.create_channel().await.map_err(backend("open a channel"))?;
+        let topology = Topology::new(&config.prefix);
+        topology.declare(&channel, config).await?;
+        channel.confirm_select(ConfirmSelectOptions::default()).await.map_err(backend("enable confirms"))?;
+        channel
+            .basic_qos(config.prefetch.max(1), BasicQosOptions::default())
+            .await
+            .map_err(backend("set the prefetch"))?;
+        let consumer = channel
+            .basic_consume(
+                topology.jobs.as_str().into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(backend("start consuming"))?;
+        Ok(Self {
+            connection,
+            channel,
+            consumer,
+            topology,
+            settled: Arc::default(),
+            closing: false,
+            cancelled: false,
+        })
+    }
+
+    /// This consumer's count of settled deliveries.
+    pub fn settled(&self) -> Arc<Settled> {
+        self.settled.clone()
+    }
+
+    /// Close the connection: every delivery not settled yet goes back to the queue.
+    pub async fn disconnect(&self) -> Result<(), QueueError> {
+        self.connection.close(200, "closing".into()).await.map_err(backend("close the connection"))
+    }
+
+    /// The job in `delivery`, or `None` after dead-lettering it as undecodable.
+    async fn decode(&self, delivery: lapin::message::Delivery) -> Option<Delivery> {
+        let delivery_count = delivery_count_of(delivery.properties.headers().as_ref());
+        let settle = AmqpSettle {
+            channel: self.channel.clone(),
+            acker: delivery.acker,
+            dead_exchange: self.topology.dead_exchange.clone(),
+            headers: delivery.properties.headers().clone(),
+            settled: self.settled.clone(),
+        };
+        match Job::decode(&delivery.data) {
+            Ok(job) => Some(Delivery::new(job, delivery_count, Box::new(settle))),
+            Err(error) => {
+                let reason = format!("undecodable job: {error}");
+                tracing::error!(%reason, bytes = delivery.data.len(), "job dead-lettered");
+                if let Err(error) = settle.dead_letter_bytes(&delivery.data, &reason, delivery_count).await {
+                    tracing::warn!(%error, "could not dead-letter an undecodable job; the queue will deliver it again");
+                }
+                None
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl JobConsumer for AmqpConsumer {
+    async fn next_batch(&mut self, max: usize) -> Option<Vec<Delivery>> {
+        if self.closing && !self.cancelled {
+            self.cancelled = true;
+            // The broker sends `cancel-ok` after its last delivery to this consumer, so once it is
+            // here every delivery is in the consumer's buffer.
+            let tag = self.consumer.tag();
+            if let Err(error) = self.channel.basic_cancel(tag, BasicCancelOptions::default()).await {
+                tracing::warn!(%error, "could not cancel the job consumer");
+                return None;
+            }
+        }
+        let mut batch = Vec::with_capacity(max);
+        while batch.is_empty() {
+            let first = if self.cancelled {
+                // The buffer is all there is (lapin's stream does not always end after a cancel).
+                self.consumer.next().now_or_never().flatten()?
+            } else {
+                // Cancel-safe: only the wait for the first delivery is ever abandoned.
+                self.consumer.next().await?
+            };
+            let mut received = vec![first];
+            while received.len() < max {
+                match self.consumer.next().now_or_never() {
+                    Some(Some(next)) => received.push(next),
+                    _ => break,
+                }
+            }
+            for delivery in received {
+                match delivery {
+                    Ok(delivery) => batch.extend(self.decode(delivery).await),
+                    Err(error) => {
+                        // The channel or connection failed: what was not acked is redelivered.
+                        tracing::error!(%error, "job consumer failed");
+                        return (!batch.is_empty()).then_some(batch);
+                    }
+                }
+            }
+        }
+        Some(batch)
+    }
+
+    fn close(&mut self) {
+        self.closing = true;
+    }
+}
+
+struct AmqpSettle {
+    channel: Channel,
+    acker: Acker,
+    dead_exchange: String,
+    /// The delivered message's headers, kept on its dead letter.
+    headers: Option<FieldTable>,
+    settled: Arc<Settled>,
+}
+
+impl AmqpSettle {
+    /// Publish `payload` to the dead-letter exchange with `reason`, wait for the confirm, then ack
+    /// the delivery.
+    async fn dead_letter_bytes(
+        self,
+        payload: &[u8],
+        reason: &str,
+        delivery_count: u32,
+    ) -> Result<(), QueueError> {
+        let properties = dead_letter_properties(self.headers.clone(), reason, delivery_count);
+        let confirm = self
+            .channel
+            .basic_publish(
+                self.dead_exchange.as_str().into(),
+                "".into(),
+                lapin::options::BasicPublishOptions::default(),
+                payload,
+                properties,
+            )
+            .await
+            .map_err(backend("publish a dead letter"))?;
+        let confirmation = confirm.await.map_err(backend("await a dead letter's confirm"))?;
+        if !confirmation.is_ack() {
+            return Err(QueueError::Backend("the broker refused a dead letter".into()));
+        }
+        self.acker.ack(BasicAckOptions::default()).await.map_err(backend("ack a dead-lettered job"))?;
+        self.settled.add();
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Settle for AmqpSettle {
+    async fn ack(self: Box<Self>) -> Result<(), QueueError> {
+        self.acker.ack(BasicAckOptions::default()).await.map_err(backend("ack a job"))?;
+        self.settled.add();
+        Ok(())
+    }
+
+    async fn requeue(self: Box<Self>, _job: Job) -> Result<(), QueueError> {
+        let options = BasicNackOptions { requeue: true, ..BasicNackOptions::default() };
+        self.acker.nack(options).await.map_err(backend("requeue a job"))?;
+        Ok(())
+    }
+
+    async fn dead_letter(self: Box<Self>, letter: DeadLetter) -> Result<(), QueueError> {
+        // The delivered bytes are the job's encoding; encoding it again gives the same bytes.
+        let payload = letter.job.encode();
+        self.dead_letter_bytes(&payload, &letter.reason, letter.delivery_count).await
+    }
+}
+
+/// `x-delivery-count` as a number, whatever integer type the broker sent it as.
+pub(super) fn as_u64(value: &AMQPValue) -> Option<u64> {
+    match *value {
+        AMQPValue::ShortShortInt(n) => u64::try_from(n).ok(),
+        AMQPValue::ShortShortUInt(n) => Some(n.into()),
+        AMQPValue::ShortInt(n) => u64::try_from(n).ok(),
+        AMQPValue::ShortUInt(n) => Some(n.into()),
+        AMQPValue::LongInt(n) => u64::try_from(n).ok(),
+        AMQPValue::LongUInt(n) => Some(n.into()),
+        AMQPValue::LongLongInt(n) => u64::try_from(n).ok(),
+        _ => None,
+    }
+}
