@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use protocol::job::Job;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -30,8 +30,14 @@ impl Default for InProcessQueueConfig {
     }
 }
 
+/// Told once a job published with `persist` is settled: handled (`Ok`) or dead-lettered.
+type Receipt = oneshot::Sender<Result<(), QueueError>>;
+
+/// A job in the channel, with the receipt of a `persist`.
+type Queued = (Job, Option<Receipt>);
+
 pub struct InProcessQueue {
-    tx: mpsc::Sender<Job>,
+    tx: mpsc::Sender<Queued>,
     shared: Arc<Shared>,
 }
 
@@ -42,7 +48,7 @@ struct Shared {
     drained: Notify,
     /// Jobs given back, by their place in the queue, so they come again before anything after
     /// them; with their next delivery count.
-    requeued: Mutex<BTreeMap<u64, (Job, u32)>>,
+    requeued: Mutex<BTreeMap<u64, (Queued, u32)>>,
     requeue_added: Notify,
     dead_letters: Arc<DeadLetters>,
 }
@@ -78,12 +84,14 @@ impl InProcessQueue {
 #[async_trait]
 impl JobQueue for InProcessQueue {
     async fn publish(&self, job: Job) -> Result<(), QueueError> {
-        self.shared.pending.fetch_add(1, Ordering::AcqRel);
-        if self.tx.send(job).await.is_err() {
-            self.shared.done();
-            return Err(QueueError::Closed);
-        }
-        Ok(())
+        self.send((job, None)).await
+    }
+
+    async fn persist(&self, job: Job) -> Result<(), QueueError> {
+        let (receipt, settled) = oneshot::channel();
+        self.send((job, Some(receipt))).await?;
+        // A receipt dropped unanswered means the consumer's task was aborted with the job.
+        settled.await.unwrap_or(Err(QueueError::Closed))
     }
 
     async fn flush(&self) -> Result<(), QueueError> {
@@ -100,6 +108,17 @@ impl JobQueue for InProcessQueue {
     }
 }
 
+impl InProcessQueue {
+    async fn send(&self, queued: Queued) -> Result<(), QueueError> {
+        self.shared.pending.fetch_add(1, Ordering::AcqRel);
+        if self.tx.send(queued).await.is_err() {
+            self.shared.done();
+            return Err(QueueError::Closed);
+        }
+        Ok(())
+    }
+}
+
 impl Shared {
     /// One published job settled.
     fn done(&self) {
@@ -108,21 +127,21 @@ impl Shared {
         }
     }
 
-    fn requeued(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, (Job, u32)>> {
+    fn requeued(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, (Queued, u32)>> {
         self.requeued.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
 struct InProcessConsumer {
-    rx: mpsc::Receiver<Job>,
+    rx: mpsc::Receiver<Queued>,
     shared: Arc<Shared>,
     /// Jobs taken from the channel so far: each one's place in the queue.
     received: u64,
 }
 
 impl InProcessConsumer {
-    fn deliver(&self, seq: u64, job: Job, delivery_count: u32) -> Delivery {
-        let settle = InProcessSettle { seq, delivery_count, shared: self.shared.clone(), settled: false };
+    fn deliver(&self, seq: u64, (job, receipt): Queued, delivery_count: u32) -> Delivery {
+        let settle = InProcessSettle { seq, delivery_count, receipt, shared: self.shared.clone(), settled: false };
         Delivery::new(job, delivery_count, Box::new(settle))
     }
 
@@ -171,6 +190,7 @@ impl JobConsumer for InProcessConsumer {
 struct InProcessSettle {
     seq: u64,
     delivery_count: u32,
+    receipt: Option<Receipt>,
     shared: Arc<Shared>,
     settled: bool,
 }
@@ -179,19 +199,26 @@ struct InProcessSettle {
 impl Settle for InProcessSettle {
     async fn ack(mut self: Box<Self>) -> Result<(), QueueError> {
         self.settled = true;
+        if let Some(receipt) = self.receipt.take() {
+            let _ = receipt.send(Ok(()));
+        }
         self.shared.done();
         Ok(())
     }
 
     async fn requeue(mut self: Box<Self>, job: Job) -> Result<(), QueueError> {
         self.settled = true;
-        self.shared.requeued().insert(self.seq, (job, self.delivery_count.saturating_add(1)));
+        let queued = (job, self.receipt.take());
+        self.shared.requeued().insert(self.seq, (queued, self.delivery_count.saturating_add(1)));
         self.shared.requeue_added.notify_one();
         Ok(())
     }
 
     async fn dead_letter(mut self: Box<Self>, letter: DeadLetter) -> Result<(), QueueError> {
         self.settled = true;
+        if let Some(receipt) = self.receipt.take() {
+            let _ = receipt.send(Err(QueueError::DeadLettered(letter.reason.clone())));
+        }
         self.shared.dead_letters.push(letter);
         self.shared.done();
         Ok(())

@@ -9,6 +9,8 @@ pub enum QueueError {
     Closed,
     #[error("job queue backend: {0}")]
     Backend(String),
+    #[error("job dead-lettered: {0}")]
+    DeadLettered(String),
 }
 
 #[async_trait]
@@ -16,6 +18,13 @@ pub trait JobQueue: Send + Sync + 'static {
     /// Hand a job over. Returns once the queue has taken responsibility for it (for a broker: the
     /// publisher confirm), waiting for room when the queue is full rather than dropping it.
     async fn publish(&self, job: Job) -> Result<(), QueueError>;
+
+    /// Hand a job over and return once it is durable, which is when a client may be told it is
+    /// saved: for a broker, its publisher confirm (a quorum queue confirms once a majority has
+    /// written the message to disk); in-process, once a worker has handled it (the store
+    /// committed it: an in-memory channel is not durable). A job dead-lettered in-process fails
+    /// with [`QueueError::DeadLettered`].
+    async fn persist(&self, job: Job) -> Result<(), QueueError>;
 
     /// Wait until every job published so far has been handled durably by a worker (in-process) or
     /// confirmed by the broker. Used on shutdown so that no edit is lost.

@@ -79,6 +79,10 @@ impl JobQueue for SettledFlush {
         published
     }
 
+    async fn persist(&self, job: Job) -> Result<(), QueueError> {
+        self.publish(job).await
+    }
+
     async fn flush(&self) -> Result<(), QueueError> {
         self.queue.flush().await?;
         self.settled.wait_for(self.published.load(Ordering::Acquire)).await;

@@ -204,6 +204,41 @@ async fn after_cancel_it_drains_what_was_queued_even_through_an_outage() {
     assert_eq!(s.queue.dead_letters().total(), 0);
 }
 
+/// `persist` is the durability point clients are told "saved" on: in-process that is the store's
+/// commit, so it waits through an outage, and it never returns before the store has the job.
+#[tokio::test]
+async fn persist_returns_once_the_store_has_the_job() {
+    let s = setup();
+    s.queue.persist(snapshot("room", edit(1, "a"))).await.unwrap();
+    assert_eq!(stored_text(&s.store, "room").await, "a", "persisted means in the store");
+
+    s.store.down.store(true, Ordering::SeqCst);
+    let queue = s.queue.clone();
+    let mut persisting = tokio::spawn(async move { queue.persist(snapshot("room", edit(2, "b"))).await });
+    eventually("several writes failed", || s.store.failed_writes.load(Ordering::SeqCst) >= 3).await;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), &mut persisting).await.is_err(),
+        "persist returned while the store was down"
+    );
+    s.store.down.store(false, Ordering::SeqCst);
+    tokio::time::timeout(Duration::from_secs(20), persisting).await.unwrap().unwrap().unwrap();
+    assert_eq!(stored_text(&s.store, "room").await.len(), 2, "both edits stored");
+}
+
+/// A job the worker cannot handle is not durable: its `persist` fails instead of reporting it saved.
+#[tokio::test]
+async fn persist_of_a_dead_lettered_job_fails() {
+    let tracker = TaskTracker::new();
+    let queue = InProcessQueue::start(
+        Dispatcher::new(DispatchConfig::default()),
+        InProcessQueueConfig::default(),
+        &tracker,
+        CancellationToken::new(),
+    );
+    let result = queue.persist(snapshot("room", edit(1, "a"))).await;
+    assert!(matches!(result, Err(QueueError::DeadLettered(_))), "{result:?}");
+}
+
 #[tokio::test]
 async fn recording_output_keeps_what_was_sent_in_order() {
     let recording = Arc::new(RecordingOutput::default());

@@ -93,6 +93,12 @@ impl JobQueue for AmqpQueue {
         Ok(())
     }
 
+    /// The broker's confirm is the durability point: a quorum queue confirms once a majority of
+    /// its replicas has the message on disk.
+    async fn persist(&self, job: Job) -> Result<(), QueueError> {
+        self.publish(job).await
+    }
+
     async fn flush(&self) -> Result<(), QueueError> {
         loop {
             let idle = self.idle.notified();
