@@ -301,6 +301,18 @@ impl RoomDoc {
 /// CRDT merge of two v1 snapshots: the result holds every insertion and deletion from both, in
 /// either order, and anything either was holding for missing dependencies. A zero-length input
 /// means "no snapshot"; two of them merge to zero length.
+/// Several v1 updates as one, by yrs's block-level merge (no document is built: cheap enough to
+/// run per batch of updates a room persists together). For updates a document already accepted;
+/// a panic inside yrs is caught and reported as [`Error::InvalidUpdate`].
+pub fn merge_updates<'a>(updates: impl IntoIterator<Item = &'a [u8]>) -> Result<Vec<u8>> {
+    let updates: Vec<&[u8]> = updates.into_iter().collect();
+    match std::panic::catch_unwind(|| yrs::merge_updates_v1(updates.iter().copied())) {
+        Ok(Ok(merged)) => Ok(merged),
+        Ok(Err(error)) => Err(Error::MalformedUpdate(error)),
+        Err(_) => Err(Error::InvalidUpdate("yrs panicked while merging updates".into())),
+    }
+}
+
 pub fn merge_snapshots(a: &[u8], b: &[u8]) -> Result<Vec<u8>> {
     if a.is_empty() && b.is_empty() {
         return Ok(Vec::new());

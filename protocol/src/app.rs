@@ -26,6 +26,11 @@ pub enum AppMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         nonce: Option<String>,
     },
+    /// Document durability, to an app client: the first `seq` messages carrying document content
+    /// it sent on this connection (sync step 2 and sync update, counted together from 1) are
+    /// durable, or were refused (a read-only client's edits, answered at once with permission
+    /// denied). Sent in order, `seq` only growing; one message may cover several.
+    Saved { seq: u64 },
 }
 
 /// Longest `nonce` a client may attach to an app message, in bytes.
@@ -101,6 +106,15 @@ impl From<&DecodeError> for AppMessage {
 mod tests {
     use super::*;
     use crate::message::{Message, decode_frame};
+
+    #[test]
+    fn saved_json_shape() {
+        assert_eq!(AppMessage::Saved { seq: 42 }.to_json(), r#"{"type":"saved","seq":42}"#);
+        assert_eq!(
+            AppMessage::from_json(r#"{"type":"saved","seq":7}"#).ok(),
+            Some(AppMessage::Saved { seq: 7 })
+        );
+    }
 
     #[test]
     fn error_json_shape() {

@@ -124,7 +124,8 @@ impl App {
             idle: config.room_idle(),
         };
         let (persist_tx, persist_rx) = tokio::sync::mpsc::unbounded_channel();
-        let (rooms, failed_rooms) = Rooms::new(store.clone(), settings, persist_tx, relay.clone());
+        let (rooms, failed_rooms) =
+            Rooms::new(store.clone(), settings, persist_tx, relay.clone(), queue.clone());
         let rooms = Arc::new(rooms);
         let (user_sockets, newly_recorded) = UserSockets::new(relay.node_id(), cache.clone());
         let sessions = Arc::new(SessionDirectory::new(

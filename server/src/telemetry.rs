@@ -49,10 +49,14 @@ pub fn prometheus() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
         let latency = [0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.1, 0.5];
         let lag = [0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 5.0, 10.0, 30.0];
+        let journal = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0, 5.0];
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Full("codecrafter_fanout_seconds".into()), &latency)
             .and_then(|b| {
                 b.set_buckets_for_metric(Matcher::Full("codecrafter_persist_lag_seconds".into()), &lag)
+            })
+            .and_then(|b| {
+                b.set_buckets_for_metric(Matcher::Full("codecrafter_journal_seconds".into()), &journal)
             })
             .expect("valid buckets")
             .build_recorder();
@@ -122,6 +126,22 @@ fn describe() {
         "Failed rooms not reloaded from storage yet (/ready is degraded while above 0)"
     );
     describe_counter!(
+        "codecrafter_journal_batches_total",
+        "Batches of accepted updates made durable by the rooms' journals (each one job, persisted: broker confirm or store commit)"
+    );
+    describe_counter!(
+        "codecrafter_journal_updates_total",
+        "Accepted updates made durable by the rooms' journals"
+    );
+    describe_counter!(
+        "codecrafter_journal_errors_total",
+        "Journal batches that failed to persist and are retried (broker or store unavailable)"
+    );
+    describe_histogram!(
+        "codecrafter_journal_seconds",
+        "From the oldest update of a journal batch being accepted to the batch being durable (the saved acknowledgement's delay)"
+    );
+    describe_counter!(
         "codecrafter_awareness_refused_total",
         "Awareness updates relayed without entries for client ids another connection holds"
     );
@@ -185,6 +205,10 @@ pub struct Metrics {
     pub room_failures: Counter,
     pub rooms_quarantined: Gauge,
     pub awareness_refused: Counter,
+    pub journal_batches: Counter,
+    pub journal_updates: Counter,
+    pub journal_errors: Counter,
+    pub journal_latency: Histogram,
     /// Failed writes of this node's user-socket records (`codecrafter_presence_write_errors_total`).
     pub user_socket_write_errors: Counter,
     messages_in: [Counter; MessageKind::COUNT],
@@ -233,6 +257,10 @@ impl Metrics {
                 room_failures: metrics::counter!("codecrafter_room_failures_total"),
                 rooms_quarantined: metrics::gauge!("codecrafter_rooms_quarantined"),
                 awareness_refused: metrics::counter!("codecrafter_awareness_refused_total"),
+                journal_batches: metrics::counter!("codecrafter_journal_batches_total"),
+                journal_updates: metrics::counter!("codecrafter_journal_updates_total"),
+                journal_errors: metrics::counter!("codecrafter_journal_errors_total"),
+                journal_latency: metrics::histogram!("codecrafter_journal_seconds"),
                 user_socket_write_errors: metrics::counter!("codecrafter_presence_write_errors_total"),
                 messages_in: by_kind("codecrafter_messages_in_total"),
                 messages_out: by_kind("codecrafter_messages_out_total"),

@@ -254,6 +254,7 @@ async fn recording_output_keeps_what_was_sent_in_order() {
         .into_iter()
         .map(|(room, message)| match message {
             AppMessage::Error { message, .. } => format!("{room}{message}"),
+            other => panic!("unexpected {other:?}"),
         })
         .collect();
     assert_eq!(texts, ["room#0", "room#1", "room#2"]);

@@ -13,6 +13,7 @@
 
 mod frames;
 pub mod janitor;
+mod journal;
 pub mod output;
 pub mod persister;
 pub mod quarantine;
@@ -28,6 +29,7 @@ use protocol::MessageKind;
 use protocol::job::SnapshotJob;
 use relay::{Relay, RelayKind};
 use tokio::sync::mpsc;
+use workers::JobQueue;
 
 use crate::socket::wire::FrameHeader;
 use crate::socket::{Cut, Refused, Socket};
@@ -59,6 +61,8 @@ pub struct Room {
     awareness_limits: crdt::AwarenessLimits,
     /// Tells the other nodes holding this room what this node's clients do.
     relay: Arc<dyn Relay>,
+    /// Where the journal's writer makes updates durable (`journal.rs`).
+    queue: Arc<dyn JobQueue>,
 }
 
 struct RoomState {
@@ -69,6 +73,8 @@ struct RoomState {
     /// Updates applied since the last snapshot job, and when the first of them arrived.
     changes: u64,
     dirty_since_ms: u64,
+    /// Accepted updates on their way to durable storage, and the `saved` marks waiting on them.
+    journal: journal::Journal,
 }
 
 /// A client of the room: where its frames go.
@@ -122,6 +128,7 @@ impl Room {
         persist_tx: mpsc::UnboundedSender<Arc<Room>>,
         failures: mpsc::UnboundedSender<Arc<Room>>,
         relay: Arc<dyn Relay>,
+        queue: Arc<dyn JobQueue>,
     ) -> Self {
         Self {
             id,
@@ -132,6 +139,7 @@ impl Room {
                 frames: FrameCache::default(),
                 changes: 0,
                 dirty_since_ms: 0,
+                journal: journal::Journal::default(),
             }),
             connections: AtomicUsize::new(0),
             idle_since_ms: AtomicU64::new(0),
@@ -143,6 +151,7 @@ impl Room {
             failures,
             awareness_limits: settings.awareness_limits,
             relay,
+            queue,
         }
     }
 
@@ -245,21 +254,25 @@ impl Room {
     /// other client and relay it to the other nodes. A rejected update changes nothing and reaches
     /// no one; an update the room already had (every fresh client's empty sync step 2, a
     /// duplicate) changes nothing and is relayed to no one.
+    ///
+    /// `saved_seq`: the sender is an app client and this is its `saved_seq`-th content message;
+    /// it is sent `saved` once the update (and everything journaled before it) is durable.
     pub fn apply_update(
         self: &Arc<Self>,
         origin: ConnId,
         update: &[u8],
         frame: impl FnOnce() -> Bytes,
         now_ms: u64,
+        saved_seq: Option<u64>,
     ) -> Result<crdt::Applied, RoomError> {
-        self.apply(Some(origin), update, frame, now_ms)
+        self.apply(Some(origin), update, frame, now_ms, saved_seq)
     }
 
     /// Apply an update another node relayed: every local client gets it, no node is told again.
     /// Not bounded by the per-message limit (a sync reply may carry a whole document).
     pub fn apply_remote_update(self: &Arc<Self>, update: &[u8], now_ms: u64) -> Result<(), RoomError> {
         let frame = || frames::sync_update_frame(update);
-        self.apply(None, update, frame, now_ms).map(drop)
+        self.apply(None, update, frame, now_ms, None).map(drop)
     }
 
     /// The room's sync step 1, cached: sent to a client whose update waits for updates the room
@@ -281,14 +294,28 @@ impl Room {
         update: &[u8],
         frame: impl FnOnce() -> Bytes,
         now_ms: u64,
+        saved_seq: Option<u64>,
     ) -> Result<crdt::Applied, RoomError> {
-        let (applied, newly_dirty) = self.locked(|state| {
+        let (applied, newly_dirty, writer) = self.locked(|state| {
             let applied = match origin {
                 Some(_) => state.doc.apply_update(update)?,
                 None => state.doc.apply_peer_update(update)?,
             };
+            let mut writer = journal::Next::Nothing;
+            if applied.changed && !self.discarded.load(Ordering::Acquire) {
+                writer = journal_applied(&mut state.journal, origin.is_some(), update, &applied, now_ms);
+            }
+            if let (Some(conn), Some(seq)) = (origin, saved_seq) {
+                let (saved_now, next) = state.journal.mark(conn, seq);
+                if let Some(seq) = saved_now {
+                    send_to(&state.peers, conn, &journal::saved_frame(seq));
+                }
+                if next == journal::Next::StartWriter {
+                    writer = next;
+                }
+            }
             if !applied.changed {
-                return Ok((applied, false));
+                return Ok((applied, false, writer));
             }
             state.frames.invalidate_doc();
             state.changes += 1;
@@ -309,8 +336,9 @@ impl Room {
             if newly_dirty {
                 state.dirty_since_ms = now_ms;
             }
-            Ok((applied, newly_dirty))
+            Ok((applied, newly_dirty, writer))
         })?;
+        self.start_writer(writer);
         if newly_dirty {
             // The persister holds at most one entry per room, so this channel is bounded by the
             // number of rooms even though its type is unbounded.
@@ -414,6 +442,55 @@ impl Room {
         });
     }
 
+    /// A content message of app client `conn` that changed nothing (a read-only client's refused
+    /// edit, or its empty answer to our sync step 1): `saved` covers it once everything journaled
+    /// before it is durable.
+    pub fn mark_saved(self: &Arc<Self>, conn: ConnId, seq: u64) {
+        let writer = self.locked(|state| {
+            let (saved_now, next) = state.journal.mark(conn, seq);
+            if let Some(seq) = saved_now {
+                send_to(&state.peers, conn, &journal::saved_frame(seq));
+            }
+            Ok(next)
+        });
+        if let Ok(writer) = writer {
+            self.start_writer(writer);
+        }
+    }
+
+    fn start_writer(self: &Arc<Self>, next: journal::Next) {
+        if next == journal::Next::StartWriter {
+            tokio::spawn(journal::write(self.clone(), self.queue.clone()));
+        }
+    }
+
+    /// The journal's next batch, for its writer. Taken even from a failed room: what it
+    /// journaled had integrated before the failure.
+    fn take_journal(&self) -> Option<journal::Batch> {
+        self.state.lock().journal.take()
+    }
+
+    /// The writer gave up (shutdown, or the session was deleted): the journal is dropped. On
+    /// shutdown every room's whole state is written directly instead.
+    fn abandon_journal(&self) {
+        self.state.lock().journal = journal::Journal::default();
+    }
+
+    /// Tell each app client in `saved` that its content messages up to the seq are durable.
+    fn send_saved(&self, saved: Vec<(ConnId, u64)>) {
+        if saved.is_empty() {
+            return;
+        }
+        let state = self.state.lock();
+        for (conn, seq) in saved {
+            send_to(&state.peers, conn, &journal::saved_frame(seq));
+        }
+    }
+
+    fn is_discarded(&self) -> bool {
+        self.discarded.load(Ordering::Acquire)
+    }
+
     pub fn is_dirty(&self) -> bool {
         self.dirty.load(Ordering::Acquire)
     }
@@ -491,6 +568,34 @@ pub struct AppRefused;
 /// framing it once for all. A client whose queue is full is cut loose: its connection drains what
 /// it has and then closes with 1013, and the client resyncs on reconnect instead of silently
 /// missing an update.
+/// Journal what an applied update integrated (see `journal.rs` for why these bytes). From another
+/// node (`from_client` false) only what this node re-encoded: the origin node journaled the rest.
+fn journal_applied(
+    journal: &mut journal::Journal,
+    from_client: bool,
+    update: &[u8],
+    applied: &crdt::Applied,
+    now_ms: u64,
+) -> journal::Next {
+    let mut next = journal::Next::Nothing;
+    if from_client && (applied.relay_original || applied.pending) {
+        next = journal.append(update.to_vec(), now_ms);
+    }
+    for part in &applied.relay_encoded {
+        if journal.append(part.clone(), now_ms) == journal::Next::StartWriter {
+            next = journal::Next::StartWriter;
+        }
+    }
+    next
+}
+
+/// One app message to one client of the room (a slow client's queue limit applies as usual).
+fn send_to(peers: &[Peer], conn: ConnId, frame: &Bytes) {
+    if let Some(peer) = peers.iter().find(|peer| peer.id == conn) {
+        peer.send(&FrameHeader::binary(frame.len()), frame);
+    }
+}
+
 fn fan_out(peers: &mut Vec<Peer>, origin: Option<ConnId>, frame: &Bytes, kind: MessageKind) {
     let header = FrameHeader::binary(frame.len());
     let mut delivered = 0u64;

@@ -9,6 +9,7 @@ use dashmap::DashMap;
 use relay::Relay;
 use storage::{SnapshotStore, SnapshotWrite};
 use tokio::sync::mpsc;
+use workers::JobQueue;
 
 use super::Room;
 use crate::clock::unix_ms;
@@ -40,6 +41,8 @@ pub struct Rooms {
     quarantined: DashMap<Arc<str>, u64>,
     settings: RoomSettings,
     relay: Arc<dyn Relay>,
+    /// Where every room's journal makes its updates durable.
+    queue: Arc<dyn JobQueue>,
 }
 
 /// A connected client's hold on a room: while any lease exists the room is not evicted.
@@ -69,10 +72,13 @@ impl Rooms {
         settings: RoomSettings,
         persist_tx: mpsc::UnboundedSender<Arc<Room>>,
         relay: Arc<dyn Relay>,
+        queue: Arc<dyn JobQueue>,
     ) -> (Self, mpsc::UnboundedReceiver<Arc<Room>>) {
         let (failures_tx, failures) = mpsc::unbounded_channel();
         let quarantined = DashMap::new();
-        (Self { map: DashMap::new(), store, persist_tx, failures_tx, quarantined, settings, relay }, failures)
+        let rooms =
+            Self { map: DashMap::new(), store, persist_tx, failures_tx, quarantined, settings, relay, queue };
+        (rooms, failures)
     }
 
     /// How many rooms failed and are not reloaded yet.
@@ -120,6 +126,7 @@ impl Rooms {
                     self.persist_tx.clone(),
                     self.failures_tx.clone(),
                     self.relay.clone(),
+                    self.queue.clone(),
                 ))
             });
             entry.connections.fetch_add(1, Ordering::AcqRel);

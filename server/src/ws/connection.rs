@@ -45,6 +45,8 @@ struct Connection {
     rate: TokenBucket,
     /// Whether the client asked for app messages (`?app=1`).
     app: bool,
+    /// An app client's content messages (sync step 2 and update) so far: what `saved` counts.
+    content_messages: u64,
     last_seen: Instant,
     /// Whether it may write now; flipped by permission changes while it is connected.
     grant: Arc<Grant>,
@@ -93,6 +95,7 @@ pub async fn serve(
         owner: crdt::Owner { conn: id, principal: admission.principal },
         rate: TokenBucket::new(settings.max_messages_per_sec, settings.message_burst, now),
         app,
+        content_messages: 0,
         last_seen: now,
         grant: admission.grant,
         _registration: admission.registration,
@@ -270,14 +273,25 @@ impl Connection {
                 RoomError::Failed(_) => CloseReason::RoomFailed,
             })
         };
+        let saved_seq = self.count_content(&message);
+        let mark_saved = |room: &RoomLease| {
+            if let Some(seq) = saved_seq {
+                room.mark_saved(self.id, seq);
+            }
+        };
         match step(message, self.grant.can_write(), self.app) {
             Step::AnswerStep1 { state_vector } => {
                 Ok(Some(self.room.sync_reply(state_vector).map_err(rejected)?))
             }
-            Step::RefuseWrite => Ok(Some(self.refuse_write())),
+            Step::RefuseWrite => {
+                mark_saved(&self.room);
+                Ok(Some(self.refuse_write()))
+            }
             Step::Apply { update, relay: RelayAs::Received } => {
-                let applied =
-                    self.room.apply_update(self.id, update, original, unix_ms()).map_err(rejected)?;
+                let applied = self
+                    .room
+                    .apply_update(self.id, update, original, unix_ms(), saved_seq)
+                    .map_err(rejected)?;
                 Metrics::get().fanout.record(received_at.elapsed().as_secs_f64());
                 self.ask_for_missing(&applied).map_err(rejected)
             }
@@ -285,7 +299,8 @@ impl Connection {
                 // Most sync step 2s are empty (a fresh client has nothing); the room relays only
                 // what changed it.
                 let frame = || crate::room::encode(Message::Sync(SyncMessage::Update(update)));
-                let applied = self.room.apply_update(self.id, update, frame, unix_ms()).map_err(rejected)?;
+                let applied =
+                    self.room.apply_update(self.id, update, frame, unix_ms(), saved_seq).map_err(rejected)?;
                 self.ask_for_missing(&applied).map_err(rejected)
             }
             Step::Awareness { payload } => {
@@ -298,8 +313,23 @@ impl Connection {
                 let answer = gateway.app_handlers.dispatch(&sender, json);
                 Ok(answer.map(|answer| Bytes::from(answer.to_frame())))
             }
-            Step::Nothing => Ok(None),
+            Step::Nothing => {
+                // A read-only client's empty update is a content message too.
+                mark_saved(&self.room);
+                Ok(None)
+            }
         }
+    }
+
+    /// For an app client's content message, its number on this connection (from 1), which
+    /// `saved` acknowledges.
+    fn count_content(&mut self, message: &Message<'_>) -> Option<u64> {
+        let content = matches!(message, Message::Sync(SyncMessage::Update(_) | SyncMessage::Step2(_)));
+        if !(self.app && content) {
+            return None;
+        }
+        self.content_messages += 1;
+        Some(self.content_messages)
     }
 }
 

@@ -9,6 +9,7 @@
 //! - `js_clients`: the real npm `y-websocket` client (scripts in `tests/js/`).
 //! - `hostile`: the hostile-input suite, one module per surface.
 //! - `app_messages`, `room_output`: app messages from clients, and into rooms on every node.
+//! - `saved`: the document durability acknowledgement, and what it promises across SIGKILL.
 //! - `layering`: no import cycle between the server's top-level modules.
 
 #[path = "../support/mod.rs"]
@@ -25,6 +26,7 @@ mod ops;
 mod persistence;
 mod relay;
 mod room_output;
+mod saved;
 mod ws_bad_input;
 mod ws_permissions;
 mod ws_sync;
