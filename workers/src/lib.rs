@@ -22,6 +22,7 @@ mod handler;
 mod in_process;
 mod kind;
 pub mod metrics;
+pub mod outbox;
 mod output;
 mod queue;
 pub mod snapshot;

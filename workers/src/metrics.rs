@@ -14,6 +14,7 @@ use crate::kind::JobKind;
 /// HELP texts of every metric this crate registers. Call once, after installing the recorder.
 pub fn describe() {
     use metrics::{describe_counter, describe_histogram};
+    crate::outbox::describe();
     describe_histogram!(
         "codecrafter_persist_lag_seconds",
         "From a room's first unsaved change to its snapshot being durable"

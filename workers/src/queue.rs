@@ -11,6 +11,9 @@ pub enum QueueError {
     Backend(String),
     #[error("job dead-lettered: {0}")]
     DeadLettered(String),
+    /// The outbox that holds jobs while the broker is away is full.
+    #[error("job queue is full: the broker has been unreachable for too long")]
+    Full,
 }
 
 #[async_trait]
@@ -29,4 +32,12 @@ pub trait JobQueue: Send + Sync + 'static {
     /// Wait until every job published so far has been handled durably by a worker (in-process) or
     /// confirmed by the broker. Used on shutdown so that no edit is lost.
     async fn flush(&self) -> Result<(), QueueError>;
+
+    /// Returns once every job published before the call that concerns `room` has been handled
+    /// (written to the store) by a worker: before a room is loaded from the store (so it is never
+    /// served from a snapshot that misses acknowledged updates still in the queue) and before a
+    /// deleted session's snapshot is removed. Waiting for everything is a correct default.
+    async fn barrier(&self, _room: &str) -> Result<(), QueueError> {
+        self.flush().await
+    }
 }
