@@ -25,7 +25,7 @@ pub mod validate;
 mod ydoc;
 
 pub use awareness::{Accepted, AwarenessChange, AwarenessLimits, AwarenessRegistry, Owner};
-pub use room::{Applied, RoomDoc, merge_snapshots, merge_updates};
+pub use room::{Applied, RoomDoc, is_self_contained, merge_snapshots, merge_updates};
 pub use validate::{Invalid, validate_update};
 
 /// Size bounds for one room's document. Both are counted in encoded v1 bytes.

@@ -298,9 +298,6 @@ impl RoomDoc {
     }
 }
 
-/// CRDT merge of two v1 snapshots: the result holds every insertion and deletion from both, in
-/// either order, and anything either was holding for missing dependencies. A zero-length input
-/// means "no snapshot"; two of them merge to zero length.
 /// Several v1 updates as one, by yrs's block-level merge (no document is built: cheap enough to
 /// run per batch of updates a room persists together). For updates a document already accepted;
 /// a panic inside yrs is caught and reported as [`Error::InvalidUpdate`].
@@ -313,6 +310,9 @@ pub fn merge_updates<'a>(updates: impl IntoIterator<Item = &'a [u8]>) -> Result<
     }
 }
 
+/// CRDT merge of two v1 snapshots: the result holds every insertion and deletion from both, in
+/// either order, and anything either was holding for missing dependencies. A zero-length input
+/// means "no snapshot"; two of them merge to zero length.
 pub fn merge_snapshots(a: &[u8], b: &[u8]) -> Result<Vec<u8>> {
     if a.is_empty() && b.is_empty() {
         return Ok(Vec::new());
@@ -325,4 +325,16 @@ pub fn merge_snapshots(a: &[u8], b: &[u8]) -> Result<Vec<u8>> {
         room.apply_update(b)?;
     }
     room.snapshot()
+}
+
+/// Whether `update` stands alone: it integrates into an empty document with nothing left waiting
+/// for missing dependencies (a room's whole state does; one increment of it usually does not).
+/// A panic inside yrs counts as no.
+pub fn is_self_contained(update: &[u8]) -> bool {
+    let unlimited = Limits { max_update_bytes: usize::MAX, max_doc_bytes: usize::MAX };
+    std::panic::catch_unwind(|| {
+        let mut room = RoomDoc::new(unlimited);
+        room.apply_update(update).is_ok_and(|applied| !applied.pending) && room.snapshot().is_ok()
+    })
+    .unwrap_or(false)
 }

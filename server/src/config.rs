@@ -12,6 +12,7 @@ const WS_LIMITS: &str = "WebSocket limits";
 const RATE_LIMITS: &str = "Rate limits";
 const STORAGE: &str = "Rooms and storage";
 const REDIS: &str = "Redis and cluster";
+const QUEUE: &str = "Job queue (RabbitMQ)";
 const AUTH: &str = "Accounts and tokens";
 const RUNTIME: &str = "Runtime and logging";
 
@@ -104,6 +105,18 @@ pub struct Config {
     /// MongoDB database name.
     #[arg(help_heading = STORAGE, long, env = "MONGO_DB", default_value = "codecrafter")]
     pub mongo_db: String,
+
+    /// RabbitMQ URL (`amqp://user:pass@host:5672/vhost`, or `amqps://`): snapshots, updates and chat go to its durable queues for `codecrafter-worker` processes to write; unset = the in-process queue running the same handlers inside this server.
+    #[arg(help_heading = QUEUE, long, env = "AMQP_URL")]
+    pub amqp_url: Option<String>,
+
+    /// Most megabytes of jobs held on disk (`{data-dir}/outbox.redb`) while RabbitMQ is unreachable; when full, chat is refused and edits wait in memory.
+    #[arg(help_heading = QUEUE, long, env = "CODECRAFTER_OUTBOX_MAX_MB", default_value_t = 256)]
+    pub outbox_max_mb: u64,
+
+    /// With RabbitMQ: how long opening a room may wait for the workers to have written every update queued for it (the room is never served from a snapshot that misses them); past it, the client is refused with 1013 and retries.
+    #[arg(help_heading = QUEUE, long, env = "CODECRAFTER_QUEUE_BARRIER_TIMEOUT_MS", default_value_t = 10_000)]
+    pub queue_barrier_timeout_ms: u64,
 
     /// Redis connection string: the shared cache (refresh tokens, session cache, rate limits) and the relay joining each room across server nodes; unset = in-memory, one node.
     #[arg(help_heading = REDIS, long, env = "REDIS_URL")]
@@ -313,7 +326,7 @@ impl Config {
 
     /// Whether other nodes may share this server's state (then they must share its JWT secret).
     pub fn scaled_out(&self) -> bool {
-        self.mongo_url.is_some() || self.redis_url.is_some()
+        self.mongo_url.is_some() || self.redis_url.is_some() || self.amqp_url.is_some()
     }
 
     pub fn relay_publish_options(&self) -> relay::redis::PublishOptions {

@@ -88,15 +88,7 @@ impl App {
         let stop_rooms = CancellationToken::new();
         let stop_workers = CancellationToken::new();
         let stop_relay = CancellationToken::new();
-        // The same dispatcher and handlers a separate worker process runs.
-        let snapshots =
-            workers::snapshot::SnapshotHandler::new(store.clone() as Arc<dyn storage::SnapshotStore>);
-        let queue: Arc<dyn JobQueue> = InProcessQueue::start(
-            Dispatcher::new(DispatchConfig::default()).register(snapshots),
-            InProcessQueueConfig::default(),
-            &background,
-            stop_workers.clone(),
-        );
+        let queue = open_queue(&config, &store, &background, &stop_workers)?;
 
         let (relay, relayed): (Arc<dyn Relay>, _) = match config.redis_client()? {
             Some(client) => {
@@ -122,6 +114,7 @@ impl App {
             awareness_limits: config.awareness_limits(),
             awareness_timeout_ms: config.awareness_timeout_ms,
             idle: config.room_idle(),
+            barrier_before_load: config.amqp_url.is_some(),
         };
         let (persist_tx, persist_rx) = tokio::sync::mpsc::unbounded_channel();
         let (rooms, failed_rooms) =
@@ -257,6 +250,39 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn storage::Store>> 
                 .context("opening the embedded store")?,
         ),
     })
+}
+
+/// RabbitMQ (behind the on-disk outbox) when `AMQP_URL` is set: `codecrafter-worker` processes run
+/// the handlers. Else the in-process queue, running the same dispatcher and handlers a worker
+/// process runs, on this process's tasks.
+fn open_queue(
+    config: &Config,
+    store: &Arc<dyn storage::Store>,
+    background: &TaskTracker,
+    stop_workers: &CancellationToken,
+) -> anyhow::Result<Arc<dyn JobQueue>> {
+    if let Some(url) = &config.amqp_url {
+        let outbox = workers::outbox::OutboxConfig {
+            path: config.data_dir.join("outbox.redb"),
+            max_bytes: config.outbox_max_mb.saturating_mul(1024 * 1024),
+            replay_batch: 256,
+            max_reconnect_delay: Duration::from_secs(5),
+            barrier_timeout: Duration::from_millis(config.queue_barrier_timeout_ms),
+        };
+        let connect = workers::amqp::connector(workers::amqp::AmqpConfig::new(url.clone()));
+        std::fs::create_dir_all(&config.data_dir).context("creating the data dir for the outbox")?;
+        // Stopped with the relay, after the rooms' last jobs went in.
+        let queue = workers::outbox::OutboxQueue::start(outbox, connect, background, stop_workers.clone())
+            .context("opening the outbox")?;
+        return Ok(queue);
+    }
+    let snapshots = workers::snapshot::SnapshotHandler::new(store.clone() as Arc<dyn storage::SnapshotStore>);
+    Ok(InProcessQueue::start(
+        Dispatcher::new(DispatchConfig::default()).register(snapshots),
+        InProcessQueueConfig::default(),
+        background,
+        stop_workers.clone(),
+    ))
 }
 
 /// Redis when `REDIS_URL` is set, else in memory.

@@ -36,4 +36,4 @@ pub use kind::{JobKind, JobPayload};
 #[cfg(feature = "conformance")]
 pub use output::RecordingOutput;
 pub use output::{OutputError, RelayOutput, RoomOutput};
-pub use queue::{JobQueue, QueueError};
+pub use queue::{JobQueue, QueueError, QueueStatus};

@@ -7,14 +7,13 @@
 
 use std::sync::OnceLock;
 
-use metrics::{Counter, Histogram};
+use metrics::{Counter, Gauge, Histogram};
 
 use crate::kind::JobKind;
 
 /// HELP texts of every metric this crate registers. Call once, after installing the recorder.
 pub fn describe() {
-    use metrics::{describe_counter, describe_histogram};
-    crate::outbox::describe();
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
     describe_histogram!(
         "codecrafter_persist_lag_seconds",
         "From a room's first unsaved change to its snapshot being durable"
@@ -24,6 +23,20 @@ pub fn describe() {
         "codecrafter_persist_writes_total",
         "Room snapshots written durably by the snapshot worker"
     );
+    describe_gauge!(
+        "codecrafter_outbox_jobs",
+        "Jobs held on disk because the broker was unreachable, waiting to be published"
+    );
+    describe_gauge!("codecrafter_outbox_bytes", "Bytes of jobs held in the outbox");
+    describe_counter!(
+        "codecrafter_outbox_replayed_total",
+        "Jobs published from the outbox once the broker was back"
+    );
+    describe_counter!(
+        "codecrafter_outbox_refused_total",
+        "Jobs refused because the outbox was full (chat refused; a room's journal retries from memory)"
+    );
+    describe_gauge!("codecrafter_broker_connected", "1 while this process has a working link to the broker");
     describe_counter!(
         "codecrafter_jobs_dead_lettered_total",
         "Jobs set aside because they can never succeed (poison, no handler for their kind, a handler panic), by kind"
@@ -52,5 +65,26 @@ impl Metrics {
 
     pub(crate) fn dead_lettered(&self, kind: JobKind) -> &Counter {
         &self.dead_lettered[kind as usize]
+    }
+}
+
+/// The outbox's handles (`outbox/`), resolved when an outbox starts.
+pub(crate) struct OutboxMetrics {
+    pub jobs: Gauge,
+    pub bytes: Gauge,
+    pub replayed: Counter,
+    pub refused: Counter,
+    pub connected: Gauge,
+}
+
+impl OutboxMetrics {
+    pub(crate) fn get() -> Self {
+        Self {
+            jobs: metrics::gauge!("codecrafter_outbox_jobs"),
+            bytes: metrics::gauge!("codecrafter_outbox_bytes"),
+            replayed: metrics::counter!("codecrafter_outbox_replayed_total"),
+            refused: metrics::counter!("codecrafter_outbox_refused_total"),
+            connected: metrics::gauge!("codecrafter_broker_connected"),
+        }
     }
 }

@@ -16,6 +16,17 @@ pub enum QueueError {
     Full,
 }
 
+/// A queue's state as `/ready` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueStatus {
+    /// `in_process` or `rabbitmq`.
+    pub backend: &'static str,
+    /// Whether the broker is reachable (always for the in-process queue).
+    pub connected: bool,
+    /// Jobs waiting on this process's disk for the broker.
+    pub held: u64,
+}
+
 #[async_trait]
 pub trait JobQueue: Send + Sync + 'static {
     /// Hand a job over. Returns once the queue has taken responsibility for it (for a broker: the
@@ -39,5 +50,10 @@ pub trait JobQueue: Send + Sync + 'static {
     /// deleted session's snapshot is removed. Waiting for everything is a correct default.
     async fn barrier(&self, _room: &str) -> Result<(), QueueError> {
         self.flush().await
+    }
+
+    /// How the queue is doing, for `/ready` and the logs.
+    fn status(&self) -> QueueStatus {
+        QueueStatus { backend: "in_process", connected: true, held: 0 }
     }
 }

@@ -48,17 +48,29 @@ impl JobHandler for SnapshotHandler {
     }
 }
 
-/// The [`storage::MergeFn`] the workers use. If one side cannot be decoded the other is kept, so
-/// a corrupt stored snapshot cannot block a room's persistence forever; the event is logged and
+/// The [`storage::MergeFn`] the workers use. If the merge fails, the stored side is kept, or the
+/// incoming one if the stored one is what cannot be decoded and the incoming one is a whole state,
+/// so a corrupt stored snapshot cannot block a room's persistence forever; the event is logged and
 /// counted because it means data was damaged before it reached us.
+///
+/// A panic inside yrs counts as a failed merge too: it runs on the store's writer, which every
+/// room's persistence shares, so it must never unwind out of here.
 pub fn merge(stored: &[u8], incoming: &[u8]) -> Vec<u8> {
-    match crdt::merge_snapshots(stored, incoming) {
+    match contained_merge(stored, incoming) {
         Ok(merged) => merged,
         Err(error) => {
             Metrics::get().merge_errors.increment(1);
-            let incoming_ok = crdt::merge_snapshots(&[], incoming).is_ok();
-            tracing::error!(%error, keep = if incoming_ok { "incoming" } else { "stored" }, "snapshot merge failed");
-            if incoming_ok { incoming.to_vec() } else { stored.to_vec() }
+            // The stored state is kept unless it is the broken side AND the incoming one stands
+            // alone (a room's whole state): an incoming job may be one increment of many (a
+            // room's journal), and replacing a snapshot with it would drop everything else.
+            let keep_incoming = contained_merge(stored, &[]).is_err() && crdt::is_self_contained(incoming);
+            tracing::error!(%error, keep = if keep_incoming { "incoming" } else { "stored" }, "snapshot merge failed");
+            if keep_incoming { incoming.to_vec() } else { stored.to_vec() }
         }
     }
+}
+
+fn contained_merge(stored: &[u8], incoming: &[u8]) -> Result<Vec<u8>, crdt::Error> {
+    std::panic::catch_unwind(|| crdt::merge_snapshots(stored, incoming))
+        .unwrap_or_else(|_| Err(crdt::Error::Poisoned("yrs panicked while merging snapshots".into())))
 }

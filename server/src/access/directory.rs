@@ -126,9 +126,9 @@ impl SessionDirectory {
         self.relay.publish(RelayKind::Access, id, &[]);
         self.rooms.discard(id);
         // A snapshot job queued before the room was discarded must not land after the delete and
-        // resurrect the document.
-        if let Err(error) = self.queue.flush().await {
-            tracing::warn!(%error, session = id, "could not flush the job queue before deleting a snapshot");
+        // resurrect the document: wait until the workers have handled what was queued for it.
+        if let Err(error) = self.queue.barrier(id).await {
+            tracing::warn!(%error, session = id, "could not wait for the job queue before deleting a snapshot");
         }
         self.store.delete_snapshot(id).await?;
         Ok(true)

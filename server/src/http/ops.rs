@@ -24,7 +24,8 @@ async fn health() -> impl IntoResponse {
 
 /// Ready for traffic: accepting connections and the store answers. A node whose Redis (cache or
 /// relay) is unreachable still serves its own clients: it stays ready, with status `degraded`; so
-/// does a node with a room that failed and could not be reloaded yet.
+/// does a node with a room that failed and could not be reloaded yet, and a node whose broker is
+/// unreachable or that holds jobs in its outbox (edits and chat go on; their `saved` waits).
 #[utoipa::path(get, path = "/ready", tag = "ops", responses(
     (status = 200, description = "Ready; the body names each dependency's state"),
     (status = 503, description = "Shutting down, or the store or cache is unreachable")))]
@@ -35,7 +36,9 @@ async fn ready(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let ok = accepting && store_ok;
     let relay_ok = state.relay.is_connected();
     let quarantined = state.rooms.quarantined();
-    let degraded = !cache_ok || !relay_ok || quarantined > 0;
+    let queue = state.queue.status();
+    let queue_ok = queue.connected && queue.held == 0;
+    let degraded = !cache_ok || !relay_ok || !queue_ok || quarantined > 0;
     let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = json!({
         "status": match (ok, degraded) { (false, _) => "not_ready", (true, true) => "degraded", (true, false) => "ready" },
@@ -43,6 +46,7 @@ async fn ready(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         "store": { "backend": state.store.backend_name(), "status": if store_ok { "ok" } else { "unavailable" } },
         "cache": { "backend": state.cache.backend_name(), "status": if cache_ok { "ok" } else { "degraded" } },
         "relay": { "backend": state.relay.backend_name(), "status": if relay_ok { "ok" } else { "degraded" } },
+        "queue": { "backend": queue.backend, "status": if queue_ok { "ok" } else { "degraded" }, "held": queue.held },
         "rooms": state.rooms.len(),
         "rooms_quarantined": quarantined,
     });

@@ -22,6 +22,9 @@ pub struct RoomSettings {
     pub awareness_timeout_ms: u64,
     /// How long a room with no clients stays in memory.
     pub idle: Duration,
+    /// Before loading a room from the store, wait for the queue's barrier on it: with a broker,
+    /// updates acknowledged by any node may still be on their way to the store.
+    pub barrier_before_load: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +33,8 @@ pub enum OpenError {
     Storage(#[from] storage::Error),
     #[error("stored snapshot of this room is unreadable: {0}")]
     CorruptSnapshot(#[from] crdt::Error),
+    #[error("the job queue could not confirm the room's queued updates are stored: {0}")]
+    Queue(#[from] workers::QueueError),
 }
 
 pub struct Rooms {
@@ -136,6 +141,9 @@ impl Rooms {
         lease
             .loaded
             .get_or_try_init(|| async {
+                if self.settings.barrier_before_load {
+                    self.queue.barrier(id).await?;
+                }
                 let snapshot = self.store.load_snapshot(id).await?;
                 lease.load(snapshot.as_deref(), &self.settings)?;
                 // Snapshot first, then subscribe, then ask the other nodes for what the snapshot

@@ -46,6 +46,7 @@
 //! Not yet: reconnecting. A lost connection fails `publish` with [`QueueError::Backend`] and ends
 //! the consumer's batches (the dispatcher returns; the broker redelivers what was not acked).
 
+mod broker;
 mod consumer;
 mod dead_letters;
 mod publisher;
@@ -54,6 +55,7 @@ use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptio
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
 
+pub use broker::connector;
 pub use consumer::{AmqpConsumer, Settled};
 pub use dead_letters::{DeadLetterQueue, REASON_HEADER, RawDeadLetter};
 pub use publisher::AmqpQueue;

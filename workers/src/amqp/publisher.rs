@@ -41,6 +41,17 @@ impl AmqpQueue {
         Ok(Self { connection, channel, topology, in_flight: AtomicU64::new(0), idle: Notify::new() })
     }
 
+    /// Whether the connection is still up.
+    pub fn is_connected(&self) -> bool {
+        self.connection.status().connected()
+    }
+
+    /// Placeholder until the barrier lands (the lead merges it): refuses, so a room is never
+    /// opened on a guess.
+    pub async fn barrier(&self, _room: &str, _timeout: std::time::Duration) -> Result<(), QueueError> {
+        Err(QueueError::Backend("barrier not implemented yet".into()))
+    }
+
     pub fn topology(&self) -> &Topology {
         &self.topology
     }

@@ -26,13 +26,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::future::BoxFuture;
-use metrics::{Counter, Gauge};
 use protocol::job::Job;
 use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::queue::{JobQueue, QueueError};
+use crate::metrics::OutboxMetrics;
+use crate::queue::{JobQueue, QueueError, QueueStatus};
 use log::OutboxLog;
 
 /// The broker as the outbox needs it. Implemented by [`crate::amqp::AmqpQueue`].
@@ -103,7 +103,11 @@ impl OutboxQueue {
     ) -> Result<Arc<Self>, QueueError> {
         let (log, contents) = OutboxLog::open(&config.path)?;
         if contents.len > 0 {
-            tracing::warn!(jobs = contents.len, bytes = contents.bytes, "outbox holds jobs from before: replaying them");
+            tracing::warn!(
+                jobs = contents.len,
+                bytes = contents.bytes,
+                "outbox holds jobs from before: replaying them"
+            );
         }
         let inner = Arc::new(Inner {
             connect,
@@ -164,6 +168,11 @@ impl JobQueue for OutboxQueue {
         Ok(())
     }
 
+    fn status(&self) -> QueueStatus {
+        let connected = self.inner.current_link().is_some_and(|link| link.is_connected());
+        QueueStatus { backend: "rabbitmq", connected, held: self.held() }
+    }
+
     async fn barrier(&self, room: &str) -> Result<(), QueueError> {
         let timeout = self.inner.config.barrier_timeout;
         let deadline = tokio::time::Instant::now() + timeout;
@@ -176,7 +185,8 @@ impl JobQueue for OutboxQueue {
                 return Err(QueueError::Backend("the outbox did not drain in time (broker away?)".into()));
             }
         }
-        let link = self.inner.current_link().ok_or_else(|| QueueError::Backend("broker unavailable".into()))?;
+        let link =
+            self.inner.current_link().ok_or_else(|| QueueError::Backend("broker unavailable".into()))?;
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         link.barrier(room, left).await
     }
@@ -357,38 +367,5 @@ async fn wait(cancel: &CancellationToken, delay: Duration) {
     tokio::select! {
         () = tokio::time::sleep(delay) => {}
         () = cancel.cancelled() => {}
-    }
-}
-
-/// HELP texts of the outbox's metrics.
-pub fn describe() {
-    use metrics::{describe_counter, describe_gauge};
-    describe_gauge!("codecrafter_outbox_jobs", "Jobs held on disk because the broker was unreachable, waiting to be published");
-    describe_gauge!("codecrafter_outbox_bytes", "Bytes of jobs held in the outbox");
-    describe_counter!("codecrafter_outbox_replayed_total", "Jobs published from the outbox once the broker was back");
-    describe_counter!(
-        "codecrafter_outbox_refused_total",
-        "Jobs refused because the outbox was full (chat refused; a room's journal retries from memory)"
-    );
-    describe_gauge!("codecrafter_broker_connected", "1 while this process has a working link to the broker");
-}
-
-struct OutboxMetrics {
-    jobs: Gauge,
-    bytes: Gauge,
-    replayed: Counter,
-    refused: Counter,
-    connected: Gauge,
-}
-
-impl OutboxMetrics {
-    fn get() -> Self {
-        Self {
-            jobs: metrics::gauge!("codecrafter_outbox_jobs"),
-            bytes: metrics::gauge!("codecrafter_outbox_bytes"),
-            replayed: metrics::counter!("codecrafter_outbox_replayed_total"),
-            refused: metrics::counter!("codecrafter_outbox_refused_total"),
-            connected: metrics::gauge!("codecrafter_broker_connected"),
-        }
     }
 }
