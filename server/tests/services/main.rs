@@ -5,6 +5,8 @@
 //!
 //! - `cache`: the cache suite on memory and a real Redis, Redis restarts, `rediss://`.
 //! - `backends`: the server on MongoDB-wire + Redis.
+//! - `durability`: the fault tests of the scaled-out stack (nodes, workers, RabbitMQ, MongoDB-wire
+//!   server, Redis: each the test's own processes): nothing acknowledged is lost.
 //! - `multi_node`: several `codecrafter` processes on a Redis of the test's own.
 //! - `room_output`: a worker process on Redis reaching a room's app clients.
 
@@ -13,5 +15,6 @@ mod support;
 
 mod backends;
 mod cache;
+mod durability;
 mod multi_node;
 mod room_output;

@@ -5,6 +5,7 @@
 pub mod client;
 pub mod http;
 pub mod processes;
+pub mod stack;
 
 use std::net::SocketAddr;
 use std::time::Duration;
