@@ -23,6 +23,10 @@ pub fn describe() {
         "codecrafter_persist_writes_total",
         "Room snapshots written durably by the snapshot worker"
     );
+    describe_counter!(
+        "codecrafter_persist_updates_total",
+        "Document updates those snapshot writes carried (a room's journal batches many into one job)"
+    );
     describe_gauge!(
         "codecrafter_outbox_jobs",
         "Jobs held on disk because the broker was unreachable, waiting to be published"
@@ -45,6 +49,7 @@ pub fn describe() {
 
 pub(crate) struct Metrics {
     pub persist_writes: Counter,
+    pub persist_updates: Counter,
     pub persist_lag: Histogram,
     pub merge_errors: Counter,
     dead_lettered: [Counter; JobKind::COUNT],
@@ -55,6 +60,7 @@ impl Metrics {
         static METRICS: OnceLock<Metrics> = OnceLock::new();
         METRICS.get_or_init(|| Metrics {
             persist_writes: metrics::counter!("codecrafter_persist_writes_total"),
+            persist_updates: metrics::counter!("codecrafter_persist_updates_total"),
             persist_lag: metrics::histogram!("codecrafter_persist_lag_seconds"),
             merge_errors: metrics::counter!("codecrafter_persist_errors_total", "kind" => "merge"),
             dead_lettered: JobKind::ALL.map(

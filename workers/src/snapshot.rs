@@ -41,6 +41,7 @@ impl JobHandler for SnapshotHandler {
         let metrics = Metrics::get();
         for attempt in batch {
             metrics.persist_writes.increment(1);
+            metrics.persist_updates.increment(attempt.job.changes);
             let lag = Duration::from_millis(now.saturating_sub(attempt.job.dirty_since_ms));
             metrics.persist_lag.record(lag.as_secs_f64());
         }
