@@ -262,6 +262,12 @@ fn open_queue(
     stop_workers: &CancellationToken,
 ) -> anyhow::Result<Arc<dyn JobQueue>> {
     if let Some(url) = &config.amqp_url {
+        // The workers write the store this server loads rooms from: it must be the shared one.
+        anyhow::ensure!(
+            config.mongo_url.is_some(),
+            "AMQP_URL needs MONGO_URL: codecrafter-worker processes write the snapshots and chat to \
+             MongoDB, and the server must load rooms from the same store"
+        );
         let outbox = workers::outbox::OutboxConfig {
             path: config.data_dir.join("outbox.redb"),
             max_bytes: config.outbox_max_mb.saturating_mul(1024 * 1024),

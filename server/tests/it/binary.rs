@@ -139,10 +139,32 @@ async fn help_documents_every_limit() {
         "--trusted-proxies",
         "--proxy-hops",
         "--trust-proxy",
+        "--amqp-url",
+        "--outbox-max-mb",
+        "--queue-barrier-timeout-ms",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
     }
     assert!(help.contains("[env: CODECRAFTER_MAX_MESSAGE_BYTES="), "every flag names its env var:\n{help}");
+}
+
+/// With RabbitMQ the workers write MongoDB, so a server loading rooms from its own embedded file
+/// would serve stale rooms: refused at start, saying what is missing.
+#[tokio::test]
+async fn a_broker_without_mongodb_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_codecrafter"))
+        .args(["--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("AMQP_URL", "amqp://guest:guest@127.0.0.1:1/%2f")
+        .env("JWT_SECRET", "a-secret-of-at-least-32-bytes-for-this-test")
+        .env_remove("MONGO_URL")
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("AMQP_URL needs MONGO_URL"), "{stderr}");
 }
 
 #[tokio::test]

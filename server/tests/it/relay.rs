@@ -90,7 +90,9 @@ async fn app_messages_from_another_node_reach_only_the_app_clients() {
             .flat_map(|frame| protocol::decode_frame(frame).filter_map(Result::ok).collect::<Vec<_>>())
             .filter_map(|(message, _)| match message {
                 // Its own `saved` acknowledgements are not what this test is about.
-                protocol::Message::App(text) if !text.starts_with(r#"{"type":"saved""#) => Some(text.to_owned()),
+                protocol::Message::App(text) if !text.starts_with(r#"{"type":"saved""#) => {
+                    Some(text.to_owned())
+                }
                 _ => None,
             })
             .collect()

@@ -84,7 +84,10 @@ impl Stack {
             if writers.iter().all(|w| w.acknowledged().iter().all(|token| text.contains(token.as_str()))) {
                 break;
             }
-            assert!(tokio::time::Instant::now() < deadline, "acknowledged edits missing from MongoDB: {text}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "acknowledged edits missing from MongoDB: {text}"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         for writer in writers {

@@ -38,7 +38,13 @@ impl OwnRabbit {
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let mut rabbit = Self { port, dist_port: free_port(), node: format!("cc-fault-{port}@localhost"), dir, running: false };
+        let mut rabbit = Self {
+            port,
+            dist_port: free_port(),
+            node: format!("cc-fault-{port}@localhost"),
+            dir,
+            running: false,
+        };
         std::fs::create_dir_all(rabbit.dir.path().join("mnesia")).unwrap();
         std::fs::write(rabbit.dir.path().join("plugins"), "[].").unwrap();
         std::fs::write(
