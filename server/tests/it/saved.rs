@@ -7,6 +7,8 @@ use crate::support;
 use std::time::Duration;
 
 use support::processes::Node;
+use serde_json::json;
+use support::http::{create_session, invite, register};
 use support::{TestServer, YClient};
 use yrs::{ReadTxn, Text, Transact};
 
@@ -57,6 +59,24 @@ async fn a_content_message_that_changes_nothing_is_acknowledged_in_turn() {
     let frame = protocol::Message::Sync(protocol::SyncMessage::Update(&update)).encode_to_vec();
     app.send_raw(frame);
     app.wait_for("saved 3", WAIT, |c| saved_seqs(c).last() == Some(&3)).await;
+}
+
+/// A viewer's edits are refused (permission denied) and never applied; `saved` still covers them in
+/// turn, so a client counting its messages is never left waiting for an acknowledgement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_client_s_refused_edits_are_covered_in_turn() {
+    let server = TestServer::start_secure(|_| {}).await;
+    let owner = register(server.addr, "owner").await;
+    let viewer = register(server.addr, "viewer").await;
+    let session = create_session(server.addr, &owner, json!({})).await;
+    invite(server.addr, &owner, &session, &viewer, "viewer").await;
+    let url = format!("{}?token={}&app=1", server.ws_url(&session), viewer.access);
+    let client = YClient::connect(&url).await;
+    client.wait_for("sync", WAIT, |c| c.shared().synced).await;
+    client.record_frames();
+    type_text(&client, 3);
+    client.wait_for("permission denied", WAIT, |c| c.shared().denied.len() == 3).await;
+    client.wait_for("saved covering the refused edits", WAIT, |c| saved_seqs(c).last() == Some(&4)).await;
 }
 
 /// What the server acknowledged is in the store at that moment: SIGKILL right after the last
