@@ -9,6 +9,7 @@
 //! - `js_clients`: the real npm `y-websocket` client (scripts in `tests/js/`).
 //! - `hostile`: the hostile-input suite, one module per surface.
 //! - `app_messages`, `room_output`: app messages from clients, and into rooms on every node.
+//! - `chat`: chat messages, their history (socket and HTTP), dedupe and limits.
 //! - `layering`: no import cycle between the server's top-level modules.
 
 #[path = "../support/mod.rs"]
@@ -18,6 +19,7 @@ mod api_auth;
 mod api_sessions;
 mod app_messages;
 mod binary;
+mod chat;
 mod hostile;
 mod js_clients;
 mod layering;

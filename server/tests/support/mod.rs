@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test target uses a different part of this module
 
 pub mod client;
+pub mod held;
 pub mod http;
 pub mod processes;
 
