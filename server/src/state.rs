@@ -171,18 +171,21 @@ impl App {
 
         let room_output: Arc<dyn RoomOutput> = Arc::new(RoomsOutput::new(rooms.clone(), relay.clone()));
         let mut app_handlers = AppHandlers::default();
-        let chat = ChatHandler::new(ChatParts {
-            settings: ChatSettings {
-                max_chars: config.chat_max_chars,
-                messages_per_min: config.chat_messages_per_min,
+        let chat = ChatHandler::new(
+            ChatParts {
+                settings: ChatSettings {
+                    max_chars: config.chat_max_chars,
+                    messages_per_min: config.chat_messages_per_min,
+                },
+                rooms: rooms.clone(),
+                cache: cache.clone(),
+                queue: queue.clone(),
+                output: room_output.clone(),
+                history: ChatHistory::new(cache.clone(), store.clone() as Arc<dyn storage::MessageStore>),
+                tasks: background.clone(),
             },
-            rooms: rooms.clone(),
-            cache: cache.clone(),
-            queue: queue.clone(),
-            output: room_output.clone(),
-            history: ChatHistory::new(cache.clone(), store.clone() as Arc<dyn storage::MessageStore>),
-            tasks: background.clone(),
-        }, stop_rooms.clone());
+            stop_rooms.clone(),
+        );
         app_handlers.register("chat", Arc::new(chat));
         let gateway = Arc::new(Gateway {
             rooms: rooms.clone(),

@@ -74,7 +74,10 @@ async fn lists_keep_their_last_items_under_one_expiry(cache: &dyn Cache) {
     cache.list_push_trim("list-expiring", b"b", 10, TTL).await.unwrap();
     assert_eq!(cache.list_range("list-expiring").await.unwrap().len(), 2, "there before the TTL");
     sleep(TTL + MARGIN).await;
-    assert!(cache.list_range("list-expiring").await.unwrap().is_empty(), "the last push's TTL expires it all");
+    assert!(
+        cache.list_range("list-expiring").await.unwrap().is_empty(),
+        "the last push's TTL expires it all"
+    );
     assert!(
         cache.list_fill_if_absent("list-expiring", &items(&[7]), 3, LONG).await.unwrap(),
         "an expired list is absent"

@@ -276,9 +276,15 @@ impl Cache for MemoryCache {
         let now = Instant::now();
         let expires_at = now.checked_add(ttl).unwrap_or(now + NEVER);
         let last = &values[values.len().saturating_sub(keep.max(1))..];
+        if last.is_empty() {
+            // As in Redis, an empty list is no list.
+            return Ok(false);
+        }
         let list = List { items: last.iter().cloned().collect(), expires_at };
         let filled = match self.lists.entry(key.to_owned()) {
-            MapEntry::Occupied(occupied) if occupied.get().expires_at > now && !occupied.get().items.is_empty() => {
+            MapEntry::Occupied(occupied)
+                if occupied.get().expires_at > now && !occupied.get().items.is_empty() =>
+            {
                 false
             }
             MapEntry::Occupied(mut expired) => {

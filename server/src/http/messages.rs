@@ -95,10 +95,12 @@ async fn history(
     if SessionRole::of(&session, &claims.sub, claims.role).is_none() {
         return Err(ApiError::forbidden("you are not a member of this session"));
     }
-    let history = ChatHistory::new(state.cache.clone(), state.store.clone() as Arc<dyn storage::MessageStore>);
-    let page = history.page(&session.id, query.before.as_deref(), limit).await.map_err(|error| match error {
-        HistoryError::Store(error) => ApiError::from(error),
-        HistoryError::UnknownCursor => ApiError::invalid_query("before: no such message in this session"),
-    })?;
+    let history =
+        ChatHistory::new(state.cache.clone(), state.store.clone() as Arc<dyn storage::MessageStore>);
+    let page =
+        history.page(&session.id, query.before.as_deref(), limit).await.map_err(|error| match error {
+            HistoryError::Store(error) => ApiError::from(error),
+            HistoryError::UnknownCursor => ApiError::invalid_query("before: no such message in this session"),
+        })?;
     Ok(Json(MessagePage { messages: page.messages.into_iter().map(Into::into).collect(), next: page.next }))
 }

@@ -300,8 +300,12 @@ impl Connection {
             }
             Step::QueryAwareness => self.room.awareness().map_err(rejected),
             Step::App { json } => {
-                let sender =
-                    Sender { conn: self.id, room: self.room.id(), grant: &self.grant, user: self.user.as_ref() };
+                let sender = Sender {
+                    conn: self.id,
+                    room: self.room.id(),
+                    grant: &self.grant,
+                    user: self.user.as_ref(),
+                };
                 let answer = gateway.app_handlers.dispatch(&sender, json);
                 Ok(answer.map(|answer| Bytes::from(answer.to_frame())))
             }

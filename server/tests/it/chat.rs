@@ -40,7 +40,9 @@ fn of_type(client: &YClient, kind: &str) -> Vec<Value> {
 /// Waits for the answer (`chat_saved` or `error`) carrying `nonce`.
 async fn answer(client: &YClient, nonce: &str) -> Value {
     let find = |c: &YClient| {
-        c.app_messages().into_iter().find(|m| m["nonce"] == nonce && (m["type"] == "chat_saved" || m["type"] == "error"))
+        c.app_messages()
+            .into_iter()
+            .find(|m| m["nonce"] == nonce && (m["type"] == "chat_saved" || m["type"] == "error"))
     };
     client.wait_for(&format!("the answer to {nonce}"), WAIT, |c| find(c).is_some()).await;
     find(client).unwrap()
@@ -119,7 +121,8 @@ async fn history_on_join_and_over_http_in_order() {
     let texts = |messages: &Value| -> Vec<String> {
         messages.as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap().to_owned()).collect()
     };
-    let expected = |range: std::ops::Range<usize>| -> Vec<String> { range.map(|n| format!("m{n}")).collect() };
+    let expected =
+        |range: std::ops::Range<usize>| -> Vec<String> { range.map(|n| format!("m{n}")).collect() };
 
     let late = member(node.addr, &session, Some(&owner)).await;
     late.wait_for("the history", WAIT, |c| !of_type(c, "chat_history").is_empty()).await;
@@ -185,7 +188,9 @@ async fn the_same_nonce_twice_is_one_message_answered_twice_with_its_id() {
     assert_eq!(saved_id(&again, "retry-me").await, first, "the original id");
     // A sentinel after the retry: once it arrives, a second broadcast would have too.
     again.send_raw(chat("sentinel", "s"));
-    other.wait_for("the sentinel", WAIT, |c| of_type(c, "chat").iter().any(|m| m["text"] == "sentinel")).await;
+    other
+        .wait_for("the sentinel", WAIT, |c| of_type(c, "chat").iter().any(|m| m["text"] == "sentinel"))
+        .await;
     let texts: Vec<Value> = of_type(&other, "chat").into_iter().map(|m| m["text"].clone()).collect();
     assert_eq!(texts, [json!("once"), json!("sentinel")], "the retry is not broadcast again");
     saved_id(&again, "s").await;
@@ -232,7 +237,9 @@ async fn a_viewer_may_chat_and_a_locked_session_keeps_its_chat_open() {
     let viewer = register(server.addr, "viewer").await;
     let session = create_session(server.addr, &owner, json!({})).await;
     invite(server.addr, &owner, &session, &viewer, "viewer").await;
-    let lock = call(server.addr, "POST", &format!("/api/sessions/{session}/lock"), Some(&owner.access), None, &[]).await;
+    let lock =
+        call(server.addr, "POST", &format!("/api/sessions/{session}/lock"), Some(&owner.access), None, &[])
+            .await;
     assert_eq!(lock.status, 200, "{}", lock.body);
     let client = member(server.addr, &session, Some(&viewer)).await;
     client.send_raw(chat("read-only, but talking", "v"));
@@ -255,7 +262,9 @@ async fn malformed_and_anonymous_chat_is_refused_with_a_typed_error() {
         let expected = nonce.map(|n| n.to_owned());
         client
             .wait_for(json, WAIT, |c| {
-                c.app_messages().iter().any(|m| m["code"] == code && m["nonce"].as_str().map(str::to_owned) == expected)
+                c.app_messages()
+                    .iter()
+                    .any(|m| m["code"] == code && m["nonce"].as_str().map(str::to_owned) == expected)
             })
             .await;
     }
@@ -263,7 +272,9 @@ async fn malformed_and_anonymous_chat_is_refused_with_a_typed_error() {
     client.send_raw(chat("hi", &long));
     client
         .wait_for("the long nonce refused", WAIT, |c| {
-            c.app_messages().iter().any(|m| m["code"] == "malformed_app_message" && m["message"].as_str().unwrap().contains("nonce"))
+            c.app_messages().iter().any(|m| {
+                m["code"] == "malformed_app_message" && m["message"].as_str().unwrap().contains("nonce")
+            })
         })
         .await;
     assert!(of_type(&client, "chat").is_empty(), "nothing malformed was broadcast");
@@ -290,5 +301,8 @@ async fn a_message_sent_on_one_node_reaches_app_clients_on_another() {
     let id = saved_id(&sender, "x").await;
     listener.wait_for("the chat", WAIT, |c| !of_type(c, "chat").is_empty()).await;
     let received = &of_type(&listener, "chat")[0];
-    assert_eq!((received["id"].as_str(), received["text"].as_str()), (Some(id.as_str()), Some("across nodes")));
+    assert_eq!(
+        (received["id"].as_str(), received["text"].as_str()),
+        (Some(id.as_str()), Some("across nodes"))
+    );
 }

@@ -20,7 +20,11 @@ const RATE_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// One lane: its rooms' messages, one after the other. Once `stop` is cancelled it handles what
 /// it holds and ends.
-pub(super) async fn lane(parts: Arc<ChatParts>, mut messages: mpsc::Receiver<Outgoing>, stop: CancellationToken) {
+pub(super) async fn lane(
+    parts: Arc<ChatParts>,
+    mut messages: mpsc::Receiver<Outgoing>,
+    stop: CancellationToken,
+) {
     // Strictly increasing per lane, so a room's messages sort in their order even within one ms.
     let mut last_ts = 0i64;
     loop {

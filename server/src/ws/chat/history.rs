@@ -67,7 +67,9 @@ impl ChatHistory {
     /// store gets it through the queue), so it is logged, not returned.
     pub async fn remember(&self, post: &ChatPost) {
         let json = serde_json::to_vec(post).unwrap_or_default();
-        if let Err(error) = self.cache.list_push_trim(&recent_key(&post.room), &json, RECENT, RECENT_TTL).await {
+        if let Err(error) =
+            self.cache.list_push_trim(&recent_key(&post.room), &json, RECENT, RECENT_TTL).await
+        {
             tracing::warn!(%error, room = post.room, "could not add a chat message to the recent list");
         }
     }
@@ -95,9 +97,12 @@ impl ChatHistory {
         stored.reverse();
         let posts: Vec<ChatPost> = stored.into_iter().map(post_of).collect();
         if !posts.is_empty() {
-            let items: Vec<Vec<u8>> = posts.iter().map(|post| serde_json::to_vec(post).unwrap_or_default()).collect();
+            let items: Vec<Vec<u8>> =
+                posts.iter().map(|post| serde_json::to_vec(post).unwrap_or_default()).collect();
             // Only where no list is: messages pushed meanwhile are never overwritten.
-            if let Err(error) = self.cache.list_fill_if_absent(&recent_key(room), &items, RECENT, RECENT_TTL).await {
+            if let Err(error) =
+                self.cache.list_fill_if_absent(&recent_key(room), &items, RECENT, RECENT_TTL).await
+            {
                 tracing::warn!(%error, room, "could not refill the recent chat list");
             }
         }
@@ -107,7 +112,12 @@ impl ChatHistory {
     /// A page of at most `limit` messages older than the message `before` (the newest if `None`),
     /// oldest first. Served from the recent list when it holds the whole page and one older
     /// message; otherwise from the store, paged by `(time, id)`.
-    pub async fn page(&self, room: &str, before: Option<&str>, limit: usize) -> Result<HistoryPage, HistoryError> {
+    pub async fn page(
+        &self,
+        room: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<HistoryPage, HistoryError> {
         let cached = self.cached(room).await;
         let end = match before {
             None => Some(cached.len()),

@@ -144,9 +144,9 @@ impl AppHandler for ChatHandler {
             text,
             nonce: request.head.nonce.clone(),
         };
-        self.lane_of(sender.room)
-            .try_send(outgoing)
-            .map_err(|_| refuse(ChatRefusal::Busy, "chat_busy", "too many chat messages waiting; try again"))?;
+        self.lane_of(sender.room).try_send(outgoing).map_err(|_| {
+            refuse(ChatRefusal::Busy, "chat_busy", "too many chat messages waiting; try again")
+        })?;
         Ok(None)
     }
 
