@@ -25,6 +25,11 @@ const MIN_WRITES_BETWEEN_SWEEPS: usize = 1024;
 /// Stands in for a TTL too long to add to an `Instant`: nothing in a cache lives a century.
 const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
+/// When something stored at `now` for `ttl` expires.
+fn expiry(now: Instant, ttl: Duration) -> Instant {
+    now.checked_add(ttl).unwrap_or(now + NEVER)
+}
+
 struct Entry {
     value: Vec<u8>,
     expires_at: Instant,
@@ -32,8 +37,7 @@ struct Entry {
 
 impl Entry {
     fn new(value: Vec<u8>, now: Instant, ttl: Duration) -> Self {
-        let expires_at = now.checked_add(ttl).unwrap_or(now + NEVER);
-        Self { value, expires_at }
+        Self { value, expires_at: expiry(now, ttl) }
     }
 
     fn is_live(&self, now: Instant) -> bool {
@@ -218,7 +222,7 @@ impl Cache for MemoryCache {
 
     async fn map_set(&self, key: &str, field: &str, value: &[u8], ttl: Duration) -> CacheResult<()> {
         let now = Instant::now();
-        let expires_at = now.checked_add(ttl).unwrap_or(now + NEVER);
+        let expires_at = expiry(now, ttl);
         let mut map =
             self.maps.entry(key.to_owned()).or_insert_with(|| Fields { fields: HashMap::new(), expires_at });
         if map.expires_at <= now {
@@ -251,7 +255,7 @@ impl Cache for MemoryCache {
 
     async fn list_push_trim(&self, key: &str, value: &[u8], keep: usize, ttl: Duration) -> CacheResult<()> {
         let now = Instant::now();
-        let expires_at = now.checked_add(ttl).unwrap_or(now + NEVER);
+        let expires_at = expiry(now, ttl);
         let mut list =
             self.lists.entry(key.to_owned()).or_insert_with(|| List { items: VecDeque::new(), expires_at });
         if list.expires_at <= now {
@@ -274,7 +278,7 @@ impl Cache for MemoryCache {
         ttl: Duration,
     ) -> CacheResult<bool> {
         let now = Instant::now();
-        let expires_at = now.checked_add(ttl).unwrap_or(now + NEVER);
+        let expires_at = expiry(now, ttl);
         let last = &values[values.len().saturating_sub(keep.max(1))..];
         if last.is_empty() {
             // As in Redis, an empty list is no list.
