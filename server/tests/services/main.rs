@@ -5,6 +5,7 @@
 //!
 //! - `cache`: the cache suite on memory and a real Redis, Redis restarts, `rediss://`.
 //! - `backends`: the server on MongoDB-wire + Redis.
+//! - `chat`: chat across two nodes on MongoDB-wire + Redis.
 //! - `multi_node`: several `codecrafter` processes on a Redis of the test's own.
 //! - `room_output`: a worker process on Redis reaching a room's app clients.
 
@@ -13,5 +14,6 @@ mod support;
 
 mod backends;
 mod cache;
+mod chat;
 mod multi_node;
 mod room_output;
