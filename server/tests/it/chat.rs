@@ -151,6 +151,9 @@ async fn history_on_join_and_over_http_in_order() {
     let second = get(format!("?limit=50&before={}", ids[55]), token.clone()).await.json();
     assert_eq!(texts(&second["messages"]), expected(5..55));
     assert_eq!(second["next"], ids[5].as_str());
+    let middle = get(format!("?limit=10&before={}", ids[60]), token.clone()).await.json();
+    assert_eq!(texts(&middle["messages"]), expected(50..60), "a page from the middle of the recent list");
+    assert_eq!(middle["next"], ids[50].as_str());
     let last = get(format!("?before={}", ids[5]), token.clone()).await.json();
     assert_eq!(texts(&last["messages"]), expected(0..5), "the default limit covers the rest");
     assert_eq!(last["next"], Value::Null, "no older page");

@@ -39,6 +39,22 @@ pub struct HistoryPage {
     pub next: Option<String>,
 }
 
+/// The page of at most `limit` messages before `before` (the newest if `None`) out of a room's
+/// recent list (oldest first), if the list holds all of it and at least one message older (so
+/// that `next` is known to lead somewhere); `None` when the store must answer.
+fn page_of_recent(recent: &[ChatPost], before: Option<&str>, limit: usize) -> Option<HistoryPage> {
+    let end = match before {
+        None => recent.len(),
+        Some(id) => recent.iter().position(|post| post.id == id)?,
+    };
+    if end <= limit {
+        return None;
+    }
+    let messages = recent[end - limit..end].to_vec();
+    let next = messages.first().map(|post| post.id.clone());
+    Some(HistoryPage { messages, next })
+}
+
 /// Reads and extends rooms' chat history. Cheap to build: two `Arc`s.
 #[derive(Clone)]
 pub struct ChatHistory {
@@ -119,16 +135,8 @@ impl ChatHistory {
         limit: usize,
     ) -> Result<HistoryPage, HistoryError> {
         let cached = self.cached(room).await;
-        let end = match before {
-            None => Some(cached.len()),
-            Some(id) => cached.iter().position(|post| post.id == id),
-        };
-        if let Some(end) = end
-            && end > limit
-        {
-            let messages = cached[end - limit..end].to_vec();
-            let next = messages.first().map(|post| post.id.clone());
-            return Ok(HistoryPage { messages, next });
+        if let Some(page) = page_of_recent(&cached, before, limit) {
+            return Ok(page);
         }
         let cursor = match before {
             None => None,
@@ -147,5 +155,45 @@ impl ChatHistory {
         let messages: Vec<ChatPost> = found.into_iter().map(post_of).collect();
         let next = if more { messages.first().map(|post| post.id.clone()) } else { None };
         Ok(HistoryPage { messages, next })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recent(n: usize) -> Vec<ChatPost> {
+        (0..n)
+            .map(|i| ChatPost {
+                id: format!("m{i}"),
+                room: "r".into(),
+                user: ChatUser { id: "u".into(), username: "ann".into() },
+                text: String::new(),
+                ts: i as i64,
+                nonce: None,
+            })
+            .collect()
+    }
+
+    fn check(n: usize, before: Option<&str>, limit: usize, expected: Option<(&[&str], &str)>) {
+        let page = page_of_recent(&recent(n), before, limit);
+        let got = page.as_ref().map(|page| {
+            let ids: Vec<&str> = page.messages.iter().map(|post| post.id.as_str()).collect();
+            (ids, page.next.clone().unwrap())
+        });
+        let expected = expected.map(|(ids, next)| (ids.to_vec(), next.to_owned()));
+        assert_eq!(got, expected, "{n} cached, before {before:?}, limit {limit}");
+    }
+
+    #[test]
+    fn a_page_comes_from_the_recent_list_only_when_the_list_holds_it_and_one_more() {
+        check(5, None, 2, Some((&["m3", "m4"], "m3")));
+        check(5, Some("m3"), 2, Some((&["m1", "m2"], "m1")));
+        // Not one older message in the list: whether there is one is the store's to say.
+        check(5, Some("m2"), 2, None);
+        check(2, None, 2, None);
+        check(0, None, 1, None);
+        // A cursor the list does not hold.
+        check(5, Some("elsewhere"), 1, None);
     }
 }
