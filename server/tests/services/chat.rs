@@ -2,7 +2,8 @@
 //! a message sent on one node reaches the other node's app clients (Redis relay), is stored once in
 //! MongoDB and counted in its session, its retry on the other node (the client reconnected there)
 //! is the same message, the rate limit holds across nodes, and a client joining on the other node
-//! gets the history from the Redis list, or from MongoDB once the list is gone.
+//! gets the history from the Redis list, or from MongoDB once the list is gone. With Redis down,
+//! chat goes on: sent, saved, and the history read from MongoDB.
 
 use crate::support;
 
@@ -13,6 +14,7 @@ use serde_json::{Value, json};
 use support::TestServer;
 use support::YClient;
 use support::http::{User, call, create_session, register};
+use support::processes::OwnRedis;
 use yrs::{Text, Transact};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -140,4 +142,41 @@ async fn chat_across_two_nodes_on_mongodb_and_redis() {
     drop((sender, listener, late, after));
     a.stop().await.unwrap();
     b.stop().await.unwrap();
+    drop_database(&database).await;
+}
+
+/// The cache is a helper of chat, not a dependency: without Redis a message is still broadcast,
+/// saved and answered, and a joining client gets the history from the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_goes_on_while_redis_is_down() {
+    let mut redis = OwnRedis::start();
+    let database = format!("cc_chat_outage_{}", storage::model::new_id());
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = server::Config::for_tests(dir.path());
+    config.allow_anonymous = false;
+    config.mongo_url = Some(env_url("CODECRAFTER_TEST_MONGO_URL"));
+    config.mongo_db = database.clone();
+    config.redis_url = Some(redis.url());
+    config.jwt_secret = Some("test-secret-that-is-at-least-32-bytes-long".into());
+    let server = TestServer::start_with(config).await;
+    let owner = register(server.addr, "owner").await;
+    let session = create_session(server.addr, &owner, json!({})).await;
+    let sender = member(&server, &session, &owner).await;
+    redis.stop();
+
+    sender.send_raw(chat("still here", "n"));
+    let saved = answer(&sender, "n").await;
+    assert_eq!(saved["type"], "chat_saved", "{saved}");
+    assert!(of_type(&sender, "chat").iter().any(|m| m["text"] == "still here"), "broadcast too");
+    let late = member(&server, &session, &owner).await;
+    late.wait_for("the history", WAIT, |c| !of_type(c, "chat_history").is_empty()).await;
+    assert_eq!(of_type(&late, "chat_history")[0]["messages"][0]["id"], saved["id"]);
+    drop((sender, late));
+    server.stop().await.unwrap();
+    drop_database(&database).await;
+}
+
+async fn drop_database(name: &str) {
+    let client = mongodb::Client::with_uri_str(env_url("CODECRAFTER_TEST_MONGO_URL")).await.unwrap();
+    client.database(name).drop().await.unwrap();
 }
