@@ -101,6 +101,10 @@ async fn a_message_reaches_the_rooms_app_clients_and_is_stored_before_chat_saved
     // of the session expires, as for every activity counter).
     let counted = node.state().store.session(&session).await.unwrap().unwrap();
     assert_eq!(counted.metadata.total_messages, 1);
+    let (_, metrics) = support::http_get(&format!("http://{}/metrics", node.addr)).await;
+    for family in ["codecrafter_chat_messages_total", "codecrafter_chat_writes_total"] {
+        assert!(metrics.contains(&format!("\n{family} ")), "{family} in /metrics");
+    }
     node.stop().await;
 }
 
