@@ -7,7 +7,7 @@ use std::sync::Arc;
 use protocol::app::AppMessage;
 use protocol::chat::{ChatPost, ChatUser};
 use protocol::job::{ChatJob, Job};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::{ChatParts, NONCE_TTL, Outgoing, refuse};
@@ -23,6 +23,7 @@ const RATE_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
 pub(super) async fn lane(
     parts: Arc<ChatParts>,
     mut messages: mpsc::Receiver<Outgoing>,
+    persisting: Arc<Semaphore>,
     stop: CancellationToken,
 ) {
     // Strictly increasing per lane, so a room's messages sort in their order even within one ms.
@@ -36,8 +37,10 @@ pub(super) async fn lane(
             }
         };
         let Some(outgoing) = outgoing else { return };
+        // Never closed, so this waits only while too many messages wait to be durable.
+        let Ok(permit) = persisting.clone().acquire_owned().await else { return };
         let ts = (unix_ms() as i64).max(last_ts + 1);
-        if parts.accept(outgoing, ts).await {
+        if parts.accept(outgoing, ts, permit).await {
             last_ts = ts;
         }
     }
@@ -45,7 +48,7 @@ pub(super) async fn lane(
 
 impl ChatParts {
     /// Handles one message on its lane; true if it used `ts` (a new message).
-    async fn accept(self: &Arc<Self>, outgoing: Outgoing, ts: i64) -> bool {
+    async fn accept(self: &Arc<Self>, outgoing: Outgoing, ts: i64, permit: OwnedSemaphorePermit) -> bool {
         if !self.within_rate(&outgoing.user.id).await {
             let why = refuse(
                 ChatRefusal::RateLimited,
@@ -74,7 +77,11 @@ impl ChatParts {
         }
         // Off the lane: a durable write takes a broker confirm or a store commit, and the room's
         // next message need not wait for it.
-        self.tasks.spawn(self.clone().persist(job, outgoing.conn, outgoing.nonce));
+        let persisting = self.clone().persist(job, outgoing.conn, outgoing.nonce);
+        self.tasks.spawn(async move {
+            persisting.await;
+            drop(permit);
+        });
         first
     }
 

@@ -19,7 +19,8 @@
 //! - Order: a room's messages are handled one after the other on one lane (rooms are spread over
 //!   [`LANES`] lanes), so every client sees a room's messages from this node in the order they
 //!   arrived, and their timestamps strictly increase in that order (the store sorts by them). A
-//!   full lane refuses at once (`chat_busy`) rather than holding up the connection.
+//!   full lane refuses at once (`chat_busy`) rather than holding up the connection; lanes wait
+//!   while [`MAX_PERSISTING`] messages wait to be durable, so an outage fills them.
 //! - The cache is a helper, not a dependency: while it fails, chat goes on without rate limit,
 //!   dedupe or recent list (each failure is logged).
 
@@ -32,7 +33,7 @@ use std::time::Duration;
 
 use protocol::app::AppMessage;
 use protocol::chat::{ChatRequest, TextRefusal, check_text};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use workers::{JobQueue, RoomOutput};
@@ -49,6 +50,9 @@ pub const NONCE_TTL: Duration = Duration::from_secs(10 * 60);
 pub const LANES: usize = 8;
 /// Messages waiting on one lane before more are refused.
 const LANE_CAPACITY: usize = 1024;
+/// Messages of this node waiting to be durable. Past it the lanes wait, their queues fill, and
+/// new messages are refused (`chat_busy`): a slow store or broker bounds the memory chat holds.
+const MAX_PERSISTING: usize = 4096;
 
 /// The chat limits (`--chat-max-chars`, `--chat-messages-per-min`; 0 = unlimited).
 #[derive(Debug, Clone, Copy)]
@@ -79,10 +83,11 @@ impl ChatHandler {
     /// Starts the lanes; they end once `stop` is cancelled and what they hold is handled.
     pub fn new(parts: ChatParts, stop: CancellationToken) -> Self {
         let parts = Arc::new(parts);
+        let persisting = Arc::new(Semaphore::new(MAX_PERSISTING));
         let lanes = (0..LANES)
             .map(|_| {
                 let (tx, rx) = mpsc::channel(LANE_CAPACITY);
-                parts.tasks.spawn(deliver::lane(parts.clone(), rx, stop.clone()));
+                parts.tasks.spawn(deliver::lane(parts.clone(), rx, persisting.clone(), stop.clone()));
                 tx
             })
             .collect();
