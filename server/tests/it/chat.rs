@@ -9,43 +9,15 @@ use std::time::Duration;
 
 use protocol::Message;
 use serde_json::{Value, json};
+use support::chat::{answer, chat, member, of_type};
 use support::held::{HeldNode, assert_no_app_message_reached};
-use support::http::{User, call, create_session, invite, register};
+use support::http::{call, create_session, invite, register};
 use support::{TestServer, YClient};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-fn chat(text: &str, nonce: &str) -> Vec<u8> {
-    Message::App(&json!({ "type": "chat", "text": text, "nonce": nonce }).to_string()).encode_to_vec()
-}
-
 fn raw(json: &str) -> Vec<u8> {
     Message::App(json).encode_to_vec()
-}
-
-/// An app client of `room` signed in as `user` (anonymous if `None`), synced. Every frame since
-/// it connected is kept: the history may come before the sync completes.
-async fn member(addr: std::net::SocketAddr, room: &str, user: Option<&User>) -> YClient {
-    let token = user.map(|user| format!("&token={}", user.access)).unwrap_or_default();
-    let client = YClient::connect(&format!("ws://{addr}/ws/{room}?app=1{token}")).await;
-    client.wait_for("sync", WAIT, |c| c.shared().synced).await;
-    client
-}
-
-/// The app messages of `client` of type `kind`.
-fn of_type(client: &YClient, kind: &str) -> Vec<Value> {
-    client.app_messages().into_iter().filter(|m| m["type"] == kind).collect()
-}
-
-/// Waits for the answer (`chat_saved` or `error`) carrying `nonce`.
-async fn answer(client: &YClient, nonce: &str) -> Value {
-    let find = |c: &YClient| {
-        c.app_messages()
-            .into_iter()
-            .find(|m| m["nonce"] == nonce && (m["type"] == "chat_saved" || m["type"] == "error"))
-    };
-    client.wait_for(&format!("the answer to {nonce}"), WAIT, |c| find(c).is_some()).await;
-    find(client).unwrap()
 }
 
 async fn saved_id(client: &YClient, nonce: &str) -> String {

@@ -9,11 +9,10 @@ use crate::support;
 
 use std::time::Duration;
 
-use protocol::Message;
 use serde_json::{Value, json};
 use support::TestServer;
-use support::YClient;
-use support::http::{User, call, create_session, register};
+use support::chat::{answer, chat, member, of_type};
+use support::http::{call, create_session, register};
 use support::processes::OwnRedis;
 use yrs::{Text, Transact};
 
@@ -21,30 +20,6 @@ const WAIT: Duration = Duration::from_secs(10);
 
 fn env_url(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run the tests with scripts/test.sh, which starts Redis and the MongoDB-wire server"))
-}
-
-fn chat(text: &str, nonce: &str) -> Vec<u8> {
-    Message::App(&json!({ "type": "chat", "text": text, "nonce": nonce }).to_string()).encode_to_vec()
-}
-
-async fn member(server: &TestServer, room: &str, user: &User) -> YClient {
-    let client = YClient::connect(&format!("{}?app=1&token={}", server.ws_url(room), user.access)).await;
-    client.wait_for("sync", WAIT, |c| c.shared().synced).await;
-    client
-}
-
-fn of_type(client: &YClient, kind: &str) -> Vec<Value> {
-    client.app_messages().into_iter().filter(|m| m["type"] == kind).collect()
-}
-
-async fn answer(client: &YClient, nonce: &str) -> Value {
-    let find = |c: &YClient| {
-        c.app_messages()
-            .into_iter()
-            .find(|m| m["nonce"] == nonce && (m["type"] == "chat_saved" || m["type"] == "error"))
-    };
-    client.wait_for(&format!("the answer to {nonce}"), WAIT, |c| find(c).is_some()).await;
-    find(client).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -68,8 +43,8 @@ async fn chat_across_two_nodes_on_mongodb_and_redis() {
     let owner = register(a.addr, "owner").await;
     let session = create_session(a.addr, &owner, json!({})).await;
 
-    let listener = member(&b, &session, &owner).await;
-    let sender = member(&a, &session, &owner).await;
+    let listener = member(b.addr, &session, Some(&owner)).await;
+    let sender = member(a.addr, &session, Some(&owner)).await;
     // Chat crosses nodes at most once: first make sure both nodes hear the room (an edit crosses).
     sender.doc.get_or_insert_text("t").insert(&mut sender.doc.transact_mut(), 0, "probe");
     listener.wait_for("the probe edit", WAIT, |c| c.text("t") == "probe").await;
@@ -95,7 +70,7 @@ async fn chat_across_two_nodes_on_mongodb_and_redis() {
     sender.send_raw(chat("over", "n4"));
     assert_eq!(answer(&sender, "n4").await["code"], "chat_rate_limited", "the budget is shared by the nodes");
 
-    let late = member(&b, &session, &owner).await;
+    let late = member(b.addr, &session, Some(&owner)).await;
     late.wait_for("the history", WAIT, |c| !of_type(c, "chat_history").is_empty()).await;
     let texts = |history: &Value| -> Vec<String> {
         history["messages"]
@@ -136,7 +111,7 @@ async fn chat_across_two_nodes_on_mongodb_and_redis() {
         .query_async(&mut connection)
         .await
         .unwrap();
-    let after = member(&a, &session, &owner).await;
+    let after = member(a.addr, &session, Some(&owner)).await;
     after.wait_for("the history", WAIT, |c| !of_type(c, "chat_history").is_empty()).await;
     assert_eq!(texts(&of_type(&after, "chat_history")[0]), ["first", "second", "over"]);
     drop((sender, listener, late, after));
@@ -161,14 +136,14 @@ async fn chat_goes_on_while_redis_is_down() {
     let server = TestServer::start_with(config).await;
     let owner = register(server.addr, "owner").await;
     let session = create_session(server.addr, &owner, json!({})).await;
-    let sender = member(&server, &session, &owner).await;
+    let sender = member(server.addr, &session, Some(&owner)).await;
     redis.stop();
 
     sender.send_raw(chat("still here", "n"));
     let saved = answer(&sender, "n").await;
     assert_eq!(saved["type"], "chat_saved", "{saved}");
     assert!(of_type(&sender, "chat").iter().any(|m| m["text"] == "still here"), "broadcast too");
-    let late = member(&server, &session, &owner).await;
+    let late = member(server.addr, &session, Some(&owner)).await;
     late.wait_for("the history", WAIT, |c| !of_type(c, "chat_history").is_empty()).await;
     assert_eq!(of_type(&late, "chat_history")[0]["messages"][0]["id"], saved["id"]);
     drop((sender, late));

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)] // each test target uses a different part of this module
 
+pub mod chat;
 pub mod client;
 pub mod held;
 pub mod http;
