@@ -6,12 +6,13 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::chat::ChatPost;
 use crate::error::DecodeError;
 use crate::lib0::{var_bytes_len, var_uint_len, write_var_string, write_var_uint};
 use crate::message::MSG_APP;
 
-/// What a client and the server exchange as app messages. Chat, run and presence variants come
-/// later; each is one more variant here.
+/// What the server sends app clients. Run and presence variants come later; each is one more
+/// variant here.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AppMessage {
@@ -31,6 +32,16 @@ pub enum AppMessage {
     /// durable, or were refused (a read-only client's edits, answered at once with permission
     /// denied). Sent in order, `seq` only growing; one message may cover several.
     Saved { seq: u64 },
+    /// A chat message, to every app client of its room.
+    Chat(ChatPost),
+    /// To the sender: the chat message `id` (sent with `nonce`) is durable.
+    ChatSaved {
+        id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nonce: Option<String>,
+    },
+    /// To a client that joins: the room's recent messages, oldest first.
+    ChatHistory { messages: Vec<ChatPost> },
 }
 
 /// Longest `nonce` a client may attach to an app message, in bytes.
@@ -143,6 +154,30 @@ mod tests {
         assert_eq!(bare.nonce, None);
         for bad in [r#"{"nonce":"x"}"#, r#"{"type":3}"#, r#"["type"]"#, "chat", r#"{"type":"x","nonce":5}"#] {
             assert!(AppRequestHead::from_json(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn chat_messages_shapes() {
+        let post = ChatPost {
+            id: "a".into(),
+            room: "r".into(),
+            user: crate::chat::ChatUser { id: "u".into(), username: "ann".into() },
+            text: "hi".into(),
+            ts: 1,
+            nonce: Some("n".into()),
+        };
+        let chat = AppMessage::Chat(post.clone());
+        assert_eq!(
+            chat.to_json(),
+            r#"{"type":"chat","id":"a","room":"r","user":{"id":"u","username":"ann"},"text":"hi","ts":1,"nonce":"n"}"#
+        );
+        let saved = AppMessage::ChatSaved { id: "a".into(), nonce: Some("n".into()) };
+        assert_eq!(saved.to_json(), r#"{"type":"chat_saved","id":"a","nonce":"n"}"#);
+        let history = AppMessage::ChatHistory { messages: vec![post] };
+        assert!(history.to_json().starts_with(r#"{"type":"chat_history","messages":[{"id":"a""#));
+        for message in [chat, saved, history] {
+            assert_eq!(AppMessage::from_json(&message.to_json()).ok(), Some(message));
         }
     }
 

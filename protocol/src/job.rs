@@ -30,11 +30,28 @@ pub struct SnapshotJob {
     pub dirty_since_ms: u64,
 }
 
+/// Persist one chat message (queue `message_save`). The worker writes it idempotently by `id`, so
+/// a redelivered job never stores a second copy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatJob {
+    /// The message id (24 hex digits), given by the server that accepted it.
+    pub id: String,
+    /// Room (session) id.
+    pub room: String,
+    pub user_id: String,
+    pub username: String,
+    pub text: String,
+    /// When the server accepted it (unix ms).
+    pub created_at: i64,
+}
+
 /// Every job kind. Append new variants at the end (see the module doc).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Job {
     /// Persist a room snapshot.
     Snapshot(SnapshotJob),
+    /// Persist a chat message.
+    Chat(ChatJob),
 }
 
 /// Why bytes from the queue are not a job this build understands.
@@ -72,6 +89,23 @@ mod tests {
         let expected: &[u8] = b"\x01\x00\x07room-\xc3\xa9\x05\x01\x02\x03\x00\xff\xfb\x2c\x01\x07";
         assert_eq!(bytes, expected);
         assert_eq!(Job::decode(&bytes).ok(), Some(snapshot()));
+    }
+
+    #[test]
+    fn chat_round_trip_and_layout() {
+        let job = Job::Chat(ChatJob {
+            id: "ab".to_owned(),
+            room: "r".to_owned(),
+            user_id: "u".to_owned(),
+            username: "é".to_owned(),
+            text: "hi".to_owned(),
+            created_at: -2,
+        });
+        let bytes = job.encode();
+        // version, variant 1, five length-prefixed strings, -2 zigzag-encoded as 3.
+        let expected: &[u8] = b"\x01\x01\x02ab\x01r\x01u\x02\xc3\xa9\x02hi\x03";
+        assert_eq!(bytes, expected);
+        assert_eq!(Job::decode(&bytes).ok(), Some(job));
     }
 
     #[test]

@@ -206,6 +206,14 @@ pub struct Config {
     #[arg(help_heading = RATE_LIMITS, long, env = "CODECRAFTER_WS_CONNECTS_PER_MIN", default_value_t = 120)]
     pub ws_connects_per_min: u64,
 
+    /// Chat messages one signed-in user may send per minute, across all rooms and nodes; more are refused with `chat_rate_limited`; 0 = unlimited.
+    #[arg(help_heading = RATE_LIMITS, long, env = "CODECRAFTER_CHAT_MESSAGES_PER_MIN", default_value_t = 30)]
+    pub chat_messages_per_min: u64,
+
+    /// Longest chat message, in characters (Unicode scalar values); longer ones are refused with `chat_too_long`; 0 = unlimited.
+    #[arg(help_heading = WS_LIMITS, long, env = "CODECRAFTER_CHAT_MAX_CHARS", default_value_t = 2000)]
+    pub chat_max_chars: usize,
+
     /// Browser origins allowed to call the API (CORS), comma-separated; `*` allows any.
     #[arg(
         help_heading = NETWORK,

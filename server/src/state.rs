@@ -32,6 +32,8 @@ use crate::config::Config;
 
 use crate::room::output::RoomsOutput;
 use crate::room::{RoomSettings, Rooms, janitor, persister, quarantine};
+use crate::ws::chat::history::ChatHistory;
+use crate::ws::chat::{ChatHandler, ChatParts, ChatSettings};
 use crate::ws::{ConnectionSettings, Gateway, app::AppHandlers};
 use crate::{cluster, telemetry};
 
@@ -161,12 +163,29 @@ impl App {
         ));
 
         let room_output: Arc<dyn RoomOutput> = Arc::new(RoomsOutput::new(rooms.clone(), relay.clone()));
+        let mut app_handlers = AppHandlers::default();
+        let chat = ChatHandler::new(
+            ChatParts {
+                settings: ChatSettings {
+                    max_chars: config.chat_max_chars,
+                    messages_per_min: config.chat_messages_per_min,
+                },
+                rooms: rooms.clone(),
+                cache: cache.clone(),
+                queue: queue.clone(),
+                output: room_output.clone(),
+                history: ChatHistory::new(cache.clone(), store.clone() as Arc<dyn storage::MessageStore>),
+                tasks: background.clone(),
+            },
+            stop_rooms.clone(),
+        );
+        app_handlers.register("chat", Arc::new(chat));
         let gateway = Arc::new(Gateway {
             rooms: rooms.clone(),
             sessions: sessions.clone(),
             auth: auth.clone(),
             queue: queue.clone(),
-            app_handlers: AppHandlers::default(),
+            app_handlers,
             room_output,
             settings: ConnectionSettings {
                 send_queue: config.send_queue,
@@ -283,8 +302,9 @@ fn open_queue(
         return Ok(queue);
     }
     let snapshots = workers::snapshot::SnapshotHandler::new(store.clone() as Arc<dyn storage::SnapshotStore>);
+    let chats = workers::chat::ChatHandler::new(store.clone() as Arc<dyn storage::MessageStore>);
     Ok(InProcessQueue::start(
-        Dispatcher::new(DispatchConfig::default()).register(snapshots),
+        Dispatcher::new(DispatchConfig::default()).register(snapshots).register(chats),
         InProcessQueueConfig::default(),
         background,
         stop_workers.clone(),

@@ -145,6 +145,49 @@ fn describe() {
         "codecrafter_awareness_refused_total",
         "Awareness updates relayed without entries for client ids another connection holds"
     );
+    describe_counter!("codecrafter_chat_messages_total", "Chat messages accepted and broadcast");
+    describe_counter!(
+        "codecrafter_chat_refused_total",
+        "Chat messages refused, by reason (not_saved: broadcast but could not be made durable)"
+    );
+}
+
+/// Why a chat message was refused, as labelled in `codecrafter_chat_refused_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatRefusal {
+    Anonymous,
+    Malformed,
+    Empty,
+    TooLong,
+    RateLimited,
+    /// Its room's lane was full.
+    Busy,
+    /// Accepted and broadcast, but the queue could not make it durable.
+    NotSaved,
+}
+
+impl ChatRefusal {
+    const ALL: [ChatRefusal; 7] = [
+        ChatRefusal::Anonymous,
+        ChatRefusal::Malformed,
+        ChatRefusal::Empty,
+        ChatRefusal::TooLong,
+        ChatRefusal::RateLimited,
+        ChatRefusal::Busy,
+        ChatRefusal::NotSaved,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            ChatRefusal::Anonymous => "anonymous",
+            ChatRefusal::Malformed => "malformed",
+            ChatRefusal::Empty => "empty",
+            ChatRefusal::TooLong => "too_long",
+            ChatRefusal::RateLimited => "rate_limited",
+            ChatRefusal::Busy => "busy",
+            ChatRefusal::NotSaved => "not_saved",
+        }
+    }
 }
 
 /// Why a connection was refused at accept, as labelled in
@@ -213,6 +256,8 @@ pub struct Metrics {
     pub user_socket_write_errors: Counter,
     messages_in: [Counter; MessageKind::COUNT],
     messages_out: [Counter; MessageKind::COUNT],
+    pub chat_messages: Counter,
+    chat_refused: [Counter; ChatRefusal::ALL.len()],
 }
 
 impl Metrics {
@@ -264,8 +309,15 @@ impl Metrics {
                 user_socket_write_errors: metrics::counter!("codecrafter_presence_write_errors_total"),
                 messages_in: by_kind("codecrafter_messages_in_total"),
                 messages_out: by_kind("codecrafter_messages_out_total"),
+                chat_messages: metrics::counter!("codecrafter_chat_messages_total"),
+                chat_refused: ChatRefusal::ALL
+                    .map(|why| metrics::counter!("codecrafter_chat_refused_total", "reason" => why.label())),
             }
         })
+    }
+
+    pub fn chat_refused(&self, why: ChatRefusal) {
+        self.chat_refused[why as usize].increment(1);
     }
 
     pub fn message_in(&self, kind: MessageKind) {

@@ -165,6 +165,10 @@ pub struct Collaborator {
 pub struct SessionMetadata {
     pub total_executions: u64,
     pub total_edits: u64,
+    /// Chat messages stored, each id counted once (by [`MessageStore::save_message`]).
+    ///
+    /// [`MessageStore::save_message`]: crate::MessageStore::save_message
+    pub total_messages: u64,
     pub average_execution_time: f64,
     pub last_activity: Millis,
 }
@@ -219,6 +223,20 @@ pub struct ChatMessage {
     pub username: String,
     pub text: String,
     pub created_at: Millis,
+}
+
+/// Where a page of chat history ends: messages strictly older than this one, in the order
+/// `(created_at, id)` (the id breaks ties between messages of the same millisecond).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageCursor {
+    pub created_at: Millis,
+    pub id: String,
+}
+
+impl From<&ChatMessage> for MessageCursor {
+    fn from(message: &ChatMessage) -> Self {
+        Self { created_at: message.created_at, id: message.id.clone() }
+    }
 }
 
 /// One code execution and, once finished, its result.

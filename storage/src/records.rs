@@ -4,7 +4,9 @@
 use async_trait::async_trait;
 
 use crate::Result;
-use crate::model::{ChatMessage, ExecutionRecord, LogEntry, LogLevel, Millis, Page, Session, User};
+use crate::model::{
+    ChatMessage, ExecutionRecord, LogEntry, LogLevel, MessageCursor, Millis, Page, Session, User,
+};
 use crate::snapshot::SnapshotStore;
 
 #[async_trait]
@@ -43,13 +45,19 @@ pub trait SessionStore: Send + Sync + 'static {
 #[async_trait]
 pub trait MessageStore: Send + Sync + 'static {
     /// Store a chat message; storing the same id again changes nothing (workers may redeliver).
+    /// A newly stored message also counts in its session's `metadata.total_messages` and moves
+    /// its `last_activity` forward (never back). The embedded store does both in one transaction;
+    /// MongoDB counts right after the insert, so a crash between the two may undercount by one,
+    /// never count twice.
     async fn save_message(&self, message: &ChatMessage) -> Result<()>;
-    /// A session's messages created strictly before `before` (all if `None`), newest first, at
-    /// most `limit`.
+    /// The message with this id, if stored.
+    async fn message(&self, id: &str) -> Result<Option<ChatMessage>>;
+    /// A session's messages strictly older than `before` in `(created_at, id)` order (all if
+    /// `None`), newest first, at most `limit`.
     async fn messages(
         &self,
         session_id: &str,
-        before: Option<Millis>,
+        before: Option<&MessageCursor>,
         limit: u64,
     ) -> Result<Vec<ChatMessage>>;
 }

@@ -5,22 +5,25 @@
 //! and a [`JobPayload`] impl for its payload type; [`JobKind::of`] is the one exhaustive match over
 //! [`Job`] in this crate, so the compiler points here.
 
-use protocol::job::{Job, SnapshotJob};
+use protocol::job::{ChatJob, Job, SnapshotJob};
 
 /// Every kind of [`Job`], one per variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum JobKind {
     Snapshot,
+    /// Chat persistence: the seeds' `message_save` queue.
+    Chat,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 1] = [JobKind::Snapshot];
+    pub const ALL: [JobKind; 2] = [JobKind::Snapshot, JobKind::Chat];
     pub const COUNT: usize = Self::ALL.len();
 
     /// The kind of `job`.
     pub fn of(job: &Job) -> Self {
         match job {
             Job::Snapshot(_) => JobKind::Snapshot,
+            Job::Chat(_) => JobKind::Chat,
         }
     }
 
@@ -28,6 +31,7 @@ impl JobKind {
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::Snapshot => "snapshot",
+            JobKind::Chat => "chat",
         }
     }
 }
@@ -47,8 +51,17 @@ impl JobPayload for SnapshotJob {
     fn from_job(job: &Job) -> Option<&Self> {
         match job {
             Job::Snapshot(snapshot) => Some(snapshot),
-            // Reachable once `Job` has a second variant.
-            #[allow(unreachable_patterns)]
+            _ => None,
+        }
+    }
+}
+
+impl JobPayload for ChatJob {
+    const KIND: JobKind = JobKind::Chat;
+
+    fn from_job(job: &Job) -> Option<&Self> {
+        match job {
+            Job::Chat(chat) => Some(chat),
             _ => None,
         }
     }
@@ -64,6 +77,17 @@ mod tests {
             Job::Snapshot(SnapshotJob { room: "r".into(), update: vec![], changes: 0, dirty_since_ms: 0 });
         assert_eq!(JobKind::of(&job), SnapshotJob::KIND);
         assert!(SnapshotJob::from_job(&job).is_some());
+        assert!(ChatJob::from_job(&job).is_none());
+        let chat = Job::Chat(ChatJob {
+            id: "i".into(),
+            room: "r".into(),
+            user_id: "u".into(),
+            username: "n".into(),
+            text: "t".into(),
+            created_at: 0,
+        });
+        assert_eq!(JobKind::of(&chat), ChatJob::KIND);
+        assert!(ChatJob::from_job(&chat).is_some() && SnapshotJob::from_job(&chat).is_none());
         for (index, kind) in JobKind::ALL.into_iter().enumerate() {
             // Metrics index per-kind handles by `kind as usize`.
             assert_eq!(kind as usize, index);

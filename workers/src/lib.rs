@@ -4,15 +4,16 @@
 //! dropping; `flush` waits until everything published is settled). Consumer side: a backend yields
 //! [`Delivery`]s through a [`JobConsumer`]; the [`Dispatcher`] routes each to the [`JobHandler`] of
 //! its [`JobKind`] and settles it: done → ack, transient failure → the same jobs again after a
-//! backoff, poison → dead letter with a reason. Today's one handler is snapshot persistence
-//! ([`snapshot::SnapshotHandler`]); chat persistence and code execution (writing into rooms
-//! through a [`RoomOutput`]) come later as more handlers, and the workers as their own process
+//! backoff, poison → dead letter with a reason. The handlers are snapshot persistence
+//! ([`snapshot::SnapshotHandler`]) and chat persistence ([`chat::ChatHandler`]); code execution
+//! (writing into rooms through a [`RoomOutput`]) comes later as one more handler, and the workers as their own process
 //! behind the same traits, on the RabbitMQ backend ([`amqp`]). In the embedded mode the
 //! [`InProcessQueue`] runs the same dispatcher inside the server process.
 //!
 //! Every backend passes the one suite in `conformance` (feature `conformance`, tests only).
 
 pub mod amqp;
+pub mod chat;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod dead_letters;

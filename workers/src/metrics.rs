@@ -42,6 +42,10 @@ pub fn describe() {
     );
     describe_gauge!("codecrafter_broker_connected", "1 while this process has a working link to the broker");
     describe_counter!(
+        "codecrafter_chat_writes_total",
+        "Chat messages written to the store by the chat worker (a redelivery counts again)"
+    );
+    describe_counter!(
         "codecrafter_jobs_dead_lettered_total",
         "Jobs set aside because they can never succeed (poison, no handler for their kind, a handler panic), by kind"
     );
@@ -52,6 +56,7 @@ pub(crate) struct Metrics {
     pub persist_updates: Counter,
     pub persist_lag: Histogram,
     pub merge_errors: Counter,
+    pub chat_writes: Counter,
     dead_lettered: [Counter; JobKind::COUNT],
 }
 
@@ -63,6 +68,7 @@ impl Metrics {
             persist_updates: metrics::counter!("codecrafter_persist_updates_total"),
             persist_lag: metrics::histogram!("codecrafter_persist_lag_seconds"),
             merge_errors: metrics::counter!("codecrafter_persist_errors_total", "kind" => "merge"),
+            chat_writes: metrics::counter!("codecrafter_chat_writes_total"),
             dead_lettered: JobKind::ALL.map(
                 |kind| metrics::counter!("codecrafter_jobs_dead_lettered_total", "kind" => kind.as_str()),
             ),

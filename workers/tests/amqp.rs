@@ -324,6 +324,7 @@ async fn a_second_worker_takes_over_in_order() {
             .into_iter()
             .map(|d| match d.job() {
                 Job::Snapshot(s) => (s.changes, d),
+                other => panic!("only snapshots were published, got {other:?}"),
             })
             .collect()
     };

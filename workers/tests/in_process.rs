@@ -1,6 +1,6 @@
 //! The in-process queue: the conformance suite (on paused time, check by check, and whole on a
-//! real multi-thread runtime), then the snapshot handler behind it on a real embedded store,
-//! through a store outage and a shutdown, and the recording `RoomOutput`.
+//! real multi-thread runtime), then the snapshot and chat handlers behind it on a real embedded
+//! store, through a store outage and a shutdown, and the recording `RoomOutput`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use protocol::app::AppMessage;
-use protocol::job::{Job, SnapshotJob};
-use storage::{EmbeddedStore, SnapshotStore, SnapshotWrite};
+use protocol::job::{ChatJob, Job, SnapshotJob};
+use storage::model::{ChatMessage, MessageCursor};
+use storage::{EmbeddedStore, MessageStore, SnapshotStore, SnapshotWrite};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use workers::chat::ChatHandler;
 use workers::conformance::{self, QueueFactory, QueueUnderTest};
 use workers::snapshot::SnapshotHandler;
 use workers::{
@@ -99,6 +101,30 @@ impl SnapshotStore for OutageStore {
     }
 }
 
+#[async_trait]
+impl MessageStore for OutageStore {
+    async fn save_message(&self, message: &ChatMessage) -> storage::Result<()> {
+        if self.down.load(Ordering::SeqCst) {
+            self.failed_writes.fetch_add(1, Ordering::SeqCst);
+            return Err(storage::Error::Backend("outage".into()));
+        }
+        self.inner.save_message(message).await
+    }
+
+    async fn message(&self, id: &str) -> storage::Result<Option<ChatMessage>> {
+        self.inner.message(id).await
+    }
+
+    async fn messages(
+        &self,
+        session_id: &str,
+        before: Option<&MessageCursor>,
+        limit: u64,
+    ) -> storage::Result<Vec<ChatMessage>> {
+        self.inner.messages(session_id, before, limit).await
+    }
+}
+
 struct Setup {
     store: Arc<OutageStore>,
     queue: Arc<InProcessQueue>,
@@ -120,7 +146,9 @@ fn setup() -> Setup {
         max_retry_delay: Duration::from_millis(20),
         ..DispatchConfig::default()
     };
-    let dispatcher = Dispatcher::new(config).register(SnapshotHandler::new(store.clone()));
+    let dispatcher = Dispatcher::new(config)
+        .register(SnapshotHandler::new(store.clone()))
+        .register(ChatHandler::new(store.clone()));
     let (tracker, cancel) = (TaskTracker::new(), CancellationToken::new());
     let queue = InProcessQueue::start(dispatcher, InProcessQueueConfig::default(), &tracker, cancel.clone());
     Setup { store, queue, cancel, tracker, _dir: dir }
@@ -223,6 +251,44 @@ async fn persist_returns_once_the_store_has_the_job() {
     s.store.down.store(false, Ordering::SeqCst);
     tokio::time::timeout(Duration::from_secs(20), persisting).await.unwrap().unwrap().unwrap();
     assert_eq!(stored_text(&s.store, "room").await.len(), 2, "both edits stored");
+}
+
+fn chat(id: &str, text: &str) -> Job {
+    Job::Chat(ChatJob {
+        id: id.into(),
+        room: "room".into(),
+        user_id: storage::model::new_id(),
+        username: "ann".into(),
+        text: text.into(),
+        created_at: 1_700_000_000_000,
+    })
+}
+
+/// A chat message is in the store once `persist` returns; a redelivery (the same job again)
+/// stores nothing new; an outage is retried until the store is back, never dead-lettered.
+#[tokio::test]
+async fn chat_messages_are_stored_once_by_id_through_an_outage() {
+    let s = setup();
+    let id = storage::model::new_id();
+    s.queue.persist(chat(&id, "hello")).await.unwrap();
+    let stored = s.store.messages("room", None, 10).await.unwrap();
+    assert_eq!(stored.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), ["hello"]);
+    s.queue.persist(chat(&id, "hello")).await.unwrap();
+    assert_eq!(s.store.messages("room", None, 10).await.unwrap().len(), 1, "a redelivery stores nothing new");
+
+    s.store.down.store(true, Ordering::SeqCst);
+    let queue = s.queue.clone();
+    let second = storage::model::new_id();
+    let job = chat(&second, "later");
+    let persisting = tokio::spawn(async move { queue.persist(job).await });
+    eventually("several writes failed", || s.store.failed_writes.load(Ordering::SeqCst) >= 3).await;
+    s.store.down.store(false, Ordering::SeqCst);
+    tokio::time::timeout(Duration::from_secs(20), persisting).await.unwrap().unwrap().unwrap();
+    assert!(s.store.message(&second).await.unwrap().is_some());
+    assert_eq!(s.queue.dead_letters().total(), 0, "a store outage is transient");
+
+    let refused = s.queue.persist(chat("not-an-id", "x")).await;
+    assert!(matches!(refused, Err(QueueError::DeadLettered(_))), "{refused:?}");
 }
 
 /// A job the worker cannot handle is not durable: its `persist` fails instead of reporting it saved.

@@ -43,7 +43,46 @@ pub async fn cache_suite(cache: Arc<dyn Cache>) {
         racing_hits_count_exactly(&cache),
         unhit_takes_back_one_hit(&*cache),
         maps_hold_fields_under_one_expiry(&*cache),
+        lists_keep_their_last_items_under_one_expiry(&*cache),
     );
+}
+
+async fn lists_keep_their_last_items_under_one_expiry(cache: &dyn Cache) {
+    let items = |range: &[u8]| range.iter().map(|n| vec![*n]).collect::<Vec<_>>();
+    assert!(cache.list_range("list-never-set").await.unwrap().is_empty(), "a missing list has no items");
+    for n in 0..5u8 {
+        cache.list_push_trim("list", &[n], 3, LONG).await.unwrap();
+    }
+    assert_eq!(cache.list_range("list").await.unwrap(), items(&[2, 3, 4]), "the last 3, oldest first");
+    cache.list_push_trim("list-of-one", b"a", 0, LONG).await.unwrap();
+    cache.list_push_trim("list-of-one", &[0, 255], 0, LONG).await.unwrap();
+    assert_eq!(cache.list_range("list-of-one").await.unwrap(), vec![vec![0, 255]], "keep 0 keeps one");
+
+    assert!(
+        !cache.list_fill_if_absent("list", &items(&[9]), 3, LONG).await.unwrap(),
+        "a fill never overwrites a list"
+    );
+    assert_eq!(cache.list_range("list").await.unwrap(), items(&[2, 3, 4]));
+    assert!(cache.list_fill_if_absent("list-filled", &items(&[1, 2, 3, 4]), 3, LONG).await.unwrap());
+    assert_eq!(cache.list_range("list-filled").await.unwrap(), items(&[2, 3, 4]), "filled with the last 3");
+    assert!(
+        !cache.list_fill_if_absent("list-empty-fill", &[], 3, LONG).await.unwrap(),
+        "nothing to fill with creates nothing"
+    );
+
+    cache.list_push_trim("list-expiring", b"a", 10, LONG).await.unwrap();
+    cache.list_push_trim("list-expiring", b"b", 10, TTL).await.unwrap();
+    assert_eq!(cache.list_range("list-expiring").await.unwrap().len(), 2, "there before the TTL");
+    sleep(TTL + MARGIN).await;
+    assert!(
+        cache.list_range("list-expiring").await.unwrap().is_empty(),
+        "the last push's TTL expires it all"
+    );
+    assert!(
+        cache.list_fill_if_absent("list-expiring", &items(&[7]), 3, LONG).await.unwrap(),
+        "an expired list is absent"
+    );
+    assert_eq!(cache.list_range("list-expiring").await.unwrap(), items(&[7]));
 }
 
 async fn maps_hold_fields_under_one_expiry(cache: &dyn Cache) {

@@ -1,5 +1,6 @@
-//! [`MemoryCache`]: the default cache backend, one process's map of key → (value, expiry), and
-//! one of key → (map of fields, expiry) for the map operations.
+//! [`MemoryCache`]: the default cache backend, one process's map of key → (value, expiry), one of
+//! key → (map of fields, expiry) for the map operations, and one of key → (list, expiry) for the
+//! list operations.
 //!
 //! Every operation takes only its key's shard lock in the [`DashMap`], so each is atomic per key
 //! and no operation waits for a lock over the whole map. An expired entry is invisible at once;
@@ -8,7 +9,7 @@
 //! as the map held after the last sweep (at least [`MIN_WRITES_BETWEEN_SWEEPS`]). That keeps the
 //! sweep's cost O(1) per write on average and the map below about twice its live entries.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,11 @@ const MIN_WRITES_BETWEEN_SWEEPS: usize = 1024;
 /// Stands in for a TTL too long to add to an `Instant`: nothing in a cache lives a century.
 const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
+/// When something stored at `now` for `ttl` expires.
+fn expiry(now: Instant, ttl: Duration) -> Instant {
+    now.checked_add(ttl).unwrap_or(now + NEVER)
+}
+
 struct Entry {
     value: Vec<u8>,
     expires_at: Instant,
@@ -31,8 +37,7 @@ struct Entry {
 
 impl Entry {
     fn new(value: Vec<u8>, now: Instant, ttl: Duration) -> Self {
-        let expires_at = now.checked_add(ttl).unwrap_or(now + NEVER);
-        Self { value, expires_at }
+        Self { value, expires_at: expiry(now, ttl) }
     }
 
     fn is_live(&self, now: Instant) -> bool {
@@ -46,9 +51,16 @@ struct Fields {
     expires_at: Instant,
 }
 
+/// A list value: its items share one expiry.
+struct List {
+    items: VecDeque<Vec<u8>>,
+    expires_at: Instant,
+}
+
 pub struct MemoryCache {
     entries: DashMap<String, Entry>,
     maps: DashMap<String, Fields>,
+    lists: DashMap<String, List>,
     writes_since_sweep: AtomicUsize,
     /// Writes after which the next sweep runs; set by each sweep from what it left in the map.
     sweep_after: AtomicUsize,
@@ -70,6 +82,7 @@ impl MemoryCache {
         Self {
             entries: DashMap::new(),
             maps: DashMap::new(),
+            lists: DashMap::new(),
             writes_since_sweep: AtomicUsize::new(0),
             sweep_after: AtomicUsize::new(min_writes),
             min_writes_between_sweeps: min_writes,
@@ -96,7 +109,8 @@ impl MemoryCache {
         let now = Instant::now();
         self.entries.retain(|_, entry| entry.is_live(now));
         self.maps.retain(|_, map| map.expires_at > now);
-        self.entries.len() + self.maps.len()
+        self.lists.retain(|_, list| list.expires_at > now);
+        self.entries.len() + self.maps.len() + self.lists.len()
     }
 
     /// Removes `key` if it has expired. Called after a read found it expired, once the read's
@@ -208,7 +222,7 @@ impl Cache for MemoryCache {
 
     async fn map_set(&self, key: &str, field: &str, value: &[u8], ttl: Duration) -> CacheResult<()> {
         let now = Instant::now();
-        let expires_at = now.checked_add(ttl).unwrap_or(now + NEVER);
+        let expires_at = expiry(now, ttl);
         let mut map =
             self.maps.entry(key.to_owned()).or_insert_with(|| Fields { fields: HashMap::new(), expires_at });
         if map.expires_at <= now {
@@ -235,6 +249,67 @@ impl Cache for MemoryCache {
             Some(map) if map.expires_at > now => {
                 map.fields.iter().map(|(field, value)| (field.clone(), value.clone())).collect()
             }
+            _ => Vec::new(),
+        })
+    }
+
+    async fn list_push_trim(&self, key: &str, value: &[u8], keep: usize, ttl: Duration) -> CacheResult<()> {
+        let now = Instant::now();
+        let expires_at = expiry(now, ttl);
+        let mut list =
+            self.lists.entry(key.to_owned()).or_insert_with(|| List { items: VecDeque::new(), expires_at });
+        if list.expires_at <= now {
+            list.items.clear();
+        }
+        list.items.push_back(value.to_vec());
+        let excess = list.items.len().saturating_sub(keep.max(1));
+        list.items.drain(..excess);
+        list.expires_at = expires_at;
+        drop(list);
+        self.after_write();
+        Ok(())
+    }
+
+    async fn list_fill_if_absent(
+        &self,
+        key: &str,
+        values: &[Vec<u8>],
+        keep: usize,
+        ttl: Duration,
+    ) -> CacheResult<bool> {
+        let now = Instant::now();
+        let expires_at = expiry(now, ttl);
+        let last = &values[values.len().saturating_sub(keep.max(1))..];
+        if last.is_empty() {
+            // As in Redis, an empty list is no list.
+            return Ok(false);
+        }
+        let list = List { items: last.iter().cloned().collect(), expires_at };
+        let filled = match self.lists.entry(key.to_owned()) {
+            MapEntry::Occupied(occupied)
+                if occupied.get().expires_at > now && !occupied.get().items.is_empty() =>
+            {
+                false
+            }
+            MapEntry::Occupied(mut expired) => {
+                expired.insert(list);
+                true
+            }
+            MapEntry::Vacant(vacant) => {
+                vacant.insert(list);
+                true
+            }
+        };
+        if filled {
+            self.after_write();
+        }
+        Ok(filled)
+    }
+
+    async fn list_range(&self, key: &str) -> CacheResult<Vec<Vec<u8>>> {
+        let now = Instant::now();
+        Ok(match self.lists.get(key) {
+            Some(list) if list.expires_at > now => list.items.iter().cloned().collect(),
             _ => Vec::new(),
         })
     }

@@ -1,5 +1,6 @@
 //! The cache: short-lived shared state with expiry — refresh tokens, the session cache, rate-limit
-//! counters, which node each user's sockets are on (maps, one field per node), and later recent chat.
+//! counters, which node each user's sockets are on (maps, one field per node), and each room's
+//! recent chat (lists).
 //!
 //! Two backends behind one small trait: [`MemoryCache`] (the default: one process) and
 //! [`RedisCache`] (`REDIS_URL`: shared by every node). Both pass `conformance::cache_suite` (feature `conformance`, tests only).
@@ -59,6 +60,21 @@ pub trait Cache: Send + Sync + 'static {
     async fn map_remove(&self, key: &str, field: &str) -> CacheResult<()>;
     /// Every field of the map at `key` (none if it is missing or expired), in no particular order.
     async fn map_entries(&self, key: &str) -> CacheResult<Vec<(String, Vec<u8>)>>;
+    /// Append `value` to the list at `key`, keep only its last `keep` items (at least one), and
+    /// set the whole list's expiry to `ttl`; one atomic step.
+    async fn list_push_trim(&self, key: &str, value: &[u8], keep: usize, ttl: Duration) -> CacheResult<()>;
+    /// Create the list at `key` with `values` (their last `keep`) and expiry `ttl`, only if there
+    /// is no list there; true if created. Refills a list lost with the cache without ever
+    /// overwriting items pushed meanwhile.
+    async fn list_fill_if_absent(
+        &self,
+        key: &str,
+        values: &[Vec<u8>],
+        keep: usize,
+        ttl: Duration,
+    ) -> CacheResult<bool>;
+    /// Every item of the list at `key`, oldest first (none if it is missing or expired).
+    async fn list_range(&self, key: &str) -> CacheResult<Vec<Vec<u8>>>;
     /// Whether the backend answers (for `/ready`).
     async fn ping(&self) -> CacheResult<()>;
     /// `memory` or `redis`.

@@ -47,12 +47,24 @@ end
 return 0
 ";
 
+/// Create a list only where there is none: EXISTS and RPUSH in one atomic step, so a refill never
+/// lands on items pushed meanwhile. ARGV: ttl in ms, then the items, oldest first.
+const LIST_FILL_SCRIPT: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
+end
+redis.call('RPUSH', KEYS[1], unpack(ARGV, 2))
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
+";
+
 pub struct RedisCache {
     connection: ConnectionManager,
     /// Put before every key, so deployments and test runs can share one Redis.
     key_prefix: String,
     hit_script: Script,
     unhit_script: Script,
+    list_fill_script: Script,
 }
 
 impl RedisCache {
@@ -78,6 +90,7 @@ impl RedisCache {
             key_prefix: key_prefix.to_owned(),
             hit_script: Script::new(HIT_SCRIPT),
             unhit_script: Script::new(UNHIT_SCRIPT),
+            list_fill_script: Script::new(LIST_FILL_SCRIPT),
         })
     }
 
@@ -183,6 +196,44 @@ impl Cache for RedisCache {
 
     async fn map_entries(&self, key: &str) -> CacheResult<Vec<(String, Vec<u8>)>> {
         self.query("map_entries", redis::cmd("HGETALL").arg(self.key(key))).await
+    }
+
+    async fn list_push_trim(&self, key: &str, value: &[u8], keep: usize, ttl: Duration) -> CacheResult<()> {
+        let key = self.key(key);
+        // LTRIM -keep -1 keeps the last `keep` items (one at least: `-0 -1` would keep them all).
+        let keep = i64::try_from(keep.max(1)).unwrap_or(i64::MAX);
+        let mut pipe = redis::pipe();
+        pipe.atomic().cmd("RPUSH").arg(&key).arg(value).ignore();
+        pipe.cmd("LTRIM").arg(&key).arg(-keep).arg(-1).ignore();
+        pipe.cmd("PEXPIRE").arg(&key).arg(millis(ttl)).ignore();
+        let mut connection = self.connection.clone();
+        bounded("list_push_trim", pipe.query_async::<()>(&mut connection)).await
+    }
+
+    async fn list_fill_if_absent(
+        &self,
+        key: &str,
+        values: &[Vec<u8>],
+        keep: usize,
+        ttl: Duration,
+    ) -> CacheResult<bool> {
+        let last = &values[values.len().saturating_sub(keep.max(1))..];
+        if last.is_empty() {
+            // RPUSH needs an item; an empty list is no list in Redis.
+            return Ok(false);
+        }
+        let mut connection = self.connection.clone();
+        let mut invocation = self.list_fill_script.key(self.key(key));
+        invocation.arg(millis(ttl));
+        for value in last {
+            invocation.arg(value.as_slice());
+        }
+        let filled: i64 = bounded("list_fill_if_absent", invocation.invoke_async(&mut connection)).await?;
+        Ok(filled == 1)
+    }
+
+    async fn list_range(&self, key: &str) -> CacheResult<Vec<Vec<u8>>> {
+        self.query("list_range", redis::cmd("LRANGE").arg(self.key(key)).arg(0).arg(-1)).await
     }
 
     async fn ping(&self) -> CacheResult<()> {

@@ -10,6 +10,7 @@ mod docs;
 mod error;
 pub mod extract;
 pub mod json_errors;
+mod messages;
 mod ops;
 pub mod proxy;
 mod rate_limit;
@@ -38,6 +39,7 @@ fn api_routes() -> OpenApiRouter<Arc<AppState>> {
         .merge(auth::router())
         .merge(sessions::router())
         .merge(collaborators::router())
+        .merge(messages::router())
 }
 
 pub fn router(state: Arc<AppState>) -> Router {

@@ -97,6 +97,8 @@ pub struct CollaboratorView {
 pub struct MetadataView {
     pub total_executions: u64,
     pub total_edits: u64,
+    /// Chat messages stored.
+    pub total_messages: u64,
     pub average_execution_time: f64,
     pub last_activity: String,
 }
@@ -155,6 +157,7 @@ impl SessionView {
             metadata: MetadataView {
                 total_executions: session.metadata.total_executions,
                 total_edits: session.metadata.total_edits,
+                total_messages: session.metadata.total_messages,
                 average_execution_time: session.metadata.average_execution_time,
                 last_activity: iso(session.metadata.last_activity),
             },

@@ -398,6 +398,26 @@ impl Room {
         });
     }
 
+    /// Send an app message (JSON) to one client of this node that asked for app messages (an
+    /// answer that comes later than its request: `chat_saved`, `chat_history`). False if the
+    /// client is not here (gone, another node) or is a stock client. Through the room's lock, so
+    /// it is ordered with the room's fan-out to that client.
+    pub fn send_app_to(self: &Arc<Self>, conn: ConnId, json: &str) -> bool {
+        let frame = frames::encode(protocol::Message::App(json));
+        let sent = self.locked(|state| {
+            let Some(index) = state.peers.iter().position(|peer| peer.id == conn && peer.app) else {
+                return Ok(false);
+            };
+            let sent = state.peers[index].send(&FrameHeader::binary(frame.len()), &frame);
+            if !sent {
+                // Cut as too slow or gone, as the fan-out forgets such a client.
+                state.peers.remove(index);
+            }
+            Ok(sent)
+        });
+        sent.unwrap_or(false)
+    }
+
     /// An app message another node broadcast: to this node's app clients. Refused unless it is
     /// JSON text, so a broken peer cannot make browsers throw.
     pub fn apply_remote_app(self: &Arc<Self>, payload: &[u8]) -> Result<(), AppRefused> {

@@ -32,6 +32,8 @@ pub struct Admission {
     pub rest_of_first_frame: Option<Bytes>,
     /// The signed-in user, for the connection's log events; `None` when anonymous.
     pub user: Option<String>,
+    /// Their username as the store has it now (not as the token had it), for chat.
+    pub username: Option<String>,
     /// Who is signed in, as a number (0: nobody): a user's new connection may take over the
     /// awareness ids its earlier one held.
     pub principal: u64,
@@ -76,7 +78,10 @@ pub async fn admit(
     let claims = match claims {
         Some(mut claims) => {
             claims.role = match gateway.auth.accounts.current(&claims.sub).await {
-                Ok(user) => user.role,
+                Ok(user) => {
+                    claims.username = user.username;
+                    user.role
+                }
                 Err(AccountError::Unknown) => return Err(CloseReason::Unauthorized(ACCOUNT_GONE)),
                 Err(AccountError::Disabled) => return Err(CloseReason::AccountDisabled),
                 Err(AccountError::Store(error)) => {
@@ -94,8 +99,8 @@ pub async fn admit(
         // Not a session: a free room, open to anyone only where the operator allowed it.
         return if allow_anonymous {
             let grant = Arc::new(Grant::new(true));
-            let user = claims.map(|claims| claims.sub);
-            Ok(Admission { grant, registration: None, rest_of_first_frame, principal, user })
+            let (user, username) = claims.map(|claims| (claims.sub, claims.username)).unzip();
+            Ok(Admission { grant, registration: None, rest_of_first_frame, principal, user, username })
         } else {
             Err(CloseReason::NotFound)
         };
@@ -119,6 +124,7 @@ pub async fn admit(
         rest_of_first_frame,
         principal,
         user: Some(claims.sub),
+        username: Some(claims.username),
     })
 }
 

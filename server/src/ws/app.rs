@@ -2,8 +2,7 @@
 //! is routed to its handler, after the sender's rights are checked against what the kind needs.
 //!
 //! A kind is an [`AppHandler`] registered under its `type` in [`AppHandlers`] (built once, in
-//! `App::build`). No kind is registered yet: chat and run arrive with the next issues, each as one
-//! more handler. Every message gets a definite answer: a malformed one, an unknown kind, or one
+//! `App::build`): `chat` (`ws/chat/`); run arrives with a later issue as one more handler. Every message gets a definite answer: a malformed one, an unknown kind, or one
 //! the sender may not send is answered with a typed `error` echoing the message's `nonce`.
 //! Handlers run on the connection task and must not block it: durable work goes to the job queue
 //! and its outcome reaches the client later as its own app message.
@@ -31,6 +30,15 @@ pub struct Sender<'a> {
     pub conn: ConnId,
     pub room: &'a str,
     pub grant: &'a Grant,
+    /// The signed-in user; `None` for an anonymous client of a free room.
+    pub user: Option<&'a SignedIn>,
+}
+
+/// The account a connection was admitted with, as its app messages name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedIn {
+    pub id: String,
+    pub username: String,
 }
 
 /// One app message, its head already read.
@@ -54,6 +62,10 @@ pub trait AppHandler: Send + Sync + 'static {
     /// Handle a message the sender may send; returns what to answer the sender at once, if
     /// anything. Runs on the connection task: must not block or wait.
     fn handle(&self, sender: &Sender<'_>, request: &Request<'_>) -> Result<Option<AppMessage>, Refusal>;
+
+    /// An app client `conn` joined `room` on this node (e.g. chat sends it the recent history).
+    /// Runs on the connection task: must not block or wait.
+    fn joined(&self, _conn: ConnId, _room: &str) {}
 }
 
 /// The registered kinds, by their `type`.
@@ -66,6 +78,13 @@ impl AppHandlers {
     /// Register the handler of `kind`; a kind registered twice keeps the later handler.
     pub fn register(&mut self, kind: &'static str, handler: Arc<dyn AppHandler>) {
         self.kinds.insert(kind, handler);
+    }
+
+    /// Tell every kind that app client `conn` joined `room`.
+    pub fn joined(&self, conn: ConnId, room: &str) {
+        for handler in self.kinds.values() {
+            handler.joined(conn, room);
+        }
     }
 
     /// Route one app message from `sender`: the answer to send back, if any.
@@ -141,7 +160,7 @@ mod tests {
 
     fn dispatch(handlers: &AppHandlers, writable: bool, json: &str) -> serde_json::Value {
         let grant = Grant::new(writable);
-        let sender = Sender { conn: 1, room: "app-dispatch", grant: &grant };
+        let sender = Sender { conn: 1, room: "app-dispatch", grant: &grant, user: None };
         let answer = handlers.dispatch(&sender, json).expect("every message is answered here");
         serde_json::from_str(&answer.to_json()).expect("answers are JSON")
     }

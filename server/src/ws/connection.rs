@@ -12,7 +12,7 @@ use protocol::{AuthMessage, Message, SyncMessage, decode_frame};
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::admission;
-use super::app::Sender;
+use super::app::{Sender, SignedIn};
 use super::close::{CloseReason, close_with};
 use super::rate_limit::TokenBucket;
 use super::sync::{RelayAs, Step, step};
@@ -50,6 +50,8 @@ struct Connection {
     last_seen: Instant,
     /// Whether it may write now; flipped by permission changes while it is connected.
     grant: Arc<Grant>,
+    /// The signed-in user, as its app messages name it; `None` when anonymous.
+    user: Option<SignedIn>,
     /// Keeps the connection reachable by permission changes until it ends.
     _registration: Option<Registration>,
 }
@@ -87,6 +89,9 @@ pub async fn serve(
     tracing::info!(conn = id, room = room.id(), user = admission.user.as_deref(), app, "websocket connected");
     // y-websocket servers speak first: the room greets the client as it registers it.
     room.join(Peer::new(id, socket.clone(), settings.send_queue, app));
+    if app {
+        gateway.app_handlers.joined(id, room.id());
+    }
     // Also when it connected, for the duration logged when it leaves.
     let now = Instant::now();
     let mut conn = Connection {
@@ -98,6 +103,7 @@ pub async fn serve(
         content_messages: 0,
         last_seen: now,
         grant: admission.grant,
+        user: admission.user.zip(admission.username).map(|(id, username)| SignedIn { id, username }),
         _registration: admission.registration,
     };
     let ending = match admission.rest_of_first_frame {
@@ -309,7 +315,12 @@ impl Connection {
             }
             Step::QueryAwareness => self.room.awareness().map_err(rejected),
             Step::App { json } => {
-                let sender = Sender { conn: self.id, room: self.room.id(), grant: &self.grant };
+                let sender = Sender {
+                    conn: self.id,
+                    room: self.room.id(),
+                    grant: &self.grant,
+                    user: self.user.as_ref(),
+                };
                 let answer = gateway.app_handlers.dispatch(&sender, json);
                 Ok(answer.map(|answer| Bytes::from(answer.to_frame())))
             }

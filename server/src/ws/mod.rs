@@ -1,11 +1,12 @@
 //! The realtime side: y-websocket connections to rooms, once HTTP has upgraded them (the upgrade
 //! route itself is `http/realtime.rs`). `admission` decides who may open a room,
 //! [`connection`] serves one socket, [`app`] routes the app messages (type 100) of `?app=1`
-//! clients, `close` names every way a connection ends, [`sync`] decides what each client message
+//! clients, [`chat`] is the chat kind, `close` names every way a connection ends, [`sync`] decides what each client message
 //! calls for (the per-client y-sync rules, without I/O).
 
 mod admission;
 pub mod app;
+pub mod chat;
 mod close;
 pub mod connection;
 mod rate_limit;

@@ -365,6 +365,7 @@ async fn openapi_document_covers_every_route() {
         ("/api/sessions/{id}/collaborators", "post"),
         ("/api/sessions/{id}/collaborators/{userId}", "put"),
         ("/api/sessions/{id}/collaborators/{userId}", "delete"),
+        ("/api/sessions/{id}/messages", "get"),
         ("/ws/{room}", "get"),
         ("/health", "get"),
         ("/ready", "get"),

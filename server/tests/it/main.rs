@@ -10,6 +10,7 @@
 //! - `hostile`: the hostile-input suite, one module per surface.
 //! - `app_messages`, `room_output`: app messages from clients, and into rooms on every node.
 //! - `saved`: the document durability acknowledgement, and what it promises across SIGKILL.
+//! - `chat`: chat messages, their history (socket and HTTP), dedupe and limits.
 //! - `layering`: no import cycle between the server's top-level modules.
 
 #[path = "../support/mod.rs"]
@@ -19,6 +20,7 @@ mod api_auth;
 mod api_sessions;
 mod app_messages;
 mod binary;
+mod chat;
 mod hostile;
 mod js_clients;
 mod layering;

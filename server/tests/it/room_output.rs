@@ -4,64 +4,14 @@
 
 use crate::support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use protocol::app::AppMessage;
-use protocol::{Message, SyncMessage};
-use server::state::App;
+use support::held::{HeldNode, assert_no_app_message_reached};
 use support::{TestServer, YClient};
-use tokio_util::sync::CancellationToken;
 use workers::{RelayOutput, RoomOutput};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-/// A node whose `AppState` the test holds, serving on a free port.
-struct HeldNode {
-    app: Option<App>,
-    addr: std::net::SocketAddr,
-    shutdown: CancellationToken,
-    _dir: tempfile::TempDir,
-}
-
-impl HeldNode {
-    async fn start(hub: &server::LocalHub) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let config = server::Config::for_tests(dir.path());
-        let listener = tokio::net::TcpListener::bind(config.bind_addr()).await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let shutdown = CancellationToken::new();
-        let app = App::build(config.clone(), hub.clone(), shutdown.clone()).await.unwrap();
-        let router = server::http::router(app.state.clone());
-        let listener = server::socket::SocketListener(listener);
-        tokio::spawn(server::serve::serve(listener, router, config.serve_settings(), shutdown.clone()));
-        Self { app: Some(app), addr, shutdown, _dir: dir }
-    }
-
-    fn ws_url(&self, room: &str) -> String {
-        format!("ws://{}/ws/{room}", self.addr)
-    }
-
-    fn output(&self) -> Arc<dyn RoomOutput> {
-        self.app.as_ref().unwrap().state.gateway.room_output.clone()
-    }
-
-    async fn stop(mut self) {
-        self.shutdown.cancel();
-        let app = self.app.take().unwrap();
-        app.shutdown(Duration::from_secs(30)).await.unwrap();
-    }
-}
-
-/// No app message reached `stock`: it asks for a sync step 2 after the message was fanned out
-/// (the app clients already have it), and the answer comes after anything written before it.
-async fn assert_nothing_reached(stock: &YClient) {
-    stock.send_raw(Message::Sync(SyncMessage::Step1(&[0])).encode_to_vec());
-    stock
-        .wait_for("the sync step 2", WAIT, |c| c.shared().frames.iter().any(|f| f.starts_with(&[0, 1])))
-        .await;
-    assert!(stock.app_messages().is_empty(), "a stock client never receives app messages");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_servers_output_reaches_app_clients_on_every_node() {
@@ -83,7 +33,7 @@ async fn the_servers_output_reaches_app_clients_on_every_node() {
             client.app_messages().iter().map(|m| m["message"].as_str().unwrap().to_owned()).collect();
         assert_eq!(lines, ["line 0", "line 1", "line 2"], "in the order sent");
     }
-    assert_nothing_reached(&stock).await;
+    assert_no_app_message_reached(&stock).await;
 
     // A room this node does not hold still reaches the nodes that do.
     let elsewhere = YClient::connect_app(&there.ws_url("other")).await;
@@ -111,5 +61,5 @@ async fn a_worker_on_the_relay_reaches_app_clients_on_every_node() {
         client.wait_for("the message", WAIT, |c| c.app_messages().len() == 1).await;
         assert_eq!(client.app_messages()[0]["message"], "from a worker");
     }
-    assert_nothing_reached(&stock).await;
+    assert_no_app_message_reached(&stock).await;
 }

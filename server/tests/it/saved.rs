@@ -6,9 +6,9 @@ use crate::support;
 
 use std::time::Duration;
 
-use support::processes::Node;
 use serde_json::json;
 use support::http::{create_session, invite, register};
+use support::processes::Node;
 use support::{TestServer, YClient};
 use yrs::{ReadTxn, Text, Transact};
 

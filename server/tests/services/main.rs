@@ -7,6 +7,7 @@
 //! - `backends`: the server on MongoDB-wire + Redis.
 //! - `durability`: the fault tests of the scaled-out stack (nodes, workers, RabbitMQ, MongoDB-wire
 //!   server, Redis: each the test's own processes): nothing acknowledged is lost.
+//! - `chat`: chat across two nodes on MongoDB-wire + Redis.
 //! - `multi_node`: several `codecrafter` processes on a Redis of the test's own.
 //! - `room_output`: a worker process on Redis reaching a room's app clients.
 
@@ -15,6 +16,7 @@ mod support;
 
 mod backends;
 mod cache;
+mod chat;
 mod durability;
 mod multi_node;
 mod room_output;

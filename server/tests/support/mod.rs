@@ -2,7 +2,9 @@
 
 #![allow(dead_code)] // each test target uses a different part of this module
 
+pub mod chat;
 pub mod client;
+pub mod held;
 pub mod http;
 pub mod processes;
 pub mod stack;

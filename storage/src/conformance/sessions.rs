@@ -26,6 +26,7 @@ pub fn sample_session(owner: &str, created_at: Millis) -> Session {
         metadata: SessionMetadata {
             total_executions: 2,
             total_edits: 40,
+            total_messages: 3,
             average_execution_time: 12.5,
             last_activity: created_at + 10,
         },

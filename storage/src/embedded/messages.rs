@@ -1,13 +1,14 @@
 //! Chat messages in the embedded store, keyed `(session, created_at, id)` so a page of history
-//! is one backwards range scan.
+//! is one backwards range scan; a new message counts in its session's metadata in the same
+//! transaction.
 
 use async_trait::async_trait;
 use redb::ReadableTable;
 
-use super::tables::{MESSAGE_IDS, MESSAGES, ScopedRange};
-use super::{EmbeddedStore, backend, from_json, saturating_usize, to_json};
+use super::tables::{MESSAGE_IDS, MESSAGE_KEYS, MESSAGES, SESSIONS, ScopedRange};
+use super::{EmbeddedStore, backend, from_json, get_json, saturating_usize, to_json};
 use crate::Result;
-use crate::model::{ChatMessage, Millis};
+use crate::model::{ChatMessage, MessageCursor, Session};
 use crate::records::MessageStore;
 
 #[async_trait]
@@ -21,12 +22,41 @@ impl MessageStore for EmbeddedStore {
                 return Ok(());
             }
             ids.insert(message.id.as_str(), ()).map_err(backend)?;
-            let key = (message.session_id.as_str(), message.created_at, message.id.as_str());
+            let id = message.id.as_str();
+            let session_id = message.session_id.as_str();
+            txn.open_table(MESSAGE_KEYS)
+                .map_err(backend)?
+                .insert(id, (session_id, message.created_at))
+                .map_err(backend)?;
             txn.open_table(MESSAGES)
                 .map_err(backend)?
-                .insert(key, to_json(&message)?.as_slice())
+                .insert((session_id, message.created_at, id), to_json(&message)?.as_slice())
                 .map_err(backend)?;
+            let mut sessions = txn.open_table(SESSIONS).map_err(backend)?;
+            // A message of a free room (no session) or of a session deleted meanwhile counts nowhere.
+            if let Some(mut session) = get_json::<Session>(&sessions, session_id)? {
+                let metadata = &mut session.metadata;
+                metadata.total_messages = metadata.total_messages.saturating_add(1);
+                metadata.last_activity = metadata.last_activity.max(message.created_at);
+                sessions.insert(session_id, to_json(&session)?.as_slice()).map_err(backend)?;
+            }
             Ok(())
+        })
+        .await
+    }
+
+    async fn message(&self, id: &str) -> Result<Option<ChatMessage>> {
+        let id = id.to_owned();
+        self.read(move |txn| {
+            let Some(key) =
+                txn.open_table(MESSAGE_KEYS).map_err(backend)?.get(id.as_str()).map_err(backend)?
+            else {
+                return Ok(None);
+            };
+            let (session_id, created_at) = key.value();
+            let messages = txn.open_table(MESSAGES).map_err(backend)?;
+            let found = messages.get((session_id, created_at, id.as_str())).map_err(backend)?;
+            found.map(|bytes| from_json(bytes.value())).transpose()
         })
         .await
     }
@@ -34,10 +64,11 @@ impl MessageStore for EmbeddedStore {
     async fn messages(
         &self,
         session_id: &str,
-        before: Option<Millis>,
+        before: Option<&MessageCursor>,
         limit: u64,
     ) -> Result<Vec<ChatMessage>> {
-        let range = ScopedRange::new(session_id, before);
+        let before = before.map(|cursor| (cursor.created_at, cursor.id.clone()));
+        let range = ScopedRange::before_key(session_id, before);
         self.read(move |txn| {
             let table = txn.open_table(MESSAGES).map_err(backend)?;
             let newest_first = table.range(range.bounds()).map_err(backend)?.rev();

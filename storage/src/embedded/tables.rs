@@ -32,6 +32,9 @@ pub(super) const SESSION_MEMBERS: MultimapTableDefinition<&str, (Millis, &str)> 
 pub(super) const MESSAGES: TableDefinition<(&str, Millis, &str), &[u8]> = TableDefinition::new("messages");
 /// Message id → nothing: makes saving a message idempotent by id whatever its key.
 pub(super) const MESSAGE_IDS: TableDefinition<&str, ()> = TableDefinition::new("message_ids");
+/// Message id → `(session id, created_at)`: the rest of its key in [`MESSAGES`], to find one
+/// message by id (a history page's cursor).
+pub(super) const MESSAGE_KEYS: TableDefinition<&str, (&str, Millis)> = TableDefinition::new("message_keys");
 
 /// Execution id → the execution as JSON.
 pub(super) const EXECUTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("executions");
@@ -53,6 +56,7 @@ pub(super) fn create_all(txn: &WriteTransaction) -> Result<()> {
     txn.open_multimap_table(SESSION_MEMBERS).map_err(backend)?;
     txn.open_table(MESSAGES).map_err(backend)?;
     txn.open_table(MESSAGE_IDS).map_err(backend)?;
+    txn.open_table(MESSAGE_KEYS).map_err(backend)?;
     txn.open_table(EXECUTIONS).map_err(backend)?;
     txn.open_table(SESSION_EXECUTIONS).map_err(backend)?;
     txn.open_table(LOGS).map_err(backend)?;
@@ -67,21 +71,26 @@ pub(super) struct ScopedRange {
     /// The smallest string after `scope` (`scope` plus a NUL byte, as strings compare bytewise):
     /// `(next_scope, MIN, "")` is the first key past every key of `scope`.
     next_scope: String,
-    before: Option<Millis>,
+    before: Option<(Millis, String)>,
 }
 
 type ScopedKey<'a> = (&'a str, Millis, &'a str);
 
 impl ScopedRange {
     pub(super) fn new(scope: &str, before: Option<Millis>) -> Self {
+        // "" is the smallest id, so this excludes every key at `before` itself.
+        Self::before_key(scope, before.map(|time| (time, String::new())))
+    }
+
+    /// The keys of `scope` strictly before `(time, id)` (all of them if `None`).
+    pub(super) fn before_key(scope: &str, before: Option<(Millis, String)>) -> Self {
         Self { scope: scope.to_owned(), next_scope: format!("{scope}\0"), before }
     }
 
     pub(super) fn bounds(&self) -> (Bound<ScopedKey<'_>>, Bound<ScopedKey<'_>>) {
         let start = Bound::Included((self.scope.as_str(), Millis::MIN, ""));
-        let end = match self.before {
-            // "" is the smallest id, so this excludes every key at `before` itself.
-            Some(before) => Bound::Excluded((self.scope.as_str(), before, "")),
+        let end = match &self.before {
+            Some((time, id)) => Bound::Excluded((self.scope.as_str(), *time, id.as_str())),
             None => Bound::Excluded((self.next_scope.as_str(), Millis::MIN, "")),
         };
         (start, end)

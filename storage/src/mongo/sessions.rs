@@ -73,6 +73,8 @@ struct MetadataDocument {
     #[serde(default)]
     total_edits: u64,
     #[serde(default)]
+    total_messages: u64,
+    #[serde(default)]
     average_execution_time: f64,
     #[serde(default, with = "fields::time")]
     last_activity: Millis,
