@@ -24,6 +24,7 @@ mod kind;
 pub mod metrics;
 mod output;
 mod queue;
+mod register;
 pub mod snapshot;
 
 pub use dead_letters::DeadLetters;
@@ -36,3 +37,4 @@ pub use kind::{JobKind, JobPayload};
 pub use output::RecordingOutput;
 pub use output::{OutputError, RelayOutput, RoomOutput};
 pub use queue::{JobQueue, QueueError};
+pub use register::{HandlerDeps, register_handlers};

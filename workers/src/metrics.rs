@@ -13,7 +13,7 @@ use crate::kind::JobKind;
 
 /// HELP texts of every metric this crate registers. Call once, after installing the recorder.
 pub fn describe() {
-    use metrics::{describe_counter, describe_histogram};
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
     describe_histogram!(
         "codecrafter_persist_lag_seconds",
         "From a room's first unsaved change to its snapshot being durable"
@@ -22,6 +22,20 @@ pub fn describe() {
     describe_counter!(
         "codecrafter_persist_writes_total",
         "Room snapshots written durably by the snapshot worker"
+    );
+    describe_counter!("codecrafter_jobs_handled_total", "Jobs a handler completed (acked), by kind");
+    describe_counter!(
+        "codecrafter_jobs_failed_total",
+        "Jobs in a batch that failed transiently and is retried with backoff, by kind (each retry counts again)"
+    );
+    describe_histogram!(
+        "codecrafter_job_handler_seconds",
+        metrics::Unit::Seconds,
+        "Time a handler took for one batch of jobs, by kind"
+    );
+    describe_gauge!(
+        "codecrafter_queue_messages_ready",
+        "Messages ready in a broker work queue (the queue's lag), by queue; polled by codecrafter-worker"
     );
     describe_counter!(
         "codecrafter_jobs_dead_lettered_total",
@@ -34,6 +48,9 @@ pub(crate) struct Metrics {
     pub persist_lag: Histogram,
     pub merge_errors: Counter,
     dead_lettered: [Counter; JobKind::COUNT],
+    handled: [Counter; JobKind::COUNT],
+    failed: [Counter; JobKind::COUNT],
+    handler_seconds: [Histogram; JobKind::COUNT],
 }
 
 impl Metrics {
@@ -46,10 +63,33 @@ impl Metrics {
             dead_lettered: JobKind::ALL.map(
                 |kind| metrics::counter!("codecrafter_jobs_dead_lettered_total", "kind" => kind.as_str()),
             ),
+            handled: JobKind::ALL
+                .map(|kind| metrics::counter!("codecrafter_jobs_handled_total", "kind" => kind.as_str())),
+            failed: JobKind::ALL
+                .map(|kind| metrics::counter!("codecrafter_jobs_failed_total", "kind" => kind.as_str())),
+            handler_seconds: JobKind::ALL
+                .map(|kind| metrics::histogram!("codecrafter_job_handler_seconds", "kind" => kind.as_str())),
         })
     }
 
     pub(crate) fn dead_lettered(&self, kind: JobKind) -> &Counter {
         &self.dead_lettered[kind as usize]
     }
+
+    pub(crate) fn handled(&self, kind: JobKind) -> &Counter {
+        &self.handled[kind as usize]
+    }
+
+    pub(crate) fn failed(&self, kind: JobKind) -> &Counter {
+        &self.failed[kind as usize]
+    }
+
+    pub(crate) fn handler_seconds(&self, kind: JobKind) -> &Histogram {
+        &self.handler_seconds[kind as usize]
+    }
+}
+
+/// The lag gauge of one broker work queue (`queue` is its name), set by whoever polls the broker.
+pub fn queue_messages_ready(queue: &str) -> metrics::Gauge {
+    metrics::gauge!("codecrafter_queue_messages_ready", "queue" => queue.to_owned())
 }

@@ -11,6 +11,9 @@ pub enum QueueError {
     Backend(String),
     #[error("job dead-lettered: {0}")]
     DeadLettered(String),
+    /// A wait on the queue (a barrier) was not answered in time.
+    #[error("job queue timed out: {0}")]
+    Timeout(String),
 }
 
 #[async_trait]

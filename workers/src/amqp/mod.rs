@@ -46,127 +46,48 @@
 //! Not yet: reconnecting. A lost connection fails `publish` with [`QueueError::Backend`] and ends
 //! the consumer's batches (the dispatcher returns; the broker redelivers what was not acked).
 
+mod barrier;
 mod consumer;
 mod dead_letters;
 mod publisher;
+mod topology;
 
-use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
-use lapin::types::{AMQPValue, FieldTable, ShortString};
-use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{Connection, ConnectionProperties};
 
+pub use barrier::BARRIER_TYPE;
 pub use consumer::{AmqpConsumer, Settled};
 pub use dead_letters::{DeadLetterQueue, REASON_HEADER, RawDeadLetter};
 pub use publisher::AmqpQueue;
+pub use topology::{ArgValue, BindingSpec, ExchangeSpec, QueueSpec, Topology, TopologySpec, WorkQueue};
 
 use crate::queue::QueueError;
 
-/// How to reach the broker and shape the queue.
+/// How to reach the broker and shape the queues.
 #[derive(Debug, Clone)]
 pub struct AmqpConfig {
     /// `amqp://user:pass@host:port/vhost` (`amqps://` over rustls with the system roots).
     pub url: String,
-    /// Prefix of every queue and exchange name: `{prefix}.jobs`, `{prefix}.jobs.dead`...
+    /// Prepended verbatim to every queue and exchange name. Empty by default: the contract's names
+    /// (`snapshot_save`...), which `deploy/rabbitmq/definitions.json` declares. Tests use a unique
+    /// prefix per test so they never share queues.
     pub prefix: String,
     /// Deliveries a consumer holds unacked at most (`basic.qos`).
     pub prefetch: u16,
-    /// Deliveries of one message before the broker dead-letters it (`x-delivery-limit`).
+    /// Deliveries of one message before the broker dead-letters it (`x-delivery-limit`): catches a
+    /// job that kills its worker every time (the dispatcher retries transient failures in place).
+    /// Part of the queues' declaration, like `max_length`.
     pub delivery_limit: u32,
-    /// Jobs ready in the queue before `publish` waits (`x-max-length`, reject-publish); `None`:
+    /// Jobs ready in a work queue before `publish` waits (`x-max-length`, reject-publish); `None`:
     /// no limit but the broker's alarms. Part of the queue's declaration: changing it on an
-    /// existing queue fails the declaration (`PRECONDITION_FAILED`).
+    /// existing queue fails the declaration (`PRECONDITION_FAILED`), and definitions.json holds the
+    /// defaults.
     pub max_length: Option<u32>,
 }
 
 impl AmqpConfig {
+    /// The defaults match `deploy/rabbitmq/definitions.json`.
     pub fn new(url: impl Into<String>) -> Self {
-        Self {
-            url: url.into(),
-            prefix: "codecrafter".into(),
-            prefetch: 256,
-            delivery_limit: 20,
-            max_length: None,
-        }
-    }
-}
-
-/// The names of the queue's broker objects.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Topology {
-    /// The jobs queue (a quorum queue).
-    pub jobs: String,
-    /// The dead-letter exchange (fanout).
-    pub dead_exchange: String,
-    /// The dead-letter queue, bound to `dead_exchange`.
-    pub dead: String,
-}
-
-impl Topology {
-    pub fn new(prefix: &str) -> Self {
-        Self {
-            jobs: format!("{prefix}.jobs"),
-            dead_exchange: format!("{prefix}.jobs.dlx"),
-            dead: format!("{prefix}.jobs.dead"),
-        }
-    }
-
-    /// Declare the exchange and both queues, durable (a no-op when they exist as declared).
-    pub async fn declare(&self, channel: &Channel, config: &AmqpConfig) -> Result<(), QueueError> {
-        let durable = ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() };
-        channel
-            .exchange_declare(
-                self.dead_exchange.as_str().into(),
-                ExchangeKind::Fanout,
-                durable,
-                FieldTable::default(),
-            )
-            .await
-            .map_err(backend("declare the dead-letter exchange"))?;
-
-        let mut dead = FieldTable::default();
-        dead.insert("x-queue-type".into(), long_string("quorum"));
-        channel
-            .queue_declare(self.dead.as_str().into(), QueueDeclareOptions::durable(), dead)
-            .await
-            .map_err(backend("declare the dead-letter queue"))?;
-        channel
-            .queue_bind(
-                self.dead.as_str().into(),
-                self.dead_exchange.as_str().into(),
-                ShortString::from(""),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(backend("bind the dead-letter queue"))?;
-
-        channel
-            .queue_declare(
-                self.jobs.as_str().into(),
-                QueueDeclareOptions::durable(),
-                self.jobs_arguments(config),
-            )
-            .await
-            .map_err(backend("declare the jobs queue"))?;
-        Ok(())
-    }
-
-    fn jobs_arguments(&self, config: &AmqpConfig) -> FieldTable {
-        let mut args = FieldTable::default();
-        args.insert("x-queue-type".into(), long_string("quorum"));
-        args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
-        args.insert(
-            "x-delivery-limit".into(),
-            AMQPValue::LongInt(i32::try_from(config.delivery_limit).unwrap_or(i32::MAX)),
-        );
-        args.insert("x-dead-letter-exchange".into(), long_string(&self.dead_exchange));
-        // At-least-once dead-lettering (3.10+) needs reject-publish overflow; without it a message
-        // the broker dead-letters could be lost if the dead-letter queue is unavailable.
-        args.insert("x-dead-letter-strategy".into(), long_string("at-least-once"));
-        args.insert("x-overflow".into(), long_string("reject-publish"));
-        if let Some(max) = config.max_length {
-            args.insert("x-max-length".into(), AMQPValue::LongLongInt(i64::from(max)));
-        }
-        args
+        Self { url: url.into(), prefix: String::new(), prefetch: 256, delivery_limit: 20, max_length: None }
     }
 }
 
@@ -174,10 +95,6 @@ impl Topology {
 pub async fn connect(config: &AmqpConfig, name: &str) -> Result<Connection, QueueError> {
     let properties = ConnectionProperties::default().with_connection_name(name.into());
     Connection::connect(&config.url, properties).await.map_err(backend("connect to the broker"))
-}
-
-fn long_string(s: &str) -> AMQPValue {
-    AMQPValue::LongString(s.into())
 }
 
 fn backend(what: &'static str) -> impl Fn(lapin::Error) -> QueueError {

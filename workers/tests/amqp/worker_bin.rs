@@ -1,0 +1,1 @@
+//! The `codecrafter-worker` binary against the test broker.
