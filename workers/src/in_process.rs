@@ -141,8 +141,7 @@ struct InProcessConsumer {
 
 impl InProcessConsumer {
     fn deliver(&self, seq: u64, (job, receipt): Queued, delivery_count: u32) -> Delivery {
-        let settle =
-            InProcessSettle { seq, delivery_count, receipt, shared: self.shared.clone(), settled: false };
+        let settle = InProcessSettle { seq, delivery_count, receipt, shared: self.shared.clone(), settled: false };
         Delivery::new(job, delivery_count, Box::new(settle))
     }
 
