@@ -73,9 +73,10 @@ impl AmqpConsumer {
     /// Connect, declare the topology, and start consuming `queue` with `config.prefetch`. The
     /// channel is in confirm mode too, for the dead letters and barrier answers it publishes.
     pub async fn connect(config: &AmqpConfig, queue: WorkQueue) -> Result<Self, QueueError> {
-        let connection = connect(config, &format!("codecrafter-worker {}", queue.base_name())).await?;
-        let channel = connection.create_channel().await.map_err(backend("open a channel"))?;
         let topology = Topology::new(config);
+        // Named after the queue (with its prefix): what an operator sees in the broker's list.
+        let connection = connect(config, &format!("codecrafter-worker {}", topology.queue(queue))).await?;
+        let channel = connection.create_channel().await.map_err(backend("open a channel"))?;
         topology.declare(&channel).await?;
         channel.confirm_select(ConfirmSelectOptions::default()).await.map_err(backend("enable confirms"))?;
         channel

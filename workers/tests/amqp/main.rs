@@ -70,12 +70,21 @@ pub fn snapshot(room: &str, seq: u64) -> Job {
 }
 
 /// Wait until `check` holds, polling, for at most [`TIMEOUT`].
-pub async fn wait_until<F, Fut>(what: &str, mut check: F)
+pub async fn wait_until<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    wait_within(TIMEOUT, what, check).await;
+}
+
+/// Wait until `check` holds, polling, for at most `timeout`.
+pub async fn wait_within<F, Fut>(timeout: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
     while !check().await {
         assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -87,19 +87,26 @@ fn from_definitions(definitions: &Value) -> Described {
     Described { exchanges, queues, bindings }
 }
 
-/// rabbitmqctl's JSON for `args` (the test node's own, from `CODECRAFTER_TEST_RABBITMQCTL`).
-fn rabbitmqctl(args: &[&str]) -> Value {
+/// Run the test node's own rabbitmqctl (`CODECRAFTER_TEST_RABBITMQCTL`) with `args`; its stdout.
+pub fn run_rabbitmqctl(args: &[&str]) -> Vec<u8> {
     let ctl = std::env::var("CODECRAFTER_TEST_RABBITMQCTL").unwrap_or_else(|_| {
         panic!("CODECRAFTER_TEST_RABBITMQCTL is not set: start the test broker with `source scripts/services.sh && services_start`")
     });
     let output = std::process::Command::new(&ctl)
         .args(args)
-        .args(["--formatter", "json", "--quiet"])
         .output()
         .unwrap_or_else(|error| panic!("run {ctl}: {error}"));
     assert!(output.status.success(), "rabbitmqctl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
-        panic!("rabbitmqctl {args:?} JSON: {error}: {}", String::from_utf8_lossy(&output.stdout))
+    output.stdout
+}
+
+/// rabbitmqctl's JSON for `args`.
+pub fn rabbitmqctl(args: &[&str]) -> Value {
+    let mut args = args.to_vec();
+    args.extend(["--formatter", "json", "--quiet"]);
+    let stdout = run_rabbitmqctl(&args);
+    serde_json::from_slice(&stdout).unwrap_or_else(|error| {
+        panic!("rabbitmqctl {args:?} JSON: {error}: {}", String::from_utf8_lossy(&stdout))
     })
 }
 
