@@ -50,6 +50,7 @@ fn prometheus() -> &'static PrometheusHandle {
         let _ = metrics::set_global_recorder(recorder);
         workers::metrics::describe();
         relay::metrics::describe();
+        workers::metrics::register();
         handle
     })
 }
