@@ -141,9 +141,9 @@ impl AmqpConsumer {
 #[async_trait]
 impl JobConsumer for AmqpConsumer {
     async fn next_batch(&mut self, max: usize) -> Option<Vec<Delivery>> {
-        // The dispatcher settled the batch the barrier ended before asking again. Taken only once
-        // settled here: if this future is dropped midway, the next call tries again (a second
-        // answer is harmless).
+        // The dispatcher settled the batch the barrier ended before asking again. If this future
+        // is dropped midway (a stop), the barrier is neither acked nor given back: the broker
+        // returns it when this connection closes, for the next consumer to answer.
         if let Some(barrier) = self.barrier.take() {
             let answered = if self.closing {
                 // Stopping: that batch may have been requeued rather than handled.
