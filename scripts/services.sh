@@ -4,8 +4,8 @@
 #
 #   source scripts/services.sh && services_start && cargo nextest run ... ; services_stop
 #
-# Exports CODECRAFTER_TEST_REDIS_URL, CODECRAFTER_TEST_MONGO_URL and CODECRAFTER_TEST_AMQP_URL for
-# the tests. No real MongoDB server can be installed on the machines this runs on, so MongoDB is
+# Exports CODECRAFTER_TEST_REDIS_URL, CODECRAFTER_TEST_MONGO_URL, CODECRAFTER_TEST_AMQP_URL and
+# CODECRAFTER_TEST_RABBITMQCTL (rabbitmqctl bound to the test node) for the tests. No real MongoDB server can be installed on the machines this runs on, so MongoDB is
 # SecantusDB (PyPI), a server speaking the MongoDB wire protocol on WiredTiger storage. RabbitMQ is
 # Debian's rabbitmq-server, run as a node of our own (its own name, ports and data directory), never
 # the system service.
@@ -115,7 +115,9 @@ services_start() {
   services_rabbitmq_wait "$run/rabbitmq" || return 1
   export CODECRAFTER_TEST_REDIS_URL="redis://127.0.0.1:$SERVICES_REDIS_PORT"
   export CODECRAFTER_TEST_MONGO_URL="mongodb://127.0.0.1:$SERVICES_MONGO_PORT/?directConnection=true"
-  export CODECRAFTER_TEST_AMQP_URL="amqp://guest:guest@127.0.0.1:$SERVICES_AMQP_PORT/%2f"
+  # The dev-only user of deploy/rabbitmq/definitions.json.
+  export CODECRAFTER_TEST_AMQP_URL="amqp://codecrafter:codecrafter-dev@127.0.0.1:$SERVICES_AMQP_PORT/%2f"
+  export CODECRAFTER_TEST_RABBITMQCTL="$run/rabbitmq/rabbitmqctl"
 }
 
 # Run "$2..." in the environment of our node, whose files are all under $1 (the Erlang cookie too,
@@ -124,7 +126,6 @@ services_rabbitmq_run() {
   local dir=$1
   shift
   env HOME="$dir" RABBITMQ_NODENAME="$SERVICES_AMQP_NODE" \
-    RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT="$SERVICES_AMQP_PORT" \
     RABBITMQ_DIST_PORT="$SERVICES_AMQP_DIST_PORT" RABBITMQ_MNESIA_BASE="$dir/mnesia" \
     RABBITMQ_LOG_BASE="$dir/log" RABBITMQ_ENABLED_PLUGINS_FILE="$dir/plugins" \
     RABBITMQ_CONFIG_FILE="$dir/rabbitmq" "$@"
@@ -141,12 +142,24 @@ services_rabbitmq_start() {
   done
   mkdir -p "$dir/mnesia" "$dir/log"
   echo '[].' >"$dir/plugins"
-  # The guest user may connect from localhost only (the default); the disk alarm must not stop
-  # publishers on a nearly full CI disk.
-  cat >"$dir/rabbitmq.conf" <<CONF
-loopback_users.guest = true
-disk_free_limit.absolute = 50MB
-CONF
+  # The project's rabbitmq.conf, so the tests prove every line of it valid, with this node's
+  # listener and the repository's definitions appended (a key set twice takes its last value).
+  # The definitions hold the dev-only user `codecrafter` the tests connect as.
+  {
+    cat "$SERVICES_ROOT/rabbitmq.conf"
+    echo
+    echo "# scripts/services.sh: the test node's own listener and paths"
+    echo "listeners.tcp.default = 127.0.0.1:$SERVICES_AMQP_PORT"
+    echo "load_definitions = $SERVICES_ROOT/deploy/rabbitmq/definitions.json"
+  } >"$dir/rabbitmq.conf"
+  # rabbitmqctl for this node, for tests that compare the broker's state with the code's.
+  {
+    echo '#!/usr/bin/env bash'
+    printf 'exec env HOME=%q RABBITMQ_NODENAME=%q RABBITMQ_DIST_PORT=%q RABBITMQ_MNESIA_BASE=%q RABBITMQ_LOG_BASE=%q RABBITMQ_ENABLED_PLUGINS_FILE=%q RABBITMQ_CONFIG_FILE=%q /usr/lib/rabbitmq/bin/rabbitmqctl -n %q "$@"\n' \
+      "$dir" "$SERVICES_AMQP_NODE" "$SERVICES_AMQP_DIST_PORT" "$dir/mnesia" "$dir/log" "$dir/plugins" \
+      "$dir/rabbitmq" "$SERVICES_AMQP_NODE"
+  } >"$dir/rabbitmqctl"
+  chmod +x "$dir/rabbitmqctl"
   echo "== rabbitmq-server ($SERVICES_AMQP_NODE) on port $SERVICES_AMQP_PORT, dist port $SERVICES_AMQP_DIST_PORT"
   services_rabbitmq_run "$dir" /usr/lib/rabbitmq/bin/rabbitmq-server >"$dir.log" 2>&1 &
   SERVICES_AMQP_PID=$!

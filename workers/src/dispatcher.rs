@@ -114,12 +114,18 @@ impl Dispatcher {
         let mut delay = self.config.retry_delay;
         let mut retries = 0u32;
         loop {
+            let started = std::time::Instant::now();
             let outcome = AssertUnwindSafe(handler.handle(&run, retries)).catch_unwind().await;
+            let metrics = Metrics::get();
+            metrics.handler_seconds(kind).record(started.elapsed().as_secs_f64());
             let error = match outcome {
                 Ok(Ok(handled)) => {
                     for (index, delivery) in run.into_iter().enumerate() {
                         match handled.poison_reason(index) {
-                            None => settle("ack", kind, delivery.ack().await),
+                            None => {
+                                metrics.handled(kind).increment(1);
+                                settle("ack", kind, delivery.ack().await);
+                            }
                             Some(reason) => dead_letter(delivery, reason.to_owned()).await,
                         }
                     }
@@ -134,6 +140,7 @@ impl Dispatcher {
                     return None;
                 }
             };
+            metrics.failed(kind).increment(run.len() as u64);
             tracing::warn!(%error, kind = kind.as_str(), jobs = run.len(), retry_in = ?delay, "job batch failed; retrying");
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}

@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod outbox;
 mod output;
 mod queue;
+mod register;
 pub mod snapshot;
 
 pub use dead_letters::DeadLetters;
@@ -38,3 +39,4 @@ pub use kind::{JobKind, JobPayload};
 pub use output::RecordingOutput;
 pub use output::{OutputError, RelayOutput, RoomOutput};
 pub use queue::{JobQueue, QueueError, QueueStatus};
+pub use register::{HandlerDeps, register_handlers};

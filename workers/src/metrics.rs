@@ -23,6 +23,20 @@ pub fn describe() {
         "codecrafter_persist_writes_total",
         "Room snapshots written durably by the snapshot worker"
     );
+    describe_counter!("codecrafter_jobs_handled_total", "Jobs a handler completed (acked), by kind");
+    describe_counter!(
+        "codecrafter_jobs_failed_total",
+        "Jobs in a batch that failed transiently and is retried with backoff, by kind (each retry counts again)"
+    );
+    describe_histogram!(
+        "codecrafter_job_handler_seconds",
+        metrics::Unit::Seconds,
+        "Time a handler took for one batch of jobs, by kind"
+    );
+    describe_gauge!(
+        "codecrafter_queue_messages_ready",
+        "Messages ready in a broker work queue (the queue's lag), by queue; polled by codecrafter-worker"
+    );
     describe_counter!(
         "codecrafter_persist_updates_total",
         "Document updates those snapshot writes carried (a room's journal batches many into one job)"
@@ -51,6 +65,12 @@ pub fn describe() {
     );
 }
 
+/// Resolve every handle now (after the recorder is installed), so `/metrics` lists each job kind's
+/// counters at zero from the start rather than from their first increment.
+pub fn register() {
+    Metrics::get();
+}
+
 pub(crate) struct Metrics {
     pub persist_writes: Counter,
     pub persist_updates: Counter,
@@ -58,6 +78,9 @@ pub(crate) struct Metrics {
     pub merge_errors: Counter,
     pub chat_writes: Counter,
     dead_lettered: [Counter; JobKind::COUNT],
+    handled: [Counter; JobKind::COUNT],
+    failed: [Counter; JobKind::COUNT],
+    handler_seconds: [Histogram; JobKind::COUNT],
 }
 
 impl Metrics {
@@ -72,12 +95,35 @@ impl Metrics {
             dead_lettered: JobKind::ALL.map(
                 |kind| metrics::counter!("codecrafter_jobs_dead_lettered_total", "kind" => kind.as_str()),
             ),
+            handled: JobKind::ALL
+                .map(|kind| metrics::counter!("codecrafter_jobs_handled_total", "kind" => kind.as_str())),
+            failed: JobKind::ALL
+                .map(|kind| metrics::counter!("codecrafter_jobs_failed_total", "kind" => kind.as_str())),
+            handler_seconds: JobKind::ALL
+                .map(|kind| metrics::histogram!("codecrafter_job_handler_seconds", "kind" => kind.as_str())),
         })
     }
 
     pub(crate) fn dead_lettered(&self, kind: JobKind) -> &Counter {
         &self.dead_lettered[kind as usize]
     }
+
+    pub(crate) fn handled(&self, kind: JobKind) -> &Counter {
+        &self.handled[kind as usize]
+    }
+
+    pub(crate) fn failed(&self, kind: JobKind) -> &Counter {
+        &self.failed[kind as usize]
+    }
+
+    pub(crate) fn handler_seconds(&self, kind: JobKind) -> &Histogram {
+        &self.handler_seconds[kind as usize]
+    }
+}
+
+/// The lag gauge of one broker work queue (`queue` is its name), set by whoever polls the broker.
+pub fn queue_messages_ready(queue: &str) -> metrics::Gauge {
+    metrics::gauge!("codecrafter_queue_messages_ready", "queue" => queue.to_owned())
 }
 
 /// The outbox's handles (`outbox/`), resolved when an outbox starts.

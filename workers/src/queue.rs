@@ -14,6 +14,9 @@ pub enum QueueError {
     /// The outbox that holds jobs while the broker is away is full.
     #[error("job queue is full: the broker has been unreachable for too long")]
     Full,
+    /// A wait on the queue (a barrier) was not answered in time.
+    #[error("job queue timed out: {0}")]
+    Timeout(String),
 }
 
 /// A queue's state as `/ready` reports it.

@@ -175,7 +175,7 @@ impl Worker {
     pub async fn start(env: &[(&str, &str)]) -> Self {
         let ops_port = free_port();
         let child = Command::new(worker_binary())
-            .args(["--ops-bind", &format!("127.0.0.1:{ops_port}")])
+            .args(["--host", "127.0.0.1", "--port", &ops_port.to_string()])
             .envs(env.iter().copied())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())

@@ -1,6 +1,7 @@
-//! The consumer side: a manual-ack consumer with a prefetch on the jobs queue, its deliveries
+//! The consumer side: a manual-ack consumer with a prefetch on one work queue, its deliveries
 //! decoded into [`Delivery`]s and settled by ack, nack-requeue, or a confirmed publish to the
-//! dead-letter exchange followed by an ack.
+//! queue's dead-letter exchange followed by an ack. Barriers (`barrier.rs`) end a batch and are
+//! answered at the next `next_batch`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,8 +17,9 @@ use lapin::{Acker, Channel, Connection, Consumer};
 use protocol::job::Job;
 use tokio::sync::Notify;
 
+use super::barrier::{PendingBarrier, is_barrier};
 use super::dead_letters::{dead_letter_properties, delivery_count_of};
-use super::{AmqpConfig, Topology, backend, connect};
+use super::{AmqpConfig, Topology, WorkQueue, backend, connect};
 use crate::delivery::{DeadLetter, Delivery, JobConsumer, Settle};
 use crate::queue::QueueError;
 
@@ -56,21 +58,26 @@ pub struct AmqpConsumer {
     connection: Connection,
     channel: Channel,
     consumer: Consumer,
-    topology: Topology,
+    /// The dead-letter exchange of the consumed queue.
+    dead_exchange: String,
     settled: Arc<Settled>,
+    /// A barrier that ended the last batch: answered at the next `next_batch`, once the dispatcher
+    /// has settled that batch.
+    barrier: Option<PendingBarrier>,
     /// `close` was called: cancel the consumer at the next `next_batch`.
     closing: bool,
     cancelled: bool,
 }
 
 impl AmqpConsumer {
-    /// Connect, declare the topology, and start consuming the jobs queue with `config.prefetch`.
-    /// The channel is in confirm mode too, for the dead letters it publishes.
-    pub async fn connect(config: &AmqpConfig) -> Result<Self, QueueError> {
-        let connection = connect(config, "codecrafter-worker").await?;
+    /// Connect, declare the topology, and start consuming `queue` with `config.prefetch`. The
+    /// channel is in confirm mode too, for the dead letters and barrier answers it publishes.
+    pub async fn connect(config: &AmqpConfig, queue: WorkQueue) -> Result<Self, QueueError> {
+        let topology = Topology::new(config);
+        // Named after the queue (with its prefix): what an operator sees in the broker's list.
+        let connection = connect(config, &format!("codecrafter-worker {}", topology.queue(queue))).await?;
         let channel = connection.create_channel().await.map_err(backend("open a channel"))?;
-        let topology = Topology::new(&config.prefix);
-        topology.declare(&channel, config).await?;
+        topology.declare(&channel).await?;
         channel.confirm_select(ConfirmSelectOptions::default()).await.map_err(backend("enable confirms"))?;
         channel
             .basic_qos(config.prefetch.max(1), BasicQosOptions::default())
@@ -78,7 +85,7 @@ impl AmqpConsumer {
             .map_err(backend("set the prefetch"))?;
         let consumer = channel
             .basic_consume(
-                topology.jobs.as_str().into(),
+                topology.queue(queue).as_str().into(),
                 "".into(),
                 BasicConsumeOptions::default(),
                 FieldTable::default(),
@@ -89,8 +96,9 @@ impl AmqpConsumer {
             connection,
             channel,
             consumer,
-            topology,
+            dead_exchange: topology.dead_exchange(queue),
             settled: Arc::default(),
+            barrier: None,
             closing: false,
             cancelled: false,
         })
@@ -112,7 +120,7 @@ impl AmqpConsumer {
         let settle = AmqpSettle {
             channel: self.channel.clone(),
             acker: delivery.acker,
-            dead_exchange: self.topology.dead_exchange.clone(),
+            dead_exchange: self.dead_exchange.clone(),
             headers: delivery.properties.headers().clone(),
             settled: self.settled.clone(),
         };
@@ -133,6 +141,20 @@ impl AmqpConsumer {
 #[async_trait]
 impl JobConsumer for AmqpConsumer {
     async fn next_batch(&mut self, max: usize) -> Option<Vec<Delivery>> {
+        // The dispatcher settled the batch the barrier ended before asking again. If this future
+        // is dropped midway (a stop), the barrier is neither acked nor given back: the broker
+        // returns it when this connection closes, for the next consumer to answer.
+        if let Some(barrier) = self.barrier.take() {
+            let answered = if self.closing {
+                // Stopping: that batch may have been requeued rather than handled.
+                barrier.give_back().await
+            } else {
+                barrier.answer(&self.channel).await
+            };
+            if let Err(error) = answered {
+                tracing::warn!(%error, "could not settle a barrier; the queue will deliver it again");
+            }
+        }
         if self.closing && !self.cancelled {
             self.cancelled = true;
             // The broker sends `cancel-ok` after its last delivery to this consumer, so once it is
@@ -144,33 +166,49 @@ impl JobConsumer for AmqpConsumer {
             }
         }
         let mut batch = Vec::with_capacity(max);
-        while batch.is_empty() {
-            let first = if self.cancelled {
-                // The buffer is all there is (lapin's stream does not always end after a cancel).
-                self.consumer.next().now_or_never().flatten()?
+        while batch.len() < max {
+            let next = if self.cancelled || !batch.is_empty() {
+                // What is already here only: after a cancel, the buffer is all there is (lapin's
+                // stream does not always end after one); with a batch begun, never wait.
+                match self.consumer.next().now_or_never() {
+                    Some(next) => next,
+                    None => break,
+                }
             } else {
                 // Cancel-safe: only the wait for the first delivery is ever abandoned.
-                self.consumer.next().await?
+                self.consumer.next().await
             };
-            let mut received = vec![first];
-            while received.len() < max {
-                match self.consumer.next().now_or_never() {
-                    Some(Some(next)) => received.push(next),
-                    _ => break,
+            let delivery = match next {
+                Some(Ok(delivery)) => delivery,
+                Some(Err(error)) => {
+                    // The channel or connection failed: what was not acked is redelivered.
+                    tracing::error!(%error, "job consumer failed");
+                    break;
                 }
-            }
-            for delivery in received {
-                match delivery {
-                    Ok(delivery) => batch.extend(self.decode(delivery).await),
-                    Err(error) => {
-                        // The channel or connection failed: what was not acked is redelivered.
-                        tracing::error!(%error, "job consumer failed");
-                        return (!batch.is_empty()).then_some(batch);
+                None => break,
+            };
+            if is_barrier(&delivery) {
+                let barrier = PendingBarrier::new(delivery);
+                if batch.is_empty() {
+                    // Everything before it was settled before this call.
+                    if let Err(error) = barrier.answer(&self.channel).await {
+                        tracing::warn!(%error, "could not answer a barrier; the queue will deliver it again");
                     }
+                    continue;
                 }
+                self.barrier = Some(barrier);
+                break;
+            }
+            batch.extend(self.decode(delivery).await);
+        }
+        if batch.is_empty() && self.cancelled {
+            // Drained after a stop: every delivery is settled, so close cleanly (a dropped
+            // connection would look like a crash to the broker).
+            if let Err(error) = self.disconnect().await {
+                tracing::debug!(%error, "closing the worker's connection");
             }
         }
-        Some(batch)
+        (!batch.is_empty()).then_some(batch)
     }
 
     fn close(&mut self) {

@@ -1,5 +1,5 @@
 //! Dead letters on the broker: the headers a dead letter carries (why, after how many deliveries),
-//! and [`DeadLetterQueue`], which reads them back from `{prefix}.jobs.dead` (tests, an operator's
+//! and [`DeadLetterQueue`], which reads them back from a work queue's `{queue}.dead` (tests, an operator's
 //! tool).
 
 use std::sync::Mutex;
@@ -10,7 +10,7 @@ use lapin::{BasicProperties, Channel, Connection};
 use protocol::job::Job;
 
 use super::consumer::as_u64;
-use super::{AmqpConfig, Topology, backend, connect};
+use super::{AmqpConfig, Topology, WorkQueue, backend, connect};
 use crate::delivery::DeadLetter;
 use crate::queue::QueueError;
 
@@ -60,12 +60,13 @@ pub struct DeadLetterQueue {
 }
 
 impl DeadLetterQueue {
-    pub async fn connect(config: &AmqpConfig) -> Result<Self, QueueError> {
+    /// Read the dead letters of `queue`.
+    pub async fn connect(config: &AmqpConfig, queue: WorkQueue) -> Result<Self, QueueError> {
         let connection = connect(config, "codecrafter-dead-letters").await?;
         let channel = connection.create_channel().await.map_err(backend("open a channel"))?;
-        let topology = Topology::new(&config.prefix);
-        topology.declare(&channel, config).await?;
-        Ok(Self { connection, channel, queue: topology.dead, taken: Mutex::default() })
+        let topology = Topology::new(config);
+        topology.declare(&channel).await?;
+        Ok(Self { connection, channel, queue: topology.dead_queue(queue), taken: Mutex::default() })
     }
 
     /// Every dead letter taken so far, oldest first, after taking what the queue holds now.

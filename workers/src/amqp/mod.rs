@@ -1,174 +1,107 @@
-//! The RabbitMQ backend of the job queue (lapin 4): [`AmqpQueue`] publishes, [`AmqpConsumer`]
-//! yields deliveries to a [`Dispatcher`](crate::Dispatcher), [`DeadLetterQueue`] reads the dead
-//! letters back. Built to RabbitMQ's reliability guide:
+//! The RabbitMQ backend of the job queue (lapin 4): [`AmqpQueue`] publishes (and waits on
+//! barriers), [`AmqpConsumer`] yields one work queue's deliveries to a
+//! [`Dispatcher`](crate::Dispatcher), [`DeadLetterQueue`] reads a queue's dead letters back. Built
+//! to RabbitMQ's reliability guide:
 //!
-//! - **Topology** (declared by [`Topology::declare`], idempotent; names from a prefix, default
-//!   `codecrafter`): `{prefix}.jobs`, a durable quorum queue (replicated, fsynced before a confirm)
-//!   with `x-delivery-limit`, dead-lettering at-least-once into the fanout exchange
-//!   `{prefix}.jobs.dlx`, bound to the durable quorum queue `{prefix}.jobs.dead`.
+//! - **Topology** (`topology.rs`: described as data by [`Topology::spec`], declared from it by
+//!   [`Topology::declare`], idempotent). Three work queues with the contract's names, each job
+//!   routed to its kind's by [`WorkQueue::of`] (the one exhaustive match over
+//!   [`JobKind`](crate::JobKind)): `snapshot_save` (snapshots), `message_save` (chat),
+//!   `execution_jobs` (code runs; declared, no job kind yet). Each is a durable quorum queue
+//!   (replicated, fsynced before a confirm) with `x-delivery-limit`, dead-lettering at least once
+//!   into its own fanout exchange `{queue}.dlx`, bound to the durable quorum queue `{queue}.dead`.
+//!   Names take [`AmqpConfig::prefix`], empty by default; `deploy/rabbitmq/definitions.json`
+//!   declares the same objects (a test compares the code, the file and a broker that loaded it).
 //! - **Producer**: one channel in confirm mode; every job is a persistent message (delivery mode
-//!   2) published `mandatory` to the jobs queue; `publish` returns once the broker confirmed it.
+//!   2) published `mandatory` to its work queue; `publish` returns once the broker confirmed it.
 //!   Concurrent `publish` calls pipeline on the channel (the confirms of many in flight arrive
 //!   together), which is what makes confirms fast: one by one ~2k msgs/s, in flight together
 //!   ~20k (STACK-NOTES). `flush` waits until no publish is in flight: every job is then in the
-//!   broker, durably; whether a worker has handled it, a broker cannot tell its publisher (a
-//!   process that consumes too can wait on [`Settled`]).
-//! - **Back-pressure** (`max_length`): the jobs queue gets `x-max-length` with
+//!   broker, durably; whether a worker has handled it, a broker cannot tell its publisher, except
+//!   through a barrier.
+//! - **Barrier** (`barrier.rs`): [`AmqpQueue::barrier`] sends a message that is not a job (AMQP
+//!   `type` [`BARRIER_TYPE`], body the room id, `reply_to` the publisher's exclusive reply queue,
+//!   a `correlation_id`) through `snapshot_save`; the consumer ends its batch there and answers at
+//!   its next `next_batch`, which the dispatcher calls only once that batch is settled. So the
+//!   answer proves every snapshot job published before it is durably handled. A worker that dies
+//!   before answering leaves the barrier unacked: the next one answers it. A stopping worker gives
+//!   it back instead of answering (its last batch may have been requeued, not handled).
+//! - **Back-pressure** (`max_length`): each work queue gets `x-max-length` with
 //!   `x-overflow = reject-publish`; a publish the broker refuses (a nack) is sent again after a
 //!   short backoff, so `publish` waits for room and never drops. Without a length limit the broker's
 //!   memory and disk alarms block publishers instead (the same waiting, at the broker's pace).
-//! - **Consumer**: manual acks, prefetch `prefetch`. Ack = `basic.ack`; requeue =
+//! - **Consumer**: one queue per [`AmqpConsumer`] (the worker binary runs one dispatcher per work
+//!   queue), manual acks, prefetch `prefetch`. Ack = `basic.ack`; requeue =
 //!   `basic.nack(requeue)` (a quorum queue hands returned messages out again before the others,
 //!   and counts them: `x-delivery-count` + 1 is [`Delivery::delivery_count`](crate::Delivery));
-//!   dead letter = the message published to the dead-letter exchange with its reason in the
+//!   dead letter = the message published to the queue's dead-letter exchange with its reason in the
 //!   `x-codecrafter-reason` header, confirmed, then acked (at least once: a crash in between
 //!   leaves a duplicate dead letter, never none). A message that is not a job this build decodes is
 //!   dead-lettered the same way at once, never handed to the dispatcher. A message requeued more
-//!   than `delivery_limit` times (a job that kills its worker every time) is dead-lettered by the
-//!   broker itself, its reason in `x-death`.
+//!   than `delivery_limit` times (a job that kills its worker every time: the dispatcher retries
+//!   transient failures in place, with backoff) is dead-lettered by the broker itself, its reason
+//!   in `x-death`. After a stop the consumer hands out what it holds, then closes its connection.
 //!
-//! **Per-room order.** One queue with one consumer delivers in publish order (per publisher), and
-//! the dispatcher handles a batch in order, so each room's jobs are handled in publish order; a
-//! requeue (on shutdown) puts the jobs back in front, in order. Several consumers on one queue
-//! would break that: the broker deals consecutive jobs of one room to different workers, which
-//! handle them concurrently. So the jobs queue is declared `x-single-active-consumer`: any number of
-//! worker processes may attach, one consumes, and the next takes over when it goes (its unacked
-//! jobs are redelivered first). That is correct and highly available, but the throughput is one
-//! consumer's (~10k msgs/s with prefetch 200, STACK-NOTES). To scale out, shard by room: N queues
-//! `{prefix}.jobs.{n}`, each single-active-consumer, the publisher routing a room to
-//! `hash(room) % N` (a direct exchange, or the `rabbitmq_consistent_hash_exchange` plugin hashing
-//! the routing key); workers then spread over the shards. Changing N moves rooms between shards,
-//! so it must drain the old shards first. Snapshot jobs alone would not need order (the store
-//! merges, CRDT), but chat and execution jobs do. Publish order is a room's order when its
-//! producer awaits each `publish` before the next (the persister does): concurrent publishes may
-//! overtake one another, most visibly when a full queue refuses one and it is sent again.
+//! **Order.** `snapshot_save` is `x-single-active-consumer`: any number of workers attach, one
+//! consumes, and the next takes over when it goes (its unacked jobs are redelivered first). One
+//! consumer on a queue delivers in publish order (per publisher) and the dispatcher handles a batch
+//! in order, so each room's snapshots are handled in publish order, and the barrier works. The
+//! throughput is one consumer's (~10k msgs/s with prefetch 200, STACK-NOTES); to scale out, shard
+//! by room: N queues `snapshot_save.{n}`, each single-active-consumer, the publisher routing a
+//! room to `hash(room) % N` (a barrier then goes to its room's shard). `message_save` and
+//! `execution_jobs` need no order (chat writes are idempotent by id), so they have competing
+//! consumers: N workers share them. Publish order is a room's order when its producer awaits each
+//! `publish` before the next (the persister does): concurrent publishes may overtake one another,
+//! most visibly when a full queue refuses one and it is sent again.
 //!
-//! Not yet: reconnecting. A lost connection fails `publish` with [`QueueError::Backend`] and ends
-//! the consumer's batches (the dispatcher returns; the broker redelivers what was not acked).
+//! **Lost connection.** `publish` fails with [`QueueError::Backend`] (no reconnect in the publisher
+//! yet); a consumer's batches end (the dispatcher returns; the broker redelivers what was not
+//! acked), and the worker binary reconnects with backoff.
 
+mod barrier;
 mod broker;
 mod consumer;
 mod dead_letters;
 mod publisher;
+mod topology;
 
-use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
-use lapin::types::{AMQPValue, FieldTable, ShortString};
-use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{Connection, ConnectionProperties};
 
+pub use barrier::BARRIER_TYPE;
 pub use broker::connector;
 pub use consumer::{AmqpConsumer, Settled};
 pub use dead_letters::{DeadLetterQueue, REASON_HEADER, RawDeadLetter};
 pub use publisher::AmqpQueue;
+pub use topology::{ArgValue, BindingSpec, ExchangeSpec, QueueSpec, Topology, TopologySpec, WorkQueue};
 
 use crate::queue::QueueError;
 
-/// How to reach the broker and shape the queue.
+/// How to reach the broker and shape the queues.
 #[derive(Debug, Clone)]
 pub struct AmqpConfig {
     /// `amqp://user:pass@host:port/vhost` (`amqps://` over rustls with the system roots).
     pub url: String,
-    /// Prefix of every queue and exchange name: `{prefix}.jobs`, `{prefix}.jobs.dead`...
+    /// Prepended verbatim to every queue and exchange name. Empty by default: the contract's names
+    /// (`snapshot_save`...), which `deploy/rabbitmq/definitions.json` declares. Tests use a unique
+    /// prefix per test so they never share queues.
     pub prefix: String,
     /// Deliveries a consumer holds unacked at most (`basic.qos`).
     pub prefetch: u16,
-    /// Deliveries of one message before the broker dead-letters it (`x-delivery-limit`).
+    /// Deliveries of one message before the broker dead-letters it (`x-delivery-limit`): catches a
+    /// job that kills its worker every time (the dispatcher retries transient failures in place).
+    /// Part of the queues' declaration, like `max_length`.
     pub delivery_limit: u32,
-    /// Jobs ready in the queue before `publish` waits (`x-max-length`, reject-publish); `None`:
+    /// Jobs ready in a work queue before `publish` waits (`x-max-length`, reject-publish); `None`:
     /// no limit but the broker's alarms. Part of the queue's declaration: changing it on an
-    /// existing queue fails the declaration (`PRECONDITION_FAILED`).
+    /// existing queue fails the declaration (`PRECONDITION_FAILED`), and definitions.json holds the
+    /// defaults.
     pub max_length: Option<u32>,
 }
 
 impl AmqpConfig {
+    /// The defaults match `deploy/rabbitmq/definitions.json`.
     pub fn new(url: impl Into<String>) -> Self {
-        Self {
-            url: url.into(),
-            prefix: "codecrafter".into(),
-            prefetch: 256,
-            delivery_limit: 20,
-            max_length: None,
-        }
-    }
-}
-
-/// The names of the queue's broker objects.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Topology {
-    /// The jobs queue (a quorum queue).
-    pub jobs: String,
-    /// The dead-letter exchange (fanout).
-    pub dead_exchange: String,
-    /// The dead-letter queue, bound to `dead_exchange`.
-    pub dead: String,
-}
-
-impl Topology {
-    pub fn new(prefix: &str) -> Self {
-        Self {
-            jobs: format!("{prefix}.jobs"),
-            dead_exchange: format!("{prefix}.jobs.dlx"),
-            dead: format!("{prefix}.jobs.dead"),
-        }
-    }
-
-    /// Declare the exchange and both queues, durable (a no-op when they exist as declared).
-    pub async fn declare(&self, channel: &Channel, config: &AmqpConfig) -> Result<(), QueueError> {
-        let durable = ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() };
-        channel
-            .exchange_declare(
-                self.dead_exchange.as_str().into(),
-                ExchangeKind::Fanout,
-                durable,
-                FieldTable::default(),
-            )
-            .await
-            .map_err(backend("declare the dead-letter exchange"))?;
-
-        let mut dead = FieldTable::default();
-        dead.insert("x-queue-type".into(), long_string("quorum"));
-        channel
-            .queue_declare(self.dead.as_str().into(), QueueDeclareOptions::durable(), dead)
-            .await
-            .map_err(backend("declare the dead-letter queue"))?;
-        channel
-            .queue_bind(
-                self.dead.as_str().into(),
-                self.dead_exchange.as_str().into(),
-                ShortString::from(""),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(backend("bind the dead-letter queue"))?;
-
-        channel
-            .queue_declare(
-                self.jobs.as_str().into(),
-                QueueDeclareOptions::durable(),
-                self.jobs_arguments(config),
-            )
-            .await
-            .map_err(backend("declare the jobs queue"))?;
-        Ok(())
-    }
-
-    fn jobs_arguments(&self, config: &AmqpConfig) -> FieldTable {
-        let mut args = FieldTable::default();
-        args.insert("x-queue-type".into(), long_string("quorum"));
-        args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
-        args.insert(
-            "x-delivery-limit".into(),
-            AMQPValue::LongInt(i32::try_from(config.delivery_limit).unwrap_or(i32::MAX)),
-        );
-        args.insert("x-dead-letter-exchange".into(), long_string(&self.dead_exchange));
-        // At-least-once dead-lettering (3.10+) needs reject-publish overflow; without it a message
-        // the broker dead-letters could be lost if the dead-letter queue is unavailable.
-        args.insert("x-dead-letter-strategy".into(), long_string("at-least-once"));
-        args.insert("x-overflow".into(), long_string("reject-publish"));
-        if let Some(max) = config.max_length {
-            args.insert("x-max-length".into(), AMQPValue::LongLongInt(i64::from(max)));
-        }
-        args
+        Self { url: url.into(), prefix: String::new(), prefetch: 256, delivery_limit: 20, max_length: None }
     }
 }
 
@@ -176,10 +109,6 @@ impl Topology {
 pub async fn connect(config: &AmqpConfig, name: &str) -> Result<Connection, QueueError> {
     let properties = ConnectionProperties::default().with_connection_name(name.into());
     Connection::connect(&config.url, properties).await.map_err(backend("connect to the broker"))
-}
-
-fn long_string(s: &str) -> AMQPValue {
-    AMQPValue::LongString(s.into())
 }
 
 fn backend(what: &'static str) -> impl Fn(lapin::Error) -> QueueError {

@@ -1,7 +1,5 @@
-//! The RabbitMQ queue against a real broker (`CODECRAFTER_TEST_AMQP_URL`, exported by
-//! `scripts/services.sh`): the conformance suite check by check, what only a broker does
-//! (undecodable messages, the delivery limit), and a throughput figure. Each test declares its own
-//! queues under a unique prefix and deletes them at the end.
+//! The queue against a real broker: the conformance suite check by check, what only a broker does
+//! (undecodable messages, the delivery limit, a takeover), and a throughput figure.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -9,55 +7,19 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeleteOptions, QueueDeleteOptions};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use protocol::job::{Job, SnapshotJob};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use workers::amqp::{AmqpConfig, AmqpConsumer, AmqpQueue, DeadLetterQueue, RawDeadLetter, Settled, Topology};
+use workers::amqp::{AmqpConsumer, AmqpQueue, DeadLetterQueue, RawDeadLetter, Settled, Topology, WorkQueue};
 use workers::conformance::{self, DeadLetterInbox, QueueFactory, QueueUnderTest};
 use workers::{
     Attempt, DeadLetter, DispatchConfig, Dispatcher, Handled, JobConsumer, JobHandler, JobQueue, QueueError,
     Transient,
 };
 
-const TIMEOUT: Duration = Duration::from_secs(20);
-
-fn broker_url() -> String {
-    std::env::var("CODECRAFTER_TEST_AMQP_URL").unwrap_or_else(|_| {
-        panic!(
-            "CODECRAFTER_TEST_AMQP_URL is not set: these tests need a RabbitMQ broker. Start one with \
-             `source scripts/services.sh && services_start` (installs rabbitmq-server with apt if missing, \
-             runs it on its own ports and exports the URL), or point the variable at a broker: \
-             amqp://guest:guest@127.0.0.1:5672/%2f"
-        )
-    })
-}
-
-/// A queue configuration under a prefix no other test (or run) uses.
-fn config(max_length: Option<u32>, prefetch: u16) -> AmqpConfig {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
-    let prefix = format!("test-{}-{nanos}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
-    AmqpConfig { prefix, prefetch, delivery_limit: 3, max_length, ..AmqpConfig::new(broker_url()) }
-}
-
-/// Delete the queues and the exchange of `config`.
-async fn delete_topology(config: &AmqpConfig) {
-    let Ok(connection) = Connection::connect(&config.url, ConnectionProperties::default()).await else {
-        return;
-    };
-    let Ok(channel) = connection.create_channel().await else { return };
-    let topology = Topology::new(&config.prefix);
-    for queue in [&topology.jobs, &topology.dead] {
-        let _ = channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await;
-    }
-    let _ = channel
-        .exchange_delete(topology.dead_exchange.as_str().into(), ExchangeDeleteOptions::default())
-        .await;
-    let _ = connection.close(200, "done".into()).await;
-}
+use crate::{TIMEOUT, config, delete_topology, snapshot};
 
 /// The broker queue as the suite sees it. A broker cannot tell its publisher when a job is
 /// handled, so `AmqpQueue::flush` waits for the broker's confirms only; the suite's `flush` waits
@@ -109,8 +71,11 @@ impl QueueFactory for Broker {
         let capacity = u32::try_from(capacity).expect("capacity fits the broker's limit");
         let config = config(Some(capacity), u16::try_from(capacity.min(32)).unwrap_or(32));
         let queue = AmqpQueue::connect(&config).await.expect("connect the publisher");
-        let consumer = AmqpConsumer::connect(&config).await.expect("connect the consumer");
-        let dead = DeadLetterQueue::connect(&config).await.expect("connect the dead-letter reader");
+        let consumer =
+            AmqpConsumer::connect(&config, WorkQueue::SnapshotSave).await.expect("connect the consumer");
+        let dead = DeadLetterQueue::connect(&config, WorkQueue::SnapshotSave)
+            .await
+            .expect("connect the dead-letter reader");
         let settled = consumer.settled();
         let (tracker, cancel) = (TaskTracker::new(), CancellationToken::new());
         let stop = cancel.clone();
@@ -153,10 +118,6 @@ async fn publish_waits_when_full() {
     conformance::publish_waits_for_room_instead_of_dropping(&Broker).await;
 }
 
-fn snapshot(room: &str, seq: u64) -> Job {
-    Job::Snapshot(SnapshotJob { room: room.into(), update: b"ok".to_vec(), changes: seq, dirty_since_ms: 0 })
-}
-
 /// Poll the dead-letter queue until it holds `n` letters.
 async fn wait_for_dead(dead: &DeadLetterQueue, n: usize) -> Vec<RawDeadLetter> {
     let deadline = Instant::now() + TIMEOUT;
@@ -173,8 +134,11 @@ async fn wait_for_dead(dead: &DeadLetterQueue, n: usize) -> Vec<RawDeadLetter> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_undecodable_message_is_dead_lettered_at_once() {
     let config = config(None, 16);
-    let consumer = AmqpConsumer::connect(&config).await.expect("connect the consumer");
-    let dead = DeadLetterQueue::connect(&config).await.expect("connect the dead-letter reader");
+    let consumer =
+        AmqpConsumer::connect(&config, WorkQueue::SnapshotSave).await.expect("connect the consumer");
+    let dead = DeadLetterQueue::connect(&config, WorkQueue::SnapshotSave)
+        .await
+        .expect("connect the dead-letter reader");
     let (tracker, cancel) = (TaskTracker::new(), CancellationToken::new());
     tracker.spawn(Dispatcher::new(DispatchConfig::default()).run(consumer, cancel.clone()));
 
@@ -183,7 +147,7 @@ async fn an_undecodable_message_is_dead_lettered_at_once() {
     let connection = Connection::connect(&config.url, ConnectionProperties::default()).await.unwrap();
     let channel = connection.create_channel().await.unwrap();
     channel.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
-    let jobs = Topology::new(&config.prefix).jobs;
+    let jobs = Topology::new(&config).queue(WorkQueue::SnapshotSave);
     for payload in [b"not a job".to_vec(), snapshot("r", 1).encode()] {
         let confirm = channel
             .basic_publish(
@@ -214,8 +178,11 @@ async fn an_undecodable_message_is_dead_lettered_at_once() {
 async fn requeues_are_counted_and_the_delivery_limit_dead_letters() {
     let config = config(None, 16);
     let queue = AmqpQueue::connect(&config).await.expect("connect the publisher");
-    let mut consumer = AmqpConsumer::connect(&config).await.expect("connect the consumer");
-    let dead = DeadLetterQueue::connect(&config).await.expect("connect the dead-letter reader");
+    let mut consumer =
+        AmqpConsumer::connect(&config, WorkQueue::SnapshotSave).await.expect("connect the consumer");
+    let dead = DeadLetterQueue::connect(&config, WorkQueue::SnapshotSave)
+        .await
+        .expect("connect the dead-letter reader");
     queue.publish(snapshot("r", 7)).await.unwrap();
 
     // Requeue it each time it comes, until it comes no more: the broker dead-lettered it.
@@ -280,7 +247,8 @@ async fn many_publishes_in_flight() {
     }
     let one_by_one_in = started.elapsed();
 
-    let consumer = AmqpConsumer::connect(&config).await.expect("connect the consumer");
+    let consumer =
+        AmqpConsumer::connect(&config, WorkQueue::SnapshotSave).await.expect("connect the consumer");
     let settled = consumer.settled();
     let handled = Arc::new(AtomicUsize::new(0));
     let dispatcher = Dispatcher::new(DispatchConfig { batch: 128, ..DispatchConfig::default() })
@@ -312,8 +280,10 @@ async fn a_second_worker_takes_over_in_order() {
     const JOBS: u64 = 10;
     let config = config(None, 16);
     let queue = AmqpQueue::connect(&config).await.expect("connect the publisher");
-    let mut first = AmqpConsumer::connect(&config).await.expect("connect the first worker");
-    let mut second = AmqpConsumer::connect(&config).await.expect("connect the second worker");
+    let mut first =
+        AmqpConsumer::connect(&config, WorkQueue::SnapshotSave).await.expect("connect the first worker");
+    let mut second =
+        AmqpConsumer::connect(&config, WorkQueue::SnapshotSave).await.expect("connect the second worker");
     // Both consume before anything is published: a queue that dealt jobs round-robin would give
     // the second worker every other one.
     for seq in 0..JOBS {
@@ -385,7 +355,8 @@ async fn a_stopping_worker_finishes_what_it_holds_and_leaves_the_rest() {
     let handler = Gated { seen: seen.clone(), entered: entered.clone(), gate: gate.clone() };
     let dispatcher =
         Dispatcher::new(DispatchConfig { batch: 8, ..DispatchConfig::default() }).register(handler);
-    let consumer = AmqpConsumer::connect(&config).await.expect("connect the first worker");
+    let consumer =
+        AmqpConsumer::connect(&config, WorkQueue::SnapshotSave).await.expect("connect the first worker");
     let (tracker, cancel) = (TaskTracker::new(), CancellationToken::new());
     tracker.spawn(dispatcher.run(consumer, cancel.clone()));
     tokio::time::timeout(TIMEOUT, entered.notified()).await.expect("the first batch is being handled");
@@ -400,7 +371,8 @@ async fn a_stopping_worker_finishes_what_it_holds_and_leaves_the_rest() {
         first.len()
     );
 
-    let second = AmqpConsumer::connect(&config).await.expect("connect the second worker");
+    let second =
+        AmqpConsumer::connect(&config, WorkQueue::SnapshotSave).await.expect("connect the second worker");
     let settled = second.settled();
     let dispatcher = Dispatcher::new(DispatchConfig::default()).register(Gated {
         seen: seen.clone(),

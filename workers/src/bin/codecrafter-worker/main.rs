@@ -1,0 +1,112 @@
+//! The `codecrafter-worker` binary: parse config, set up logs and metrics, open the store (and the
+//! relay), serve `/health` `/ready` `/metrics`, and consume the work queues until SIGTERM/SIGINT.
+//!
+//! Any number of these share the queues: `message_save` and `execution_jobs` are dealt out among
+//! them, `snapshot_save` is taken by one at a time (the next one takes over when it goes).
+
+mod config;
+mod ops;
+mod supervisor;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use workers::{HandlerDeps, RelayOutput, RoomOutput};
+
+use crate::config::Config;
+use crate::ops::Health;
+
+fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(config))
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    ops::init_tracing(config.log_format);
+    ops::install_recorder();
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+
+    let store = config.open_store().await?;
+    let background = TaskTracker::new();
+    let stop_relay = CancellationToken::new();
+    let output = room_output(&config, &background, &stop_relay).await?;
+    let deps = HandlerDeps { store: store.clone(), output };
+
+    let health = Arc::new(Health::new(store));
+    let listener = tokio::net::TcpListener::bind((config.host.as_str(), config.port))
+        .await
+        .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
+    tracing::info!(addr = %listener.local_addr()?, "ops endpoints listening");
+    let stop_ops = CancellationToken::new();
+    background.spawn(ops::serve(listener, health.clone(), stop_ops.clone()));
+
+    supervisor::run(&config, &deps, &health, &shutdown).await;
+
+    tracing::info!("work queues drained; stopping");
+    stop_ops.cancel();
+    stop_relay.cancel();
+    background.close();
+    background.wait().await;
+    Ok(())
+}
+
+/// The relay over Redis when `REDIS_URL` is set (handlers then reach rooms on every server node);
+/// else an output that reaches no room, which is what a room nobody holds gets anyway.
+async fn room_output(
+    config: &Config,
+    background: &TaskTracker,
+    stop: &CancellationToken,
+) -> anyhow::Result<Arc<dyn RoomOutput>> {
+    let Some(url) = &config.redis_url else { return Ok(Arc::new(NoRooms)) };
+    let client = redis::Client::open(url.as_str()).context("REDIS_URL")?;
+    let (relay, mut incoming) = relay::redis::RedisRelay::start(
+        client,
+        &config.redis_prefix,
+        relay::new_node_id(),
+        relay::redis::PublishOptions::default(),
+        background,
+        stop.clone(),
+    )
+    .await
+    .context("starting the Redis relay")?;
+    // A worker holds no room: what other nodes send it (resync requests) needs no answer.
+    background.spawn(async move { while incoming.recv().await.is_some() {} });
+    Ok(Arc::new(RelayOutput::new(relay)))
+}
+
+struct NoRooms;
+
+#[async_trait::async_trait]
+impl RoomOutput for NoRooms {
+    async fn send(
+        &self,
+        room: &str,
+        _message: &protocol::app::AppMessage,
+    ) -> Result<(), workers::OutputError> {
+        tracing::debug!(room, "no REDIS_URL: a room message reaches no one");
+        Ok(())
+    }
+}
+
+/// First SIGINT/SIGTERM: stop taking jobs, finish and ack those in hand, close. A second: exit now.
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    wait_for_signal().await;
+    tracing::info!("shutdown signal received: finishing the jobs in hand");
+    shutdown.cancel();
+    wait_for_signal().await;
+    tracing::warn!("second signal: exiting without waiting");
+    std::process::exit(130);
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

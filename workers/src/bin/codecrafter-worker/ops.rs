@@ -1,0 +1,102 @@
+//! What operators see: logs, the Prometheus recorder, and the ops endpoints: `/health` (the
+//! process is alive), `/ready` (the broker and the store answer: 503 while reconnecting),
+//! `/metrics` (Prometheus text).
+
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio_util::sync::CancellationToken;
+
+/// How log events are written (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+pub fn init_tracing(format: LogFormat) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let handler = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+        let lag = [0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 5.0, 10.0, 30.0];
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full("codecrafter_job_handler_seconds".into()), &handler)
+            .and_then(|b| {
+                b.set_buckets_for_metric(Matcher::Full("codecrafter_persist_lag_seconds".into()), &lag)
+            })
+            .expect("valid buckets")
+            .build_recorder();
+        let handle = recorder.handle();
+        let _ = metrics::set_global_recorder(recorder);
+        workers::metrics::describe();
+        relay::metrics::describe();
+        workers::metrics::register();
+        handle
+    })
+}
+
+/// Install the recorder before anything resolves a metric handle.
+pub fn install_recorder() {
+    prometheus();
+}
+
+/// What `/ready` checks.
+pub struct Health {
+    broker: AtomicBool,
+    store: Arc<dyn storage::Store>,
+}
+
+impl Health {
+    pub fn new(store: Arc<dyn storage::Store>) -> Self {
+        Self { broker: AtomicBool::new(false), store }
+    }
+
+    /// Whether the worker is connected to the broker and consuming.
+    pub fn set_broker(&self, up: bool) {
+        self.broker.store(up, Ordering::Release);
+    }
+}
+
+pub async fn serve(listener: tokio::net::TcpListener, health: Arc<Health>, stop: CancellationToken) {
+    let router = Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route("/ready", get(ready))
+        .route("/metrics", get(|| async { prometheus().render() }))
+        .with_state(health);
+    if let Err(error) = axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await {
+        tracing::error!(%error, "ops endpoints failed");
+    }
+}
+
+async fn ready(State(health): State<Arc<Health>>) -> (StatusCode, String) {
+    if !health.broker.load(Ordering::Acquire) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "broker unreachable\n".into());
+    }
+    match health.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready\n".into()),
+        Err(error) => {
+            tracing::warn!(%error, "store unreachable");
+            (StatusCode::SERVICE_UNAVAILABLE, "store unreachable\n".into())
+        }
+    }
+}
