@@ -78,6 +78,8 @@ struct Inner {
     work: Notify,
     /// The outbox became empty.
     drained: Notify,
+    /// A link to the broker was made.
+    linked: Notify,
     config: OutboxConfig,
     metrics: OutboxMetrics,
     closed: AtomicBool,
@@ -122,6 +124,7 @@ impl OutboxQueue {
             appending: tokio::sync::Mutex::new(()),
             work: Notify::new(),
             drained: Notify::new(),
+            linked: Notify::new(),
             config,
             metrics: OutboxMetrics::get(),
             closed: AtomicBool::new(false),
@@ -185,8 +188,16 @@ impl JobQueue for OutboxQueue {
                 return Err(QueueError::Backend("the outbox did not drain in time (broker away?)".into()));
             }
         }
-        let link =
-            self.inner.current_link().ok_or_else(|| QueueError::Backend("broker unavailable".into()))?;
+        // Just started, or reconnecting: the link may come within the deadline.
+        let link = loop {
+            let linked = self.inner.linked.notified();
+            if let Some(link) = self.inner.current_link() {
+                break link;
+            }
+            if tokio::time::timeout_at(deadline, linked).await.is_err() {
+                return Err(QueueError::Timeout("no link to the broker".into()));
+            }
+        };
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         link.barrier(room, left).await
     }
@@ -203,7 +214,11 @@ impl Inner {
 
     fn set_link(&self, link: Option<Arc<dyn Broker>>) {
         self.metrics.connected.set(if link.is_some() { 1.0 } else { 0.0 });
+        let up = link.is_some();
         *self.link.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = link;
+        if up {
+            self.linked.notify_waiters();
+        }
     }
 
     /// The link failed: drop it (unless a newer one replaced it) and let the replayer reconnect.
