@@ -4,6 +4,8 @@
 //! mid-batch, RabbitMQ restarted mid-stream, MongoDB stopped for 30 s, a server node killed with
 //! SIGKILL right after its acknowledgements, and two nodes with two workers.
 //!
+//! Chat the same way: every message answered `chat_saved` is in MongoDB exactly once (by id).
+//!
 //! Edits are tokens `<writer>.<n>;` appended to Y.Text `t`; a token is acknowledged when the
 //! `saved` seq covers its content message (the client's sync step 2 is message 1, token n is
 //! message n + 2). "Exactly once" is checked on the stored text: each acknowledged token occurs
@@ -14,8 +16,10 @@ use crate::support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use storage::{MongoConfig, MongoStore, SnapshotStore};
+use serde_json::json;
+use storage::{MessageStore, MongoConfig, MongoStore, SnapshotStore};
 use support::YClient;
+use support::http::{User, create_session, register};
 use support::processes::{Node, OwnRedis};
 use support::stack::{OwnMongo, OwnRabbit, Worker};
 use yrs::updates::decoder::Decode;
@@ -52,7 +56,17 @@ impl Stack {
     async fn node(&self, name: &str) -> Node {
         let env = self.env();
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let args = ["--allow-anonymous", "--ws-connects-per-min", "0", "--persist-debounce-ms", "600000"];
+        let args = [
+            "--allow-anonymous",
+            "--ws-connects-per-min",
+            "0",
+            "--persist-debounce-ms",
+            "600000",
+            "--chat-messages-per-min",
+            "0",
+            "--rate-limit-requests",
+            "0",
+        ];
         Node::start(&self.dir.path().join(name), &env, &args).await
     }
 
@@ -62,11 +76,13 @@ impl Stack {
         Worker::start(&env).await
     }
 
+    async fn store(&self) -> Option<MongoStore> {
+        MongoStore::connect(MongoConfig::new(&self.mongo.url(), &self.db)).await.ok()
+    }
+
     /// The room's text as MongoDB holds it (empty while nothing is stored).
     async fn stored_text(&self, room: &str) -> String {
-        let Ok(store) = MongoStore::connect(MongoConfig::new(&self.mongo.url(), &self.db)).await else {
-            return String::new();
-        };
+        let Some(store) = self.store().await else { return String::new() };
         let Ok(Some(bytes)) = store.load_snapshot(room).await else { return String::new() };
         let doc = yrs::Doc::new();
         let text = doc.get_or_insert_text("t");
@@ -100,6 +116,85 @@ impl Stack {
                 assert!(at >= last, "{token} out of its writer's order");
                 last = at;
             }
+        }
+    }
+}
+
+/// A signed-in app client chatting in a session.
+struct Chatter {
+    client: YClient,
+    session: String,
+    sent: usize,
+}
+
+impl Chatter {
+    /// `owner` signs up on `node` and creates a session; the chatter connects to `node`.
+    async fn create(node: &Node, username: &str) -> (Self, User) {
+        let addr = node.addr.parse().unwrap();
+        let owner = register(addr, username).await;
+        let session = create_session(addr, &owner, json!({})).await;
+        (Self::join(node, &session, &owner).await, owner)
+    }
+
+    async fn join(node: &Node, session: &str, user: &User) -> Self {
+        let url = format!("{}?token={}&app=1", node.ws_url(session), user.access);
+        let client = YClient::connect(&url).await;
+        client.wait_for("sync", WAIT, |c| c.shared().synced).await;
+        client.record_frames();
+        Self { client, session: session.to_owned(), sent: 0 }
+    }
+
+    fn send(&mut self, count: usize) {
+        for _ in 0..count {
+            let json = json!({ "type": "chat", "text": format!("message {}", self.sent), "nonce": format!("n{}", self.sent) });
+            let text = json.to_string();
+            self.client.send_raw(protocol::Message::App(&text).encode_to_vec());
+            self.sent += 1;
+        }
+    }
+
+    /// The ids of the messages answered `chat_saved`.
+    fn saved_ids(&self) -> Vec<String> {
+        let messages = self.client.app_messages();
+        messages
+            .iter()
+            .filter(|m| m["type"] == "chat_saved")
+            .map(|m| m["id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    async fn wait_all_saved(&self) {
+        self.client
+            .wait_for("chat_saved for every message", WAIT, |_| self.saved_ids().len() == self.sent)
+            .await;
+    }
+}
+
+impl Stack {
+    /// Wait until MongoDB holds every message `chatter` was told was saved, each exactly once.
+    async fn assert_chat_stored_exactly_once(&self, chatter: &Chatter) {
+        let saved = chatter.saved_ids();
+        assert!(!saved.is_empty(), "no chat message was acknowledged");
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let stored: Vec<String> = match self.store().await {
+                Some(store) => match store.messages(&chatter.session, None, 10_000).await {
+                    Ok(messages) => messages.into_iter().map(|m| m.id).collect(),
+                    Err(_) => Vec::new(),
+                },
+                None => Vec::new(),
+            };
+            if saved.iter().all(|id| stored.contains(id)) {
+                for id in &saved {
+                    assert_eq!(stored.iter().filter(|s| *s == id).count(), 1, "message {id} stored once");
+                }
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "acknowledged chat missing from MongoDB: {stored:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 }
@@ -167,13 +262,18 @@ async fn a_worker_killed_mid_batch_loses_nothing_and_duplicates_nothing() {
     let node = stack.node("a").await;
     let worker = stack.worker().await;
     let mut writer = Writer::connect(&node, "room", "w").await;
+    let (mut chatter, _) = Chatter::create(&node, "killworker").await;
     writer.stream(300).await;
+    chatter.send(50);
     // Mid-stream: jobs confirmed by the broker, some handed to the worker and not acked yet.
     worker.kill().await;
     writer.stream(300).await;
+    chatter.send(50);
     writer.wait_all_saved().await;
+    chatter.wait_all_saved().await;
     let _worker = stack.worker().await;
     stack.assert_stored_exactly_once("room", &[&writer]).await;
+    stack.assert_chat_stored_exactly_once(&chatter).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,18 +282,23 @@ async fn rabbitmq_restarted_mid_stream_loses_nothing() {
     let node = stack.node("a").await;
     let _worker = stack.worker().await;
     let mut writer = Writer::connect(&node, "room", "w").await;
+    let (mut chatter, _) = Chatter::create(&node, "restartbroker").await;
     let reader = YClient::connect(&node.ws_url("room")).await;
     writer.stream(200).await;
+    chatter.send(20);
     stack.rabbit.stop();
-    // Edits keep flowing live while the broker is away; their `saved` waits.
+    // Edits and chat keep flowing live while the broker is away; their `saved` waits.
     writer.stream(200).await;
+    chatter.send(20);
     let last = writer.token(writer.typed - 1);
     reader.wait_for("live edits during the outage", WAIT, |c| c.text("t").ends_with(&last)).await;
     stack.rabbit.restart().await;
     writer.stream(100).await;
     writer.wait_all_saved().await;
+    chatter.wait_all_saved().await;
     let _worker_after = stack.worker().await;
     stack.assert_stored_exactly_once("room", &[&writer]).await;
+    stack.assert_chat_stored_exactly_once(&chatter).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -202,6 +307,7 @@ async fn mongodb_stopped_for_30_s_loses_nothing() {
     let node = stack.node("a").await;
     let _worker = stack.worker().await;
     let mut writer = Writer::connect(&node, "room", "w").await;
+    let (mut chatter, _) = Chatter::create(&node, "mongodown").await;
     writer.stream(100).await;
     writer.wait_all_saved().await;
     stack.mongo.stop().await;
@@ -209,11 +315,14 @@ async fn mongodb_stopped_for_30_s_loses_nothing() {
     // The broker holds the jobs; `saved` keeps coming (the broker's confirm is the durability point).
     while outage.elapsed() < Duration::from_secs(30) {
         writer.stream(20).await;
+        chatter.send(2);
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     writer.wait_all_saved().await;
+    chatter.wait_all_saved().await;
     stack.mongo.restart().await;
     stack.assert_stored_exactly_once("room", &[&writer]).await;
+    stack.assert_chat_stored_exactly_once(&chatter).await;
 }
 
 /// The node that acknowledged the edits dies before any worker wrote them; another node opening
@@ -226,9 +335,12 @@ async fn a_node_killed_right_after_its_acks_loses_nothing_and_another_node_serve
     // acknowledged after that is in the queue only.
     let first_worker = stack.worker().await;
     let mut writer = Writer::connect(&a, "room", "w").await;
+    let (mut chatter, _) = Chatter::create(&a, "killnode").await;
     first_worker.kill().await;
     writer.stream(300).await;
+    chatter.send(30);
     writer.wait_all_saved().await;
+    chatter.wait_all_saved().await;
     let expected: Vec<String> = writer.acknowledged();
     a.kill();
     let opening = {
@@ -244,6 +356,7 @@ async fn a_node_killed_right_after_its_acks_loses_nothing_and_another_node_serve
         assert_eq!(text.matches(token.as_str()).count(), 1, "{token} served once by node b: {text}");
     }
     stack.assert_stored_exactly_once("room", &[&writer]).await;
+    stack.assert_chat_stored_exactly_once(&chatter).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -254,14 +367,22 @@ async fn two_nodes_and_two_workers_store_every_acknowledged_edit_once() {
     let mut on_a = Writer::connect(&a, "room", "a").await;
     let mut on_b = Writer::connect(&b, "room", "b").await;
     let mut other_room = Writer::connect(&b, "other", "o").await;
+    let (mut chat_a, owner) = Chatter::create(&a, "twonodes").await;
+    let mut chat_b = Chatter::join(&b, &chat_a.session, &owner).await;
     for _ in 0..20 {
         on_a.stream(10).await;
         on_b.stream(10).await;
         other_room.stream(10).await;
+        chat_a.send(2);
+        chat_b.send(2);
     }
     on_a.wait_all_saved().await;
     on_b.wait_all_saved().await;
     other_room.wait_all_saved().await;
+    chat_a.wait_all_saved().await;
+    chat_b.wait_all_saved().await;
+    stack.assert_chat_stored_exactly_once(&chat_a).await;
+    stack.assert_chat_stored_exactly_once(&chat_b).await;
     stack.assert_stored_exactly_once("room", &[&on_a, &on_b]).await;
     stack.assert_stored_exactly_once("other", &[&other_room]).await;
 }
