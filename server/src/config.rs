@@ -114,7 +114,7 @@ pub struct Config {
     #[arg(help_heading = QUEUE, long, env = "CODECRAFTER_OUTBOX_MAX_MB", default_value_t = 256)]
     pub outbox_max_mb: u64,
 
-    /// With RabbitMQ: how long opening a room may wait for the workers to have written every update queued for it (the room is never served from a snapshot that misses them); past it, the client is refused with 1013 and retries.
+    /// With RabbitMQ: how long opening a room may wait for the workers to have written every update queued for it (the room is never served from a snapshot that misses them); past it, the client is refused (1011) and retries. 0 = do not wait: rooms open even while the broker or every worker is down, at the risk of serving a room without updates still queued for it.
     #[arg(help_heading = QUEUE, long, env = "CODECRAFTER_QUEUE_BARRIER_TIMEOUT_MS", default_value_t = 10_000)]
     pub queue_barrier_timeout_ms: u64,
 

@@ -116,7 +116,7 @@ impl App {
             awareness_limits: config.awareness_limits(),
             awareness_timeout_ms: config.awareness_timeout_ms,
             idle: config.room_idle(),
-            barrier_before_load: config.amqp_url.is_some(),
+            barrier_before_load: config.amqp_url.is_some() && config.queue_barrier_timeout_ms > 0,
         };
         let (persist_tx, persist_rx) = tokio::sync::mpsc::unbounded_channel();
         let (rooms, failed_rooms) =

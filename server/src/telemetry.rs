@@ -164,10 +164,12 @@ pub enum ChatRefusal {
     Busy,
     /// Accepted and broadcast, but the queue could not make it durable.
     NotSaved,
+    /// Refused up front: the broker is away and this server's outbox is full.
+    Unavailable,
 }
 
 impl ChatRefusal {
-    const ALL: [ChatRefusal; 7] = [
+    const ALL: [ChatRefusal; 8] = [
         ChatRefusal::Anonymous,
         ChatRefusal::Malformed,
         ChatRefusal::Empty,
@@ -175,6 +177,7 @@ impl ChatRefusal {
         ChatRefusal::RateLimited,
         ChatRefusal::Busy,
         ChatRefusal::NotSaved,
+        ChatRefusal::Unavailable,
     ];
 
     pub fn label(self) -> &'static str {
@@ -186,6 +189,7 @@ impl ChatRefusal {
             ChatRefusal::RateLimited => "rate_limited",
             ChatRefusal::Busy => "busy",
             ChatRefusal::NotSaved => "not_saved",
+            ChatRefusal::Unavailable => "unavailable",
         }
     }
 }

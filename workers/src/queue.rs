@@ -28,6 +28,9 @@ pub struct QueueStatus {
     pub connected: bool,
     /// Jobs waiting on this process's disk for the broker.
     pub held: u64,
+    /// Whether a new job would be taken now: false while the broker is away and the outbox is
+    /// full (chat is then refused up front rather than broadcast and not saved).
+    pub accepting: bool,
 }
 
 #[async_trait]
@@ -57,6 +60,6 @@ pub trait JobQueue: Send + Sync + 'static {
 
     /// How the queue is doing, for `/ready` and the logs.
     fn status(&self) -> QueueStatus {
-        QueueStatus { backend: "in_process", connected: true, held: 0 }
+        QueueStatus { backend: "in_process", connected: true, held: 0, accepting: true }
     }
 }

@@ -386,3 +386,55 @@ async fn two_nodes_and_two_workers_store_every_acknowledged_edit_once() {
     stack.assert_stored_exactly_once("room", &[&on_a, &on_b]).await;
     stack.assert_stored_exactly_once("other", &[&other_room]).await;
 }
+
+/// The broker is unreachable and the outbox holds nothing more (`--outbox-max-mb 0`): chat is
+/// refused up front with a clear error (not broadcast, then lost), edits still flow live between
+/// clients, and `/ready` says the queue is degraded. Rooms open without the barrier here
+/// (`--queue-barrier-timeout-ms 0`), as an operator may choose during an outage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_broker_away_and_the_outbox_full_chat_is_refused_and_edits_go_on() {
+    let mongo = std::env::var("CODECRAFTER_TEST_MONGO_URL")
+        .expect("CODECRAFTER_TEST_MONGO_URL: run the tests with scripts/test.sh");
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("outbox_full_{}", std::process::id());
+    let dead_broker = format!("amqp://guest:guest@127.0.0.1:{}/%2f", support::processes::free_port());
+    let env = [
+        ("AMQP_URL", dead_broker.as_str()),
+        ("MONGO_URL", mongo.as_str()),
+        ("MONGO_DB", db.as_str()),
+        ("JWT_SECRET", SECRET),
+    ];
+    let args = ["--ws-connects-per-min", "0", "--outbox-max-mb", "0", "--queue-barrier-timeout-ms", "0"];
+    let node = Node::start(dir.path(), &env, &args).await;
+    let addr = node.addr.parse().unwrap();
+    let owner = register(addr, "outboxfull").await;
+    let session = create_session(addr, &owner, json!({})).await;
+    let url = format!("{}?token={}&app=1", node.ws_url(&session), owner.access);
+    let (writer, reader) = (YClient::connect(&url).await, YClient::connect(&url).await);
+    writer.wait_for("sync", WAIT, |c| c.shared().synced).await;
+    reader.wait_for("sync", WAIT, |c| c.shared().synced).await;
+    writer.record_frames();
+    reader.record_frames();
+
+    let text = json!({ "type": "chat", "text": "hello", "nonce": "n1" }).to_string();
+    writer.send_raw(protocol::Message::App(&text).encode_to_vec());
+    let refused = |c: &YClient| c.app_messages().into_iter().find(|m| m["nonce"] == "n1");
+    writer.wait_for("the refusal", WAIT, |c| refused(c).is_some()).await;
+    let answer = refused(&writer).unwrap();
+    assert_eq!(
+        (answer["type"].as_str(), answer["code"].as_str()),
+        (Some("error"), Some("chat_unavailable")),
+        "{answer}"
+    );
+
+    writer.doc.get_or_insert_text("t").insert(&mut writer.doc.transact_mut(), 0, "live");
+    reader.wait_for("the edit, live", WAIT, |c| c.text("t") == "live").await;
+    assert!(
+        reader.app_messages().iter().all(|m| m["type"] != "chat"),
+        "a refused message was broadcast: {:?}",
+        reader.app_messages()
+    );
+    let (status, body) = support::http_get(&format!("http://{}/ready", node.addr)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""status":"degraded""#) && body.contains(r#""backend":"rabbitmq""#), "{body}");
+}

@@ -173,7 +173,13 @@ impl JobQueue for OutboxQueue {
 
     fn status(&self) -> QueueStatus {
         let connected = self.inner.current_link().is_some_and(|link| link.is_connected());
-        QueueStatus { backend: "rabbitmq", connected, held: self.held() }
+        let (held, bytes) = {
+            let state = self.inner.state();
+            (state.len, state.bytes)
+        };
+        // While jobs are held every new one goes behind them, into the outbox.
+        let accepting = (connected && held == 0) || bytes < self.inner.config.max_bytes;
+        QueueStatus { backend: "rabbitmq", connected, held, accepting }
     }
 
     async fn barrier(&self, room: &str) -> Result<(), QueueError> {

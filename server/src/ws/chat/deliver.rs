@@ -49,6 +49,17 @@ pub(super) async fn lane(
 impl ChatParts {
     /// Handles one message on its lane; true if it used `ts` (a new message).
     async fn accept(self: &Arc<Self>, outgoing: Outgoing, ts: i64, permit: OwnedSemaphorePermit) -> bool {
+        // Not broadcast at all rather than broadcast and then not saved.
+        if !self.queue.status().accepting {
+            let why = refuse(
+                ChatRefusal::Unavailable,
+                "chat_unavailable",
+                "chat is unavailable: the message queue is unreachable and this server's outbox is full; try again later",
+            );
+            let answer = AppMessage::error_for(why.code, why.message, outgoing.nonce.clone());
+            self.answer(&outgoing.room, outgoing.conn, &answer);
+            return false;
+        }
         if !self.within_rate(&outgoing.user.id).await {
             let why = refuse(
                 ChatRefusal::RateLimited,
