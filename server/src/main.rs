@@ -31,25 +31,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .map_err(|error| anyhow::anyhow!("cannot listen on {bind}: {error}"))?;
     let shutdown = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    tokio::spawn(workers::process::cancel_on_signal(shutdown.clone(), "flushing rooms"));
     server::run(listener, config, shutdown).await
-}
-
-/// First SIGINT/SIGTERM starts a graceful shutdown; a second one exits at once.
-async fn cancel_on_signal(shutdown: CancellationToken) {
-    wait_for_signal().await;
-    tracing::info!("shutdown signal received: flushing rooms");
-    shutdown.cancel();
-    wait_for_signal().await;
-    tracing::warn!("second signal: exiting without waiting");
-    std::process::exit(130);
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }

@@ -25,6 +25,7 @@ mod kind;
 pub mod metrics;
 pub mod outbox;
 mod output;
+pub mod process;
 mod queue;
 mod register;
 pub mod snapshot;

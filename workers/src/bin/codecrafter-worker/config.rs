@@ -8,7 +8,7 @@ use anyhow::Context;
 use workers::DispatchConfig;
 use workers::amqp::AmqpConfig;
 
-use crate::ops::LogFormat;
+use workers::process::LogFormat;
 
 #[derive(Debug, clap::Parser)]
 #[command(

@@ -25,10 +25,10 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
-    ops::init_tracing(config.log_format);
+    workers::process::init_tracing(config.log_format);
     ops::install_recorder();
     let shutdown = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    tokio::spawn(workers::process::cancel_on_signal(shutdown.clone(), "finishing the jobs in hand"));
 
     let store = config.open_store().await?;
     let background = TaskTracker::new();
@@ -89,24 +89,5 @@ impl RoomOutput for NoRooms {
     ) -> Result<(), workers::OutputError> {
         tracing::debug!(room, "no REDIS_URL: a room message reaches no one");
         Ok(())
-    }
-}
-
-/// First SIGINT/SIGTERM: stop taking jobs, finish and ack those in hand, close. A second: exit now.
-async fn cancel_on_signal(shutdown: CancellationToken) {
-    wait_for_signal().await;
-    tracing::info!("shutdown signal received: finishing the jobs in hand");
-    shutdown.cancel();
-    wait_for_signal().await;
-    tracing::warn!("second signal: exiting without waiting");
-    std::process::exit(130);
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
     }
 }
