@@ -26,6 +26,10 @@ pub enum Command {
     /// Opens and abandons many rooms (one update each); checks the server's RSS returns near its
     /// baseline once they are evicted, and that a sample of them kept their text.
     Churn(ChurnArgs),
+    /// App-client writers (`?app=1`) append to their rooms; measures the durable-acknowledgement
+    /// (`saved`) latency, the persisted updates/s, the group-commit factor, and the CPU of the
+    /// server, the broker and the workers.
+    Persist(PersistArgs),
 }
 
 impl Command {
@@ -34,6 +38,7 @@ impl Command {
             Self::Fanout(a) => &a.common,
             Self::Idle(a) => &a.common,
             Self::Churn(a) => &a.common,
+            Self::Persist(a) => &a.common,
         }
     }
 
@@ -47,6 +52,7 @@ impl Command {
             Self::Churn(args) if args.common.nodes > 1 => {
                 anyhow::bail!("churn measures a single server: it does not take --nodes above 1")
             }
+            Self::Persist(args) => args.check(),
             Self::Idle(_) | Self::Churn(_) => Ok(()),
         }
     }
@@ -241,6 +247,71 @@ pub struct ChurnArgs {
     pub seed: Option<u64>,
 }
 
+#[derive(Debug, Clone, Args, Serialize)]
+pub struct PersistArgs {
+    #[command(flatten)]
+    #[serde(skip)]
+    pub common: Common,
+
+    /// Rooms.
+    #[arg(long, default_value_t = 50, env = "LOADTEST_ROOMS")]
+    pub rooms: usize,
+    /// Writers per room, each an app client (`?app=1`) with its own document.
+    #[arg(long, default_value_t = 1, env = "LOADTEST_WRITERS")]
+    pub writers: usize,
+    /// Updates per second per writer (paced; ignored with --saturate).
+    #[arg(long, default_value_t = 40, env = "LOADTEST_RATE")]
+    pub rate: u32,
+    /// Send as fast as the acknowledgements allow, at most --in-flight unacknowledged updates per
+    /// writer: finds the persisted updates/s ceiling.
+    #[arg(long, env = "LOADTEST_SATURATE")]
+    pub saturate: bool,
+    /// Most unacknowledged updates per writer with --saturate.
+    #[arg(long, default_value_t = 64, env = "LOADTEST_IN_FLIGHT")]
+    pub in_flight: usize,
+    /// Measured sending time (after the warm-up).
+    #[arg(long, default_value = "30s", value_parser = parse_duration, env = "LOADTEST_DURATION")]
+    #[serde(serialize_with = "secs")]
+    pub duration: Duration,
+    /// Sending time before the measured window (acknowledgements still checked, not timed).
+    #[arg(long, default_value = "3s", value_parser = parse_duration, env = "LOADTEST_WARMUP")]
+    #[serde(serialize_with = "secs")]
+    pub warmup: Duration,
+    /// Longest wait after sending stops for the last `saved`.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, env = "LOADTEST_DRAIN")]
+    #[serde(serialize_with = "secs")]
+    pub drain: Duration,
+    /// PID of the broker (RabbitMQ's beam.smp) to measure its CPU over the window.
+    #[arg(long, env = "LOADTEST_BROKER_PID")]
+    pub broker_pid: Option<u32>,
+    /// PID of a worker process to measure its CPU over the window (repeat the flag).
+    #[arg(long = "worker-pid")]
+    pub worker_pids: Vec<u32>,
+    /// A worker's Prometheus endpoint (`http://HOST:PORT/metrics`; repeat the flag): its
+    /// persisted-updates counter is read at both edges of the window.
+    #[arg(long = "worker-metrics", value_name = "URL")]
+    pub worker_metrics: Vec<String>,
+}
+
+impl PersistArgs {
+    pub fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.rooms >= 1, "--rooms must be at least 1");
+        anyhow::ensure!(self.writers >= 1, "--writers must be at least 1");
+        anyhow::ensure!((1..=10_000).contains(&self.rate), "--rate must be 1..=10000 updates/s");
+        anyhow::ensure!(self.in_flight >= 1, "--in-flight must be at least 1");
+        anyhow::ensure!(!self.duration.is_zero(), "--duration must be positive");
+        for url in &self.worker_metrics {
+            crate::http_get::http_authority(url).map(drop)?;
+        }
+        Ok(())
+    }
+
+    /// Updates per second asked for over all writers; 0 with --saturate (as fast as acks allow).
+    pub fn offered_per_sec(&self) -> f64 {
+        if self.saturate { 0.0 } else { (self.rooms * self.writers) as f64 * f64::from(self.rate) }
+    }
+}
+
 /// The fan-out workload after applying the shape preset and overrides.
 #[derive(Debug, Clone, Serialize)]
 pub struct Workload {
@@ -389,6 +460,22 @@ mod tests {
         Cli::parse_from(argv).command.validate().expect("idle spreads its sockets");
         let err = Cli::parse_from(["loadtest", "idle", "--spawn", "s", "--nodes", "2"]).command.validate();
         assert!(err.is_err(), "two nodes without Redis share nothing");
+    }
+
+    #[test]
+    fn persist_defaults_and_checks() {
+        let cli = Cli::parse_from(["loadtest", "persist", "--spawn", "srv"]);
+        let Command::Persist(args) = &cli.command else { panic!("persist expected") };
+        assert_eq!((args.rooms, args.writers, args.rate, args.in_flight), (50, 1, 40, 64));
+        assert_eq!(args.offered_per_sec(), 2000.0);
+        cli.command.validate().expect("defaults are valid");
+        let argv = ["loadtest", "persist", "--saturate", "--worker-pid", "7", "--worker-pid", "8"];
+        let Command::Persist(args) = Cli::parse_from(argv).command else { panic!("persist expected") };
+        assert_eq!((args.offered_per_sec(), args.worker_pids), (0.0, vec![7, 8]));
+        for bad in [&["--in-flight", "0"][..], &["--rate", "0"], &["--worker-metrics", "https://x/metrics"]] {
+            let argv = ["loadtest", "persist"].iter().chain(bad);
+            assert!(Cli::parse_from(argv).command.validate().is_err(), "{bad:?}");
+        }
     }
 
     #[test]

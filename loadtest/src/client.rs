@@ -136,6 +136,23 @@ pub async fn fetch_doc(url: &str) -> anyhow::Result<Doc> {
     Ok(doc)
 }
 
+/// Waits until `count` client tasks said they are connected and synced; the first that could not
+/// ends the run, naming what it was (`client`, `writer`).
+pub async fn await_ready(
+    ready: &mut tokio::sync::mpsc::Receiver<Result<(), String>>,
+    count: usize,
+    what: &str,
+) -> anyhow::Result<()> {
+    for _ in 0..count {
+        match ready.recv().await {
+            Some(Ok(())) => {}
+            Some(Err(e)) => bail!("a {what} could not connect and sync: {e}"),
+            None => bail!("{what} tasks ended before connecting"),
+        }
+    }
+    Ok(())
+}
+
 /// Closes politely, but never waits long for the server's close reply.
 pub async fn close(mut ws: Ws) {
     let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;

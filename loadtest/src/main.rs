@@ -5,14 +5,18 @@ mod churn;
 mod cli;
 mod client;
 mod fanout;
+mod http_get;
 mod idle;
 mod marker;
 mod nodes;
+mod persist;
 mod plot;
 mod procfs;
+mod prom;
 mod redis_info;
 mod report;
 mod sampler;
+mod servers;
 mod target;
 
 use std::process::ExitCode;
@@ -23,8 +27,8 @@ use clap::Parser as _;
 use crate::cli::{Cli, Command, Common};
 use crate::target::{Stopped, Target};
 
-/// Exit code when an update was lost, duplicated or reordered, a room did not converge, or (churn)
-/// rooms were not evicted or lost their text.
+/// Exit code when an update was lost, duplicated or reordered, a room did not converge, (churn)
+/// rooms were not evicted or lost their text, or (persist) an update was never acknowledged.
 const EXIT_FAILED: u8 = 1;
 /// Exit code for bad flags, a server that did not start, refused connections or the timeout.
 const EXIT_SETUP: u8 = 2;
@@ -56,6 +60,7 @@ enum Outcome {
     Fanout(Box<fanout::FanoutReport>),
     Idle(Box<idle::IdleReport>),
     Churn(Box<churn::ChurnReport>),
+    Persist(Box<persist::PersistReport>),
 }
 
 async fn run(command: &Command, common: &Common, threads: usize) -> ExitCode {
@@ -97,6 +102,9 @@ async fn run(command: &Command, common: &Common, threads: usize) -> ExitCode {
             Command::Churn(args) => {
                 churn::run(args, &target, threads).await.map(|r| Outcome::Churn(Box::new(r)))
             }
+            Command::Persist(args) => {
+                persist::run(args, &target, threads).await.map(|r| Outcome::Persist(Box::new(r)))
+            }
         }
     };
     let result = match tokio::time::timeout(common.timeout, work).await {
@@ -128,6 +136,11 @@ async fn run(command: &Command, common: &Common, threads: usize) -> ExitCode {
             r.print();
             r.ok
         }
+        Outcome::Persist(r) => {
+            r.server_exit = stopped.exit.clone();
+            r.print();
+            r.ok
+        }
     };
     if !ok {
         print_server_end(&Stopped { exit: None, ..stopped });
@@ -155,6 +168,7 @@ fn write_outputs(outcome: &Outcome, common: &Common) -> anyhow::Result<()> {
             Outcome::Fanout(r) => report::write_json(path, r)?,
             Outcome::Idle(r) => report::write_json(path, r)?,
             Outcome::Churn(r) => report::write_json(path, r)?,
+            Outcome::Persist(r) => report::write_json(path, r)?,
         }
         println!("report written to {}", path.display());
     }

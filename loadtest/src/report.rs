@@ -1,5 +1,5 @@
-//! Report math shared by the subcommands (ratios, latency percentiles, CDF points, formatting) and
-//! writing the JSON report.
+//! Report math shared by the subcommands (ratios, latency histograms and percentiles, CDF points,
+//! formatting) and writing the JSON report.
 
 use std::path::Path;
 
@@ -40,6 +40,19 @@ impl Latency {
             max_us: h.max(),
         }
     }
+}
+
+/// An auto-resizing latency histogram (µs, 3 significant digits). A fixed 1 µs..60 s range would
+/// zero-fill ~140 KiB per client up front: 140 MiB of harness memory for a thousand clients.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new(3).expect("3 significant digits is valid")
+}
+
+/// Records one latency. `record` grows an auto-resizing histogram to fit; `saturating_record`
+/// would not, and would silently clamp every value above its current top (2047 at first).
+pub fn record_latency(hist: &mut Histogram<u64>, us: u64) {
+    // Cannot fail: the histogram auto-resizes and `us` is far below u64::MAX / 2.
+    let _ = hist.record(us.max(1));
 }
 
 /// Points `[latency_us, fraction ≤ latency]` of the latency CDF, log-spaced (10 per decade) from the
@@ -137,5 +150,24 @@ mod tests {
         assert_eq!(fmt_us(12_000_000), "12.0 s");
         assert_eq!(fmt_kib(512.0), "512.0 KiB");
         assert_eq!(fmt_kib(20480.0), "20.0 MiB");
+    }
+
+    #[test]
+    fn latencies_beyond_the_initial_range_are_kept() {
+        let mut client_a = new_histogram();
+        let mut client_b = new_histogram();
+        for us in [0, 150, 2_500] {
+            record_latency(&mut client_a, us);
+        }
+        record_latency(&mut client_b, 3_000_000);
+        let mut merged = new_histogram();
+        merged.add(&client_a).expect("merge");
+        merged.add(&client_b).expect("merge");
+        let l = Latency::from_hist(&merged);
+        assert_eq!(l.count, 4);
+        assert_eq!(l.p50_us, 150, "{l:?}");
+        assert_eq!(merged.count_between(2_490, 2_510), 1, "2.5 ms kept, not clamped");
+        assert!(l.max_us.abs_diff(3_000_000) <= 3_000, "{l:?}");
+        assert_eq!(merged.min(), 1);
     }
 }

@@ -6,10 +6,14 @@
 //! workspace's test command builds it) and a Redis at `CODECRAFTER_TEST_REDIS_URL`, which
 //! `scripts/services.sh` starts. Without either the test fails and says so: it never skips.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
+
+use crate::server_bin::codecrafter;
+
+#[path = "support/server_bin.rs"]
+mod server_bin;
 
 /// Where to look when Redis is missing: the script installs and starts redis-server.
 const HOW_TO_START_REDIS: &str =
@@ -18,18 +22,6 @@ const HOW_TO_START_REDIS: &str =
 fn redis_url() -> String {
     std::env::var("CODECRAFTER_TEST_REDIS_URL")
         .unwrap_or_else(|_| panic!("CODECRAFTER_TEST_REDIS_URL is not set: {HOW_TO_START_REDIS}"))
-}
-
-/// The server binary, built by the same cargo invocation into the same directory as ours.
-fn codecrafter() -> PathBuf {
-    let path = Path::new(env!("CARGO_BIN_EXE_loadtest")).with_file_name("codecrafter");
-    assert!(
-        path.is_file(),
-        "{} is missing: build the workspace first (`cargo build -p server` with the same \
-         CARGO_TARGET_DIR and profile), or run scripts/test.sh",
-        path.display()
-    );
-    path
 }
 
 #[test]

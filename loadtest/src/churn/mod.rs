@@ -42,7 +42,7 @@ pub async fn run(args: &ChurnArgs, target: &Target, threads: usize) -> anyhow::R
     anyhow::ensure!(args.rooms >= 1 && args.concurrency >= 1, "--rooms and --concurrency must be at least 1");
     // One node: `Command::validate` refuses churn over several before they are spawned.
     let node = target.first();
-    let authority = ready::http_authority(&node.base_url)?;
+    let authority = crate::http_get::http_authority(&node.base_url)?;
     ready::rooms(&authority).await.context("the server's /ready (churn needs its room count)")?;
     let run_id = marker::now_us() / 1000;
     let seed = args.seed.unwrap_or_else(marker::now_us);

@@ -3,56 +3,27 @@
 
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use serde::Serialize;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
+use crate::http_get;
 use crate::procfs::Proc;
 
 /// How often the monitor samples.
 pub const MONITOR_PERIOD: Duration = Duration::from_millis(100);
-/// One `/ready` request, connect to last byte; a stalled answer must not stall the monitor.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// `/ready` answers in well under a KiB; more means we are not talking to the server we think.
 const MAX_RESPONSE_BYTES: u64 = 64 * 1024;
-
-/// `host:port` of the server's HTTP side, which is the WebSocket URL's authority (CodeCrafter serves
-/// `/ws/{room}` and `/ready` on one listener). Only plain `ws://`: the harness speaks no TLS here.
-pub fn http_authority(base_url: &str) -> anyhow::Result<String> {
-    let Some(rest) = base_url.strip_prefix("ws://") else {
-        bail!("churn reads /ready over plain HTTP, so it needs a ws:// URL, not {base_url}")
-    };
-    let authority = rest.split('/').next().unwrap_or_default();
-    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
-    anyhow::ensure!(!authority.is_empty(), "no host in {base_url}");
-    // No port: HTTP's default, as the WebSocket client would use.
-    let has_port = authority.rsplit_once(':').is_some_and(|(_, port)| !port.contains(']'));
-    Ok(if has_port { authority.to_owned() } else { format!("{authority}:80") })
-}
 
 /// Rooms in memory according to `GET http://{authority}/ready`. A 503 answer still carries the
 /// count (the server answers 503 while shutting down or when its store fails), so any status with
 /// a count is accepted.
 pub async fn rooms(authority: &str) -> anyhow::Result<u64> {
-    let raw = tokio::time::timeout(REQUEST_TIMEOUT, async {
-        let mut tcp = TcpStream::connect(authority).await?;
-        let request = format!("GET /ready HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
-        tcp.write_all(request.as_bytes()).await?;
-        let mut raw = Vec::new();
-        tcp.take(MAX_RESPONSE_BYTES).read_to_end(&mut raw).await?;
-        anyhow::Ok(raw)
-    })
-    .await
-    .with_context(|| format!("GET http://{authority}/ready: no answer within {REQUEST_TIMEOUT:?}"))?
-    .with_context(|| format!("GET http://{authority}/ready"))?;
-    let raw = String::from_utf8_lossy(&raw);
-    let body = raw.split_once("\r\n\r\n").map(|(_, body)| body).context("malformed HTTP response")?;
-    parse_rooms(body).with_context(|| format!("no \"rooms\" count in /ready's answer: {body:?}"))
+    let body = http_get::get(authority, "/ready", MAX_RESPONSE_BYTES).await?;
+    parse_rooms(&body).with_context(|| format!("no \"rooms\" count in /ready's answer: {body:?}"))
 }
 
 /// The `rooms` field of `/ready`'s JSON body.
@@ -152,18 +123,6 @@ mod tests {
         assert_eq!(parse_rooms(r#"{"rooms":"many"}"#), None);
         assert_eq!(parse_rooms(r#"{"rooms":-1}"#), None);
         assert_eq!(parse_rooms("<html>502</html>"), None);
-    }
-
-    #[test]
-    fn authority_from_ws_url() {
-        let ok = |url: &str| http_authority(url).expect(url);
-        assert_eq!(ok("ws://127.0.0.1:4321/ws"), "127.0.0.1:4321");
-        assert_eq!(ok("ws://localhost:1234"), "localhost:1234");
-        assert_eq!(ok("ws://[::1]:8080/ws"), "[::1]:8080");
-        assert_eq!(ok("ws://[::1]/ws"), "[::1]:80");
-        assert_eq!(ok("ws://user@127.0.0.1/ws"), "127.0.0.1:80");
-        assert!(http_authority("wss://127.0.0.1:1/ws").is_err());
-        assert!(http_authority("ws:///ws").is_err());
     }
 
     #[test]

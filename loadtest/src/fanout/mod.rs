@@ -3,7 +3,6 @@
 
 mod converge;
 mod peer;
-mod servers;
 mod summary;
 
 use std::collections::HashMap;
@@ -18,15 +17,15 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use self::peer::{ClientOutcome, ClientSpec, Shared, WriterDone};
-use self::servers::Window;
 pub use self::summary::FanoutReport;
 use self::summary::{Convergence, Deliveries, SendStats, Tally};
 use crate::cli::FanoutArgs;
 use crate::marker;
 use crate::nodes::node_of;
 use crate::procfs::{Proc, Usage, sample_all};
-use crate::report::{Latency, cdf_points, ratio};
+use crate::report::{Latency, cdf_points, new_histogram, ratio};
 use crate::sampler;
+use crate::servers::{self, Window};
 use crate::target::Target;
 
 /// Delay between "everyone is connected" and the writers' time zero, so every writer task has
@@ -78,13 +77,7 @@ pub async fn run(args: &FanoutArgs, target: &Target, threads: usize) -> anyhow::
         }
     }
     drop((ready_tx, done_tx, go_rx));
-    for _ in 0..clients_total {
-        match ready_rx.recv().await {
-            Some(Ok(())) => {}
-            Some(Err(e)) => bail!("a client could not connect and sync: {e}"),
-            None => bail!("client tasks ended before connecting"),
-        }
-    }
+    crate::client::await_ready(&mut ready_rx, clients_total, "client").await?;
     let connect_secs = connect_started.elapsed().as_secs_f64();
     println!("{clients_total} clients connected and synced in {connect_secs:.2} s; sending");
 
@@ -148,18 +141,13 @@ pub async fn run(args: &FanoutArgs, target: &Target, threads: usize) -> anyhow::
     let measured_sent: u64 = done.iter().map(|d| u64::from(d.measured_sent)).sum();
     let lag_sum: Duration = done.iter().map(|d| d.lag_sum).sum();
     let sent_total: u64 = done.iter().map(|d| u64::from(d.sent)).sum();
-    let server = match (&procs, &server_before, &window_start.servers, &window_end.servers) {
-        (Some(procs), Some(before), Some(from), Some(to)) => Some(servers::server(servers::Readings {
-            target,
-            procs,
-            before,
-            from,
-            to,
-            window_delivered,
-            per_second: server_per_second,
-        })),
-        _ => None,
-    };
+    let server = servers::over_window(
+        target,
+        procs.as_deref(),
+        server_before.as_deref(),
+        (&window_start, &window_end),
+        server_per_second,
+    );
     Ok(summary::assemble(summary::Parts {
         args,
         workload: w.clone(),
@@ -197,12 +185,7 @@ pub async fn run(args: &FanoutArgs, target: &Target, threads: usize) -> anyhow::
         server,
         redis: servers::redis(target, &window_start, &window_end),
         harness: Usage::between(&harness, &window_start.harness, &window_end.harness),
-        machine_cpu_pct: match (window_start.machine_ticks, window_end.machine_ticks) {
-            (Some(from), Some(to)) => {
-                ratio(to.saturating_sub(from) as f64 * 100.0 / harness.ticks_per_sec as f64, window_wall)
-            }
-            _ => 0.0,
-        },
+        machine_cpu_pct: window_start.machine_cpu_pct(&window_end, harness.ticks_per_sec),
         per_second: shared.per_second.iter().map(|c| c.load(Ordering::Relaxed)).collect(),
         convergence: Convergence::from_checks(checks),
     }))
@@ -211,7 +194,7 @@ pub async fn run(args: &FanoutArgs, target: &Target, threads: usize) -> anyhow::
 /// Merges what every client saw.
 fn tally(outcomes: &[ClientOutcome]) -> anyhow::Result<Tally> {
     let mut t = Tally {
-        hist: peer::new_histogram(),
+        hist: new_histogram(),
         delivered: 0,
         gaps: 0,
         unmarked: 0,

@@ -19,6 +19,7 @@ use super::converge::{Fingerprint, fingerprints};
 use crate::cli::{Op, Workload};
 use crate::client::{self, Event, Local, Ws};
 use crate::marker::{self, Marker};
+use crate::report::{new_histogram, record_latency};
 
 /// Counters every client task adds to; read by the orchestrator while the run goes on.
 pub struct Shared {
@@ -110,19 +111,6 @@ impl RecvStats {
             None => self.unmarked += 1,
         }
     }
-}
-
-/// An auto-resizing latency histogram (µs, 3 significant digits). A fixed 1 µs..60 s range would
-/// zero-fill ~140 KiB per client up front: 140 MiB of harness memory for a thousand clients.
-pub fn new_histogram() -> Histogram<u64> {
-    Histogram::new(3).expect("3 significant digits is valid")
-}
-
-/// Records one latency. `record` grows an auto-resizing histogram to fit; `saturating_record`
-/// would not, and would silently clamp every value above its current top (2047 at first).
-fn record_latency(hist: &mut Histogram<u64>, us: u64) {
-    // Cannot fail: the histogram auto-resizes and `us` is far below u64::MAX / 2.
-    let _ = hist.record(us.max(1));
 }
 
 /// Sent once by each writer after its last update.
@@ -323,30 +311,5 @@ async fn sleep_until(due: Option<Instant>) {
     match due {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::report::Latency;
-
-    #[test]
-    fn latencies_beyond_the_initial_range_are_kept() {
-        let mut client_a = new_histogram();
-        let mut client_b = new_histogram();
-        for us in [0, 150, 2_500] {
-            record_latency(&mut client_a, us);
-        }
-        record_latency(&mut client_b, 3_000_000);
-        let mut merged = new_histogram();
-        merged.add(&client_a).expect("merge");
-        merged.add(&client_b).expect("merge");
-        let l = Latency::from_hist(&merged);
-        assert_eq!(l.count, 4);
-        assert_eq!(l.p50_us, 150, "{l:?}");
-        assert_eq!(merged.count_between(2_490, 2_510), 1, "2.5 ms kept, not clamped");
-        assert!(l.max_us.abs_diff(3_000_000) <= 3_000, "{l:?}");
-        assert_eq!(merged.min(), 1);
     }
 }

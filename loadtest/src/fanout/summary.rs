@@ -4,11 +4,11 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::converge::RoomCheck;
-use super::servers::Server;
 use crate::cli::{FanoutArgs, Workload};
 use crate::procfs::Usage;
 use crate::redis_info::RedisUsage;
 use crate::report::{Latency, fmt_kib, fmt_us};
+use crate::servers::Server;
 
 #[derive(Debug, Serialize)]
 pub struct FanoutReport {

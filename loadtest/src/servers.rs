@@ -1,5 +1,5 @@
-//! The server nodes and their Redis over the measured window: the readings taken at its edges, and
-//! what each node, all of them together, and Redis used in between.
+//! The server nodes and their Redis over a measured window (fanout, persist): the readings taken
+//! at its edges, and what each node, all of them together, and Redis used in between.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -44,6 +44,17 @@ impl Window {
             window.redis = Some(redis.sample().await.context("sampling Redis")?);
         }
         Ok(window)
+    }
+
+    /// Busy CPU of the whole machine from this edge to `to`, percent of one core (all cores summed).
+    pub fn machine_cpu_pct(&self, to: &Self, ticks_per_sec: u64) -> f64 {
+        let wall = to.at.saturating_duration_since(self.at).as_secs_f64();
+        match (self.machine_ticks, to.machine_ticks) {
+            (Some(from), Some(to)) => {
+                ratio(to.saturating_sub(from) as f64 * 100.0 / ticks_per_sec as f64, wall)
+            }
+            _ => 0.0,
+        }
     }
 }
 
@@ -99,6 +110,28 @@ pub fn server(r: Readings<'_>) -> Server {
         per_second: r.per_second,
         nodes,
     }
+}
+
+/// The servers between two window edges, when every node's PID is known (`before`: read before
+/// any client connected); the edges' counts are deliveries (fanout) or acknowledged updates (persist).
+pub fn over_window(
+    target: &Target,
+    procs: Option<&[Proc]>,
+    before: Option<&[Sample]>,
+    (from, to): (&Window, &Window),
+    per_second: Vec<Point>,
+) -> Option<Server> {
+    let (procs, before) = (procs?, before?);
+    let (from_servers, to_servers) = (from.servers.as_deref()?, to.servers.as_deref()?);
+    Some(server(Readings {
+        target,
+        procs,
+        before,
+        from: from_servers,
+        to: to_servers,
+        window_delivered: to.delivered - from.delivered,
+        per_second,
+    }))
 }
 
 /// Redis over the window, when the nodes share one.
