@@ -1,10 +1,13 @@
 //! Debounced persistence: a room's first unsaved change schedules one snapshot job, sent to the
-//! job queue at most `debounce` later, whatever happens to the room in between.
+//! job queue at most `debounce` later, whatever happens to the room in between. Every update is
+//! already durable through the room's journal (`journal.rs`); this whole-state snapshot is the
+//! safety net behind it (a journal batch that could not be merged, a writer given up at
+//! shutdown) and counts the session's edits in its metadata.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use protocol::job::Job;
+use protocol::job::{Job, SnapshotJob};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use workers::JobQueue;
@@ -50,6 +53,9 @@ pub async fn run(
         // None when eviction or shutdown already wrote it.
         let Some(job) = room.take_snapshot() else { continue };
         let (changes, dirty_since_ms) = (job.changes, job.dirty_since_ms);
+        // The room's journal already made each of these updates durable and counted it
+        // (`codecrafter_persist_updates_total`); this whole-state snapshot adds none.
+        let job = SnapshotJob { changes: 0, ..job };
         if let Err(error) = queue.publish(Job::Snapshot(job)).await {
             Metrics::get().persist_errors.increment(1);
             tracing::error!(room = room.id(), %error, "could not queue snapshot; will retry");
