@@ -263,7 +263,8 @@ pub struct PersistArgs {
     #[arg(long, default_value_t = 40, env = "LOADTEST_RATE")]
     pub rate: u32,
     /// Send as fast as the acknowledgements allow, at most --in-flight unacknowledged updates per
-    /// writer: finds the persisted updates/s ceiling.
+    /// writer: finds the persisted updates/s ceiling. A spawned server gets
+    /// `--max-messages-per-sec=1000000` unless `--server-arg` sets it.
     #[arg(long, env = "LOADTEST_SATURATE")]
     pub saturate: bool,
     /// Most unacknowledged updates per writer with --saturate.

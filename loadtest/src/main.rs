@@ -35,8 +35,10 @@ const EXIT_SETUP: u8 = 2;
 
 fn main() -> ExitCode {
     let mut command = Cli::parse().command;
-    if let Command::Churn(a) = &mut command {
-        churn::add_server_defaults(&mut a.common);
+    match &mut command {
+        Command::Churn(a) => churn::add_server_defaults(&mut a.common),
+        Command::Persist(a) => persist::add_server_defaults(a),
+        Command::Fanout(_) | Command::Idle(_) => {}
     }
     let common = command.common();
     let threads =

@@ -34,6 +34,20 @@ use crate::target::Target;
 /// seen the go signal before its first update is due.
 const GO_DELAY: Duration = Duration::from_millis(300);
 
+/// The spawned server's per-connection message limit with `--saturate`, unless given: the default
+/// (300/s) closes a saturating writer with `rate_limited`, and the ceiling measured would be that.
+const SATURATE_MESSAGE_LIMIT: &str = "--max-messages-per-sec=1000000";
+
+/// Lifts a spawned server's per-connection message limit for `--saturate` runs, unless the user set
+/// it (`--server-arg=--max-messages-per-sec=N`).
+pub fn add_server_defaults(args: &mut PersistArgs) {
+    let common = &mut args.common;
+    let set = common.server_args.iter().any(|a| a.starts_with("--max-messages-per-sec"));
+    if args.saturate && common.spawn.is_some() && !set {
+        common.server_args.push(SATURATE_MESSAGE_LIMIT.to_owned());
+    }
+}
+
 pub async fn run(args: &PersistArgs, target: &Target, threads: usize) -> anyhow::Result<PersistReport> {
     let run_id = marker::now_us() / 1000;
     let rooms: Vec<String> = (0..args.rooms).map(|r| format!("lp-{run_id}-{r}")).collect();
@@ -166,4 +180,31 @@ async fn edge(
     let window = Window::sample(target, procs, harness, &shared.acked).await?;
     let extra = extras.sample().await.context("sampling the broker, workers or metrics")?;
     Ok((window, extra, sent))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn server_args(argv: &[&str]) -> Vec<String> {
+        let Command::Persist(mut args) = Cli::parse_from(argv).command else { panic!("persist expected") };
+        add_server_defaults(&mut args);
+        args.common.server_args
+    }
+
+    #[test]
+    fn saturating_lifts_a_spawned_servers_message_limit_unless_set() {
+        let limit = SATURATE_MESSAGE_LIMIT.to_owned();
+        assert_eq!(server_args(&["loadtest", "persist", "--spawn", "s", "--saturate"]), [limit]);
+        assert!(server_args(&["loadtest", "persist", "--spawn", "s"]).is_empty(), "paced runs keep it");
+        let own =
+            ["loadtest", "persist", "--spawn", "s", "--saturate", "--server-arg=--max-messages-per-sec=5"];
+        assert_eq!(server_args(&own), ["--max-messages-per-sec=5"]);
+        assert!(
+            server_args(&["loadtest", "persist", "--url", "ws://127.0.0.1:1/ws", "--saturate"]).is_empty()
+        );
+    }
 }
