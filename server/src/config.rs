@@ -86,6 +86,10 @@ pub struct Config {
     #[arg(help_heading = STORAGE, long, env = "CODECRAFTER_PERSIST_DEBOUNCE_MS", default_value_t = 1000)]
     pub persist_debounce_ms: u64,
 
+    /// Embedded mode: once a durable write (a journal batch, a chat message) is queued, how long more may gather into the same store transaction (one fsync) before it is written; `saved` and `chat_saved` come that much later. 0 = write at once.
+    #[arg(help_heading = STORAGE, long, env = "CODECRAFTER_GROUP_COMMIT_MS", default_value_t = 2)]
+    pub group_commit_ms: u64,
+
     /// Most WebSocket connections served at once; further upgrades get 503.
     #[arg(help_heading = NETWORK, long, env = "CODECRAFTER_MAX_CONNECTIONS", default_value_t = 100_000)]
     pub max_connections: usize,

@@ -305,7 +305,10 @@ fn open_queue(
     let chats = workers::chat::ChatHandler::new(store.clone() as Arc<dyn storage::MessageStore>);
     Ok(InProcessQueue::start(
         Dispatcher::new(DispatchConfig::default()).register(snapshots).register(chats),
-        InProcessQueueConfig::default(),
+        InProcessQueueConfig {
+            linger: Duration::from_millis(config.group_commit_ms),
+            ..InProcessQueueConfig::default()
+        },
         background,
         stop_workers.clone(),
     ))

@@ -22,11 +22,15 @@ pub struct InProcessQueueConfig {
     pub capacity: usize,
     /// Dead letters kept in memory for inspection (every one is logged and counted).
     pub dead_letters_kept: usize,
+    /// Once a job arrives, how long the consumer waits for more before handing the batch over:
+    /// the group commit. Jobs arriving within it share one store transaction (one fsync), which
+    /// is most of what a durable write costs; their `persist` returns that much later.
+    pub linger: std::time::Duration,
 }
 
 impl Default for InProcessQueueConfig {
     fn default() -> Self {
-        Self { capacity: 4096, dead_letters_kept: 64 }
+        Self { capacity: 4096, dead_letters_kept: 64, linger: std::time::Duration::ZERO }
     }
 }
 
@@ -70,7 +74,7 @@ impl InProcessQueue {
             requeue_added: Notify::new(),
             dead_letters: Arc::new(DeadLetters::new(config.dead_letters_kept)),
         });
-        let consumer = InProcessConsumer { rx, shared: shared.clone(), received: 0 };
+        let consumer = InProcessConsumer { rx, shared: shared.clone(), received: 0, linger: config.linger };
         tracker.spawn(dispatcher.run(consumer, cancel));
         Arc::new(Self { tx, shared })
     }
@@ -137,6 +141,7 @@ struct InProcessConsumer {
     shared: Arc<Shared>,
     /// Jobs taken from the channel so far: each one's place in the queue.
     received: u64,
+    linger: std::time::Duration,
 }
 
 impl InProcessConsumer {
@@ -174,6 +179,7 @@ impl JobConsumer for InProcessConsumer {
                         let requeued = self.take_requeued(max);
                         return (!requeued.is_empty()).then_some(requeued);
                     }
+                    self.linger_for_more(&mut jobs, max).await;
                     let first = self.received;
                     self.received += jobs.len() as u64;
                     return Some((first..).zip(jobs).map(|(seq, job)| self.deliver(seq, job, 1)).collect());
@@ -185,6 +191,22 @@ impl JobConsumer for InProcessConsumer {
 
     fn close(&mut self) {
         self.rx.close();
+    }
+}
+
+impl InProcessConsumer {
+    /// The group commit: gather what arrives within `linger` of the first job, up to `max`.
+    async fn linger_for_more(&mut self, jobs: &mut Vec<Queued>, max: usize) {
+        if self.linger.is_zero() || jobs.len() >= max {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + self.linger;
+        while jobs.len() < max {
+            match tokio::time::timeout_at(deadline, self.rx.recv_many(jobs, max - jobs.len())).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
     }
 }
 

@@ -325,3 +325,40 @@ async fn recording_output_keeps_what_was_sent_in_order() {
         .collect();
     assert_eq!(texts, ["room#0", "room#1", "room#2"]);
 }
+
+/// Records the size of every batch it is handed.
+#[derive(Clone, Default)]
+struct BatchSizes(Arc<std::sync::Mutex<Vec<usize>>>);
+
+#[async_trait]
+impl workers::JobHandler for BatchSizes {
+    type Job = SnapshotJob;
+
+    async fn handle(
+        &self,
+        batch: &[workers::Attempt<'_, SnapshotJob>],
+    ) -> Result<workers::Handled, workers::Transient> {
+        self.0.lock().unwrap().push(batch.len());
+        Ok(workers::Handled::all())
+    }
+}
+
+/// The group commit: jobs arriving within the linger of the first one are handed over together
+/// (one store transaction); one arriving after it starts the next batch.
+#[tokio::test(start_paused = true)]
+async fn jobs_within_the_linger_share_a_batch() {
+    let sizes = BatchSizes::default();
+    let config = InProcessQueueConfig { linger: Duration::from_millis(5), ..InProcessQueueConfig::default() };
+    let dispatcher = Dispatcher::new(DispatchConfig::default()).register(sizes.clone());
+    let queue = InProcessQueue::start(dispatcher, config, &TaskTracker::new(), CancellationToken::new());
+    let first = {
+        let queue = queue.clone();
+        tokio::spawn(async move { queue.persist(snapshot("r", vec![0, 0])).await })
+    };
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    queue.persist(snapshot("r", vec![0, 0])).await.unwrap();
+    first.await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    queue.persist(snapshot("r", vec![0, 0])).await.unwrap();
+    assert_eq!(*sizes.0.lock().unwrap(), [2, 1], "two within the linger, then one alone");
+}

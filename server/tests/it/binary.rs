@@ -142,6 +142,7 @@ async fn help_documents_every_limit() {
         "--amqp-url",
         "--outbox-max-mb",
         "--queue-barrier-timeout-ms",
+        "--group-commit-ms",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
     }
