@@ -87,7 +87,7 @@ pub struct Config {
     pub persist_debounce_ms: u64,
 
     /// Embedded mode: once a durable write (a journal batch, a chat message) is queued, how long more may gather into the same store transaction (one fsync) before it is written; `saved` and `chat_saved` come that much later. 0 = write at once.
-    #[arg(help_heading = STORAGE, long, env = "CODECRAFTER_GROUP_COMMIT_MS", default_value_t = 2)]
+    #[arg(help_heading = STORAGE, long, env = "CODECRAFTER_GROUP_COMMIT_MS", default_value_t = 5)]
     pub group_commit_ms: u64,
 
     /// Most WebSocket connections served at once; further upgrades get 503.
