@@ -4,7 +4,9 @@
 //
 //   node loadtest/chat-bench.mjs http://127.0.0.1:5000 [clients=20] [window=16] [seconds=20]
 //
-// The server needs `--chat-messages-per-min 0` (and `--rate-limit-requests 0` for the sign-ups).
+// The server needs `--chat-messages-per-min 0`, `--max-messages-per-sec`/`--message-burst` raised
+// (a window of fast acknowledgements passes the default 300 messages/s per connection, which
+// closes the socket), and `--rate-limit-requests 0 --register-rate-limit-requests 0` for the sign-ups.
 // Uses the `ws` package the JS tests install (server/tests/js/node_modules).
 import { createRequire } from 'node:module'
 const require = createRequire(new URL('../server/tests/js/package.json', import.meta.url))
