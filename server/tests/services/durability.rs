@@ -77,7 +77,7 @@ impl Stack {
     }
 
     async fn store(&self) -> Option<MongoStore> {
-        MongoStore::connect(MongoConfig::new(&self.mongo.url(), &self.db)).await.ok()
+        MongoStore::connect(MongoConfig::new(self.mongo.url(), &self.db)).await.ok()
     }
 
     /// The room's text as MongoDB holds it (empty while nothing is stored).

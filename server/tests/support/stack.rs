@@ -31,7 +31,8 @@ pub struct OwnRabbit {
     dist_port: u16,
     node: String,
     dir: tempfile::TempDir,
-    running: bool,
+    /// The `rabbitmq-server` script, which runs until the node stops.
+    child: Option<std::process::Child>,
 }
 
 impl OwnRabbit {
@@ -43,7 +44,7 @@ impl OwnRabbit {
             dist_port: free_port(),
             node: format!("cc-fault-{port}@localhost"),
             dir,
-            running: false,
+            child: None,
         };
         std::fs::create_dir_all(rabbit.dir.path().join("mnesia")).unwrap();
         std::fs::write(rabbit.dir.path().join("plugins"), "[].").unwrap();
@@ -80,27 +81,30 @@ impl OwnRabbit {
     pub async fn restart(&mut self) {
         self.stop();
         let log = std::fs::File::create(self.dir.path().join("server.log")).unwrap();
-        self.command("/usr/lib/rabbitmq/bin/rabbitmq-server")
+        let child = self
+            .command("/usr/lib/rabbitmq/bin/rabbitmq-server")
             .stdout(log)
             .stderr(Stdio::null())
             .spawn()
             .expect("rabbitmq-server (scripts/services.sh installs it)");
-        self.running = true;
+        self.child = Some(child);
         wait_for_port(self.port, "rabbitmq-server", Duration::from_secs(90)).await;
     }
 
     /// Stop the node (its durable queues and their messages stay on disk).
     pub fn stop(&mut self) {
-        if !self.running {
-            return;
-        }
-        let _ = self
+        let Some(mut child) = self.child.take() else { return };
+        let stopped = self
             .command("/usr/lib/rabbitmq/bin/rabbitmqctl")
             .args(["-n", &self.node, "stop"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .status();
-        self.running = false;
+            .status()
+            .is_ok_and(|status| status.success());
+        if !stopped {
+            let _ = child.kill();
+        }
+        let _ = child.wait();
     }
 }
 
