@@ -99,6 +99,9 @@ services_wait_port() {
 
 services_start() {
   services_install
+  # RabbitMQ starts Erlang's port mapper (epmd) if none runs; it is ours to stop then.
+  SERVICES_EPMD_OURS=""
+  pgrep -x epmd >/dev/null 2>&1 || SERVICES_EPMD_OURS=1
   local run="$SERVICES_ENV/run"
   rm -rf "$run" && mkdir -p "$run/redis" "$run/mongo"
   echo "== redis-server on port $SERVICES_REDIS_PORT"
@@ -187,4 +190,8 @@ services_stop() {
     wait "$pid" 2>/dev/null || true
   done
   SERVICES_PIDS=()
+  if [ -n "${SERVICES_EPMD_OURS:-}" ]; then
+    epmd -kill >/dev/null 2>&1 || true
+    SERVICES_EPMD_OURS=""
+  fi
 }
