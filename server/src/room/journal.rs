@@ -30,6 +30,10 @@ use super::{ConnId, Room};
 use crate::clock::unix_ms;
 use crate::telemetry::Metrics;
 
+/// Pending updates merged into one when this many wait (a writer held up by a store or broker
+/// outage): what waits in memory then grows with the document, not with the number of edits.
+const COMPACT_AT: usize = 4096;
+
 /// First wait before a failed persist is tried again; doubles up to [`MAX_RETRY`].
 const FIRST_RETRY: Duration = Duration::from_millis(50);
 const MAX_RETRY: Duration = Duration::from_secs(5);
@@ -71,7 +75,18 @@ impl Journal {
             self.since_ms = now_ms;
         }
         self.updates.push(update);
+        if self.updates.len() >= COMPACT_AT {
+            self.compact();
+        }
         self.start()
+    }
+
+    /// Merge what waits into one update (yrs's block-level merge: a few ms for [`COMPACT_AT`]
+    /// small updates, once per that many). If it cannot be merged it is kept as it is.
+    fn compact(&mut self) {
+        if let Some(merged) = merge(&self.updates) {
+            self.updates = vec![merged];
+        }
     }
 
     /// Cover content message `seq` of app client `conn` once everything journaled so far is
@@ -216,6 +231,44 @@ mod tests {
         assert!(batch.updates.is_empty());
         assert!(journal.take().is_none(), "empty: the writer stops");
         assert_eq!(journal.append(vec![3], 12), Next::StartWriter, "and the next update starts one");
+    }
+
+    /// Typed one character at a time, as a client's updates arrive.
+    fn typed(n: usize) -> Vec<Vec<u8>> {
+        use yrs::{Text, Transact};
+        let doc = yrs::Doc::with_client_id(1);
+        let text = doc.get_or_insert_text("t");
+        (0..n)
+            .map(|_| {
+                let mut txn = doc.transact_mut();
+                let len = text.len(&txn);
+                text.insert(&mut txn, len, "x");
+                txn.encode_update_v1()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_held_up_journal_keeps_one_merged_update_not_every_edit() {
+        let mut journal = Journal::default();
+        let updates = typed(COMPACT_AT + 10);
+        for update in &updates {
+            let _ = journal.append(update.clone(), 1);
+        }
+        assert_eq!(journal.updates.len(), 11, "compacted once, then ten more");
+        let batch = journal.take().unwrap();
+        let merged = merge(&batch.updates).unwrap();
+        let doc = crdt::RoomDoc::from_snapshot(&merged, crdt::Limits::default()).unwrap();
+        let all = crdt::RoomDoc::from_snapshot(
+            &crdt::merge_updates(updates.iter().map(Vec::as_slice)).unwrap(),
+            crdt::Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            doc.state_vector().unwrap(),
+            all.state_vector().unwrap(),
+            "nothing lost in the compaction"
+        );
     }
 
     #[test]
