@@ -50,6 +50,14 @@ pub trait MessageStore: Send + Sync + 'static {
     /// MongoDB counts right after the insert, so a crash between the two may undercount by one,
     /// never count twice.
     async fn save_message(&self, message: &ChatMessage) -> Result<()>;
+    /// [`save_message`](Self::save_message) for each, in order, with the same idempotence; in
+    /// one durable write where the backend can (the embedded store: one transaction, one fsync).
+    async fn save_messages(&self, messages: &[ChatMessage]) -> Result<()> {
+        for message in messages {
+            self.save_message(message).await?;
+        }
+        Ok(())
+    }
     /// The message with this id, if stored.
     async fn message(&self, id: &str) -> Result<Option<ChatMessage>>;
     /// A session's messages strictly older than `before` in `(created_at, id)` order (all if

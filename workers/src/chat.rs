@@ -51,18 +51,20 @@ fn record(job: &ChatJob) -> ChatMessage {
 impl JobHandler for ChatHandler {
     type Job = ChatJob;
 
-    /// Stores the batch's messages in order. A failure part-way retries the whole batch: the
-    /// messages already stored are stored again, which changes nothing (idempotent by id).
+    /// Stores the batch's messages in order, in one store write (one transaction in the embedded
+    /// store). A failure retries the whole batch: messages already stored are stored again, which
+    /// changes nothing (idempotent by id).
     async fn handle(&self, batch: &[Attempt<'_, ChatJob>]) -> Result<Handled, Transient> {
         let mut handled = Handled::all();
+        let mut records = Vec::with_capacity(batch.len());
         for (index, attempt) in batch.iter().enumerate() {
-            if let Some(reason) = poison_reason(attempt.job) {
-                handled.poison(index, reason);
-                continue;
+            match poison_reason(attempt.job) {
+                Some(reason) => handled.poison(index, reason),
+                None => records.push(record(attempt.job)),
             }
-            self.store.save_message(&record(attempt.job)).await.map_err(Transient::new)?;
-            Metrics::get().chat_writes.increment(1);
         }
+        self.store.save_messages(&records).await.map_err(Transient::new)?;
+        Metrics::get().chat_writes.increment(records.len() as u64);
         Ok(handled)
     }
 }

@@ -103,3 +103,25 @@ pub async fn messages_count_in_their_session(store: Arc<dyn Store>) {
     assert_eq!(stored.metadata.last_activity, later, "last activity moves forward, never back");
     assert_eq!(stored.revision, session.revision, "counting is not an edit of the session's settings");
 }
+
+/// A batch is saved like the messages one by one: in order, each new id counted once, an id seen
+/// before (in the store or earlier in the batch) stored and counted once.
+pub async fn a_batch_of_messages_saves_like_one_by_one(store: Arc<dyn Store>) {
+    let session = sample_session(&new_id(), T0);
+    store.create_session(&session).await.expect("create_session");
+    let at = session.metadata.last_activity + 1000;
+    let stored_before = message(&session.id, at, "already stored");
+    store.save_message(&stored_before).await.expect("save_message");
+    let fresh = [message(&session.id, at + 1, "a"), message(&session.id, at + 2, "b")];
+    let batch = [stored_before.clone(), fresh[0].clone(), fresh[1].clone(), fresh[0].clone()];
+    store.save_messages(&batch).await.expect("save_messages");
+    store.save_messages(&[]).await.expect("an empty batch");
+    let newest_first = store.messages(&session.id, None, 10).await.expect("messages");
+    assert_eq!(ids(&newest_first), ids(&[fresh[1].clone(), fresh[0].clone(), stored_before]), "each once");
+    let counted = store.session(&session.id).await.expect("session").expect("the session");
+    assert_eq!(
+        counted.metadata.total_messages,
+        session.metadata.total_messages + 3,
+        "each new id counted once"
+    );
+}

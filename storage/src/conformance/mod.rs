@@ -17,7 +17,9 @@ use std::sync::Arc;
 
 pub use executions::execution_store_suite;
 pub use logs::log_store_suite;
-pub use messages::{message_store_suite, messages_count_in_their_session};
+pub use messages::{
+    a_batch_of_messages_saves_like_one_by_one, message_store_suite, messages_count_in_their_session,
+};
 pub use sessions::session_store_suite;
 pub use snapshots::{concat_merge, random_bytes, snapshot_store_suite, write};
 pub use users::user_store_suite;
@@ -32,6 +34,7 @@ pub async fn store_suite(store: Arc<dyn Store>) {
     session_store_suite(store.clone()).await;
     message_store_suite(store.clone()).await;
     messages_count_in_their_session(store.clone()).await;
+    a_batch_of_messages_saves_like_one_by_one(store.clone()).await;
     execution_store_suite(store.clone()).await;
     log_store_suite(store.clone()).await;
     snapshot_store_suite(store).await;
