@@ -89,8 +89,12 @@ async fn app_messages_from_another_node_reach_only_the_app_clients() {
             .iter()
             .flat_map(|frame| protocol::decode_frame(frame).filter_map(Result::ok).collect::<Vec<_>>())
             .filter_map(|(message, _)| match message {
-                // Its own `saved` acknowledgements are not what this test is about.
-                protocol::Message::App(text) if !text.starts_with(r#"{"type":"saved""#) => {
+                // What every app client gets of its own (`saved`, the `chat_history` on join) is not
+                // what this test is about.
+                protocol::Message::App(text)
+                    if !text.starts_with(r#"{"type":"saved""#)
+                        && !text.starts_with(r#"{"type":"chat_history""#) =>
+                {
                     Some(text.to_owned())
                 }
                 _ => None,

@@ -163,7 +163,8 @@ impl ChatParts {
         }
     }
 
-    /// Sends the room's recent messages to a client that joined, if there are any.
+    /// Sends the room's recent messages to a client that joined (an empty list when there are
+    /// none: a client can tell "no history" from "not arrived yet").
     pub(super) async fn send_history(self: Arc<Self>, conn: ConnId, room: String) {
         let messages = match self.history.recent(&room).await {
             Ok(messages) => messages,
@@ -172,8 +173,6 @@ impl ChatParts {
                 return;
             }
         };
-        if !messages.is_empty() {
-            self.answer(&room, conn, &AppMessage::ChatHistory { messages });
-        }
+        self.answer(&room, conn, &AppMessage::ChatHistory { messages });
     }
 }

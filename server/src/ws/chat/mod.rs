@@ -3,7 +3,7 @@
 //! "ts","nonce"}`; the sender then gets `{"type":"chat_saved","id","nonce"}` once the message is
 //! durable (`JobQueue::persist`: the broker's confirm, or in-process the store's commit), or an
 //! `error` (`chat_not_saved`) if it could not be made durable. A joining app client gets the
-//! room's recent messages as `chat_history` (see [`history`]) when there are any.
+//! room's recent messages as `chat_history` (see [`history`]), an empty list when there are none.
 //!
 //! Rules:
 //! - Members only, viewers included ([`Needs::Member`]); an anonymous client of a free room has no
