@@ -155,3 +155,19 @@ async fn what_the_outbox_holds_at_shutdown_is_replayed_by_the_next_start() {
     assert_eq!(*s.broker.published.lock().unwrap(), [0, 1, 2, 3, 4]);
     until("outbox empty", || s.queue.held() == 0).await;
 }
+
+/// A `persist` waiting for the broker when the outbox stops is answered `Closed` (its job stays on
+/// disk for the next start) rather than left waiting for ever.
+#[tokio::test]
+async fn a_persist_waiting_when_the_outbox_stops_is_answered_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Arc::new(Switchable { down: AtomicBool::new(true), ..Switchable::default() });
+    let s = start(dir.path(), broker, 1 << 20);
+    let queue = s.queue.clone();
+    let waiting = tokio::spawn(async move { queue.persist(job(0)).await });
+    until("held", || s.queue.held() == 1).await;
+    s.cancel.cancel();
+    let result = tokio::time::timeout(WAIT, waiting).await.expect("answered").unwrap();
+    assert!(matches!(result, Err(QueueError::Closed)), "{result:?}");
+    assert!(matches!(s.queue.persist(job(1)).await, Err(QueueError::Closed)));
+}

@@ -308,7 +308,7 @@ impl Room {
             if let (Some(conn), Some(seq)) = (origin, saved_seq) {
                 let (saved_now, next) = state.journal.mark(conn, seq);
                 if let Some(seq) = saved_now {
-                    send_to(&state.peers, conn, &journal::saved_frame(seq));
+                    send_to(&mut state.peers, conn, &journal::saved_frame(seq));
                 }
                 if next == journal::Next::StartWriter {
                     writer = next;
@@ -404,18 +404,7 @@ impl Room {
     /// it is ordered with the room's fan-out to that client.
     pub fn send_app_to(self: &Arc<Self>, conn: ConnId, json: &str) -> bool {
         let frame = frames::encode(protocol::Message::App(json));
-        let sent = self.locked(|state| {
-            let Some(index) = state.peers.iter().position(|peer| peer.id == conn && peer.app) else {
-                return Ok(false);
-            };
-            let sent = state.peers[index].send(&FrameHeader::binary(frame.len()), &frame);
-            if !sent {
-                // Cut as too slow or gone, as the fan-out forgets such a client.
-                state.peers.remove(index);
-            }
-            Ok(sent)
-        });
-        sent.unwrap_or(false)
+        self.locked(|state| Ok(send_to(&mut state.peers, conn, &frame))).unwrap_or(false)
     }
 
     /// An app message another node broadcast: to this node's app clients. Refused unless it is
@@ -469,7 +458,7 @@ impl Room {
         let writer = self.locked(|state| {
             let (saved_now, next) = state.journal.mark(conn, seq);
             if let Some(seq) = saved_now {
-                send_to(&state.peers, conn, &journal::saved_frame(seq));
+                send_to(&mut state.peers, conn, &journal::saved_frame(seq));
             }
             Ok(next)
         });
@@ -501,9 +490,9 @@ impl Room {
         if saved.is_empty() {
             return;
         }
-        let state = self.state.lock();
+        let mut state = self.state.lock();
         for (conn, seq) in saved {
-            send_to(&state.peers, conn, &journal::saved_frame(seq));
+            send_to(&mut state.peers, conn, &journal::saved_frame(seq));
         }
     }
 
@@ -609,11 +598,17 @@ fn journal_applied(
     next
 }
 
-/// One app message to one client of the room (a slow client's queue limit applies as usual).
-fn send_to(peers: &[Peer], conn: ConnId, frame: &Bytes) {
-    if let Some(peer) = peers.iter().find(|peer| peer.id == conn) {
-        peer.send(&FrameHeader::binary(frame.len()), frame);
+/// An app message to one app client of the room; false if it is not here (gone, another node,
+/// a stock client) or was just cut as too slow, which the room then forgets as the fan-out does.
+fn send_to(peers: &mut Vec<Peer>, conn: ConnId, frame: &Bytes) -> bool {
+    let Some(index) = peers.iter().position(|peer| peer.id == conn && peer.app) else {
+        return false;
+    };
+    let sent = peers[index].send(&FrameHeader::binary(frame.len()), frame);
+    if !sent {
+        peers.remove(index);
     }
+    sent
 }
 
 fn fan_out(peers: &mut Vec<Peer>, origin: Option<ConnId>, frame: &Bytes, kind: MessageKind) {

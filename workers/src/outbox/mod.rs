@@ -281,7 +281,8 @@ impl Inner {
             state.next_seq = seq + 1;
             state.len += 1;
             state.bytes += len;
-            if receipt {
+            // Once the replayer has stopped the receipt would never come: dropped, it reads `Closed`.
+            if receipt && !self.closed.load(Ordering::Acquire) {
                 state.receipts.insert(seq, tx);
             }
         }
@@ -341,6 +342,9 @@ async fn replay(inner: Arc<Inner>, cancel: CancellationToken) {
         }
     }
     inner.closed.store(true, Ordering::Release);
+    // Nothing will publish what waits now (it stays on disk for the next start): its `persist`
+    // callers get `Closed` instead of waiting for ever.
+    inner.state().receipts.clear();
 }
 
 /// Publish the oldest jobs of the outbox, confirms pipelined, then remove them.
