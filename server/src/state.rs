@@ -301,10 +301,8 @@ fn open_queue(
             .context("opening the outbox")?;
         return Ok(queue);
     }
-    let snapshots = workers::snapshot::SnapshotHandler::new(store.clone() as Arc<dyn storage::SnapshotStore>);
-    let chats = workers::chat::ChatHandler::new(store.clone() as Arc<dyn storage::MessageStore>);
     Ok(InProcessQueue::start(
-        Dispatcher::new(DispatchConfig::default()).register(snapshots).register(chats),
+        workers::register_store_handlers(Dispatcher::new(DispatchConfig::default()), store),
         InProcessQueueConfig {
             linger: Duration::from_millis(config.group_commit_ms),
             ..InProcessQueueConfig::default()

@@ -40,4 +40,4 @@ pub use kind::{JobKind, JobPayload};
 pub use output::RecordingOutput;
 pub use output::{OutputError, RelayOutput, RoomOutput};
 pub use queue::{JobQueue, QueueError, QueueStatus};
-pub use register::{HandlerDeps, register_handlers};
+pub use register::{HandlerDeps, register_handlers, register_store_handlers};

@@ -21,9 +21,15 @@ pub struct HandlerDeps {
 
 /// `dispatcher` with every job kind's handler registered.
 pub fn register_handlers(dispatcher: Dispatcher, deps: &HandlerDeps) -> Dispatcher {
-    // The output is for the handlers that talk to rooms (chat, execution), coming next.
+    // The output is for the handlers that talk to rooms (execution), coming next.
     let _ = &deps.output;
+    register_store_handlers(dispatcher, &deps.store)
+}
+
+/// The handlers that only write the store (snapshots, chat): what the server's in-process queue
+/// runs too, so both hosts register the same set from here.
+pub fn register_store_handlers(dispatcher: Dispatcher, store: &Arc<dyn Store>) -> Dispatcher {
     dispatcher
-        .register(SnapshotHandler::new(deps.store.clone()))
-        .register(ChatHandler::new(deps.store.clone() as Arc<dyn storage::MessageStore>))
+        .register(SnapshotHandler::new(store.clone()))
+        .register(ChatHandler::new(store.clone() as Arc<dyn storage::MessageStore>))
 }
