@@ -16,12 +16,27 @@ SERVICES_REDIS_PORT="${SERVICES_REDIS_PORT:-26379}"
 SERVICES_MONGO_PORT="${SERVICES_MONGO_PORT:-27117}"
 # RabbitMQ: the AMQP port, and the Erlang distribution port, chosen explicitly (its default, AMQP
 # port + 20000, was once refused as "already used"). The node name keeps rabbitmqctl off any other
-# node on the machine. epmd (4369) is shared by every Erlang node and left running.
+# node on the machine. epmd (4369) is shared by every Erlang node: services_stop stops it only if it
+# was not running before services_start.
 SERVICES_AMQP_PORT="${SERVICES_AMQP_PORT:-25682}"
 SERVICES_AMQP_DIST_PORT="${SERVICES_AMQP_DIST_PORT:-25692}"
 SERVICES_AMQP_NODE="${SERVICES_AMQP_NODE:-codecrafter-test@localhost}"
 SERVICES_PIDS=()
 SERVICES_AMQP_PID=""
+
+# Install a Debian package without letting its own service start (a policy-rc.d says no while
+# installing): the tests run instances of their own on their own ports.
+services_apt_without_service() {
+  local package=$1 sudo="" policy=/usr/sbin/policy-rc.d added_policy=""
+  echo "== apt: $package"
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null && $sudo chmod +x "$policy" && added_policy=1
+  fi
+  $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -qq --no-install-recommends "$package" >/dev/null
+  [ -z "$added_policy" ] || $sudo rm -f "$policy"
+}
 
 services_install() {
   if ! command -v redis-server >/dev/null 2>&1; then
@@ -34,30 +49,13 @@ services_install() {
     # The package starts a system-wide instance on 6379; the tests use their own.
   fi
   if [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
-    # The broker of the amqp tests (workers/tests/amqp.rs). The package's own service must not
-    # start: a policy-rc.d says no while installing (services_start runs a node of our own).
-    echo "== apt: rabbitmq-server"
-    local sudo="" policy=/usr/sbin/policy-rc.d added_policy=""
-    [ "$(id -u)" -eq 0 ] || sudo=sudo
-    if [ ! -e "$policy" ]; then
-      printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null && $sudo chmod +x "$policy" && added_policy=1
-    fi
-    $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive \
-      apt-get install -y -qq --no-install-recommends rabbitmq-server >/dev/null
-    [ -z "$added_policy" ] || $sudo rm -f "$policy"
+    # The broker of the amqp and fault tests (services_start runs a node of our own).
+    services_apt_without_service rabbitmq-server
   fi
   if ! command -v promtool >/dev/null 2>&1; then
-    # `promtool check metrics` lints the live /metrics (server/tests/it/ops.rs). Debian ships it in the
-    # prometheus package; its own server must not start: a policy-rc.d says no while installing.
-    echo "== apt: prometheus (for promtool)"
-    local sudo="" policy=/usr/sbin/policy-rc.d added_policy=""
-    [ "$(id -u)" -eq 0 ] || sudo=sudo
-    if [ ! -e "$policy" ]; then
-      printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null && $sudo chmod +x "$policy" && added_policy=1
-    fi
-    $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive \
-      apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-    [ -z "$added_policy" ] || $sudo rm -f "$policy"
+    # `promtool check metrics` lints the live /metrics (server/tests/it/ops.rs); Debian ships it in
+    # the prometheus package.
+    services_apt_without_service prometheus
   fi
   if [ ! -x "$SERVICES_ENV/venv/bin/python" ] || ! "$SERVICES_ENV/venv/bin/python" -c 'import secantus' 2>/dev/null; then
     echo "== pip: secantusdb (MongoDB-wire server) into $SERVICES_ENV/venv"
