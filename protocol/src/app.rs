@@ -10,9 +10,9 @@ use crate::chat::ChatPost;
 use crate::error::DecodeError;
 use crate::lib0::{var_bytes_len, var_uint_len, write_var_string, write_var_uint};
 use crate::message::MSG_APP;
+use crate::run::{RunExit, RunOutput, RunStarted};
 
-/// What the server sends app clients. Run and presence variants come later; each is one more
-/// variant here.
+/// What the server sends app clients; a new kind is one more variant here.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AppMessage {
@@ -42,6 +42,18 @@ pub enum AppMessage {
     },
     /// To a client that joins: the room's recent messages, oldest first.
     ChatHistory { messages: Vec<ChatPost> },
+    /// To the sender of `run` (with its `nonce`): the job is queued under id `job`.
+    RunQueued {
+        job: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nonce: Option<String>,
+    },
+    /// To the room: a worker started the job.
+    RunStarted(RunStarted),
+    /// To the room: a chunk of the job's output.
+    RunOutput(RunOutput),
+    /// To the room: the job is over.
+    RunExit(RunExit),
 }
 
 /// Longest `nonce` a client may attach to an app message, in bytes.
@@ -177,6 +189,48 @@ mod tests {
         let history = AppMessage::ChatHistory { messages: vec![post] };
         assert!(history.to_json().starts_with(r#"{"type":"chat_history","messages":[{"id":"a""#));
         for message in [chat, saved, history] {
+            assert_eq!(AppMessage::from_json(&message.to_json()).ok(), Some(message));
+        }
+    }
+
+    #[test]
+    fn run_messages_shapes() {
+        use crate::run::OutputStream;
+        let queued = AppMessage::RunQueued { job: "j".into(), nonce: Some("n".into()) };
+        assert_eq!(queued.to_json(), r#"{"type":"run_queued","job":"j","nonce":"n"}"#);
+        let started = AppMessage::RunStarted(RunStarted {
+            job: "j".into(),
+            language: "python".into(),
+            user: crate::chat::ChatUser { id: "u".into(), username: "ann".into() },
+        });
+        assert_eq!(
+            started.to_json(),
+            r#"{"type":"run_started","job":"j","language":"python","user":{"id":"u","username":"ann"}}"#
+        );
+        let output = AppMessage::RunOutput(RunOutput {
+            job: "j".into(),
+            seq: 0,
+            stream: OutputStream::Stderr,
+            data: "é\n".into(),
+        });
+        assert_eq!(
+            output.to_json(),
+            r#"{"type":"run_output","job":"j","seq":0,"stream":"stderr","data":"é\n"}"#
+        );
+        let exit = AppMessage::RunExit(RunExit {
+            job: "j".into(),
+            exit_code: None,
+            duration_ms: 12,
+            timed_out: true,
+            oom_killed: false,
+            output_truncated: false,
+            error: None,
+        });
+        assert_eq!(
+            exit.to_json(),
+            r#"{"type":"run_exit","job":"j","exit_code":null,"duration_ms":12,"timed_out":true,"oom_killed":false,"output_truncated":false}"#
+        );
+        for message in [queued, started, output, exit] {
             assert_eq!(AppMessage::from_json(&message.to_json()).ok(), Some(message));
         }
     }

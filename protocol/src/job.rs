@@ -45,6 +45,24 @@ pub struct ChatJob {
     pub created_at: i64,
 }
 
+/// Run a program (queue `execution_jobs`): a worker runs it in a sandbox, streams its output into
+/// the room and stores the result under `id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecutionJob {
+    /// The job id (24 hex digits), given by the server that accepted it; the execution record's id.
+    pub id: String,
+    /// Room (session) id.
+    pub room: String,
+    pub user_id: String,
+    pub username: String,
+    /// A language id the server checked against its table (`python`, `c`, ...).
+    pub language: String,
+    pub code: String,
+    pub stdin: String,
+    /// When the server accepted it (unix ms).
+    pub created_at: i64,
+}
+
 /// Every job kind. Append new variants at the end (see the module doc).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Job {
@@ -52,6 +70,8 @@ pub enum Job {
     Snapshot(SnapshotJob),
     /// Persist a chat message.
     Chat(ChatJob),
+    /// Run a program.
+    Execution(ExecutionJob),
 }
 
 /// Why bytes from the queue are not a job this build understands.
@@ -104,6 +124,25 @@ mod tests {
         let bytes = job.encode();
         // version, variant 1, five length-prefixed strings, -2 zigzag-encoded as 3.
         let expected: &[u8] = b"\x01\x01\x02ab\x01r\x01u\x02\xc3\xa9\x02hi\x03";
+        assert_eq!(bytes, expected);
+        assert_eq!(Job::decode(&bytes).ok(), Some(job));
+    }
+
+    #[test]
+    fn execution_round_trip_and_layout() {
+        let job = Job::Execution(ExecutionJob {
+            id: "i".to_owned(),
+            room: "r".to_owned(),
+            user_id: "u".to_owned(),
+            username: "n".to_owned(),
+            language: "c".to_owned(),
+            code: "x".to_owned(),
+            stdin: String::new(),
+            created_at: 1,
+        });
+        let bytes = job.encode();
+        // version, variant 2, six length-prefixed strings, an empty one, 1 zigzag-encoded as 2.
+        let expected: &[u8] = b"\x01\x02\x01i\x01r\x01u\x01n\x01c\x01x\x00\x02";
         assert_eq!(bytes, expected);
         assert_eq!(Job::decode(&bytes).ok(), Some(job));
     }

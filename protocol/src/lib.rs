@@ -10,7 +10,7 @@
 //! received (see [`lib0::Reader::read_var_uint`] for the one place that needs a rule for that).
 //!
 //! Modules: [`lib0`] primitives; [`message`] y-protocols messages and the frame decoder;
-//! [`awareness`] the awareness payload; [`app`] the JSON app messages; [`chat`] chat messages and their checks; [`job`] the queue jobs; [`relay`] the node-to-node envelope and sync request.
+//! [`awareness`] the awareness payload; [`app`] the JSON app messages; [`chat`] chat messages and their checks; [`run`] code execution messages; [`job`] the queue jobs; [`relay`] the node-to-node envelope and sync request.
 
 pub mod app;
 pub mod awareness;
@@ -20,12 +20,13 @@ pub mod job;
 pub mod lib0;
 pub mod message;
 pub mod relay;
+pub mod run;
 mod versioned;
 
 pub use app::AppMessage;
 pub use awareness::{AwarenessEntry, decode_awareness_update, encode_awareness_update};
 pub use error::DecodeError;
-pub use job::{ChatJob, Job, JobDecodeError, SnapshotJob};
+pub use job::{ChatJob, ExecutionJob, Job, JobDecodeError, SnapshotJob};
 pub use message::{
     AuthMessage, FrameDecoder, MSG_APP, MSG_AUTH, MSG_AWARENESS, MSG_QUERY_AWARENESS, MSG_SYNC, Message,
     MessageKind, SyncMessage, decode_frame,

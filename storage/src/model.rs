@@ -249,7 +249,10 @@ pub struct ExecutionRecord {
     pub user_id: String,
     pub language: String,
     pub code: String,
-    /// queued | running | finished | failed
+    /// `queued` | `running` | `completed` | `failed` | `timed_out` | `cancelled` (the HTTP API's
+    /// words): completed = the program ran to its end, whatever its exit code; failed = it could not
+    /// be run or was killed for a limit other than time (memory, output); cancelled = its worker went
+    /// away during the run.
     pub status: String,
     #[serde(default)]
     pub exit_code: Option<i64>,
@@ -262,8 +265,15 @@ pub struct ExecutionRecord {
     #[serde(default)]
     pub timed_out: bool,
     #[serde(default)]
+    pub oom_killed: bool,
+    /// Why the run failed when it is not the program's doing (unavailable, worker lost).
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
     pub duration_ms: Option<u64>,
     pub created_at: Millis,
+    #[serde(default)]
+    pub started_at: Option<Millis>,
     #[serde(default)]
     pub finished_at: Option<Millis>,
 }

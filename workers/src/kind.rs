@@ -5,7 +5,7 @@
 //! and a [`JobPayload`] impl for its payload type; [`JobKind::of`] is the one exhaustive match over
 //! [`Job`] in this crate, so the compiler points here.
 
-use protocol::job::{ChatJob, Job, SnapshotJob};
+use protocol::job::{ChatJob, ExecutionJob, Job, SnapshotJob};
 
 /// Every kind of [`Job`], one per variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -13,10 +13,12 @@ pub enum JobKind {
     Snapshot,
     /// Chat persistence: the seeds' `message_save` queue.
     Chat,
+    /// Code execution: the `execution_jobs` queue.
+    Execution,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 2] = [JobKind::Snapshot, JobKind::Chat];
+    pub const ALL: [JobKind; 3] = [JobKind::Snapshot, JobKind::Chat, JobKind::Execution];
     pub const COUNT: usize = Self::ALL.len();
 
     /// The kind of `job`.
@@ -24,6 +26,7 @@ impl JobKind {
         match job {
             Job::Snapshot(_) => JobKind::Snapshot,
             Job::Chat(_) => JobKind::Chat,
+            Job::Execution(_) => JobKind::Execution,
         }
     }
 
@@ -32,6 +35,7 @@ impl JobKind {
         match self {
             JobKind::Snapshot => "snapshot",
             JobKind::Chat => "chat",
+            JobKind::Execution => "execution",
         }
     }
 }
@@ -62,6 +66,17 @@ impl JobPayload for ChatJob {
     fn from_job(job: &Job) -> Option<&Self> {
         match job {
             Job::Chat(chat) => Some(chat),
+            _ => None,
+        }
+    }
+}
+
+impl JobPayload for ExecutionJob {
+    const KIND: JobKind = JobKind::Execution;
+
+    fn from_job(job: &Job) -> Option<&Self> {
+        match job {
+            Job::Execution(execution) => Some(execution),
             _ => None,
         }
     }

@@ -19,6 +19,7 @@ pub mod conformance;
 mod dead_letters;
 mod delivery;
 mod dispatcher;
+pub mod exec;
 mod handler;
 mod in_process;
 mod kind;

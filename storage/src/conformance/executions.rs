@@ -20,8 +20,11 @@ fn queued(session_id: &str, created_at: Millis) -> ExecutionRecord {
         stderr: String::new(),
         truncated: false,
         timed_out: false,
+        oom_killed: false,
+        error: None,
         duration_ms: None,
         created_at,
+        started_at: None,
         finished_at: None,
     }
 }
@@ -47,7 +50,10 @@ pub async fn execution_store_suite(store: Arc<dyn ExecutionStore>) {
     expect(&store.executions(&session, 2).await.expect("executions"), &[&tied[0], &tied[1]], "limit");
     assert!(store.executions(&session, 0).await.expect("executions").is_empty(), "limit 0 is empty");
 
-    first.status = "finished".to_owned();
+    first.status = "completed".to_owned();
+    first.started_at = Some(T0 + 110);
+    first.oom_killed = true;
+    first.error = Some("killed".to_owned());
     first.exit_code = Some(0);
     first.stdout = "hi\n".to_owned();
     first.stderr = "warning: ünïcode\n".to_owned();

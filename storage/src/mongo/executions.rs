@@ -35,9 +35,15 @@ struct ExecutionDocument {
     #[serde(default)]
     timed_out: bool,
     #[serde(default)]
+    oom_killed: bool,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
     duration_ms: Option<u64>,
     #[serde(with = "fields::time")]
     created_at: Millis,
+    #[serde(default, with = "fields::optional_time")]
+    started_at: Option<Millis>,
     #[serde(default, with = "fields::optional_time")]
     finished_at: Option<Millis>,
 }

@@ -7,7 +7,7 @@
 //!   [`Topology::declare`], idempotent). Three work queues with the contract's names, each job
 //!   routed to its kind's by [`WorkQueue::of`] (the one exhaustive match over
 //!   [`JobKind`](crate::JobKind)): `snapshot_save` (snapshots), `message_save` (chat),
-//!   `execution_jobs` (code runs; declared, no job kind yet). Each is a durable quorum queue
+//!   `execution_jobs` (code runs). Each is a durable quorum queue
 //!   (replicated, fsynced before a confirm) with `x-delivery-limit`, dead-lettering at least once
 //!   into its own fanout exchange `{queue}.dlx`, bound to the durable quorum queue `{queue}.dead`.
 //!   Names take [`AmqpConfig::prefix`], empty by default; `deploy/rabbitmq/definitions.json`

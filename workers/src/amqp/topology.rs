@@ -36,6 +36,7 @@ impl WorkQueue {
         match kind {
             JobKind::Snapshot => WorkQueue::SnapshotSave,
             JobKind::Chat => WorkQueue::MessageSave,
+            JobKind::Execution => WorkQueue::ExecutionJobs,
         }
     }
 
