@@ -281,6 +281,14 @@ impl RoomDoc {
         crate::faults::on_encode(&self.replica.doc);
     }
 
+    /// The text of the root `Y.Text` named `name` (a session's code is `code`); `None` when the
+    /// document has no such root. Reads only: no root is created.
+    pub fn text(&self, name: &str) -> Option<String> {
+        use yrs::{GetString, ReadTxn, Transact};
+        let txn = self.replica.doc.transact();
+        txn.get_text(name).map(|text| text.get_string(&txn))
+    }
+
     /// Encoded size at the last measurement plus the updates accepted since. O(1).
     pub fn approx_size(&self) -> usize {
         self.journal.approx_size()

@@ -381,3 +381,17 @@ fn peer_updates_pass_the_update_limit_but_not_the_document_limit() {
     assert!(matches!(room.apply_peer_update(&next), Err(Error::DocTooLarge { .. })));
     assert_eq!(fingerprint(&room), before);
 }
+
+#[test]
+fn text_reads_a_root_text_without_creating_it() {
+    use yrs::{Text, Transact};
+    let source = yrs::Doc::new();
+    let code = source.get_or_insert_text("code");
+    code.insert(&mut source.transact_mut(), 0, "print('hé')\n");
+    let update = source.transact().encode_state_as_update_v1(&yrs::StateVector::default());
+    let mut room = crdt::RoomDoc::new(crdt::Limits::default());
+    assert_eq!(room.text("code"), None, "an empty document has no code");
+    room.apply_update(&update).expect("apply");
+    assert_eq!(room.text("code").as_deref(), Some("print('hé')\n"));
+    assert_eq!(room.text("other"), None);
+}

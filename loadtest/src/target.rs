@@ -226,6 +226,9 @@ async fn spawn(
         .args(&common.server_args)
         // Plain log lines in the log file (tracing-subscriber honours NO_COLOR).
         .env("NO_COLOR", "1")
+        // Fan-out is measured without code execution (no sandbox, no warm pool); `--server-env`
+        // can give a DOCKER_HOST back.
+        .env("DOCKER_HOST", "none")
         .envs(common.server_env.iter().filter_map(|pair| pair.split_once('=')))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

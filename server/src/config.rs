@@ -15,6 +15,7 @@ const REDIS: &str = "Redis and cluster";
 const QUEUE: &str = "Job queue (RabbitMQ)";
 const AUTH: &str = "Accounts and tokens";
 const RUNTIME: &str = "Runtime and logging";
+const EXECUTION: &str = "Code execution (the same flags as codecrafter-worker's)";
 
 pub use crate::telemetry::LogFormat;
 
@@ -214,6 +215,12 @@ pub struct Config {
     #[arg(help_heading = RATE_LIMITS, long, env = "CODECRAFTER_CHAT_MESSAGES_PER_MIN", default_value_t = 30)]
     pub chat_messages_per_min: u64,
 
+    /// Code execution: Docker, the sandbox's limits, the queue's. In the embedded mode this process
+    /// runs the programs; with AMQP_URL the workers do, and the server checks submissions with the
+    /// size, rate and queue limits.
+    #[command(flatten, next_help_heading = EXECUTION)]
+    pub exec: workers::exec::ExecArgs,
+
     /// Longest chat message, in characters (Unicode scalar values); longer ones are refused with `chat_too_long`; 0 = unlimited.
     #[arg(help_heading = WS_LIMITS, long, env = "CODECRAFTER_CHAT_MAX_CHARS", default_value_t = 2000)]
     pub chat_max_chars: usize,
@@ -284,6 +291,8 @@ impl Config {
         config.login_failures_per_ip = 0;
         config.register_rate_limit_requests = 0;
         config.refresh_rate_limit_requests = 0;
+        // No Docker unless a test asks for it (`exec.docker_host`): a sandbox starts a warm pool.
+        config.exec.docker_host = "none".to_owned();
         config
     }
 

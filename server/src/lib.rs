@@ -11,6 +11,7 @@ pub mod cidr;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod exec;
 pub mod http;
 pub mod redis_tls;
 pub mod room;

@@ -29,11 +29,13 @@ use crate::access::{SessionDirectory, UserSockets, recheck_recorded};
 use crate::auth::{self, Auth};
 use crate::cache::{self, Cache};
 use crate::config::Config;
+use crate::exec::{Executions, SubmitLimits};
 
 use crate::room::output::RoomsOutput;
 use crate::room::{RoomSettings, Rooms, janitor, persister, quarantine};
 use crate::ws::chat::history::ChatHistory;
 use crate::ws::chat::{ChatHandler, ChatParts, ChatSettings};
+use crate::ws::run::RunHandler;
 use crate::ws::{ConnectionSettings, Gateway, app::AppHandlers};
 use crate::{cluster, telemetry};
 
@@ -47,6 +49,8 @@ pub struct AppState {
     pub rooms: Arc<Rooms>,
     pub relay: Arc<dyn Relay>,
     pub queue: Arc<dyn JobQueue>,
+    /// Code execution: submissions, the runners, the languages.
+    pub executions: Arc<Executions>,
     /// The realtime side: what every WebSocket connection shares.
     pub gateway: Arc<Gateway>,
     /// False once shutdown starts: `/ready` then answers 503.
@@ -180,6 +184,26 @@ impl App {
             stop_rooms.clone(),
         );
         app_handlers.register("chat", Arc::new(chat));
+        let execution =
+            crate::exec::open(&config, &store, &cache, &queue, &room_output, &background, &stop_workers);
+        let executions = Arc::new(Executions {
+            store: store.clone(),
+            rooms: rooms.clone(),
+            cache: cache.clone(),
+            queue: execution.queue,
+            runners: execution.runners,
+            backlog: execution.backlog,
+            limits: SubmitLimits::from_args(&config.exec),
+        });
+        app_handlers.register(
+            "run",
+            Arc::new(RunHandler::new(
+                executions.clone(),
+                sessions.clone(),
+                rooms.clone(),
+                background.clone(),
+            )),
+        );
         let gateway = Arc::new(Gateway {
             rooms: rooms.clone(),
             sessions: sessions.clone(),
@@ -208,6 +232,7 @@ impl App {
             rooms,
             relay,
             queue,
+            executions,
             gateway,
             accepting: AtomicBool::new(true),
         });

@@ -132,7 +132,26 @@ fn describe() {
         "codecrafter_chat_refused_total",
         "Chat messages refused, by reason (not_saved: broadcast but could not be made durable)"
     );
+    describe_counter!(
+        "codecrafter_executions_submitted_total",
+        "Runs accepted, recorded and queued (socket and HTTP together)"
+    );
+    describe_counter!(
+        "codecrafter_executions_refused_total",
+        "Runs refused before they were queued, by the refusal's code"
+    );
 }
+
+/// The codes a run can be refused with after it was read, as labelled in
+/// `codecrafter_executions_refused_total` (see `crate::exec::SubmitRefusal::code`).
+const EXECUTION_REFUSALS: [&str; 6] = [
+    "unknown_language",
+    "execution_unavailable",
+    "code_too_long",
+    "stdin_too_long",
+    "too_many_runs",
+    "run_not_queued",
+];
 
 /// Why a chat message was refused, as labelled in `codecrafter_chat_refused_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -244,6 +263,8 @@ pub struct Metrics {
     messages_out: [Counter; MessageKind::COUNT],
     pub chat_messages: Counter,
     chat_refused: [Counter; ChatRefusal::ALL.len()],
+    pub executions_submitted: Counter,
+    executions_refused: [Counter; EXECUTION_REFUSALS.len()],
 }
 
 impl Metrics {
@@ -298,12 +319,22 @@ impl Metrics {
                 chat_messages: metrics::counter!("codecrafter_chat_messages_total"),
                 chat_refused: ChatRefusal::ALL
                     .map(|why| metrics::counter!("codecrafter_chat_refused_total", "reason" => why.label())),
+                executions_submitted: metrics::counter!("codecrafter_executions_submitted_total"),
+                executions_refused: EXECUTION_REFUSALS
+                    .map(|code| metrics::counter!("codecrafter_executions_refused_total", "code" => code)),
             }
         })
     }
 
     pub fn chat_refused(&self, why: ChatRefusal) {
         self.chat_refused[why as usize].increment(1);
+    }
+
+    /// A run refused with `code` (one of [`EXECUTION_REFUSALS`]; another code is not counted).
+    pub fn execution_refused(&self, code: &str) {
+        if let Some(at) = EXECUTION_REFUSALS.iter().position(|known| *known == code) {
+            self.executions_refused[at].increment(1);
+        }
     }
 
     pub fn message_in(&self, kind: MessageKind) {

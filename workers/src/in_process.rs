@@ -79,6 +79,11 @@ impl InProcessQueue {
         Arc::new(Self { tx, shared })
     }
 
+    /// Jobs published and not settled yet: waiting in the channel, or in a handler's hands.
+    pub fn pending(&self) -> u64 {
+        self.shared.pending.load(Ordering::Acquire)
+    }
+
     /// Where this queue's dead letters go.
     pub fn dead_letters(&self) -> Arc<DeadLetters> {
         self.shared.dead_letters.clone()

@@ -24,7 +24,7 @@ use super::security::CSP_DOCS_PAGE;
 #[openapi(
     info(
         title = "CodeCrafter API",
-        description = "Accounts, sessions and permissions of the CodeCrafter collaboration server. \
+        description = "Accounts, sessions, permissions and code execution of the CodeCrafter collaboration server. \
             Every error is `{\"error\":{\"code\",\"message\"}}` with a matching status. \
             A session is a room: connect a Yjs WebsocketProvider to `/ws/{sessionId}?token=<access token>`.",
     ),
@@ -34,6 +34,7 @@ use super::security::CSP_DOCS_PAGE;
         (name = "auth", description = "Accounts and tokens"),
         (name = "sessions", description = "Coding sessions (rooms)"),
         (name = "collaborators", description = "Who may open a session, and with which role"),
+        (name = "execute", description = "Run a session's code in a sandbox; its output streams into the room"),
         (name = "ops", description = "Health, readiness, metrics"),
         (name = "realtime", description = "The WebSocket gateway"),
     )

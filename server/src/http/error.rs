@@ -147,6 +147,11 @@ impl ApiError {
         Self::new(status, code, message)
     }
 
+    /// The same error, telling the client when to ask again (`Retry-After`).
+    pub fn retry_after(self, after: Duration) -> Self {
+        Self { retry_after: Some(after), ..self }
+    }
+
     /// A failure that is ours, not the client's: the cause goes to the log, the client gets a
     /// bare 500.
     pub fn internal(cause: impl std::fmt::Display) -> Self {

@@ -1,4 +1,4 @@
-//! The HTTP surface: the JSON API (accounts, sessions, collaborators), the WebSocket gateway,
+//! The HTTP surface: the JSON API (accounts, sessions, collaborators, chat history, execution), the WebSocket gateway,
 //! the operations endpoints, and the OpenAPI document generated from them. Every error answers
 //! `{"error":{"code","message"}}`.
 
@@ -7,7 +7,9 @@ mod auth;
 mod collaborators;
 mod deadline;
 mod docs;
+mod document;
 mod error;
+mod execute;
 pub mod extract;
 pub mod json_errors;
 mod messages;
@@ -40,6 +42,8 @@ fn api_routes() -> OpenApiRouter<Arc<AppState>> {
         .merge(sessions::router())
         .merge(collaborators::router())
         .merge(messages::router())
+        .merge(execute::router())
+        .merge(document::router())
 }
 
 pub fn router(state: Arc<AppState>) -> Router {

@@ -26,12 +26,15 @@ async fn health() -> impl IntoResponse {
 /// relay) is unreachable still serves its own clients: it stays ready, with status `degraded`; so
 /// does a node with a room that failed and could not be reloaded yet, and a node whose broker is
 /// unreachable or that holds jobs in its outbox (edits and chat go on; their `saved` waits).
+/// Execution is reported (`execution`: no Docker, no worker seen) but does not make the node
+/// degraded: everything else it serves is whole, and a laptop without Docker is a normal setup.
 #[utoipa::path(get, path = "/ready", tag = "ops", responses(
     (status = 200, description = "Ready; the body names each dependency's state"),
     (status = 503, description = "Shutting down, or the store or cache is unreachable")))]
 async fn ready(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let accepting = state.accepting.load(Ordering::Acquire);
-    let (store, cache) = tokio::join!(state.store.ping(), state.cache.ping());
+    let (store, cache, execution) =
+        tokio::join!(state.store.ping(), state.cache.ping(), state.executions.runners.status());
     let (store_ok, cache_ok) = (store.is_ok(), cache.is_ok());
     let ok = accepting && store_ok;
     let relay_ok = state.relay.is_connected();
@@ -47,6 +50,13 @@ async fn ready(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         "cache": { "backend": state.cache.backend_name(), "status": if cache_ok { "ok" } else { "degraded" } },
         "relay": { "backend": state.relay.backend_name(), "status": if relay_ok { "ok" } else { "degraded" } },
         "queue": { "backend": queue.backend, "status": if queue_ok { "ok" } else { "degraded" }, "held": queue.held },
+        "execution": {
+            "backend": execution.backend,
+            "status": if execution.available { "ok" } else { "unavailable" },
+            "reason": execution.reason,
+            "running": execution.running,
+            "runners": execution.runners,
+        },
         "rooms": state.rooms.len(),
         "rooms_quarantined": quarantined,
     });

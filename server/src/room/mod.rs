@@ -18,6 +18,7 @@ pub mod output;
 pub mod persister;
 pub mod quarantine;
 mod registry;
+mod runs;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -75,6 +76,8 @@ struct RoomState {
     dirty_since_ms: u64,
     /// Accepted updates on their way to durable storage, and the `saved` marks waiting on them.
     journal: journal::Journal,
+    /// The runs going on, replayed to an app client that joins mid-run.
+    runs: runs::LiveRuns,
 }
 
 /// A client of the room: where its frames go.
@@ -140,6 +143,7 @@ impl Room {
                 changes: 0,
                 dirty_since_ms: 0,
                 journal: journal::Journal::default(),
+                runs: runs::LiveRuns::default(),
             }),
             connections: AtomicUsize::new(0),
             idle_since_ms: AtomicU64::new(0),
@@ -219,6 +223,11 @@ impl Room {
             let mut greeted = peer.send(&FrameHeader::binary(step1.len()), &step1);
             if let Some(awareness) = state.frames.awareness(&mut state.awareness) {
                 greeted = greeted && peer.send(&FrameHeader::binary(awareness.len()), &awareness);
+            }
+            if greeted && peer.app {
+                for frame in state.runs.frames() {
+                    greeted = greeted && peer.send(&FrameHeader::binary(frame.len()), frame);
+                }
             }
             if greeted {
                 state.peers.push(peer);
@@ -387,11 +396,17 @@ impl Room {
         })
     }
 
+    /// The text of the document's root `Y.Text` named `name`, if it has one (a session's code).
+    pub fn text(self: &Arc<Self>, name: &str) -> Option<String> {
+        self.locked(|state| Ok(state.doc.text(name))).ok().flatten()
+    }
+
     /// Send an app message (JSON) to every client of the room that asked for app messages, on
     /// every node.
     pub fn broadcast_app(self: &Arc<Self>, json: &str) {
         let frame = frames::encode(protocol::Message::App(json));
         let _ = self.locked(|state| {
+            state.runs.observe(json, &frame, std::time::Instant::now());
             fan_out(&mut state.peers, None, &frame, MessageKind::App);
             self.relay.publish(RelayKind::App, &self.id, json.as_bytes());
             Ok(())
@@ -414,6 +429,7 @@ impl Room {
         serde_json::from_str::<serde::de::IgnoredAny>(json).map_err(|_| AppRefused)?;
         let frame = frames::encode(protocol::Message::App(json));
         let _ = self.locked(|state| {
+            state.runs.observe(json, &frame, std::time::Instant::now());
             fan_out(&mut state.peers, None, &frame, MessageKind::App);
             Ok(())
         });

@@ -10,6 +10,7 @@ pub mod chat;
 mod close;
 pub mod connection;
 mod rate_limit;
+pub mod run;
 pub mod sync;
 
 use std::sync::Arc;

@@ -195,6 +195,7 @@ async fn listening_address(env: &[(&str, &str)], args: &[&str]) -> (tokio::proce
         .env_remove("CODECRAFTER_BIND")
         .env_remove("HOST")
         .env_remove("PORT")
+        .env("DOCKER_HOST", "none")
         .envs(env.iter().copied())
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::piped())

@@ -11,6 +11,7 @@
 //! - `app_messages`, `room_output`: app messages from clients, and into rooms on every node.
 //! - `saved`: the document durability acknowledgement, and what it promises across SIGKILL.
 //! - `chat`: chat messages, their history (socket and HTTP), dedupe and limits.
+//! - `run`: run refusals, limits at their edges, the document route, the replay to a joiner mid-run.
 //! - `layering`: no import cycle between the server's top-level modules.
 
 #[path = "../support/mod.rs"]
@@ -28,6 +29,7 @@ mod ops;
 mod persistence;
 mod relay;
 mod room_output;
+mod run;
 mod saved;
 mod ws_bad_input;
 mod ws_permissions;

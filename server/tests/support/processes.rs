@@ -81,6 +81,8 @@ impl Node {
             .args(["--bind", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(args)
+            // No Docker unless a test asks for it: a sandbox would start a warm pool per server.
+            .env("DOCKER_HOST", "none")
             .envs(env.iter().copied())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())

@@ -180,6 +180,8 @@ impl Worker {
         let ops_port = free_port();
         let child = Command::new(worker_binary())
             .args(["--host", "127.0.0.1", "--port", &ops_port.to_string()])
+            // No Docker unless a test asks for it: a sandbox would start a warm pool per worker.
+            .env("DOCKER_HOST", "none")
             .envs(env.iter().copied())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())

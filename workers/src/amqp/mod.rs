@@ -62,6 +62,7 @@ mod barrier;
 mod broker;
 mod consumer;
 mod dead_letters;
+mod depth;
 mod publisher;
 mod topology;
 
@@ -71,6 +72,7 @@ pub use barrier::BARRIER_TYPE;
 pub use broker::connector;
 pub use consumer::{AmqpConsumer, Settled};
 pub use dead_letters::{DeadLetterQueue, REASON_HEADER, RawDeadLetter};
+pub use depth::{UNKNOWN as DEPTH_UNKNOWN, poll_depth};
 pub use publisher::AmqpQueue;
 pub use topology::{ArgValue, BindingSpec, ExchangeSpec, QueueSpec, Topology, TopologySpec, WorkQueue};
 

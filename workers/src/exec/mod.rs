@@ -10,7 +10,10 @@
 
 mod args;
 pub mod beat;
+pub mod languages;
 mod sandbox;
+mod unavailable;
 
 pub use args::ExecArgs;
 pub use sandbox::{Chunk, LanguageInfo, RunReport, RunSpec, Sandbox, SandboxError, SandboxStatus};
+pub use unavailable::Unavailable;
