@@ -10,7 +10,9 @@
 
 mod args;
 pub mod beat;
+mod coalesce;
 mod sandbox;
 
 pub use args::ExecArgs;
+pub use coalesce::{CoalesceConfig, Coalescer};
 pub use sandbox::{Chunk, LanguageInfo, RunReport, RunSpec, Sandbox, SandboxError, SandboxStatus};
