@@ -11,8 +11,13 @@
 mod args;
 pub mod beat;
 mod coalesce;
+mod handler;
+mod outcome;
+mod persist;
+mod run;
 mod sandbox;
 
 pub use args::ExecArgs;
 pub use coalesce::{CoalesceConfig, Coalescer};
+pub use handler::{ExecutionConfig, ExecutionHandler};
 pub use sandbox::{Chunk, LanguageInfo, RunReport, RunSpec, Sandbox, SandboxError, SandboxStatus};
