@@ -57,6 +57,8 @@ pub(crate) struct Captured {
     pub stderr: String,
     /// Some text did not fit.
     pub cut: bool,
+    /// Per stream (stdout, stderr): cut already.
+    full: [bool; 2],
 }
 
 impl Captured {
@@ -65,15 +67,20 @@ impl Captured {
     }
 
     pub(crate) fn add(&mut self, output: &RunOutput) {
-        let kept = match output.stream {
-            protocol::run::OutputStream::Stdout => &mut self.stdout,
-            protocol::run::OutputStream::Stderr => &mut self.stderr,
+        let (kept, full) = match output.stream {
+            protocol::run::OutputStream::Stdout => (&mut self.stdout, &mut self.full[0]),
+            protocol::run::OutputStream::Stderr => (&mut self.stderr, &mut self.full[1]),
         };
+        if *full {
+            // The record keeps the start of a stream, without holes: nothing after a cut.
+            return;
+        }
         let room = self.cap.saturating_sub(kept.len());
         if output.data.len() <= room {
             kept.push_str(&output.data);
             return;
         }
+        *full = true;
         // Cut on a character boundary: the record holds text.
         let mut end = room;
         while !output.data.is_char_boundary(end) {
