@@ -1,5 +1,6 @@
 //! What operators see: logs, the Prometheus recorder, and the ops endpoints: `/health` (the
-//! process is alive), `/ready` (the broker and the store answer: 503 while reconnecting),
+//! process is alive), `/ready` (the broker and the store answer: 503 while reconnecting; the
+//! sandbox's state is reported on a line of its own, as a runner without one still persists),
 //! `/metrics` (Prometheus text).
 
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio_util::sync::CancellationToken;
+use workers::exec::Sandbox;
 
 fn prometheus() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -43,11 +45,29 @@ pub fn install_recorder() {
 pub struct Health {
     broker: AtomicBool,
     store: Arc<dyn storage::Store>,
+    /// `None` when execution is turned off (`--docker-host none`).
+    sandbox: Option<Arc<dyn Sandbox>>,
 }
 
 impl Health {
-    pub fn new(store: Arc<dyn storage::Store>) -> Self {
-        Self { broker: AtomicBool::new(false), store }
+    pub fn new(store: Arc<dyn storage::Store>, sandbox: Option<Arc<dyn Sandbox>>) -> Self {
+        Self { broker: AtomicBool::new(false), store, sandbox }
+    }
+
+    /// The `/ready` line about running programs.
+    fn sandbox_line(&self) -> String {
+        match &self.sandbox {
+            None => "sandbox: off\n".to_owned(),
+            Some(sandbox) => {
+                let status = sandbox.status();
+                match (status.available, status.reason) {
+                    (true, _) => format!("sandbox: available, {} running\n", status.running),
+                    (false, reason) => {
+                        format!("sandbox: unavailable: {}\n", reason.as_deref().unwrap_or("?"))
+                    }
+                }
+            }
+        }
     }
 
     /// Whether the worker is connected to the broker and consuming.
@@ -72,7 +92,7 @@ async fn ready(State(health): State<Arc<Health>>) -> (StatusCode, String) {
         return (StatusCode::SERVICE_UNAVAILABLE, "broker unreachable\n".into());
     }
     match health.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ready\n".into()),
+        Ok(()) => (StatusCode::OK, format!("ready\n{}", health.sandbox_line())),
         Err(error) => {
             tracing::warn!(%error, "store unreachable");
             (StatusCode::SERVICE_UNAVAILABLE, "store unreachable\n".into())
