@@ -20,10 +20,23 @@ fn prometheus() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
         let handler = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
         let lag = [0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 5.0, 10.0, 30.0];
+        // A run lasts up to its timeout (10 s by default); its first byte and its wait in the
+        // queue are what a user feels as "Run" being slow.
+        let run = [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 60.0];
+        let run_metrics = [
+            "codecrafter_code_execution_duration_seconds",
+            "codecrafter_code_execution_first_byte_seconds",
+            "codecrafter_code_execution_queue_wait_seconds",
+        ];
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Full("codecrafter_job_handler_seconds".into()), &handler)
             .and_then(|b| {
                 b.set_buckets_for_metric(Matcher::Full("codecrafter_persist_lag_seconds".into()), &lag)
+            })
+            .and_then(|b| {
+                run_metrics
+                    .into_iter()
+                    .try_fold(b, |b, name| b.set_buckets_for_metric(Matcher::Full(name.into()), &run))
             })
             .expect("valid buckets")
             .build_recorder();
