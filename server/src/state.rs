@@ -9,7 +9,7 @@
 //! 2. flush rooms: the room tasks stop (`stop_rooms`: persister, janitor, quarantine, cluster,
 //!    user-socket records, live re-checks) and every changed room is persisted durably;
 //! 3. flush queue: every job published is handled durably, then the in-process workers stop
-//!    (`stop_workers`);
+//!    (`stop_workers`) and the runs in progress end (each by its timeout at the latest);
 //! 4. stop relay: the relay stops last (`stop_relay`), so the sync replies and flushes of the
 //!    phases before still reach the other nodes; every background task is waited for
 //!    (`background`).
@@ -68,6 +68,9 @@ pub struct App {
     stop_relay: CancellationToken,
     /// Every background task (room tasks, workers, relay), waited for at the end of phase 4.
     background: TaskTracker,
+    /// The runs this process carries out (embedded mode): phase 3 lets them end (each ends by its
+    /// timeout at the latest) so no container outlives the process.
+    runs: Option<workers::exec::ExecutionHandler>,
 }
 
 impl App {
@@ -186,6 +189,7 @@ impl App {
         app_handlers.register("chat", Arc::new(chat));
         let execution =
             crate::exec::open(&config, &store, &cache, &queue, &room_output, &background, &stop_workers);
+        let runs = execution.runs;
         let executions = Arc::new(Executions {
             store: store.clone(),
             rooms: rooms.clone(),
@@ -236,13 +240,13 @@ impl App {
             gateway,
             accepting: AtomicBool::new(true),
         });
-        Ok(Self { state, stop_rooms, stop_workers, stop_relay, background })
+        Ok(Self { state, stop_rooms, stop_workers, stop_relay, background, runs })
     }
 
     /// Phases 1 (after `serve` has stopped accepting) to 4, within `deadline`. `Ok` means every
     /// changed room and every queued job is durable.
     pub async fn shutdown(self, deadline: Duration) -> anyhow::Result<()> {
-        let Self { state, stop_rooms, stop_workers, stop_relay, background } = self;
+        let Self { state, stop_rooms, stop_workers, stop_relay, background, runs } = self;
         let phases = async {
             // 1. Stop accepting: the listener is closed; close and wait for every connection.
             state.accepting.store(false, Ordering::Release);
@@ -251,9 +255,12 @@ impl App {
             // 2. Flush rooms.
             stop_rooms.cancel();
             let persisted = state.rooms.persist_and_evict(state.rooms.all(), false).await;
-            // 3. Flush queue.
+            // 3. Flush queue; let the runs in progress end.
             state.queue.flush().await?;
             stop_workers.cancel();
+            if let Some(runs) = &runs {
+                runs.wait_for_runs().await;
+            }
             // 4. Stop relay, then wait for every background task.
             stop_relay.cancel();
             background.close();

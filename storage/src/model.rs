@@ -278,6 +278,30 @@ pub struct ExecutionRecord {
     pub finished_at: Option<Millis>,
 }
 
+impl ExecutionRecord {
+    /// Whether the record holds a result: its status is one of [`EXECUTION_FINAL_STATUSES`].
+    pub fn is_finished(&self) -> bool {
+        EXECUTION_FINAL_STATUSES.contains(&self.status.as_str())
+    }
+}
+
+/// The statuses of an execution that is over; `queued` and `running` are the others.
+pub const EXECUTION_FINAL_STATUSES: [&str; 4] = ["completed", "failed", "timed_out", "cancelled"];
+
+/// Where a page of a session's executions ends: executions strictly older than this one, in the
+/// order `(created_at, id)` (the id breaks ties between executions of the same millisecond).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutionCursor {
+    pub created_at: Millis,
+    pub id: String,
+}
+
+impl From<&ExecutionRecord> for ExecutionCursor {
+    fn from(record: &ExecutionRecord) -> Self {
+        Self { created_at: record.created_at, id: record.id.clone() }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum LogLevel {

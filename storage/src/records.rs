@@ -5,7 +5,8 @@ use async_trait::async_trait;
 
 use crate::Result;
 use crate::model::{
-    ChatMessage, ExecutionRecord, LogEntry, LogLevel, MessageCursor, Millis, Page, Session, User,
+    ChatMessage, ExecutionCursor, ExecutionRecord, LogEntry, LogLevel, MessageCursor, Millis, Page, Session,
+    User,
 };
 use crate::snapshot::SnapshotStore;
 
@@ -72,11 +73,27 @@ pub trait MessageStore: Send + Sync + 'static {
 
 #[async_trait]
 pub trait ExecutionStore: Send + Sync + 'static {
-    /// Insert or overwrite the execution with `record.id` (its status moves queued → finished).
+    /// Insert or overwrite the execution with `record.id` (its status moves queued → running →
+    /// finished). Counts nothing: a finished record goes through
+    /// [`finish_execution`](Self::finish_execution).
     async fn save_execution(&self, record: &ExecutionRecord) -> Result<()>;
+    /// Save a finished `record` like [`save_execution`](Self::save_execution) and, the first time
+    /// its id is saved finished ([`ExecutionRecord::is_finished`]), count it in its session: one
+    /// more `metadata.total_executions` and its `duration_ms` in the running mean
+    /// `metadata.average_execution_time`, and `last_activity` moved forward to its `finished_at`.
+    /// Saving it again (a retried write, a redelivered job) counts nothing. A record without a
+    /// `duration_ms` (the program never ran, or its worker died) is saved but counts nowhere, so
+    /// the mean is over the same runs as the total. A session that does not exist is no error.
+    async fn finish_execution(&self, record: &ExecutionRecord) -> Result<()>;
     async fn execution(&self, id: &str) -> Result<Option<ExecutionRecord>>;
-    /// A session's executions, newest first (`created_at`, then id), at most `limit`.
-    async fn executions(&self, session_id: &str, limit: u64) -> Result<Vec<ExecutionRecord>>;
+    /// A session's executions strictly older than `before` in `(created_at, id)` order (all if
+    /// `None`), newest first, at most `limit`.
+    async fn executions(
+        &self,
+        session_id: &str,
+        before: Option<&ExecutionCursor>,
+        limit: u64,
+    ) -> Result<Vec<ExecutionRecord>>;
 }
 
 /// Which log entries to list; every set field must match.

@@ -5,9 +5,9 @@
 //! [`Delivery`]s through a [`JobConsumer`]; the [`Dispatcher`] routes each to the [`JobHandler`] of
 //! its [`JobKind`] and settles it: done → ack, transient failure → the same jobs again after a
 //! backoff, poison → dead letter with a reason. The handlers are snapshot persistence
-//! ([`snapshot::SnapshotHandler`]) and chat persistence ([`chat::ChatHandler`]); code execution
-//! (writing into rooms through a [`RoomOutput`]) comes later as one more handler, and the workers as their own process
-//! behind the same traits, on the RabbitMQ backend ([`amqp`]). In the embedded mode the
+//! ([`snapshot::SnapshotHandler`]), chat persistence ([`chat::ChatHandler`]) and code execution
+//! ([`exec::ExecutionHandler`], writing into rooms through a [`RoomOutput`]); the workers run as
+//! their own process behind the same traits, on the RabbitMQ backend ([`amqp`]). In the embedded mode the
 //! [`InProcessQueue`] runs the same dispatcher inside the server process.
 //!
 //! Every backend passes the one suite in `conformance` (feature `conformance`, tests only).
@@ -41,4 +41,4 @@ pub use kind::{JobKind, JobPayload};
 pub use output::RecordingOutput;
 pub use output::{OutputError, RelayOutput, RoomOutput};
 pub use queue::{JobQueue, QueueError, QueueStatus};
-pub use register::{HandlerDeps, register_handlers, register_store_handlers};
+pub use register::{HandlerDeps, register_execution_handler, register_handlers, register_store_handlers};

@@ -60,6 +60,30 @@ pub fn describe() {
         "Chat messages written to the store by the chat worker (a redelivery counts again)"
     );
     describe_counter!(
+        "codecrafter_code_executions_total",
+        "Code runs ended, by language and outcome: completed (ran to its end, any exit code), timed_out, oom_killed, output_truncated, failed (the sandbox could not run it or broke mid-run), cancelled (its worker stopped during the run)"
+    );
+    describe_histogram!(
+        "codecrafter_code_execution_duration_seconds",
+        metrics::Unit::Seconds,
+        "Wall-clock time of a code run, compile included, by language"
+    );
+    describe_histogram!(
+        "codecrafter_code_execution_first_byte_seconds",
+        metrics::Unit::Seconds,
+        "From a run's submission to its first output reaching the worker, by language"
+    );
+    describe_gauge!("codecrafter_code_executions_running", "Code runs in progress on this process");
+    describe_histogram!(
+        "codecrafter_code_execution_queue_wait_seconds",
+        metrics::Unit::Seconds,
+        "From a run's submission to its start on a worker"
+    );
+    describe_counter!(
+        "codecrafter_code_execution_store_gave_up_total",
+        "Execution record writes abandoned after their retries (the run's result is then missing from history)"
+    );
+    describe_counter!(
         "codecrafter_jobs_dead_lettered_total",
         "Jobs set aside because they can never succeed (poison, no handler for their kind, a handler panic), by kind"
     );
@@ -144,5 +168,98 @@ impl OutboxMetrics {
             refused: metrics::counter!("codecrafter_outbox_refused_total"),
             connected: metrics::gauge!("codecrafter_broker_connected"),
         }
+    }
+}
+
+/// Why a run ended: the `outcome` label of `codecrafter_code_executions_total`, a fixed set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RunOutcome {
+    Completed,
+    TimedOut,
+    OomKilled,
+    OutputTruncated,
+    Failed,
+    Cancelled,
+}
+
+impl RunOutcome {
+    const ALL: [RunOutcome; 6] = [
+        RunOutcome::Completed,
+        RunOutcome::TimedOut,
+        RunOutcome::OomKilled,
+        RunOutcome::OutputTruncated,
+        RunOutcome::Failed,
+        RunOutcome::Cancelled,
+    ];
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            RunOutcome::Completed => "completed",
+            RunOutcome::TimedOut => "timed_out",
+            RunOutcome::OomKilled => "oom_killed",
+            RunOutcome::OutputTruncated => "output_truncated",
+            RunOutcome::Failed => "failed",
+            RunOutcome::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// One language's run handles.
+struct LanguageMetrics {
+    outcomes: [Counter; RunOutcome::ALL.len()],
+    duration: Histogram,
+    first_byte: Histogram,
+}
+
+impl LanguageMetrics {
+    fn new(language: &str) -> Self {
+        let label = || language.to_owned();
+        Self {
+            outcomes: RunOutcome::ALL.map(|outcome| {
+                metrics::counter!("codecrafter_code_executions_total", "language" => label(), "outcome" => outcome.as_str())
+            }),
+            duration: metrics::histogram!("codecrafter_code_execution_duration_seconds", "language" => label()),
+            first_byte: metrics::histogram!("codecrafter_code_execution_first_byte_seconds", "language" => label()),
+        }
+    }
+}
+
+/// The execution handler's handles, resolved once when it is built (after the recorder), one set per
+/// language the sandbox knows and one, `other`, for any other id: a job's language is the server's
+/// word, but a label must never take values from input without a bound.
+pub(crate) struct ExecMetrics {
+    languages: std::collections::HashMap<String, LanguageMetrics>,
+    other: LanguageMetrics,
+    pub running: Gauge,
+    pub queue_wait: Histogram,
+    pub store_gave_up: Counter,
+}
+
+impl ExecMetrics {
+    pub(crate) fn new(languages: impl IntoIterator<Item = String>) -> Self {
+        let languages = languages.into_iter().map(|id| (id.clone(), LanguageMetrics::new(&id))).collect();
+        Self {
+            languages,
+            other: LanguageMetrics::new("other"),
+            running: metrics::gauge!("codecrafter_code_executions_running"),
+            queue_wait: metrics::histogram!("codecrafter_code_execution_queue_wait_seconds"),
+            store_gave_up: metrics::counter!("codecrafter_code_execution_store_gave_up_total"),
+        }
+    }
+
+    fn language(&self, language: &str) -> &LanguageMetrics {
+        self.languages.get(language).unwrap_or(&self.other)
+    }
+
+    pub(crate) fn ended(&self, language: &str, outcome: RunOutcome) -> &Counter {
+        &self.language(language).outcomes[outcome as usize]
+    }
+
+    pub(crate) fn duration(&self, language: &str) -> &Histogram {
+        &self.language(language).duration
+    }
+
+    pub(crate) fn first_byte(&self, language: &str) -> &Histogram {
+        &self.language(language).first_byte
     }
 }

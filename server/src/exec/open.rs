@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use workers::exec::Sandbox;
+use workers::exec::{ExecutionConfig, ExecutionHandler, Sandbox};
 use workers::{DispatchConfig, Dispatcher, InProcessQueue, InProcessQueueConfig, JobQueue, RoomOutput};
 
 use super::runners::{LocalRunners, PolledBacklog, WorkerRunners};
@@ -24,6 +24,8 @@ pub struct ExecutionBackend {
     pub queue: Arc<dyn JobQueue>,
     pub runners: Arc<dyn Runners>,
     pub backlog: Arc<dyn Backlog>,
+    /// The runs this process carries out (embedded mode), for shutdown to wait for.
+    pub runs: Option<ExecutionHandler>,
 }
 
 pub fn open(
@@ -47,11 +49,12 @@ pub fn open(
             queue: shared_queue.clone(),
             runners: Arc::new(WorkerRunners::new(cache.clone(), config.redis_url.is_some())),
             backlog: Arc::new(PolledBacklog(depth)),
+            runs: None,
         };
     }
     let sandbox = open_sandbox(config, background, stop_workers);
     let dispatcher = Dispatcher::new(DispatchConfig { batch: 1, ..DispatchConfig::default() });
-    let dispatcher = register_runs(dispatcher, sandbox.clone(), store, output, config);
+    let (dispatcher, handler) = register_runs(dispatcher, sandbox.clone(), store, output, config);
     let queue = InProcessQueue::start(
         dispatcher,
         InProcessQueueConfig {
@@ -63,7 +66,12 @@ pub fn open(
         background,
         stop_workers.clone(),
     );
-    ExecutionBackend { queue: queue.clone(), runners: Arc::new(LocalRunners(sandbox)), backlog: queue }
+    ExecutionBackend {
+        queue: queue.clone(),
+        runners: Arc::new(LocalRunners(sandbox)),
+        backlog: queue,
+        runs: Some(handler),
+    }
 }
 
 fn open_sandbox(config: &Config, _background: &TaskTracker, _stop: &CancellationToken) -> Arc<dyn Sandbox> {
@@ -75,10 +83,16 @@ fn open_sandbox(config: &Config, _background: &TaskTracker, _stop: &Cancellation
 
 fn register_runs(
     dispatcher: Dispatcher,
-    _sandbox: Arc<dyn Sandbox>,
-    _store: &Arc<dyn storage::Store>,
-    _output: &Arc<dyn RoomOutput>,
-    _config: &Config,
-) -> Dispatcher {
-    dispatcher
+    sandbox: Arc<dyn Sandbox>,
+    store: &Arc<dyn storage::Store>,
+    output: &Arc<dyn RoomOutput>,
+    config: &Config,
+) -> (Dispatcher, ExecutionHandler) {
+    let handler = ExecutionHandler::new(
+        sandbox,
+        store.clone() as Arc<dyn storage::ExecutionStore>,
+        output.clone(),
+        ExecutionConfig::from_args(&config.exec),
+    );
+    (workers::register_execution_handler(dispatcher, &handler), handler)
 }

@@ -9,8 +9,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use storage::model::ExecutionRecord;
 use storage::model::Session;
+use storage::model::{ExecutionCursor, ExecutionRecord};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -154,7 +154,7 @@ async fn status(
     }
     let record = state.store.execution(&job_id).await?.ok_or_else(|| ApiError::not_found("execution"))?;
     member_session(&state, &claims, &record.session_id).await?;
-    Ok(Json(record.into()))
+    Ok(Json(settle_abandoned(record, &state).into()))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -198,18 +198,19 @@ async fn history(
                 return Err(unknown());
             }
             let record = state.store.execution(before).await?.filter(|r| r.session_id == session.id);
-            Some(record.ok_or_else(unknown)?) // MERGE: ExecutionCursor
+            Some(ExecutionCursor::from(&record.ok_or_else(unknown)?))
         }
     };
     // One more than asked tells whether there is a next page.
-    let mut records = state.store.executions(&session.id, /* MERGE cursor */ limit + 1).await?;
+    let mut records = state.store.executions(&session.id, cursor.as_ref(), limit + 1).await?;
     let next = if records.len() as u64 > limit {
         records.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
         records.last().map(|record| record.id.clone())
     } else {
         None
     };
-    Ok(Json(ExecutionPage { executions: records.into_iter().map(Into::into).collect(), next }))
+    let executions = records.into_iter().map(|record| settle_abandoned(record, &state).into()).collect();
+    Ok(Json(ExecutionPage { executions, next }))
 }
 
 /// Every language the server knows; `available` is whether a runner can run it now (its image
@@ -235,6 +236,23 @@ impl From<LanguageInfo> for LanguageView {
     fn from(info: LanguageInfo) -> Self {
         Self { id: info.id, name: info.name, version: info.version, available: info.available }
     }
+}
+
+/// Past this beyond its timeout, a run still marked running has lost its worker.
+const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A run still `running` long past the wall-clock limit lost its worker (killed mid-run: its job
+/// was taken off the queue when it started, so nobody else will finish it): shown as `cancelled`.
+fn settle_abandoned(mut record: ExecutionRecord, state: &AppState) -> ExecutionRecord {
+    let limit = state.config.exec.timeout().saturating_add(ABANDONED_AFTER);
+    let now = storage::clock::now_millis();
+    let started = record.started_at.unwrap_or(record.created_at);
+    let limit_ms = i64::try_from(limit.as_millis()).unwrap_or(i64::MAX);
+    if record.status == "running" && now.saturating_sub(started) > limit_ms {
+        record.status = "cancelled".to_owned();
+        record.error = Some("the worker running it stopped".to_owned());
+    }
+    record
 }
 
 fn not_member() -> ApiError {

@@ -7,32 +7,15 @@ use crate::support;
 
 use std::time::Duration;
 
-use protocol::Message;
 use serde_json::{Value, json};
 use support::chat::{member, of_type};
 use support::held::HeldNode;
 use support::http::{call, create_session, invite, register};
+use support::run::{answer, run};
 use support::{YClient, client::new_doc};
 use yrs::{Text, Transact};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-fn run(fields: Value) -> Vec<u8> {
-    let mut message = json!({ "type": "run" });
-    message.as_object_mut().unwrap().extend(fields.as_object().cloned().unwrap_or_default());
-    Message::App(&message.to_string()).encode_to_vec()
-}
-
-/// The answer (`run_queued` or `error`) to the run message that carried `nonce`.
-async fn answer(client: &YClient, nonce: &str) -> Value {
-    let find = |c: &YClient| {
-        c.app_messages()
-            .into_iter()
-            .find(|m| m["nonce"] == nonce && (m["type"] == "run_queued" || m["type"] == "error"))
-    };
-    client.wait_for(&format!("the answer to {nonce}"), WAIT, |c| find(c).is_some()).await;
-    find(client).unwrap()
-}
 
 async fn refused(client: &YClient, fields: Value, nonce: &str) -> String {
     let mut fields = fields;
@@ -122,7 +105,7 @@ async fn the_http_api_refuses_with_the_same_codes_and_reports_execution_unavaila
             "stdin_too_long",
         ),
         (&owner, json!({ "sessionId": session, "code": "#".repeat(1024) }), 503, "execution_unavailable"),
-        (&owner, json!({ "sessionId": session, "code": "1", "extra": true }), 400, "invalid_body"),
+        (&owner, json!({ "sessionId": session, "code": "1", "extra": true }), 400, "unknown_field"),
     ];
     for (user, body, status, code) in cases {
         let reply = submit(user, body.clone()).await;
@@ -152,9 +135,61 @@ async fn the_http_api_refuses_with_the_same_codes_and_reports_execution_unavaila
     assert_eq!(call(node.addr, "GET", &unknown, Some(&owner.access), None, &[]).await.status, 404);
     let bad = call(node.addr, "GET", "/api/execute/status/..%2Fx", Some(&owner.access), None, &[]).await;
     assert_eq!(bad.status, 400);
+    // A run its worker never finished (killed mid-run) reads as cancelled once past its timeout.
+    let now = storage::clock::now_millis();
+    let abandoned = storage::model::ExecutionRecord {
+        id: storage::model::new_id(),
+        session_id: session.clone(),
+        user_id: owner.id.clone(),
+        language: "python".to_owned(),
+        code: "1".to_owned(),
+        status: "running".to_owned(),
+        exit_code: None,
+        stdout: String::new(),
+        stderr: String::new(),
+        truncated: false,
+        timed_out: false,
+        oom_killed: false,
+        error: None,
+        duration_ms: None,
+        created_at: now - 600_000,
+        started_at: Some(now - 600_000),
+        finished_at: None,
+    };
+    let fresh = storage::model::ExecutionRecord {
+        id: storage::model::new_id(),
+        created_at: now,
+        started_at: Some(now),
+        ..abandoned.clone()
+    };
+    for record in [&abandoned, &fresh] {
+        node.state().store.save_execution(record).await.unwrap();
+    }
+    let read = |id: String| {
+        let token = viewer.access.clone();
+        async move {
+            call(node.addr, "GET", &format!("/api/execute/status/{id}"), Some(&token), None, &[]).await.json()
+        }
+    };
+    let stale = read(abandoned.id.clone()).await;
+    assert_eq!(
+        (stale["status"].as_str(), stale["error"].as_str()),
+        (Some("cancelled"), Some("the worker running it stopped"))
+    );
+    assert_eq!(read(fresh.id.clone()).await["status"], "running");
+
     let history = format!("/api/execute/history/{session}");
-    let page = call(node.addr, "GET", &history, Some(&viewer.access), None, &[]).await;
-    assert_eq!((page.status, page.json()["executions"].as_array().map(Vec::len)), (200, Some(0)));
+    let page = call(node.addr, "GET", &format!("{history}?limit=1"), Some(&viewer.access), None, &[]).await;
+    assert_eq!(page.status, 200);
+    let page = page.json();
+    assert_eq!(page["executions"][0]["jobId"], fresh.id.as_str(), "newest first");
+    let older = format!("{history}?limit=1&before={}", page["next"].as_str().unwrap());
+    let older = call(node.addr, "GET", &older, Some(&viewer.access), None, &[]).await.json();
+    assert_eq!(older["executions"][0]["jobId"], abandoned.id.as_str());
+    assert_eq!(
+        (older["executions"][0]["status"].as_str(), older["next"].as_str()),
+        (Some("cancelled"), None)
+    );
     assert_eq!(call(node.addr, "GET", &history, Some(&stranger.access), None, &[]).await.status, 403);
     let over = format!("{history}?limit=101");
     assert_eq!(call(node.addr, "GET", &over, Some(&owner.access), None, &[]).await.status, 400);

@@ -10,6 +10,8 @@
 //! - `chat`: chat across two nodes on MongoDB-wire + Redis.
 //! - `multi_node`: several `codecrafter` processes on a Redis of the test's own.
 //! - `room_output`: a worker process on Redis reaching a room's app clients.
+//! - `run`: runs in real containers (dockerd, `CODECRAFTER_TEST_DOCKER_HOST`), embedded and through a
+//!   worker on RabbitMQ to clients on another node; hostile programs; 20 runs at once.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -20,3 +22,4 @@ mod chat;
 mod durability;
 mod multi_node;
 mod room_output;
+mod run;

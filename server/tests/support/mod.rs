@@ -7,6 +7,7 @@ pub mod client;
 pub mod held;
 pub mod http;
 pub mod processes;
+pub mod run;
 pub mod stack;
 
 use std::net::SocketAddr;
@@ -152,4 +153,15 @@ pub fn promtool_check(metrics: &str) {
     let said =
         format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success() && said.trim().is_empty(), "promtool check metrics:\n{said}\n{metrics}");
+}
+
+/// The Docker daemon `scripts/services.sh` started or found (`CODECRAFTER_TEST_DOCKER_HOST`), with
+/// the runner images built. Never a silent skip: without it the test fails and says why.
+pub fn docker_host() -> String {
+    std::env::var("CODECRAFTER_TEST_DOCKER_HOST").unwrap_or_else(|_| {
+        panic!(
+            "CODECRAFTER_TEST_DOCKER_HOST is not set: run `source scripts/services.sh && services_start` \
+             (it starts dockerd and builds the runner images), or run `bash scripts/test.sh`"
+        )
+    })
 }

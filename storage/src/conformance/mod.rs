@@ -15,7 +15,9 @@ mod users;
 
 use std::sync::Arc;
 
-pub use executions::execution_store_suite;
+pub use executions::{
+    execution_store_suite, executions_page_by_cursor, finished_executions_count_once_in_their_session,
+};
 pub use logs::log_store_suite;
 pub use messages::{
     a_batch_of_messages_saves_like_one_by_one, message_store_suite, messages_count_in_their_session,
@@ -36,6 +38,8 @@ pub async fn store_suite(store: Arc<dyn Store>) {
     messages_count_in_their_session(store.clone()).await;
     a_batch_of_messages_saves_like_one_by_one(store.clone()).await;
     execution_store_suite(store.clone()).await;
+    executions_page_by_cursor(store.clone()).await;
+    finished_executions_count_once_in_their_session(store.clone()).await;
     log_store_suite(store.clone()).await;
     snapshot_store_suite(store).await;
 }

@@ -63,8 +63,8 @@ pub(super) fn create_all(txn: &WriteTransaction) -> Result<()> {
     Ok(())
 }
 
-/// The key range, in a table keyed `(scope, time, id)`, of one scope's keys with `time < before`
-/// (all of them if `None`). Build it with [`ScopedRange::new`] and borrow it with
+/// The key range, in a table keyed `(scope, time, id)`, of one scope's keys before `(time, id)`
+/// (all of them if `None`). Build it with [`ScopedRange::before_key`] and borrow it with
 /// [`ScopedRange::bounds`].
 pub(super) struct ScopedRange {
     scope: String,
@@ -77,11 +77,6 @@ pub(super) struct ScopedRange {
 type ScopedKey<'a> = (&'a str, Millis, &'a str);
 
 impl ScopedRange {
-    pub(super) fn new(scope: &str, before: Option<Millis>) -> Self {
-        // "" is the smallest id, so this excludes every key at `before` itself.
-        Self::before_key(scope, before.map(|time| (time, String::new())))
-    }
-
     /// The keys of `scope` strictly before `(time, id)` (all of them if `None`).
     pub(super) fn before_key(scope: &str, before: Option<(Millis, String)>) -> Self {
         Self { scope: scope.to_owned(), next_scope: format!("{scope}\0"), before }

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use workers::DispatchConfig;
-use workers::amqp::AmqpConfig;
+use workers::amqp::{AmqpConfig, WorkQueue};
+use workers::exec::ExecArgs;
 
 use workers::process::LogFormat;
 
@@ -26,7 +27,8 @@ pub struct Config {
     #[arg(long, env = "CODECRAFTER_AMQP_PREFIX", default_value = "")]
     pub queue_prefix: String,
 
-    /// Deliveries a worker holds unacked per queue (basic.qos).
+    /// Deliveries a worker holds unacked per queue (basic.qos), except `execution_jobs`, whose
+    /// prefetch is --exec-concurrency (a worker must not sit on runs another worker could start).
     #[arg(long, env = "CODECRAFTER_WORKER_PREFETCH", default_value_t = 256)]
     pub prefetch: u16,
 
@@ -85,6 +87,9 @@ pub struct Config {
     /// Log format.
     #[arg(long, env = "CODECRAFTER_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+
+    #[command(flatten)]
+    pub exec: ExecArgs,
 }
 
 impl Config {
@@ -96,6 +101,29 @@ impl Config {
             max_length: self.max_length,
             ..AmqpConfig::new(&self.amqp_url)
         }
+    }
+
+    /// The consumer settings of `queue`: `execution_jobs` prefetches what its slots can start, so
+    /// while they are full at most that many more runs wait here, not the whole queue.
+    pub fn amqp_for(&self, queue: WorkQueue) -> AmqpConfig {
+        let prefetch = match queue {
+            WorkQueue::ExecutionJobs => u16::try_from(self.exec.concurrency.max(1)).unwrap_or(u16::MAX),
+            WorkQueue::SnapshotSave | WorkQueue::MessageSave => self.prefetch,
+        };
+        AmqpConfig { prefetch, ..self.amqp() }
+    }
+
+    /// This runner's owner id: --exec-owner, else the host name and the ops port.
+    pub fn exec_owner(&self) -> String {
+        self.exec.owner.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .or_else(|| std::env::var("HOSTNAME").ok())
+                .map(|name| name.trim().to_owned())
+                .filter(|name| !name.is_empty())
+                .unwrap_or_else(|| "localhost".to_owned());
+            format!("{host}:{}", self.port)
+        })
     }
 
     pub fn dispatch(&self) -> DispatchConfig {

@@ -1,5 +1,6 @@
 //! The `codecrafter-worker` binary: parse config, set up logs and metrics, open the store (and the
-//! relay), serve `/health` `/ready` `/metrics`, and consume the work queues until SIGTERM/SIGINT.
+//! relay), the sandbox and its heartbeat, serve `/health` `/ready` `/metrics`, and consume the work
+//! queues until SIGTERM/SIGINT, then let the runs in progress end.
 //!
 //! Any number of these share the queues: `message_save` and `execution_jobs` are dealt out among
 //! them, `snapshot_save` is taken by one at a time (the next one takes over when it goes).
@@ -14,6 +15,11 @@ use anyhow::Context;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use workers::exec::beat::run_beats;
+use workers::exec::{
+    ExecArgs, ExecutionConfig, ExecutionHandler, LanguageInfo, RunReport, RunSpec, Sandbox, SandboxError,
+    SandboxStatus,
+};
 use workers::{HandlerDeps, RelayOutput, RoomOutput};
 
 use crate::config::Config;
@@ -34,9 +40,26 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let background = TaskTracker::new();
     let stop_relay = CancellationToken::new();
     let output = room_output(&config, &background, &stop_relay).await?;
-    let deps = HandlerDeps { store: store.clone(), output };
+    let owner = config.exec_owner();
+    let sandbox = (!config.exec.disabled()).then(|| open_sandbox(&config.exec, owner.clone()));
+    let execution = sandbox.as_ref().map(|sandbox| {
+        let store = store.clone() as Arc<dyn storage::ExecutionStore>;
+        ExecutionHandler::new(
+            sandbox.clone(),
+            store,
+            output.clone(),
+            ExecutionConfig::from_args(&config.exec),
+        )
+    });
+    let stop_beats = CancellationToken::new();
+    if let (Some(sandbox), Some(url)) = (&sandbox, &config.redis_url) {
+        let client = redis::Client::open(url.as_str()).context("REDIS_URL")?;
+        let (prefix, concurrency) = (config.redis_prefix.clone(), config.exec.concurrency);
+        background.spawn(run_beats(client, prefix, owner, sandbox.clone(), concurrency, stop_beats.clone()));
+    }
+    let deps = HandlerDeps { store: store.clone(), output, execution: execution.clone() };
 
-    let health = Arc::new(Health::new(store));
+    let health = Arc::new(Health::new(store, sandbox));
     let listener = tokio::net::TcpListener::bind((config.host.as_str(), config.port))
         .await
         .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
@@ -46,7 +69,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
 
     supervisor::run(&config, &deps, &health, &shutdown).await;
 
+    if let Some(execution) = &execution {
+        // Runs started before the stop go to their end (their timeout at most): their output
+        // still reaches the room, so the relay stays up until then.
+        tracing::info!(running = execution.running(), "waiting for the runs in progress");
+        execution.wait_for_runs().await;
+    }
     tracing::info!("work queues drained; stopping");
+    stop_beats.cancel();
     stop_ops.cancel();
     stop_relay.cancel();
     background.close();
@@ -89,5 +119,37 @@ impl RoomOutput for NoRooms {
     ) -> Result<(), workers::OutputError> {
         tracing::debug!(room, "no REDIS_URL: a room message reaches no one");
         Ok(())
+    }
+}
+
+/// The sandbox runs go to. The one place the backend is chosen: the Docker backend takes this
+/// function's place (it reads `args` and labels its containers with `owner`).
+fn open_sandbox(args: &ExecArgs, owner: String) -> Arc<dyn Sandbox> {
+    let _ = (args, owner);
+    Arc::new(Unavailable)
+}
+
+/// No sandbox backend in this build: every run is refused, which is what runs get on a host
+/// without Docker. Not a test double: the real behaviour of a runner that cannot run anything.
+struct Unavailable;
+
+const NO_BACKEND: &str = "no sandbox backend";
+
+#[async_trait::async_trait]
+impl Sandbox for Unavailable {
+    fn languages(&self) -> Vec<LanguageInfo> {
+        Vec::new()
+    }
+
+    fn status(&self) -> SandboxStatus {
+        SandboxStatus { available: false, reason: Some(NO_BACKEND.to_owned()), running: 0, pool_ready: 0 }
+    }
+
+    async fn run(
+        &self,
+        _spec: RunSpec,
+        _output: tokio::sync::mpsc::Sender<workers::exec::Chunk>,
+    ) -> Result<RunReport, SandboxError> {
+        Err(SandboxError::Unavailable(NO_BACKEND.to_owned()))
     }
 }

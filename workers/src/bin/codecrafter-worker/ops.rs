@@ -1,5 +1,6 @@
 //! What operators see: logs, the Prometheus recorder, and the ops endpoints: `/health` (the
-//! process is alive), `/ready` (the broker and the store answer: 503 while reconnecting),
+//! process is alive), `/ready` (the broker and the store answer: 503 while reconnecting; the
+//! sandbox's state is reported on a line of its own, as a runner without one still persists),
 //! `/metrics` (Prometheus text).
 
 use std::sync::Arc;
@@ -12,16 +13,30 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio_util::sync::CancellationToken;
+use workers::exec::Sandbox;
 
 fn prometheus() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
         let handler = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
         let lag = [0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 5.0, 10.0, 30.0];
+        // A run lasts up to its timeout (10 s by default); its first byte and its wait in the
+        // queue are what a user feels as "Run" being slow.
+        let run = [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 60.0];
+        let run_metrics = [
+            "codecrafter_code_execution_duration_seconds",
+            "codecrafter_code_execution_first_byte_seconds",
+            "codecrafter_code_execution_queue_wait_seconds",
+        ];
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Full("codecrafter_job_handler_seconds".into()), &handler)
             .and_then(|b| {
                 b.set_buckets_for_metric(Matcher::Full("codecrafter_persist_lag_seconds".into()), &lag)
+            })
+            .and_then(|b| {
+                run_metrics
+                    .into_iter()
+                    .try_fold(b, |b, name| b.set_buckets_for_metric(Matcher::Full(name.into()), &run))
             })
             .expect("valid buckets")
             .build_recorder();
@@ -43,11 +58,29 @@ pub fn install_recorder() {
 pub struct Health {
     broker: AtomicBool,
     store: Arc<dyn storage::Store>,
+    /// `None` when execution is turned off (`--docker-host none`).
+    sandbox: Option<Arc<dyn Sandbox>>,
 }
 
 impl Health {
-    pub fn new(store: Arc<dyn storage::Store>) -> Self {
-        Self { broker: AtomicBool::new(false), store }
+    pub fn new(store: Arc<dyn storage::Store>, sandbox: Option<Arc<dyn Sandbox>>) -> Self {
+        Self { broker: AtomicBool::new(false), store, sandbox }
+    }
+
+    /// The `/ready` line about running programs.
+    fn sandbox_line(&self) -> String {
+        match &self.sandbox {
+            None => "sandbox: off\n".to_owned(),
+            Some(sandbox) => {
+                let status = sandbox.status();
+                match (status.available, status.reason) {
+                    (true, _) => format!("sandbox: available, {} running\n", status.running),
+                    (false, reason) => {
+                        format!("sandbox: unavailable: {}\n", reason.as_deref().unwrap_or("?"))
+                    }
+                }
+            }
+        }
     }
 
     /// Whether the worker is connected to the broker and consuming.
@@ -72,7 +105,7 @@ async fn ready(State(health): State<Arc<Health>>) -> (StatusCode, String) {
         return (StatusCode::SERVICE_UNAVAILABLE, "broker unreachable\n".into());
     }
     match health.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ready\n".into()),
+        Ok(()) => (StatusCode::OK, format!("ready\n{}", health.sandbox_line())),
         Err(error) => {
             tracing::warn!(%error, "store unreachable");
             (StatusCode::SERVICE_UNAVAILABLE, "store unreachable\n".into())

@@ -1,5 +1,5 @@
 //! The worker's main loop: connect one consumer per work queue, each driving its own dispatcher
-//! with every handler registered, poll the queues' lengths, and when the broker connection drops,
+//! (its own prefetch: see `Config::amqp_for`) with every handler registered, poll the queues' lengths, and when the broker connection drops,
 //! reconnect with backoff (`/ready` says 503 meanwhile) instead of exiting. On shutdown the
 //! dispatchers stop taking jobs, finish and ack those in hand, and close their connections.
 
@@ -49,15 +49,20 @@ async fn consume(
     health: &Health,
     shutdown: &CancellationToken,
 ) -> Result<(), workers::QueueError> {
-    let mut consumers = Vec::with_capacity(WorkQueue::ALL.len());
-    for queue in WorkQueue::ALL {
-        consumers.push(AmqpConsumer::connect(amqp, queue).await?);
+    // A worker that runs no programs leaves execution_jobs to those that do.
+    let queues: Vec<WorkQueue> = WorkQueue::ALL
+        .into_iter()
+        .filter(|queue| *queue != WorkQueue::ExecutionJobs || deps.execution.is_some())
+        .collect();
+    let mut consumers = Vec::with_capacity(queues.len());
+    for &queue in &queues {
+        consumers.push(AmqpConsumer::connect(&config.amqp_for(queue), queue).await?);
     }
     let monitor = lapin::Connection::connect(&amqp.url, lapin::ConnectionProperties::default())
         .await
         .map_err(|error| workers::QueueError::Backend(format!("connect the lag poller: {error}")))?;
     health.set_broker(true);
-    tracing::info!(queues = ?WorkQueue::ALL.map(WorkQueue::base_name), "consuming");
+    tracing::info!(queues = ?queues.iter().map(|queue| queue.base_name()).collect::<Vec<_>>(), "consuming");
 
     let stop = shutdown.child_token();
     let tasks = TaskTracker::new();
