@@ -10,8 +10,9 @@
 #
 # Env: CODECRAFTER_RUNNER_PREFIX (default codecrafter-runner-; images are PREFIX<runner>:1),
 # CODECRAFTER_RUNNER_WORK (default /var/cache/codecrafter-runners: the base and the .deb cache),
-# DEBOOTSTRAP_MIRROR (default http://deb.debian.org/debian). Runs as root. An image that exists is
-# skipped unless --force. Two runs at once take turns on a lock in the work dir.
+# DEBOOTSTRAP_MIRROR (default http://deb.debian.org/debian), DEBIAN_SECURITY_MIRROR (default
+# http://deb.debian.org/debian-security; empty: no security updates). Runs as root. An image that
+# exists is skipped unless --force. Two runs at once take turns on a lock in the work dir.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -19,6 +20,8 @@ PREFIX="${CODECRAFTER_RUNNER_PREFIX:-codecrafter-runner-}"
 TAG=1
 WORK="${CODECRAFTER_RUNNER_WORK:-/var/cache/codecrafter-runners}"
 MIRROR="${DEBOOTSTRAP_MIRROR:-http://deb.debian.org/debian}"
+# Security updates matter in a sandbox image; empty leaves them out (a mirror without them).
+SECURITY_MIRROR="${DEBIAN_SECURITY_MIRROR-http://deb.debian.org/debian-security}"
 SUITE=bookworm
 # Build order: python first (the first backend tests use it), then the other test defaults.
 RUNNERS=(python node gcc java go rust ruby php mono)
@@ -117,13 +120,19 @@ ensure_base() {
       'path-include /usr/share/locale/locale.alias' >"$tmp/etc/dpkg/dpkg.cfg.d/90codecrafter-nodoc"
     # openjdk's postinst registers man pages as alternatives and fails without this directory.
     mkdir -p "$tmp/usr/share/man/man1"
-    echo "deb $MIRROR $SUITE main" >"$tmp/etc/apt/sources.list"
+    # debootstrap leaves its packages here too; they are in $WORK/debs already.
+    rm -f "$tmp"/var/cache/apt/archives/*.deb
     touch "$tmp/.codecrafter-base"
     mv "$tmp" "$base"
     TMPDIRS=()
     echo "   base built in $((SECONDS - start)) s"
   fi
   # Fresh package lists once per run, so a base cached long ago still finds current versions.
+  {
+    echo "deb $MIRROR $SUITE main"
+    echo "deb $MIRROR $SUITE-updates main"
+    [ -z "$SECURITY_MIRROR" ] || echo "deb $SECURITY_MIRROR $SUITE-security main"
+  } >"$base/etc/apt/sources.list"
   cp /etc/resolv.conf "$base/etc/resolv.conf"
   in_chroot "$base" apt-get update -qq
 }
@@ -144,15 +153,11 @@ build_one() {
   # shellcheck disable=SC2086
   in_chroot "$dir" apt-get install -y -q --no-install-recommends $pkgs >"$dir.log" 2>&1 ||
     { tail -n 40 "$dir.log" >&2; return 1; }
-  if [ "$runner" = java ]; then
-    # The class-data-sharing archive makes every JVM start faster and smaller (-Xshare:auto).
-    in_chroot "$dir" java -Xshare:dump >/dev/null 2>&1 || echo "   (java -Xshare:dump failed; runs without CDS)"
-  fi
   unmount_all
   rm -f "$dir.log"
   install -o root -g root -m 755 "$HERE/codecrafter-run" "$dir/usr/local/bin/codecrafter-run"
   find "$dir" -xdev -perm /6000 -type f -exec chmod a-s {} +
-  rm -rf "$dir"/var/lib/apt/lists/* "$dir"/var/cache/apt/*.bin "$dir"/var/cache/debconf/*-old \
+  rm -rf "$dir"/var/lib/apt/lists/* "$dir"/var/cache/apt/*.bin "$dir"/var/cache/apt/archives/*.deb "$dir"/var/cache/debconf/*-old \
     "$dir"/usr/share/doc "$dir"/usr/share/man "$dir"/usr/share/info "$dir"/usr/share/locale \
     "$dir"/var/log/* "$dir"/tmp/* "$dir"/var/tmp/* "$dir"/root/.[!.]* 2>/dev/null || true
   : >"$dir/etc/resolv.conf"
