@@ -24,8 +24,8 @@ SERVICES_AMQP_DIST_PORT="${SERVICES_AMQP_DIST_PORT:-25692}"
 SERVICES_AMQP_NODE="${SERVICES_AMQP_NODE:-codecrafter-test@localhost}"
 # Docker: a daemon that already answers is used and left alone; otherwise services_start runs
 # dockerd and services_stop stops that one. The default socket is the system's, so the runner
-# images built into it are kept for the next run; another socket gets a daemon whose data, state
-# and pid file all live under .test-env/docker.
+# images built into it are kept for the next run; another socket gets a daemon of its own whose
+# data, state and pid file all live under .test-env/docker.
 SERVICES_DOCKER_SOCKET="${SERVICES_DOCKER_SOCKET:-/var/run/docker.sock}"
 # The runner images the execution tests use (deploy/runners/build-offline.sh builds the missing
 # ones). python, node and gcc are what the tests need; the others each build in well under a
@@ -143,7 +143,7 @@ services_docker_answers() {
 # Use the Docker daemon on $SERVICES_DOCKER_SOCKET, or start one (its log under $1), then build the
 # runner images the tests need that it does not have yet.
 services_docker_start() {
-  local run=$1 deadline args=()
+  local run=$1 deadline args=() netns=()
   if services_docker_answers; then
     echo "== docker: the daemon on $SERVICES_DOCKER_SOCKET is already running (left alone)"
   else
@@ -154,10 +154,16 @@ services_docker_start() {
     if [ "$SERVICES_DOCKER_SOCKET" != /var/run/docker.sock ]; then
       local dir="$SERVICES_ENV/docker"
       mkdir -p "$dir"
-      args=(--data-root "$dir/data" --exec-root "$dir/exec" --pidfile "$dir/dockerd.pid")
+      # In a network namespace of its own (unshare execs dockerd, so the pid stays dockerd's):
+      # a second dockerd in the host's namespace would take over docker0, and with `--bridge none`
+      # it deletes the host's docker0 from under the system daemon. Runner containers have no
+      # network anyway.
+      netns=(unshare --net)
+      args=(--data-root "$dir/data" --exec-root "$dir/exec" --pidfile "$dir/dockerd.pid"
+        --bridge none --iptables=false --ip-masq=false)
     fi
     echo "== dockerd on $SERVICES_DOCKER_SOCKET (log: $run/dockerd.log)"
-    dockerd --host "unix://$SERVICES_DOCKER_SOCKET" "${args[@]}" >"$run/dockerd.log" 2>&1 &
+    "${netns[@]}" dockerd --host "unix://$SERVICES_DOCKER_SOCKET" "${args[@]}" >"$run/dockerd.log" 2>&1 &
     SERVICES_DOCKERD_PID=$!
     deadline=$((SECONDS + 60))
     until services_docker_answers; do

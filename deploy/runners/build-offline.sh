@@ -143,7 +143,7 @@ build_one() {
   [ -n "$pkgs" ] || { echo "build-offline: no PACKAGES line in $HERE/$runner/Dockerfile" >&2; return 1; }
   echo "== $image: $pkgs"
   dir=$(mktemp -d "$WORK/build-$runner.XXXXXX")
-  TMPDIRS+=("$dir")
+  TMPDIRS+=("$dir" "$dir.log")
   cp -a "$WORK/base/." "$dir/"
   rm -f "$dir/.codecrafter-base"
   mount_in "$dir/proc" -t proc proc
