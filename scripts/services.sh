@@ -80,7 +80,9 @@ services_install() {
     "$SERVICES_ENV/venv/bin/pip" install -q --disable-pip-version-check "openapi-spec-validator==0.9.0"
   fi
   # Docker and debootstrap, for the code-execution tests and their offline runner images.
-  command -v docker >/dev/null 2>&1 && command -v dockerd >/dev/null 2>&1 || services_apt_without_service docker.io
+  if ! command -v docker >/dev/null 2>&1 || ! command -v dockerd >/dev/null 2>&1; then
+    services_apt_without_service docker.io
+  fi
   command -v debootstrap >/dev/null 2>&1 || services_apt_without_service debootstrap
   # The README quick start test runs curl; the rediss:// and docs-page tests run openssl.
   local tool missing=()

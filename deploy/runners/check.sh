@@ -9,12 +9,12 @@
 # Env: CODECRAFTER_RUNNER_PREFIX (default codecrafter-runner-), CHECK_TIMEOUT (seconds, default 10).
 set -euo pipefail
 
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PREFIX="${CODECRAFTER_RUNNER_PREFIX:-codecrafter-runner-}"
 TIMEOUT="${CHECK_TIMEOUT:-10}"
 RUNNERS=(python node gcc java go rust ruby php mono)
 
 # The limits of a run, as the Rust backend sets them.
+# shellcheck disable=SC2054 # the commas are tmpfs options
 LIMITS=(
   --network none --read-only --user 65534:65534 --cap-drop ALL
   --security-opt no-new-privileges --pids-limit 64
@@ -131,6 +131,7 @@ ms() { date +%s%3N; }
 run_limited() {
   local name=$1 image=$2 rc=0
   shift 2
+  # shellcheck disable=SC2016 # expanded by the container's shell
   timeout --kill-after=5 "$TIMEOUT" docker run -i --rm --name "$name" "${LIMITS[@]}" "$image" \
     /bin/sh -c '/usr/local/bin/codecrafter-run "$@"; rc=$?
       peak=$(cat /sys/fs/cgroup/memory/memory.max_usage_in_bytes /sys/fs/cgroup/memory.peak 2>/dev/null | head -n 1)
