@@ -4,8 +4,9 @@
 #
 #   source scripts/services.sh && services_start && cargo nextest run ... ; services_stop
 #
-# Exports CODECRAFTER_TEST_REDIS_URL, CODECRAFTER_TEST_MONGO_URL, CODECRAFTER_TEST_AMQP_URL and
-# CODECRAFTER_TEST_RABBITMQCTL (rabbitmqctl bound to the test node) for the tests. No real MongoDB server can be installed on the machines this runs on, so MongoDB is
+# Exports CODECRAFTER_TEST_REDIS_URL, CODECRAFTER_TEST_MONGO_URL, CODECRAFTER_TEST_AMQP_URL,
+# CODECRAFTER_TEST_RABBITMQCTL (rabbitmqctl bound to the test node), CODECRAFTER_TEST_DOCKER_HOST and
+# CODECRAFTER_TEST_DOCKER_RUNNERS (the runner images built for the execution tests) for the tests. No real MongoDB server can be installed on the machines this runs on, so MongoDB is
 # SecantusDB (PyPI), a server speaking the MongoDB wire protocol on WiredTiger storage. RabbitMQ is
 # Debian's rabbitmq-server, run as a node of our own (its own name, ports and data directory), never
 # the system service.
@@ -21,8 +22,18 @@ SERVICES_MONGO_PORT="${SERVICES_MONGO_PORT:-27117}"
 SERVICES_AMQP_PORT="${SERVICES_AMQP_PORT:-25682}"
 SERVICES_AMQP_DIST_PORT="${SERVICES_AMQP_DIST_PORT:-25692}"
 SERVICES_AMQP_NODE="${SERVICES_AMQP_NODE:-codecrafter-test@localhost}"
+# Docker: a daemon that already answers is used and left alone; otherwise services_start runs
+# dockerd and services_stop stops that one. The default socket is the system's, so the runner
+# images built into it are kept for the next run; another socket gets a daemon of its own whose
+# data, state and pid file all live under .test-env/docker.
+SERVICES_DOCKER_SOCKET="${SERVICES_DOCKER_SOCKET:-/var/run/docker.sock}"
+# The runner images the execution tests use (deploy/runners/build-offline.sh builds the missing
+# ones). python, node and gcc are what the tests need; the others each build in well under a
+# minute here, so they are built too and every language is tested (deploy/runners/README.md).
+SERVICES_DOCKER_RUNNERS="${SERVICES_DOCKER_RUNNERS:-python node gcc java go rust ruby php mono}"
 SERVICES_PIDS=()
 SERVICES_AMQP_PID=""
+SERVICES_DOCKERD_PID=""
 
 # Install a Debian package without letting its own service start (a policy-rc.d says no while
 # installing): the tests run instances of their own on their own ports.
@@ -68,6 +79,11 @@ services_install() {
     echo "== pip: openapi-spec-validator into $SERVICES_ENV/venv"
     "$SERVICES_ENV/venv/bin/pip" install -q --disable-pip-version-check "openapi-spec-validator==0.9.0"
   fi
+  # Docker and debootstrap, for the code-execution tests and their offline runner images.
+  if ! command -v docker >/dev/null 2>&1 || ! command -v dockerd >/dev/null 2>&1; then
+    services_apt_without_service docker.io
+  fi
+  command -v debootstrap >/dev/null 2>&1 || services_apt_without_service debootstrap
   # The README quick start test runs curl; the rediss:// and docs-page tests run openssl.
   local tool missing=()
   for tool in curl openssl; do
@@ -114,11 +130,80 @@ services_start() {
   services_wait_port "$SERVICES_REDIS_PORT" 20 || { cat "$run/redis.log" >&2; return 1; }
   services_wait_port "$SERVICES_MONGO_PORT" 60 || { cat "$run/mongo.log" >&2; return 1; }
   services_rabbitmq_wait "$run/rabbitmq" || return 1
+  services_docker_start "$run" || return 1
   export CODECRAFTER_TEST_REDIS_URL="redis://127.0.0.1:$SERVICES_REDIS_PORT"
   export CODECRAFTER_TEST_MONGO_URL="mongodb://127.0.0.1:$SERVICES_MONGO_PORT/?directConnection=true"
   # The dev-only user of deploy/rabbitmq/definitions.json.
   export CODECRAFTER_TEST_AMQP_URL="amqp://codecrafter:codecrafter-dev@127.0.0.1:$SERVICES_AMQP_PORT/%2f"
   export CODECRAFTER_TEST_RABBITMQCTL="$run/rabbitmq/rabbitmqctl"
+}
+
+services_docker_answers() {
+  docker --host "unix://$SERVICES_DOCKER_SOCKET" version >/dev/null 2>&1
+}
+
+# Use the Docker daemon on $SERVICES_DOCKER_SOCKET, or start one (its log under $1), then build the
+# runner images the tests need that it does not have yet.
+services_docker_start() {
+  local run=$1 deadline args=() netns=()
+  if services_docker_answers; then
+    echo "== docker: the daemon on $SERVICES_DOCKER_SOCKET is already running (left alone)"
+  else
+    if [ "$(id -u)" -ne 0 ]; then
+      echo "services: no Docker daemon answers on $SERVICES_DOCKER_SOCKET and only root can start one (sudo dockerd &)" >&2
+      return 1
+    fi
+    if [ "$SERVICES_DOCKER_SOCKET" != /var/run/docker.sock ]; then
+      local dir="$SERVICES_ENV/docker"
+      mkdir -p "$dir"
+      # In a network namespace of its own (unshare execs dockerd, so the pid stays dockerd's):
+      # a second dockerd in the host's namespace would take over docker0, and with `--bridge none`
+      # it deletes the host's docker0 from under the system daemon. Runner containers have no
+      # network anyway.
+      netns=(unshare --net)
+      args=(--data-root "$dir/data" --exec-root "$dir/exec" --pidfile "$dir/dockerd.pid"
+        --bridge none --iptables=false --ip-masq=false)
+    fi
+    echo "== dockerd on $SERVICES_DOCKER_SOCKET (log: $run/dockerd.log)"
+    "${netns[@]}" dockerd --host "unix://$SERVICES_DOCKER_SOCKET" "${args[@]}" >"$run/dockerd.log" 2>&1 &
+    SERVICES_DOCKERD_PID=$!
+    deadline=$((SECONDS + 60))
+    until services_docker_answers; do
+      if ! kill -0 "$SERVICES_DOCKERD_PID" 2>/dev/null || [ $SECONDS -ge $deadline ]; then
+        echo "services: dockerd did not answer on $SERVICES_DOCKER_SOCKET" >&2
+        tail -n 30 "$run/dockerd.log" >&2
+        return 1
+      fi
+      sleep 0.2
+    done
+  fi
+  echo "== runner images: $SERVICES_DOCKER_RUNNERS"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  # shellcheck disable=SC2086
+  $sudo env DOCKER_HOST="unix://$SERVICES_DOCKER_SOCKET" \
+    bash "$SERVICES_ROOT/deploy/runners/build-offline.sh" $SERVICES_DOCKER_RUNNERS || return 1
+  export CODECRAFTER_TEST_DOCKER_HOST="unix://$SERVICES_DOCKER_SOCKET"
+  export CODECRAFTER_TEST_DOCKER_RUNNERS="$SERVICES_DOCKER_RUNNERS"
+}
+
+# Stop the dockerd that services_docker_start started, if it did: SIGTERM, then wait for it (it
+# stops its containers and its containerd first), SIGKILL after 30 s.
+services_docker_stop() {
+  local pid=$SERVICES_DOCKERD_PID deadline
+  [ -n "$pid" ] || return 0
+  SERVICES_DOCKERD_PID=""
+  kill -TERM "$pid" 2>/dev/null || return 0
+  deadline=$((SECONDS + 30))
+  while kill -0 "$pid" 2>/dev/null; do
+    if [ $SECONDS -ge $deadline ]; then
+      echo "services: dockerd ($pid) still running 30 s after SIGTERM; killing it" >&2
+      kill -KILL "$pid" 2>/dev/null || true
+      break
+    fi
+    sleep 0.2
+  done
+  wait "$pid" 2>/dev/null || true
 }
 
 # Run "$2..." in the environment of our node, whose files are all under $1 (the Erlang cookie too,
@@ -174,6 +259,7 @@ services_rabbitmq_wait() {
 
 services_stop() {
   local pid
+  services_docker_stop
   if [ -n "$SERVICES_AMQP_PID" ]; then
     services_rabbitmq_run "$SERVICES_ENV/run/rabbitmq" \
       /usr/lib/rabbitmq/bin/rabbitmqctl -n "$SERVICES_AMQP_NODE" stop >/dev/null 2>&1 ||

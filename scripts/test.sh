@@ -2,8 +2,10 @@
 # Runs every test of the workspace on a fresh Debian machine. Installs what the tests need: the JS
 # Yjs client and mongosh from npm (node_modules under server/tests/js and storage/tests/mongosh),
 # redis-server (apt) and the MongoDB-wire
-# server SecantusDB (pip, into .test-env/venv); starts Redis and SecantusDB on their own ports,
-# runs the Rust tests with nextest (installed from crates.io when absent), and stops them.
+# server SecantusDB (pip, into .test-env/venv), docker.io and debootstrap (apt); starts Redis and
+# SecantusDB on their own ports, a Docker daemon if none answers, builds the code-execution runner
+# images that are missing (deploy/runners/build-offline.sh, a few minutes on a fresh machine), runs
+# the Rust tests with nextest (installed from crates.io when absent), and stops what it started.
 # Before the tests, scripts/audit.sh audits the dependency graph (cargo-deny, deny.toml).
 set -euo pipefail
 cd "$(dirname "$0")/.."
