@@ -10,7 +10,11 @@
 
 mod args;
 pub mod beat;
+pub mod docker;
+pub mod languages;
 mod sandbox;
 
 pub use args::ExecArgs;
+pub use docker::{DockerConfig, DockerSandbox};
+pub use languages::{LANGUAGES, Language};
 pub use sandbox::{Chunk, LanguageInfo, RunReport, RunSpec, Sandbox, SandboxError, SandboxStatus};
