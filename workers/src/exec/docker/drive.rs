@@ -116,7 +116,18 @@ pub(super) async fn drive(
                 kill_and_wait(docker, id).await
             }
         },
-        Stop::TimedOut | Stop::Truncated | Stop::Abandoned => kill_and_wait(docker, id).await,
+        // Whatever the program still writes is read and dropped meanwhile: Docker finishes a
+        // container's exit only once its attached streams are copied, and an unread stream
+        // would hold that up.
+        Stop::TimedOut | Stop::Truncated | Stop::Abandoned => {
+            let mut killed = pin!(kill_and_wait(docker, id));
+            loop {
+                tokio::select! {
+                    code = &mut killed => break code,
+                    item = stream.next() => if item.is_none() { break killed.await },
+                }
+            }
+        }
     };
     let duration_ms = u64::try_from(handed.elapsed().as_millis()).unwrap_or(u64::MAX);
     Ok(RunReport {

@@ -48,8 +48,9 @@ pub(super) async fn maintain(shared: Arc<Shared>) {
         tracing::info!(%host, "Docker connected: execution available");
         tokio::select! {
             () = shared.cancel.cancelled() => return,
-            () = probe(&shared, &docker, LANGUAGES.iter().collect()) => {}
+            () = probe(&shared, &docker, shared.config.languages.clone()) => {}
         }
+        shared.probed.store(true, std::sync::atomic::Ordering::Release);
         let mut probed_at = Instant::now();
         loop {
             tokio::select! {
@@ -64,8 +65,8 @@ pub(super) async fn maintain(shared: Arc<Shared>) {
                 break;
             }
             if probed_at.elapsed() >= REPROBE_EVERY {
-                let missing =
-                    LANGUAGES.iter().filter(|language| !shared.language_available(language)).collect();
+                let offered = shared.config.languages.iter().copied();
+                let missing = offered.filter(|language| !shared.language_available(language)).collect();
                 tokio::select! {
                     () = shared.cancel.cancelled() => return,
                     () = probe(&shared, &docker, missing) => {}

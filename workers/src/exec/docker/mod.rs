@@ -15,7 +15,7 @@ mod spec;
 mod sweep;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -45,6 +45,9 @@ pub struct DockerConfig {
     pub pool_max_age: Duration,
     /// Between two connection attempts while Docker is away, and between two pings while it is here.
     pub retry_every: Duration,
+    /// The languages offered (probed, pooled, run); the others of the table are listed as not
+    /// available. All of them by default.
+    pub languages: Vec<&'static Language>,
 }
 
 impl DockerConfig {
@@ -59,6 +62,7 @@ impl DockerConfig {
             owner: owner.into(),
             pool_max_age: Self::POOL_MAX_AGE,
             retry_every: Self::RETRY_EVERY,
+            languages: LANGUAGES.iter().collect(),
         }
     }
 
@@ -77,6 +81,8 @@ pub struct DockerSandbox {
 struct Shared {
     config: DockerConfig,
     link: Mutex<Link>,
+    /// The languages were probed since the link last came up.
+    probed: AtomicBool,
     probes: Mutex<[Probe; LANGUAGES.len()]>,
     pool: Pool,
     keeper: Keeper,
@@ -106,6 +112,7 @@ impl DockerSandbox {
         let shared = Arc::new(Shared {
             pool: Pool::new(config.exec.pool_size, config.pool_max_age),
             link: Mutex::new(Link::Down(format!("connecting to Docker at {host}"))),
+            probed: AtomicBool::new(false),
             probes: Mutex::default(),
             keeper: Keeper::new(tracker.clone(), tokio::runtime::Handle::current()),
             runs: Mutex::default(),
@@ -119,6 +126,12 @@ impl DockerSandbox {
         tracker.spawn(link::maintain(shared.clone()));
         tracker.spawn(pool::fill(shared.clone()));
         Arc::new(Self { shared })
+    }
+
+    /// Whether Docker is connected and every language has been probed: from then on
+    /// [`Sandbox::languages`] says what this runner can run (before, every language is unavailable).
+    pub fn probed(&self) -> bool {
+        self.shared.probed.load(Ordering::Acquire) && self.shared.docker().is_some()
     }
 
     /// Containers the sweeper has removed since the start.
@@ -226,6 +239,7 @@ impl Shared {
     }
 
     fn link_down(&self, reason: String) {
+        self.probed.store(false, Ordering::Release);
         *lock(&self.link) = Link::Down(reason);
     }
 

@@ -53,6 +53,9 @@ pub(super) fn container(
     ContainerCreateBody {
         image: Some(image),
         cmd: Some(cmd),
+        // Docker puts the host name in the environment (`HOSTNAME`): a fixed one says nothing of
+        // the container's id.
+        hostname: Some("sandbox".to_owned()),
         // The image's entrypoint, if any, must not wrap the launcher.
         entrypoint: Some(Vec::new()),
         user: Some(USER.to_owned()),
