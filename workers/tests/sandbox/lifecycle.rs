@@ -7,6 +7,7 @@ use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{RemoveContainerOptions, StartContainerOptions};
 use workers::exec::{DockerConfig, Language, Sandbox, SandboxError};
 
+use crate::proxy::DockerProxy;
 use crate::{Harness, containers_of, docker, exec_args, unique_owner, wait_until};
 
 #[tokio::test]
@@ -182,5 +183,37 @@ async fn the_status_counts_runs_in_progress() {
     );
     outcome.assert_ok();
     assert_eq!(harness.sandbox.status().running, 0);
+    harness.finish().await;
+}
+
+#[tokio::test]
+async fn execution_goes_with_docker_and_comes_back_with_it() {
+    let proxy = DockerProxy::start().await;
+    let mut config =
+        DockerConfig::new(&exec_args(&[&format!("--docker-host={}", proxy.host)]), unique_owner());
+    config.languages = Language::find("python").into_iter().collect();
+    config.retry_every = Duration::from_millis(200);
+    let harness = Harness::start_with(config);
+    wait_until("a failed connection", || async {
+        harness.sandbox.status().reason.is_some_and(|reason| reason.contains("unreachable"))
+    })
+    .await;
+    let refused = harness.run("python", "print(1)", "").await;
+    assert!(matches!(refused, Err(SandboxError::Unavailable(_))), "{refused:?}");
+
+    proxy.open();
+    harness.wait_probed().await;
+    harness.assert_still_serves().await;
+
+    proxy.close();
+    wait_until("the link to drop", || async { !harness.sandbox.status().available }).await;
+    let begun = Instant::now();
+    let refused = harness.run("python", "print(1)", "").await;
+    assert!(matches!(refused, Err(SandboxError::Unavailable(_))), "{refused:?}");
+    assert!(begun.elapsed() < Duration::from_millis(100));
+
+    proxy.open();
+    harness.wait_probed().await;
+    harness.assert_still_serves().await;
     harness.finish().await;
 }

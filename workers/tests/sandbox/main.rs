@@ -10,6 +10,7 @@ mod io;
 mod languages;
 mod lifecycle;
 mod limits;
+mod proxy;
 mod spec;
 
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bollard::Docker;
-use bollard::query_parameters::ListContainersOptions;
+use bollard::query_parameters::{ListContainersOptions, RemoveContainerOptions};
 use clap::Parser;
 use protocol::run::OutputStream;
 use tokio::sync::mpsc;
@@ -83,6 +84,35 @@ pub struct Harness {
     pub config: DockerConfig,
     tracker: TaskTracker,
     cancel: CancellationToken,
+    cleanup: Cleanup,
+}
+
+/// Removes the containers of a test that panicked before [`Harness::finish`]: its runtime ends
+/// with the panic, and the removals it had spawned with it.
+struct Cleanup {
+    owner: String,
+    armed: bool,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let owner = self.owner.clone();
+        let removal = std::thread::spawn(move || {
+            let runtime =
+                tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+            runtime.block_on(async {
+                let docker = docker().await;
+                for id in containers_of(&owner).await {
+                    let options = RemoveContainerOptions { force: true, v: true, link: false };
+                    let _ = docker.remove_container(&id, Some(options)).await;
+                }
+            });
+        });
+        let _ = removal.join();
+    }
 }
 
 /// What a run produced.
@@ -156,7 +186,8 @@ impl Harness {
         let tracker = TaskTracker::new();
         let cancel = CancellationToken::new();
         let sandbox = DockerSandbox::start(config.clone(), &tracker, cancel.clone());
-        Self { sandbox, owner: config.owner.clone(), config, tracker, cancel }
+        let cleanup = Cleanup { owner: config.owner.clone(), armed: true };
+        Self { sandbox, owner: config.owner.clone(), config, tracker, cancel, cleanup }
     }
 
     pub async fn wait_probed(&self) {
@@ -207,13 +238,14 @@ impl Harness {
 
     /// Stop the sandbox, wait for its removals, and check none of its containers is left.
     pub async fn finish(self) {
-        let Self { sandbox, owner, tracker, cancel, .. } = self;
+        let Self { sandbox, owner, tracker, cancel, mut cleanup, .. } = self;
         cancel.cancel();
         drop(sandbox);
         tracker.close();
         tokio::time::timeout(TIMEOUT, tracker.wait()).await.expect("the sandbox stopped in time");
         let left = containers_of(&owner).await;
         assert!(left.is_empty(), "containers of owner {owner} left behind: {left:?}");
+        cleanup.armed = false;
     }
 }
 
