@@ -87,6 +87,7 @@ pub fn describe() {
         "codecrafter_jobs_dead_lettered_total",
         "Jobs set aside because they can never succeed (poison, no handler for their kind, a handler panic), by kind"
     );
+    crate::exec::docker::metrics::describe();
 }
 
 /// Resolve every handle now (after the recorder is installed), so `/metrics` lists each job kind's

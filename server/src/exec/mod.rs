@@ -147,7 +147,7 @@ impl Executions {
                 ));
             }
         };
-        if workers::exec::languages::find(&language).is_none() {
+        if workers::exec::Language::find(&language).is_none() {
             return Err(SubmitRefusal::UnknownLanguage(format!("unknown language {language:?}")));
         }
         Ok(language)

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use workers::exec::{ExecutionConfig, ExecutionHandler, Sandbox};
+use workers::exec::{DockerConfig, DockerSandbox, ExecutionConfig, ExecutionHandler, Sandbox};
 use workers::{DispatchConfig, Dispatcher, InProcessQueue, InProcessQueueConfig, JobQueue, RoomOutput};
 
 use super::runners::{LocalRunners, PolledBacklog, WorkerRunners};
@@ -74,11 +74,12 @@ pub fn open(
     }
 }
 
-fn open_sandbox(config: &Config, _background: &TaskTracker, _stop: &CancellationToken) -> Arc<dyn Sandbox> {
-    if config.exec.disabled() {
-        return Arc::new(workers::exec::Unavailable::new("execution is turned off (--docker-host none)"));
-    }
-    Arc::new(workers::exec::Unavailable::new("no sandbox backend yet"))
+/// The Docker sandbox, connecting in the background (a missing daemon refuses runs at once and
+/// is retried); stopped with the in-process workers, which removes its warm containers.
+fn open_sandbox(config: &Config, background: &TaskTracker, stop: &CancellationToken) -> Arc<dyn Sandbox> {
+    let data_dir = std::fs::canonicalize(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
+    let owner = config.exec.owner_or(&data_dir.display().to_string());
+    DockerSandbox::start(DockerConfig::new(&config.exec, owner), background, stop.clone())
 }
 
 fn register_runs(

@@ -108,7 +108,7 @@ impl WorkerRunners {
 }
 
 fn table(available: bool) -> Vec<LanguageInfo> {
-    workers::exec::languages::ALL
+    workers::exec::LANGUAGES
         .iter()
         .map(|language| LanguageInfo {
             id: language.id.to_owned(),

@@ -92,6 +92,20 @@ impl ExecArgs {
         usize::try_from(self.code_max_kb.saturating_mul(1024)).unwrap_or(usize::MAX)
     }
 
+    /// The owner label of this process's containers: `--exec-owner`, else `{host name}:{place}`,
+    /// where `place` tells this process from others on the same host (its data dir or port) and
+    /// stays the same across its restarts, so its sweeper finds what a killed life of it left.
+    pub fn owner_or(&self, place: &str) -> String {
+        self.owner.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|name| name.trim().to_owned())
+                .ok()
+                .filter(|name| !name.is_empty())
+                .unwrap_or_else(|| "localhost".to_owned());
+            format!("{host}:{place}")
+        })
+    }
+
     /// Whether execution is turned off (`--docker-host none`).
     pub fn disabled(&self) -> bool {
         self.docker_host.eq_ignore_ascii_case("none")

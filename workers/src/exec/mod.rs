@@ -11,16 +11,17 @@
 mod args;
 pub mod beat;
 mod coalesce;
+pub mod docker;
 mod handler;
 pub mod languages;
 mod outcome;
 mod persist;
 mod run;
 mod sandbox;
-mod unavailable;
 
 pub use args::ExecArgs;
 pub use coalesce::{CoalesceConfig, Coalescer};
+pub use docker::{DockerConfig, DockerSandbox};
 pub use handler::{ExecutionConfig, ExecutionHandler};
+pub use languages::{LANGUAGES, Language};
 pub use sandbox::{Chunk, LanguageInfo, RunReport, RunSpec, Sandbox, SandboxError, SandboxStatus};
-pub use unavailable::Unavailable;

@@ -113,19 +113,6 @@ impl Config {
         AmqpConfig { prefetch, ..self.amqp() }
     }
 
-    /// This runner's owner id: --exec-owner, else the host name and the ops port.
-    pub fn exec_owner(&self) -> String {
-        self.exec.owner.clone().unwrap_or_else(|| {
-            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .ok()
-                .or_else(|| std::env::var("HOSTNAME").ok())
-                .map(|name| name.trim().to_owned())
-                .filter(|name| !name.is_empty())
-                .unwrap_or_else(|| "localhost".to_owned());
-            format!("{host}:{}", self.port)
-        })
-    }
-
     pub fn dispatch(&self) -> DispatchConfig {
         DispatchConfig { batch: self.batch.max(1), ..DispatchConfig::default() }
     }

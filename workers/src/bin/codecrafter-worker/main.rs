@@ -16,10 +16,7 @@ use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use workers::exec::beat::run_beats;
-use workers::exec::{
-    ExecArgs, ExecutionConfig, ExecutionHandler, LanguageInfo, RunReport, RunSpec, Sandbox, SandboxError,
-    SandboxStatus,
-};
+use workers::exec::{DockerConfig, DockerSandbox, ExecutionConfig, ExecutionHandler, Sandbox};
 use workers::{HandlerDeps, RelayOutput, RoomOutput};
 
 use crate::config::Config;
@@ -40,8 +37,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let background = TaskTracker::new();
     let stop_relay = CancellationToken::new();
     let output = room_output(&config, &background, &stop_relay).await?;
-    let owner = config.exec_owner();
-    let sandbox = (!config.exec.disabled()).then(|| open_sandbox(&config.exec, owner.clone()));
+    let owner = config.exec.owner_or(&config.port.to_string());
+    // Stopped once the runs have ended: it then removes its warm containers.
+    let stop_sandbox = CancellationToken::new();
+    let sandbox = (!config.exec.disabled()).then(|| {
+        let docker = DockerConfig::new(&config.exec, owner.clone());
+        DockerSandbox::start(docker, &background, stop_sandbox.clone()) as Arc<dyn Sandbox>
+    });
     let execution = sandbox.as_ref().map(|sandbox| {
         let store = store.clone() as Arc<dyn storage::ExecutionStore>;
         ExecutionHandler::new(
@@ -76,6 +78,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         execution.wait_for_runs().await;
     }
     tracing::info!("work queues drained; stopping");
+    stop_sandbox.cancel();
     stop_beats.cancel();
     stop_ops.cancel();
     stop_relay.cancel();
@@ -119,37 +122,5 @@ impl RoomOutput for NoRooms {
     ) -> Result<(), workers::OutputError> {
         tracing::debug!(room, "no REDIS_URL: a room message reaches no one");
         Ok(())
-    }
-}
-
-/// The sandbox runs go to. The one place the backend is chosen: the Docker backend takes this
-/// function's place (it reads `args` and labels its containers with `owner`).
-fn open_sandbox(args: &ExecArgs, owner: String) -> Arc<dyn Sandbox> {
-    let _ = (args, owner);
-    Arc::new(Unavailable)
-}
-
-/// No sandbox backend in this build: every run is refused, which is what runs get on a host
-/// without Docker. Not a test double: the real behaviour of a runner that cannot run anything.
-struct Unavailable;
-
-const NO_BACKEND: &str = "no sandbox backend";
-
-#[async_trait::async_trait]
-impl Sandbox for Unavailable {
-    fn languages(&self) -> Vec<LanguageInfo> {
-        Vec::new()
-    }
-
-    fn status(&self) -> SandboxStatus {
-        SandboxStatus { available: false, reason: Some(NO_BACKEND.to_owned()), running: 0, pool_ready: 0 }
-    }
-
-    async fn run(
-        &self,
-        _spec: RunSpec,
-        _output: tokio::sync::mpsc::Sender<workers::exec::Chunk>,
-    ) -> Result<RunReport, SandboxError> {
-        Err(SandboxError::Unavailable(NO_BACKEND.to_owned()))
     }
 }
