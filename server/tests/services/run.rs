@@ -22,13 +22,29 @@ const RUN_WAIT: Duration = Duration::from_secs(60);
 
 /// An embedded node running programs in the test daemon, with `tweak` on top.
 async fn node_with(tweak: impl FnOnce(&mut server::Config)) -> HeldNode {
-    HeldNode::start_with(&server::LocalHub::new(), |config| {
+    let node = HeldNode::start_with(&server::LocalHub::new(), |config| {
         config.exec.docker_host = support::docker_host();
         config.exec.owner = Some(format!("server-test-{}-{}", std::process::id(), rand::random::<u32>()));
         config.exec.timeout_ms = 5_000;
         tweak(config);
     })
-    .await
+    .await;
+    wait_for_language(node.addr, "python").await;
+    node
+}
+
+/// Waits until `language` can run on the server at `addr` (its runners probed their images).
+async fn wait_for_language(addr: std::net::SocketAddr, language: &str) {
+    let deadline = Instant::now() + RUN_WAIT;
+    loop {
+        let languages: Value = call(addr, "GET", "/api/execute/languages", None, None, &[]).await.json();
+        let listed = languages.as_array().unwrap().iter().find(|l| l["id"] == language).cloned().unwrap();
+        if listed["available"] == true {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{language} never became available: {languages}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn session_with_two_members(node: &HeldNode, language: &str) -> (String, User, YClient, YClient) {
@@ -324,16 +340,7 @@ async fn a_run_started_on_one_node_streams_to_the_clients_of_another_through_a_w
     invite(one_addr, &owner, &session, &watcher, "viewer").await;
 
     // The languages come from the worker's heartbeat in Redis.
-    let deadline = Instant::now() + RUN_WAIT;
-    loop {
-        let languages: Value = call(two_addr, "GET", "/api/execute/languages", None, None, &[]).await.json();
-        let python = languages.as_array().unwrap().iter().find(|l| l["id"] == "python").cloned().unwrap();
-        if python["available"] == true {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the worker's python never showed: {languages}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_language(two_addr, "python").await;
     let runner = member(one_addr, &session, Some(&owner)).await;
     let viewer = member(two_addr, &session, Some(&watcher)).await;
     let job = start(&runner, json!({ "code": SLOW_LINES }), "far").await;
