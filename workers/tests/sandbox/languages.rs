@@ -34,3 +34,22 @@ async fn c_and_javascript_say_hello() {
     assert_eq!(js.stdout_text(), "hello from JavaScript\n");
     harness.finish().await;
 }
+
+#[tokio::test]
+async fn every_runner_reports_its_version() {
+    // The production limits (128 MiB, half a core): a runner that cannot report its version in
+    // them could not run a program either.
+    let config = DockerConfig::new(&exec_args(&["--exec-memory-mb=128", "--exec-cpus=0.5"]), unique_owner());
+    let harness = Harness::start_with(config);
+    harness.wait_probed().await;
+    let languages = harness.sandbox.languages();
+    let summary: Vec<String> = languages
+        .iter()
+        .map(|language| format!("{} {:?} {}", language.id, language.version, language.available))
+        .collect();
+    eprintln!("runners: {summary:#?}");
+    for language in &languages {
+        assert!(language.available && language.version.is_some(), "{summary:#?}");
+    }
+    harness.finish().await;
+}

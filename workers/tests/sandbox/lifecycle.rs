@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use bollard::models::ContainerCreateBody;
-use bollard::query_parameters::{RemoveContainerOptions, StartContainerOptions};
+use bollard::query_parameters::{KillContainerOptions, RemoveContainerOptions, StartContainerOptions};
 use workers::exec::{DockerConfig, Language, Sandbox, SandboxError};
 
 use crate::proxy::DockerProxy;
@@ -215,5 +215,24 @@ async fn execution_goes_with_docker_and_comes_back_with_it() {
     proxy.open();
     harness.wait_probed().await;
     harness.assert_still_serves().await;
+    harness.finish().await;
+}
+
+#[tokio::test]
+async fn a_warm_container_killed_from_outside_is_replaced_not_used() {
+    let harness = Harness::start(&["--exec-pool-size=1"]).await;
+    wait_until("a warm container", || async { harness.sandbox.status().pool_ready == 1 }).await;
+    let first = containers_of(&harness.owner).await;
+    assert_eq!(first.len(), 1, "{first:?}");
+    docker().await.kill_container(&first[0], None::<KillContainerOptions>).await.expect("kill it");
+    wait_until("the dead container to be replaced", || async {
+        let now = containers_of(&harness.owner).await;
+        now.len() == 1 && now != first && harness.sandbox.status().pool_ready == 1
+    })
+    .await;
+    let outcome = harness.python("print('alive')").await;
+    outcome.assert_ok();
+    assert!(outcome.report.warm, "{outcome}");
+    assert_eq!(outcome.stdout_text(), "alive\n");
     harness.finish().await;
 }

@@ -181,3 +181,21 @@ async fn oom_killed(docker: &Docker, id: &str) -> bool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn launcher_input_is_length_line_program_stdin() {
+        let check = |code: &str, stdin: &str, expected: &[u8]| {
+            assert_eq!(launcher_input(code, stdin), expected, "{code:?} {stdin:?}");
+        };
+        check("print(1)", "", b"8\nprint(1)");
+        check("", "", b"0\n");
+        check("", "in", b"0\nin");
+        // The length is in bytes, not characters: é is two.
+        check("é", "x\n", "2\néx\n".as_bytes());
+        check("a\nb\n", "12\n", b"4\na\nb\n12\n");
+    }
+}

@@ -94,13 +94,13 @@ async fn connect(host: &str) -> Result<Docker, String> {
     } else {
         return Err(format!("unsupported Docker host {host:?}: use unix:///path, tcp://host:port or none"));
     };
-    let unreachable = |error: &dyn std::fmt::Display| format!("Docker at {host} is unreachable: {error}");
-    let client = client.map_err(|error| unreachable(&error))?;
+    let unreachable_for = |error: &dyn std::fmt::Display| format!("Docker at {host} is unreachable: {error}");
+    let client = client.map_err(|error| unreachable_for(&error))?;
     // bollard speaks a newer API than a Debian dockerd (1.41) knows: agree on the daemon's.
     match timeout(PING_TIMEOUT, client.negotiate_version()).await {
         Ok(Ok(docker)) => Ok(docker),
-        Ok(Err(error)) => Err(unreachable(&error)),
-        Err(_) => Err(unreachable(&"no answer in 5 s")),
+        Ok(Err(error)) => Err(unreachable_for(&error)),
+        Err(_) => Err(unreachable_for(&format!("no answer in {} s", PING_TIMEOUT.as_secs()))),
     }
 }
 

@@ -11,7 +11,10 @@ pub fn describe() {
         "code_execution_pool_ready",
         "Warm containers started and waiting for a program, by language"
     );
-    describe_gauge!("code_execution_containers_running", "Programs running in containers now");
+    describe_gauge!(
+        "code_execution_containers_running",
+        "Runs in progress: their container being readied or their program running"
+    );
     describe_counter!(
         "code_execution_sweeper_removed_total",
         "Leftover runner containers removed by the sweeper (an earlier life of this process, or expired)"

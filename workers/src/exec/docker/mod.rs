@@ -26,7 +26,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use self::container::{Keeper, LaunchError, launch};
+use self::container::{Keeper, LaunchError, Launched, launch};
 use self::drive::{Limits, drive, launcher_input};
 use self::metrics::SandboxMetrics;
 use self::pool::Pool;
@@ -183,29 +183,9 @@ impl Sandbox for DockerSandbox {
         if !shared.language_available(language) {
             return Err(SandboxError::LanguageUnavailable(spec.language));
         }
-        let begun = Instant::now();
-        let taken = shared.pool.take(language, &shared.metrics.pool_ready[language.index()]);
-        let warm = taken.is_some();
-        let launched =
-            match taken {
-                Some(launched) => launched,
-                None => launch(&docker, &shared.keeper, shared.run_container(language)).await.map_err(
-                    |error| match error {
-                        LaunchError::NoImage => {
-                            shared.lose_language(language);
-                            SandboxError::LanguageUnavailable(spec.language.clone())
-                        }
-                        LaunchError::Docker(error) => shared.failed(&error),
-                    },
-                )?,
-            };
-        let start_seconds = begun.elapsed().as_secs_f64();
-        if warm {
-            shared.metrics.start_warm.record(start_seconds);
-        } else {
-            shared.metrics.start_cold.record(start_seconds);
-        }
-        let _running = Running::enter(shared, &spec.job, &launched.id);
+        let running = Running::enter(shared, &spec.job);
+        let (launched, warm) = shared.container(&docker, language).await?;
+        running.in_container(&launched.id);
         tracing::debug!(job = %spec.job, room = %spec.room, container = %launched.id, warm, "run started");
         let limits = Limits {
             timeout: shared.config.exec.timeout(),
@@ -219,6 +199,29 @@ impl Sandbox for DockerSandbox {
 }
 
 impl Shared {
+    /// A container for a run: warm from the pool if one is ready, else made now (cold).
+    async fn container(
+        &self,
+        docker: &Docker,
+        language: &Language,
+    ) -> Result<(Launched, bool), SandboxError> {
+        let begun = Instant::now();
+        let (launched, warm) = match self.pool.take(language, &self.metrics.pool_ready[language.index()]) {
+            Some(launched) => (launched, true),
+            None => match launch(docker, &self.keeper, self.run_container(language)).await {
+                Ok(launched) => (launched, false),
+                Err(LaunchError::NoImage) => {
+                    self.lose_language(language);
+                    return Err(SandboxError::LanguageUnavailable(language.id.to_owned()));
+                }
+                Err(LaunchError::Docker(error)) => return Err(self.failed(&error)),
+            },
+        };
+        let histogram = if warm { &self.metrics.start_warm } else { &self.metrics.start_cold };
+        histogram.record(begun.elapsed().as_secs_f64());
+        Ok((launched, warm))
+    }
+
     /// The daemon, while the link is up.
     fn docker(&self) -> Option<Docker> {
         match &*lock(&self.link) {
@@ -295,18 +298,25 @@ impl Shared {
     }
 }
 
-/// A run in progress, counted in the status and the gauge until it ends (or is dropped).
+/// A run in progress (its container being made, or its program running), counted in the status
+/// and the gauge until it ends or is dropped.
 struct Running<'a> {
     shared: &'a Shared,
     job: String,
 }
 
 impl<'a> Running<'a> {
-    fn enter(shared: &'a Shared, job: &str, container: &str) -> Self {
-        lock(&shared.runs).insert(job.to_owned(), container.to_owned());
+    fn enter(shared: &'a Shared, job: &str) -> Self {
         let running = shared.running.fetch_add(1, Ordering::Relaxed) + 1;
         shared.metrics.running.set(running as f64);
         Self { shared, job: job.to_owned() }
+    }
+}
+
+impl Running<'_> {
+    /// The run has its container.
+    fn in_container(&self, container: &str) {
+        lock(&self.shared.runs).insert(self.job.clone(), container.to_owned());
     }
 }
 

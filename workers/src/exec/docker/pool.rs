@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bollard::Docker;
+use futures_util::{FutureExt, StreamExt};
 use metrics::Gauge;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -44,6 +45,15 @@ struct Warm {
     born: Instant,
 }
 
+impl Warm {
+    /// Young enough, and its launcher still waiting in silence. A container that died meanwhile
+    /// (killed from outside, the daemon restarted) has its attach stream ended, and one that
+    /// speaks before it has a program is not in the state a run expects: either is replaced.
+    fn usable(&mut self, max_age: Duration) -> bool {
+        self.born.elapsed() < max_age && self.launched.output.next().now_or_never().is_none()
+    }
+}
+
 impl Pool {
     pub(super) fn new(size: usize, max_age: Duration) -> Self {
         Self { size, max_age, slots: std::array::from_fn(|_| Mutex::default()), wake: Notify::new() }
@@ -54,11 +64,11 @@ impl Pool {
         let mut slot = self.slot(language);
         let mut stale = Vec::new();
         let found = loop {
-            match slot.ready.pop_front() {
-                None => break None,
-                Some(warm) if warm.born.elapsed() >= self.max_age => stale.push(warm),
-                Some(warm) => break Some(warm.launched),
+            let Some(mut warm) = slot.ready.pop_front() else { break None };
+            if warm.usable(self.max_age) {
+                break Some(warm.launched);
             }
+            stale.push(warm);
         };
         gauge.set(slot.ready.len() as f64);
         drop(slot);
@@ -117,14 +127,19 @@ pub(super) async fn fill(shared: Arc<Shared>) {
     shared.pool.drain(&shared.metrics.pool_ready);
 }
 
-/// Replace the containers past their age and start the creations the pool lacks.
+/// Replace the containers past their age or dead, and start the creations the pool lacks.
 fn top_up(shared: &Arc<Shared>, docker: &Docker, language: &'static Language) {
     let pool = &shared.pool;
     let mut slot = pool.slot(language);
     let before = slot.ready.len();
-    let (fresh, stale): (VecDeque<Warm>, VecDeque<Warm>) =
-        std::mem::take(&mut slot.ready).into_iter().partition(|warm| warm.born.elapsed() < pool.max_age);
-    slot.ready = fresh;
+    let mut stale = Vec::new();
+    for mut warm in std::mem::take(&mut slot.ready) {
+        if warm.usable(pool.max_age) {
+            slot.ready.push_back(warm);
+        } else {
+            stale.push(warm);
+        }
+    }
     if slot.ready.len() != before {
         shared.metrics.pool_ready[language.index()].set(slot.ready.len() as f64);
     }
