@@ -47,6 +47,20 @@ async fn wait_for_language(addr: std::net::SocketAddr, language: &str) {
     }
 }
 
+/// Polls the job's status until it is final (the result is stored just after `run_exit` is sent).
+async fn finished(addr: std::net::SocketAddr, token: &str, job: &str) -> Value {
+    let path = format!("/api/execute/status/{job}");
+    let deadline = Instant::now() + RUN_WAIT;
+    loop {
+        let status = call(addr, "GET", &path, Some(token), None, &[]).await.json();
+        if !["queued", "running"].contains(&status["status"].as_str().unwrap()) {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "{job} never finished: {status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn session_with_two_members(node: &HeldNode, language: &str) -> (String, User, YClient, YClient) {
     let owner = register(node.addr, "owner").await;
     let editor = register(node.addr, "editor").await;
@@ -156,16 +170,7 @@ async fn the_session_code_stdin_and_every_core_language_run_over_http() {
         assert_eq!(submitted.status, 202, "{}", submitted.body);
         assert_eq!(submitted.json()["status"], "queued");
         let job = submitted.json()["jobId"].as_str().unwrap().to_owned();
-        let path = format!("/api/execute/status/{job}");
-        let deadline = Instant::now() + RUN_WAIT;
-        let finished = loop {
-            let status = call(node.addr, "GET", &path, Some(&owner.access), None, &[]).await.json();
-            if !["queued", "running"].contains(&status["status"].as_str().unwrap()) {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "{language:?} never finished: {status}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+        let finished = finished(node.addr, &owner.access, &job).await;
         assert_eq!(finished["status"], "completed", "{language:?}: {finished}");
         assert_eq!(finished["stdout"], expected, "{language:?}: {finished}");
     }
@@ -209,7 +214,9 @@ async fn hostile_programs_are_contained_while_another_room_stays_responsive() {
     }
     for i in 0..5 {
         let sent = Instant::now();
-        other_a.send_text(&format!("edit {i};"));
+        let text = other_a.doc.get_or_insert_text("text");
+        let end = text.len(&other_a.doc.transact());
+        text.insert(&mut other_a.doc.transact_mut(), end, &format!("edit {i};"));
         other_b
             .wait_for("the edit", Duration::from_secs(10), |c| c.text("text").contains(&format!("edit {i};")))
             .await;
@@ -356,15 +363,9 @@ async fn a_run_started_on_one_node_streams_to_the_clients_of_another_through_a_w
     assert_eq!(output_of(&viewer, &job, "stdout"), "line 0\nline 1\nline 2\n");
     assert!(of_type(&viewer, "run_queued").is_empty(), "run_queued goes to the sender only");
     // The worker stored the result where both nodes read it.
-    let path = format!("/api/execute/status/{job}");
-    let deadline = Instant::now() + RUN_WAIT;
-    loop {
-        let status = call(two_addr, "GET", &path, Some(&watcher.access), None, &[]).await.json();
-        if status["status"] == "completed" {
-            assert_eq!(status["stdout"], "line 0\nline 1\nline 2\n");
-            break;
-        }
-        assert!(Instant::now() < deadline, "never completed in the store: {status}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let status = finished(two_addr, &watcher.access, &job).await;
+    assert_eq!(
+        (status["status"].as_str(), status["stdout"].as_str()),
+        (Some("completed"), Some("line 0\nline 1\nline 2\n"))
+    );
 }

@@ -37,12 +37,16 @@ pub async fn start(client: &YClient, fields: Value, nonce: &str) -> String {
     answer["job"].as_str().unwrap().to_owned()
 }
 
-/// Every `run_*` message of `job` that `client` received, in order.
+/// The room's messages of `job` that `client` received (`run_started`, `run_output`, `run_exit`;
+/// not the sender's own `run_queued`), in order.
 pub fn messages_of(client: &YClient, job: &str) -> Vec<Value> {
     client
         .app_messages()
         .into_iter()
-        .filter(|m| m["job"] == job && m["type"].as_str().is_some_and(|t| t.starts_with("run_")))
+        .filter(|m| {
+            m["job"] == job
+                && ["run_started", "run_output", "run_exit"].contains(&m["type"].as_str().unwrap_or(""))
+        })
         .collect()
 }
 
