@@ -432,6 +432,25 @@ async fn a_record_found_running_is_cancelled_and_not_run_again() {
     );
 }
 
+/// A job handed again while this handler runs it (its ack was lost with the broker connection) is
+/// that same run: neither cancelled nor run twice, and it does not wait for a slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_handed_again_while_it_runs_here_is_left_to_that_run() {
+    let s = setup(1);
+    s.sandbox.script("held", vec![Step::Out(Stdout, b"x"), Step::Hold], exits(0, 1));
+    let job = job(&new_id(), "held");
+    s.publish(&job).await;
+    s.record_when(&job, |r| r.status == "running").await;
+    let redelivery = [Attempt { job: &job, delivery_count: 2 }];
+    let again = tokio::time::timeout(TIMEOUT, s.handler.handle(&redelivery)).await;
+    assert!(again.expect("no wait for the only slot").is_ok());
+    s.sandbox.release();
+    let (messages, record) = s.finished(&job).await;
+    assert_eq!(record.status, "completed");
+    assert_eq!(streams(&messages), [(Stdout, "x".to_owned())], "one run_started, one run_exit");
+    assert_eq!(s.sandbox.starts(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_sandbox_fails_its_run_and_the_next_job_still_runs() {
     let s = setup(1);

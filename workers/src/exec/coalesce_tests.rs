@@ -10,6 +10,9 @@ use super::*;
 
 const MS: Duration = Duration::from_millis(1);
 
+/// Chunks pushed, and the messages expected from them.
+type Case = (&'static [(OutputStream, &'static [u8])], &'static [(OutputStream, &'static str)]);
+
 fn chunk(stream: OutputStream, bytes: &[u8]) -> Chunk {
     Chunk { stream, bytes: Bytes::copy_from_slice(bytes) }
 }
@@ -48,7 +51,7 @@ fn check(max_bytes: usize, chunks: &[(OutputStream, &[u8])], expected: &[(Output
 
 #[test]
 fn merges_a_stream_and_keeps_order_and_seq_across_streams() {
-    let cases: &[(&[(OutputStream, &[u8])], &[(OutputStream, &str)])] = &[
+    let cases: &[Case] = &[
         (&[], &[]),
         (&[(Stdout, b"a"), (Stdout, b"b"), (Stdout, b"c")], &[(Stdout, "abc")]),
         (
@@ -142,7 +145,7 @@ fn a_flush_never_sends_half_a_character() {
 
 #[test]
 fn invalid_and_unfinished_bytes_become_replacement_characters() {
-    let cases: &[(&[(OutputStream, &[u8])], &[(OutputStream, &str)])] = &[
+    let cases: &[Case] = &[
         (&[(Stdout, b"a\xffb")], &[(Stdout, "a\u{fffd}b")]),
         (&[(Stdout, b"\xc3\x28")], &[(Stdout, "\u{fffd}(")]),
         // A truncated sequence followed by ASCII: one U+FFFD for the maximal bad prefix.

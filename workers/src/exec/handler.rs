@@ -8,7 +8,8 @@
 //! sweeper ([`ExecutionHandler::cancel_abandoned`]) then marks it `cancelled`. A program is never
 //! run twice: a run starts only after its record is durably `running`.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -71,6 +72,9 @@ pub(super) struct Shared {
     pub output: Arc<dyn RoomOutput>,
     pub config: ExecutionConfig,
     pub metrics: ExecMetrics,
+    /// Ids of the jobs this handler is running now: a job handed to it again while it runs (its
+    /// ack was lost with the broker connection) is that same run, not an abandoned one.
+    in_flight: Mutex<HashSet<String>>,
     slots: Arc<Semaphore>,
     runs: TaskTracker,
 }
@@ -85,7 +89,16 @@ impl ExecutionHandler {
     ) -> Self {
         let metrics = ExecMetrics::new(sandbox.languages().into_iter().map(|language| language.id));
         let slots = Arc::new(Semaphore::new(config.concurrency.max(1)));
-        let shared = Shared { sandbox, store, output, config, metrics, slots, runs: TaskTracker::new() };
+        let shared = Shared {
+            sandbox,
+            store,
+            output,
+            config,
+            metrics,
+            in_flight: Mutex::default(),
+            slots,
+            runs: TaskTracker::new(),
+        };
         Self { shared: Arc::new(shared) }
     }
 
@@ -115,6 +128,21 @@ impl ExecutionHandler {
     }
 }
 
+impl Shared {
+    /// Marks `job` running here; false if it already is.
+    pub(super) fn runs_here(&self, job: &str) -> bool {
+        self.in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).contains(job)
+    }
+
+    fn start(&self, job: &str) -> bool {
+        self.in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(job.to_owned())
+    }
+
+    fn done(&self, job: &str) {
+        self.in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(job);
+    }
+}
+
 /// Why `job` can never run, if it cannot. The server publishes checked jobs only, so this guards
 /// against a foreign or corrupted producer.
 fn poison_reason(job: &ExecutionJob) -> Option<&'static str> {
@@ -140,8 +168,13 @@ impl JobHandler for ExecutionHandler {
                 handled.poison(index, reason);
                 continue;
             }
+            if !self.shared.start(&attempt.job.id) {
+                tracing::info!(job = %attempt.job.id, "execution handed again while it runs here; left to that run");
+                continue;
+            }
             let Ok(slot) = self.shared.slots.clone().acquire_owned().await else {
                 // The semaphore is never closed; were it, no run could start anywhere.
+                self.shared.done(&attempt.job.id);
                 return Err(Transient::new("execution slots closed"));
             };
             let shared = self.shared.clone();
@@ -149,6 +182,7 @@ impl JobHandler for ExecutionHandler {
             let redelivered = attempt.redelivered();
             self.shared.runs.spawn(async move {
                 run::run_contained(&shared, &job, redelivered).await;
+                shared.done(&job.id);
                 drop(slot);
             });
         }

@@ -184,6 +184,9 @@ async fn cancel(shared: &Shared, room: &str, record: ExecutionRecord) {
 
 /// [`cancel`] for the sweeper: only if the record is still `running`. True if it was.
 pub(super) async fn cancel_if_running(shared: &Shared, job: &str, room: &str) -> bool {
+    if shared.runs_here(job) {
+        return false;
+    }
     match persist::load(shared, job).await {
         Some(Some(record)) if record.status == "running" => {
             cancel(shared, room, record).await;
