@@ -264,6 +264,9 @@ pub struct Metrics {
     pub chat_messages: Counter,
     chat_refused: [Counter; ChatRefusal::ALL.len()],
     pub executions_submitted: Counter,
+    /// Runs waiting to start (`code_execution_queue_depth`, described by the workers), read at
+    /// each scrape.
+    pub execution_queue_depth: Gauge,
     executions_refused: [Counter; EXECUTION_REFUSALS.len()],
 }
 
@@ -320,6 +323,7 @@ impl Metrics {
                 chat_refused: ChatRefusal::ALL
                     .map(|why| metrics::counter!("codecrafter_chat_refused_total", "reason" => why.label())),
                 executions_submitted: metrics::counter!("codecrafter_executions_submitted_total"),
+                execution_queue_depth: metrics::gauge!("code_execution_queue_depth"),
                 executions_refused: EXECUTION_REFUSALS
                     .map(|code| metrics::counter!("codecrafter_executions_refused_total", "code" => code)),
             }

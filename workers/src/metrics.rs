@@ -60,34 +60,55 @@ pub fn describe() {
         "Chat messages written to the store by the chat worker (a redelivery counts again)"
     );
     describe_counter!(
-        "codecrafter_code_executions_total",
+        "code_executions_total",
         "Code runs ended, by language and outcome: completed (ran to its end, any exit code), timed_out, oom_killed, output_truncated, failed (the sandbox could not run it or broke mid-run), cancelled (its worker stopped during the run)"
     );
     describe_histogram!(
-        "codecrafter_code_execution_duration_seconds",
+        "code_execution_duration_seconds",
         metrics::Unit::Seconds,
         "Wall-clock time of a code run, compile included, by language"
     );
     describe_histogram!(
-        "codecrafter_code_execution_first_byte_seconds",
+        "code_execution_first_byte_seconds",
         metrics::Unit::Seconds,
         "From a run's submission to its first output reaching the worker, by language"
     );
-    describe_gauge!("codecrafter_code_executions_running", "Code runs in progress on this process");
+    describe_gauge!("code_executions_running", "Code runs in progress on this process");
     describe_histogram!(
-        "codecrafter_code_execution_queue_wait_seconds",
+        "code_execution_queue_wait_seconds",
         metrics::Unit::Seconds,
         "From a run's submission to its start on a worker"
     );
     describe_counter!(
-        "codecrafter_code_execution_store_gave_up_total",
+        "code_execution_store_gave_up_total",
         "Execution record writes abandoned after their retries (the run's result is then missing from history)"
     );
     describe_counter!(
         "codecrafter_jobs_dead_lettered_total",
         "Jobs set aside because they can never succeed (poison, no handler for their kind, a handler panic), by kind"
     );
-    crate::exec::docker::metrics::describe();
+    // The Docker sandbox's (`exec/docker/metrics.rs`).
+    describe_gauge!(
+        "code_execution_pool_ready",
+        "Warm containers started and waiting for a program, by language"
+    );
+    describe_gauge!(
+        "code_execution_containers_running",
+        "Runs in progress: their container being readied or their program running"
+    );
+    describe_counter!(
+        "code_execution_sweeper_removed_total",
+        "Leftover runner containers removed by the sweeper (an earlier life of this process, or expired)"
+    );
+    describe_histogram!(
+        "code_execution_container_start_seconds",
+        metrics::Unit::Seconds,
+        "From a run's start to its container ready for the program: taken from the warm pool, or created, attached and started (cold)"
+    );
+    describe_gauge!(
+        "code_execution_queue_depth",
+        "Runs waiting to start: the in-process execution queue, or the broker's execution_jobs as last read"
+    );
 }
 
 /// Resolve every handle now (after the recorder is installed), so `/metrics` lists each job kind's
@@ -172,7 +193,7 @@ impl OutboxMetrics {
     }
 }
 
-/// Why a run ended: the `outcome` label of `codecrafter_code_executions_total`, a fixed set.
+/// Why a run ended: the `outcome` label of `code_executions_total`, a fixed set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RunOutcome {
     Completed,
@@ -217,10 +238,10 @@ impl LanguageMetrics {
         let label = || language.to_owned();
         Self {
             outcomes: RunOutcome::ALL.map(|outcome| {
-                metrics::counter!("codecrafter_code_executions_total", "language" => label(), "outcome" => outcome.as_str())
+                metrics::counter!("code_executions_total", "language" => label(), "outcome" => outcome.as_str())
             }),
-            duration: metrics::histogram!("codecrafter_code_execution_duration_seconds", "language" => label()),
-            first_byte: metrics::histogram!("codecrafter_code_execution_first_byte_seconds", "language" => label()),
+            duration: metrics::histogram!("code_execution_duration_seconds", "language" => label()),
+            first_byte: metrics::histogram!("code_execution_first_byte_seconds", "language" => label()),
         }
     }
 }
@@ -242,9 +263,9 @@ impl ExecMetrics {
         Self {
             languages,
             other: LanguageMetrics::new("other"),
-            running: metrics::gauge!("codecrafter_code_executions_running"),
-            queue_wait: metrics::histogram!("codecrafter_code_execution_queue_wait_seconds"),
-            store_gave_up: metrics::counter!("codecrafter_code_execution_store_gave_up_total"),
+            running: metrics::gauge!("code_executions_running"),
+            queue_wait: metrics::histogram!("code_execution_queue_wait_seconds"),
+            store_gave_up: metrics::counter!("code_execution_store_gave_up_total"),
         }
     }
 

@@ -16,6 +16,7 @@ mod runners;
 use std::sync::Arc;
 use std::time::Duration;
 
+use protocol::chat::ChatUser;
 use protocol::job::{ExecutionJob, Job};
 use storage::model::ExecutionRecord;
 use storage::model::Session;
@@ -28,7 +29,6 @@ pub use self::refusal::SubmitRefusal;
 pub use self::runners::{Backlog, Runners, RunnersStatus};
 use crate::cache::Cache;
 use crate::room::Rooms;
-use crate::ws::app::SignedIn;
 
 /// The window of `--exec-runs-per-min`.
 const RATE_WINDOW: Duration = Duration::from_secs(60);
@@ -59,7 +59,7 @@ pub struct Submission {
     pub room: String,
     /// The session the room is, if it is one (its language is the default).
     pub session: Option<Session>,
-    pub user: SignedIn,
+    pub user: ChatUser,
     pub language: Option<String>,
     /// `None`: the room document's `code` text.
     pub code: Option<String>,
@@ -155,7 +155,7 @@ impl Executions {
 
     /// One more run of the user's `--exec-runs-per-min`. A cache failure lets the run through (the
     /// queue length and the per-node concurrency still bound the load), as chat does.
-    async fn count_run(&self, user: &SignedIn) -> Result<(), SubmitRefusal> {
+    async fn count_run(&self, user: &ChatUser) -> Result<(), SubmitRefusal> {
         let limit = self.limits.runs_per_min;
         if limit == 0 {
             return Ok(());

@@ -6,8 +6,6 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use workers::QueueError;
 
-use crate::http::ApiError;
-
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitRefusal {
     #[error("{0}")]
@@ -62,19 +60,6 @@ impl SubmitRefusal {
             Self::RateLimited { retry_after, .. } => Some((*retry_after).max(Duration::from_secs(1))),
             Self::QueueFull { .. } => Some(Duration::from_secs(1)),
             _ => None,
-        }
-    }
-}
-
-impl From<SubmitRefusal> for ApiError {
-    fn from(refusal: SubmitRefusal) -> Self {
-        if matches!(refusal, SubmitRefusal::Store(_) | SubmitRefusal::Queue(_)) {
-            tracing::warn!(%refusal, "run refused");
-        }
-        let error = ApiError::with_status(refusal.status(), refusal.code(), refusal.to_string());
-        match refusal.retry_after() {
-            Some(after) => error.retry_after(after),
-            None => error,
         }
     }
 }

@@ -16,7 +16,7 @@ use super::{ApiError, AppState, ErrorBody};
 use crate::exec::{SubmitRefusal, code_of, session_language};
 
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
-    OpenApiRouter::new().routes(routes!(document))
+    OpenApiRouter::new().routes(routes!(session_document))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -31,9 +31,9 @@ pub struct DocumentView {
 /// A session's code. Members only.
 #[utoipa::path(get, path = "/api/sessions/{id}/document", tag = "sessions", security(("bearer" = [])),
     params(("id" = String, Path, description = "Session id")),
-    responses((status = 200, body = DocumentView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    responses((status = 200, description = "The session's code", body = DocumentView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn document(
+async fn session_document(
     State(state): State<Arc<AppState>>,
     AuthUser(claims): AuthUser,
     ApiPath(id): ApiPath<String>,

@@ -21,18 +21,18 @@ use super::views::iso;
 use super::{ApiError, AppState, ErrorBody};
 use crate::access::SessionRole;
 use crate::auth::Claims;
-use crate::exec::Submission;
-use crate::ws::app::SignedIn;
+use crate::exec::{Submission, SubmitRefusal};
+use protocol::chat::ChatUser;
 
 const DEFAULT_LIMIT: u64 = 20;
 const MAX_LIMIT: u64 = 100;
 
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
-        .routes(routes!(submit))
-        .routes(routes!(status))
-        .routes(routes!(history))
-        .routes(routes!(languages))
+        .routes(routes!(execute))
+        .routes(routes!(execution_status))
+        .routes(routes!(execution_history))
+        .routes(routes!(execution_languages))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -61,7 +61,7 @@ pub struct Queued {
         (status = 413, description = "code_too_long or stdin_too_long", body = ErrorBody),
         (status = 429, description = "too_many_runs: the user's runs per minute or the queue's length", body = ErrorBody),
         (status = 503, description = "execution_unavailable", body = ErrorBody)))]
-async fn submit(
+async fn execute(
     State(state): State<Arc<AppState>>,
     AuthUser(claims): AuthUser,
     ApiJson(request): ApiJson<ExecuteRequest>,
@@ -78,7 +78,7 @@ async fn submit(
     let submission = Submission {
         room: session.id.clone(),
         session: Some(session),
-        user: SignedIn { id: claims.sub, username: claims.username },
+        user: ChatUser { id: claims.sub, username: claims.username },
         language: request.language,
         code: request.code,
         stdin: request.stdin,
@@ -142,9 +142,9 @@ impl From<ExecutionRecord> for ExecutionView {
 /// A run's status and, once finished, its result. Members of its session only.
 #[utoipa::path(get, path = "/api/execute/status/{jobId}", tag = "execute", security(("bearer" = [])),
     params(("jobId" = String, Path, description = "The job id from the submission")),
-    responses((status = 200, body = ExecutionView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    responses((status = 200, description = "The run as stored (a run left running by a killed worker reads cancelled)", body = ExecutionView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn status(
+async fn execution_status(
     State(state): State<Arc<AppState>>,
     AuthUser(claims): AuthUser,
     ApiPath(job_id): ApiPath<String>,
@@ -177,9 +177,9 @@ pub struct ExecutionPage {
 /// A session's runs, newest first, a page at a time. Members only.
 #[utoipa::path(get, path = "/api/execute/history/{sessionId}", tag = "execute", security(("bearer" = [])),
     params(("sessionId" = String, Path, description = "Session id"), HistoryQuery),
-    responses((status = 200, body = ExecutionPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    responses((status = 200, description = "One page of runs, newest first", body = ExecutionPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn history(
+async fn execution_history(
     State(state): State<Arc<AppState>>,
     AuthUser(claims): AuthUser,
     ApiPath(session_id): ApiPath<String>,
@@ -216,8 +216,8 @@ async fn history(
 /// Every language the server knows; `available` is whether a runner can run it now (its image
 /// installed, Docker reachable), `version` as the runner reported it.
 #[utoipa::path(get, path = "/api/execute/languages", tag = "execute",
-    responses((status = 200, body = [LanguageView])))]
-async fn languages(State(state): State<Arc<AppState>>) -> Json<Vec<LanguageView>> {
+    responses((status = 200, description = "Every language of the table", body = [LanguageView])))]
+async fn execution_languages(State(state): State<Arc<AppState>>) -> Json<Vec<LanguageView>> {
     Json(state.executions.runners.languages().await.into_iter().map(Into::into).collect())
 }
 
@@ -267,4 +267,18 @@ pub async fn member_session(state: &AppState, claims: &Claims, id: &str) -> Resu
     let session = state.sessions.get(id).await?.ok_or_else(|| ApiError::not_found("session"))?;
     SessionRole::of(&session, &claims.sub, claims.role).ok_or_else(not_member)?;
     Ok(session)
+}
+
+/// A refused run as the API answers it: the refusal's status and code (the socket's codes too).
+impl From<SubmitRefusal> for ApiError {
+    fn from(refusal: SubmitRefusal) -> Self {
+        if matches!(refusal, SubmitRefusal::Store(_) | SubmitRefusal::Queue(_)) {
+            tracing::warn!(%refusal, "run refused");
+        }
+        let error = ApiError::with_status(refusal.status(), refusal.code(), refusal.to_string());
+        match refusal.retry_after() {
+            Some(after) => error.retry_after(after),
+            None => error,
+        }
+    }
 }

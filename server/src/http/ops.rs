@@ -65,6 +65,9 @@ async fn ready(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 
 /// Prometheus metrics (text exposition format).
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format")))]
-async fn metrics() -> impl IntoResponse {
+async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    if let Some(waiting) = state.executions.backlog.waiting() {
+        crate::telemetry::Metrics::get().execution_queue_depth.set(waiting as f64);
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::telemetry::render())
 }

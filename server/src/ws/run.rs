@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use protocol::app::AppMessage;
+use protocol::chat::ChatUser;
 use protocol::run::RunRequest;
 use tokio_util::task::TaskTracker;
 
@@ -72,7 +73,7 @@ impl AppHandler for RunHandler {
             let submission = Submission {
                 room: room.clone(),
                 session,
-                user,
+                user: ChatUser { id: user.id, username: user.username },
                 language: run.language,
                 code: run.code,
                 stdin: run.stdin,

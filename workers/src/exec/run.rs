@@ -229,7 +229,7 @@ fn queued_record(job: &ExecutionJob) -> ExecutionRecord {
     }
 }
 
-/// Counts a run in `codecrafter_code_executions_running` while it lives, panics included.
+/// Counts a run in `code_executions_running` while it lives, panics included.
 struct RunningGauge<'a>(&'a Shared);
 
 impl<'a> RunningGauge<'a> {

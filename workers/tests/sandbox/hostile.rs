@@ -16,7 +16,9 @@ while True:
         pass
 ";
     let outcome = harness.python(code).await;
-    assert!(outcome.report.timed_out, "{outcome}");
+    // 64 pythons may pass 128 MiB before the clock runs out, on a loaded machine: either limit
+    // ends it, and the process count never passes the pids limit meanwhile.
+    assert!(outcome.report.timed_out || outcome.report.oom_killed, "{outcome}");
     harness.assert_still_serves().await;
     harness.finish().await;
 }

@@ -47,6 +47,8 @@ fn write_routes() -> Vec<(&'static str, &'static str, Option<Value>)> {
         ("PUT", "/api/sessions/{id}/collaborators/{userId}", Some(json!({ "role": "admin" }))),
         ("DELETE", "/api/sessions/{id}/collaborators/{userId}", None),
         ("PUT", "/api/auth/profile", Some(json!({ "firstName": "Mallory" }))),
+        // The account is checked before the body is read: any session id does.
+        ("POST", "/api/execute", Some(json!({ "sessionId": "0".repeat(24), "code": "print(1)" }))),
     ]
 }
 

@@ -24,9 +24,9 @@ fn prometheus() -> &'static PrometheusHandle {
         // queue are what a user feels as "Run" being slow.
         let run = [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 60.0];
         let run_metrics = [
-            "codecrafter_code_execution_duration_seconds",
-            "codecrafter_code_execution_first_byte_seconds",
-            "codecrafter_code_execution_queue_wait_seconds",
+            "code_execution_duration_seconds",
+            "code_execution_first_byte_seconds",
+            "code_execution_queue_wait_seconds",
         ];
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Full("codecrafter_job_handler_seconds".into()), &handler)

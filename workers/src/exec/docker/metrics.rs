@@ -4,28 +4,6 @@ use metrics::{Counter, Gauge, Histogram};
 
 use crate::exec::languages::LANGUAGES;
 
-/// HELP texts of the sandbox's metrics; [`crate::metrics::describe`] calls it.
-pub fn describe() {
-    use metrics::{describe_counter, describe_gauge, describe_histogram};
-    describe_gauge!(
-        "code_execution_pool_ready",
-        "Warm containers started and waiting for a program, by language"
-    );
-    describe_gauge!(
-        "code_execution_containers_running",
-        "Runs in progress: their container being readied or their program running"
-    );
-    describe_counter!(
-        "code_execution_sweeper_removed_total",
-        "Leftover runner containers removed by the sweeper (an earlier life of this process, or expired)"
-    );
-    describe_histogram!(
-        "code_execution_container_start_seconds",
-        metrics::Unit::Seconds,
-        "From a run's start to its container ready for the program: taken from the warm pool, or created, attached and started (cold)"
-    );
-}
-
 /// Resolved once per sandbox: a handle binds to the recorder installed when it is resolved.
 pub(super) struct SandboxMetrics {
     pub pool_ready: [Gauge; LANGUAGES.len()],
