@@ -138,7 +138,7 @@ fn setup(concurrency: usize) -> Setup {
     let output = Arc::new(RecordingOutput::default());
     let config = ExecutionConfig {
         concurrency,
-        coalesce: CoalesceConfig { max_bytes: 4096, max_delay: Duration::from_millis(20) },
+        coalesce: CoalesceConfig::default(),
         output_max_bytes: 1024,
         store_attempts: 2,
         store_retry_delay: Duration::from_millis(5),

@@ -17,13 +17,17 @@ pub struct CoalesceConfig {
     pub max_bytes: usize,
     /// Pending text is sent at the latest this long after its first byte arrived.
     pub max_delay: Duration,
+    /// Output after a quiet spell of at least `max_delay` is sent at once (the leading edge): the
+    /// first line a program prints, or a line after a pause, costs no delay; only a stream of
+    /// output is gathered.
+    pub leading_edge: bool,
 }
 
 impl Default for CoalesceConfig {
     /// 4 KiB or 20 ms: a viewer sees output within a frame of a 50 Hz display, and a program that
     /// floods its output costs one message per 4 KiB.
     fn default() -> Self {
-        Self { max_bytes: 4096, max_delay: Duration::from_millis(20) }
+        Self { max_bytes: 4096, max_delay: Duration::from_millis(20), leading_edge: true }
     }
 }
 
@@ -32,8 +36,9 @@ impl Default for CoalesceConfig {
 struct Pending {
     stream: OutputStream,
     text: String,
-    /// When its first byte arrived.
-    since: Instant,
+    /// When it must be sent: its first byte's arrival plus the delay, or that arrival itself after
+    /// a quiet spell.
+    due: Instant,
 }
 
 /// One run's coalescer. Feed it with [`push`](Self::push), wake it at [`deadline`](Self::deadline)
@@ -44,6 +49,8 @@ pub struct Coalescer {
     config: CoalesceConfig,
     next_seq: u64,
     pending: Option<Pending>,
+    /// When output was last sent (by `push` or `flush_due`, which know the time).
+    last_sent: Option<Instant>,
     /// Per stream (stdout, stderr): the start of a character whose other bytes are still to come
     /// (at most 3 bytes, as a UTF-8 character is at most 4).
     partial: [Vec<u8>; 2],
@@ -53,7 +60,14 @@ impl Coalescer {
     pub fn new(job: impl Into<String>, config: CoalesceConfig) -> Self {
         // A zero size would send nothing but empty pieces; one byte still makes progress.
         let config = CoalesceConfig { max_bytes: config.max_bytes.max(1), ..config };
-        Self { job: job.into(), config, next_seq: 0, pending: None, partial: [Vec::new(), Vec::new()] }
+        Self {
+            job: job.into(),
+            config,
+            next_seq: 0,
+            pending: None,
+            last_sent: None,
+            partial: [Vec::new(), Vec::new()],
+        }
     }
 
     /// Takes `chunk`, which arrived at `now`, and returns what must be sent now, in order: what was
@@ -72,20 +86,24 @@ impl Coalescer {
             // Only the start of a character: nothing to send until the rest comes.
             return out;
         }
-        let pending = self.pending.get_or_insert_with(|| Pending {
-            stream: chunk.stream,
-            text: String::new(),
-            since: now,
-        });
+        let quiet = self.config.leading_edge
+            && self.last_sent.is_none_or(|sent| now.saturating_duration_since(sent) >= self.config.max_delay);
+        let due = if quiet { now } else { now + self.config.max_delay };
+        let pending =
+            self.pending.get_or_insert_with(|| Pending { stream: chunk.stream, text: String::new(), due });
         pending.text.push_str(&text);
         self.send_full_pieces(now, &mut out);
+        out.extend(self.flush_due(now));
+        if !out.is_empty() {
+            self.last_sent = Some(now);
+        }
         out
     }
 
     /// When the pending text must be sent, if there is any: the caller sleeps until then and calls
     /// [`flush_due`](Self::flush_due).
     pub fn deadline(&self) -> Option<Instant> {
-        self.pending.as_ref().map(|pending| pending.since + self.config.max_delay)
+        self.pending.as_ref().map(|pending| pending.due)
     }
 
     /// The pending text, if its deadline has passed at `now`.
@@ -93,6 +111,7 @@ impl Coalescer {
         let mut out = Vec::new();
         if self.deadline().is_some_and(|deadline| now >= deadline) {
             self.flush_into(&mut out);
+            self.last_sent = Some(now);
         }
         out
     }
@@ -172,7 +191,8 @@ impl Coalescer {
             let cut = char_boundary_at_most(&pending.text, max);
             let rest = pending.text.split_off(cut);
             let piece = std::mem::replace(&mut pending.text, rest);
-            pending.since = now;
+            // Just sent: the rest waits the delay.
+            pending.due = now + self.config.max_delay;
             let stream = pending.stream;
             if pending.text.is_empty() {
                 self.pending = None;

@@ -17,8 +17,9 @@ fn chunk(stream: OutputStream, bytes: &[u8]) -> Chunk {
     Chunk { stream, bytes: Bytes::copy_from_slice(bytes) }
 }
 
+/// Without the leading edge, so every trigger but the quiet spell can be seen on its own.
 fn coalescer(max_bytes: usize) -> Coalescer {
-    Coalescer::new("job", CoalesceConfig { max_bytes, max_delay: 20 * MS })
+    Coalescer::new("job", CoalesceConfig { max_bytes, max_delay: 20 * MS, leading_edge: false })
 }
 
 /// Each message as `(seq, stream, data)`.
@@ -191,4 +192,18 @@ fn a_long_mixed_run_loses_nothing_and_numbers_everything() {
     }
     assert!(out.iter().all(|m| !m.data.is_empty() && m.data.len() <= 64));
     assert!(out.len() < 200, "2000 chunks coalesced into {} messages", out.len());
+}
+
+#[test]
+fn output_after_a_quiet_spell_goes_out_at_once_and_a_stream_of_it_is_gathered() {
+    let mut c = Coalescer::new("job", CoalesceConfig { max_bytes: 4096, max_delay: 20 * MS, leading_edge: true });
+    let t0 = Instant::now();
+    assert_eq!(view(&c.push(&chunk(Stdout, b"first\n"), t0)), [(0, Stdout, "first\n".to_owned())], "no delay");
+    assert!(c.push(&chunk(Stdout, b"a"), t0 + MS).is_empty(), "right after a send: gathered");
+    assert!(c.push(&chunk(Stdout, b"b"), t0 + 2 * MS).is_empty());
+    assert_eq!(c.deadline(), Some(t0 + 21 * MS), "the delay runs from the gathered text's first byte");
+    assert_eq!(view(&c.flush_due(t0 + 21 * MS)), [(1, Stdout, "ab".to_owned())]);
+    // Quiet for the delay since that send: the next line goes out at once again.
+    assert_eq!(view(&c.push(&chunk(Stderr, b"late"), t0 + 41 * MS)), [(2, Stderr, "late".to_owned())]);
+    assert!(c.finish().is_empty());
 }
