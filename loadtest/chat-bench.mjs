@@ -7,41 +7,12 @@
 // The server needs `--chat-messages-per-min 0`, `--max-messages-per-sec`/`--message-burst` raised
 // (a window of fast acknowledgements passes the default 300 messages/s per connection, which
 // closes the socket), and `--rate-limit-requests 0 --register-rate-limit-requests 0` for the sign-ups.
-// Uses the `ws` package the JS tests install (server/tests/js/node_modules).
-import { createRequire } from 'node:module'
-const require = createRequire(new URL('../server/tests/js/package.json', import.meta.url))
-const WebSocket = require('ws')
+import { WebSocket, post as postTo, appFrame, appJson } from './app-wire.mjs'
 
 const [base = 'http://127.0.0.1:5000', clients = '20', window = '16', seconds = '20'] = process.argv.slice(2)
 const N = Number(clients), W = Number(window), D = Number(seconds) * 1000
 
-async function post (path, body, token) {
-  const res = await fetch(base + path, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: JSON.stringify(body)
-  })
-  if (!res.ok) throw new Error(`${path}: ${res.status} ${await res.text()}`)
-  return res.json()
-}
-
-/** A type-100 app message: varUint(100) then varString(json). */
-function appFrame (json) {
-  const text = Buffer.from(JSON.stringify(json))
-  const len = []
-  let n = text.length
-  while (n > 127) { len.push((n & 127) | 128); n >>>= 7 }
-  len.push(n)
-  return Buffer.concat([Buffer.from([100, ...len]), text])
-}
-
-/** The JSON of a type-100 frame, or null. */
-function appJson (data) {
-  if (data[0] !== 100) return null
-  let i = 1, len = 0, shift = 0
-  for (;;) { const b = data[i++]; len |= (b & 127) << shift; shift += 7; if (b < 128) break }
-  return JSON.parse(data.subarray(i, i + len).toString())
-}
+const post = (path, body, token) => postTo(base, path, body, token)
 
 const latencies = []
 let acked = 0, measuring = false, stop = false

@@ -8,42 +8,13 @@
 // sustained: `concurrency` clients each keep one run going for `runs` runs in all: runs/s at the cap.
 // The program is python `print('x')`. The server needs `--exec-runs-per-min 0` and, for sign-ups,
 // `--rate-limit-requests 0 --register-rate-limit-requests 0`.
-// Uses the `ws` package the JS tests install (server/tests/js/node_modules).
-import { createRequire } from 'node:module'
-const require = createRequire(new URL('../server/tests/js/package.json', import.meta.url))
-const WebSocket = require('ws')
+import { WebSocket, post as postTo, appFrame, appJson } from './app-wire.mjs'
 
 const [base = 'http://127.0.0.1:5000', mode = 'sequential', runsArg = '40', concurrencyArg = '4', gapArg = '400'] =
   process.argv.slice(2)
 const RUNS = Number(runsArg), C = mode === 'sustained' ? Number(concurrencyArg) : 1, GAP = Number(gapArg)
 
-async function post (path, body, token) {
-  const res = await fetch(base + path, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: JSON.stringify(body)
-  })
-  if (!res.ok) throw new Error(`${path}: ${res.status} ${await res.text()}`)
-  return res.json()
-}
-
-/** A type-100 app message: varUint(100) then varString(json). */
-function appFrame (json) {
-  const text = Buffer.from(JSON.stringify(json))
-  const len = []
-  let n = text.length
-  while (n > 127) { len.push((n & 127) | 128); n >>>= 7 }
-  len.push(n)
-  return Buffer.concat([Buffer.from([100, ...len]), text])
-}
-
-/** The JSON of a type-100 frame, or null. */
-function appJson (data) {
-  if (data[0] !== 100) return null
-  let i = 1, len = 0, shift = 0
-  for (;;) { const b = data[i++]; len |= (b & 127) << shift; shift += 7; if (b < 128) break }
-  return JSON.parse(data.subarray(i, i + len).toString())
-}
+const post = (path, body, token) => postTo(base, path, body, token)
 
 const name = `eb${process.pid}`
 const user = await post('/api/auth/register', { username: name, email: `${name}@example.com`, password: 'correct horse battery' })

@@ -392,7 +392,7 @@ async fn a_record_found_running_is_cancelled_and_not_run_again() {
     let running = ExecutionRecord {
         status: "running".into(),
         started_at: Some(job.created_at + 1),
-        ..queued_record(&job)
+        ..workers::exec::queued_record(&job)
     };
     s.store.save_execution(&running).await.unwrap();
     // A redelivery, as the broker makes it after the worker running the job died.
@@ -421,7 +421,7 @@ async fn a_record_found_running_is_cancelled_and_not_run_again() {
 
     // The sweeper's path: a record left running by an earlier life of the process.
     let left = self::job(&job.room, "once");
-    let running = ExecutionRecord { status: "running".into(), ..queued_record(&left) };
+    let running = ExecutionRecord { status: "running".into(), ..workers::exec::queued_record(&left) };
     s.store.save_execution(&running).await.unwrap();
     let pairs = [(left.id.clone(), left.room.clone()), (sentinel.id.clone(), sentinel.room.clone())];
     assert_eq!(s.handler.cancel_abandoned(&pairs).await, 1, "only the one still running");
@@ -507,26 +507,4 @@ async fn a_session_counts_each_run_once() {
         stored.metadata.average_execution_time
     );
     assert_eq!(s.sandbox.starts(), 2);
-}
-
-fn queued_record(job: &ExecutionJob) -> ExecutionRecord {
-    ExecutionRecord {
-        id: job.id.clone(),
-        session_id: job.room.clone(),
-        user_id: job.user_id.clone(),
-        language: job.language.clone(),
-        code: job.code.clone(),
-        status: "queued".into(),
-        exit_code: None,
-        stdout: String::new(),
-        stderr: String::new(),
-        truncated: false,
-        timed_out: false,
-        oom_killed: false,
-        error: None,
-        duration_ms: None,
-        created_at: job.created_at,
-        started_at: None,
-        finished_at: None,
-    }
 }

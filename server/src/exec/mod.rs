@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use protocol::chat::ChatUser;
 use protocol::job::{ExecutionJob, Job};
-use storage::model::ExecutionRecord;
 use storage::model::Session;
 use workers::JobQueue;
 use workers::exec::ExecArgs;
@@ -109,25 +108,7 @@ impl Executions {
             stdin,
             created_at,
         };
-        let record = ExecutionRecord {
-            id: job.id.clone(),
-            session_id: job.room.clone(),
-            user_id: job.user_id.clone(),
-            language: job.language.clone(),
-            code: job.code.clone(),
-            status: "queued".to_owned(),
-            exit_code: None,
-            stdout: String::new(),
-            stderr: String::new(),
-            truncated: false,
-            timed_out: false,
-            oom_killed: false,
-            error: None,
-            duration_ms: None,
-            created_at,
-            started_at: None,
-            finished_at: None,
-        };
+        let record = workers::exec::queued_record(&job);
         // Recorded first, so its status can be read the moment its id is known.
         self.store.save_execution(&record).await.map_err(SubmitRefusal::Store)?;
         let id = job.id.clone();

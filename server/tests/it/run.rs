@@ -137,24 +137,20 @@ async fn the_http_api_refuses_with_the_same_codes_and_reports_execution_unavaila
     assert_eq!(bad.status, 400);
     // A run its worker never finished (killed mid-run) reads as cancelled once past its timeout.
     let now = storage::clock::now_millis();
-    let abandoned = storage::model::ExecutionRecord {
+    let job = protocol::job::ExecutionJob {
         id: storage::model::new_id(),
-        session_id: session.clone(),
+        room: session.clone(),
         user_id: owner.id.clone(),
+        username: "owner".to_owned(),
         language: "python".to_owned(),
         code: "1".to_owned(),
-        status: "running".to_owned(),
-        exit_code: None,
-        stdout: String::new(),
-        stderr: String::new(),
-        truncated: false,
-        timed_out: false,
-        oom_killed: false,
-        error: None,
-        duration_ms: None,
+        stdin: String::new(),
         created_at: now - 600_000,
+    };
+    let abandoned = storage::model::ExecutionRecord {
+        status: "running".to_owned(),
         started_at: Some(now - 600_000),
-        finished_at: None,
+        ..workers::exec::queued_record(&job)
     };
     let fresh = storage::model::ExecutionRecord {
         id: storage::model::new_id(),

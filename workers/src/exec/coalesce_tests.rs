@@ -196,9 +196,14 @@ fn a_long_mixed_run_loses_nothing_and_numbers_everything() {
 
 #[test]
 fn output_after_a_quiet_spell_goes_out_at_once_and_a_stream_of_it_is_gathered() {
-    let mut c = Coalescer::new("job", CoalesceConfig { max_bytes: 4096, max_delay: 20 * MS, leading_edge: true });
+    let mut c =
+        Coalescer::new("job", CoalesceConfig { max_bytes: 4096, max_delay: 20 * MS, leading_edge: true });
     let t0 = Instant::now();
-    assert_eq!(view(&c.push(&chunk(Stdout, b"first\n"), t0)), [(0, Stdout, "first\n".to_owned())], "no delay");
+    assert_eq!(
+        view(&c.push(&chunk(Stdout, b"first\n"), t0)),
+        [(0, Stdout, "first\n".to_owned())],
+        "no delay"
+    );
     assert!(c.push(&chunk(Stdout, b"a"), t0 + MS).is_empty(), "right after a send: gathered");
     assert!(c.push(&chunk(Stdout, b"b"), t0 + 2 * MS).is_empty());
     assert_eq!(c.deadline(), Some(t0 + 21 * MS), "the delay runs from the gathered text's first byte");

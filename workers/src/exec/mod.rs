@@ -24,4 +24,5 @@ pub use coalesce::{CoalesceConfig, Coalescer};
 pub use docker::{DockerConfig, DockerSandbox};
 pub use handler::{ExecutionConfig, ExecutionHandler};
 pub use languages::{LANGUAGES, Language};
+pub use run::queued_record;
 pub use sandbox::{Chunk, LanguageInfo, RunReport, RunSpec, Sandbox, SandboxError, SandboxStatus};

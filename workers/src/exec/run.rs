@@ -205,9 +205,9 @@ async fn send(shared: &Shared, room: &str, message: AppMessage) {
     }
 }
 
-/// The record of a job nobody stored yet (the server saves `queued` ones; this covers a job whose
-/// record was lost or never written).
-fn queued_record(job: &ExecutionJob) -> ExecutionRecord {
+/// The `queued` record of `job`: what the server saves when it accepts a run, and what a worker
+/// starts from when a job's record was lost or never written.
+pub fn queued_record(job: &ExecutionJob) -> ExecutionRecord {
     ExecutionRecord {
         id: job.id.clone(),
         session_id: job.room.clone(),
