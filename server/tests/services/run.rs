@@ -97,9 +97,7 @@ async fn a_run_streams_to_everyone_in_the_room_as_it_is_produced_and_is_stored()
         assert_eq!(output_of(client, &job, "stdout"), "line 0\nline 1\nline 2\n");
     }
 
-    let status =
-        call(node.addr, "GET", &format!("/api/execute/status/{job}"), Some(&owner.access), None, &[]).await;
-    let status = status.json();
+    let status = finished(node.addr, &owner.access, &job).await;
     assert_eq!(status["status"], "completed", "{status}");
     assert_eq!(
         (status["exitCode"].as_i64(), status["stdout"].as_str()),

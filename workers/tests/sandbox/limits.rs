@@ -115,3 +115,49 @@ async fn threads_under_the_pids_limit_start_and_one_more_is_refused() {
     assert!(over.stdout_text().ends_with("started 15\n"), "{over}");
     harness.finish().await;
 }
+
+#[tokio::test]
+async fn the_scratch_dirs_hold_their_size_and_no_more() {
+    // 8 MiB each (`--exec-tmpfs-mb=8`), memory 64 MiB: the tmpfs fills before the memory does.
+    let harness = Harness::start(&[]).await;
+    let code = "\
+import errno
+for path in ('/tmp/f', '/box/f'):
+    written = 0
+    try:
+        with open(path, 'wb') as f:
+            for _ in range(16):
+                f.write(b'\\0' * (1 << 20))
+                f.flush()
+                written += 1
+    except OSError as e:
+        print(path, written, errno.errorcode[e.errno])
+    else:
+        print(path, written, 'ok')
+";
+    let outcome = harness.python(code).await;
+    outcome.assert_ok();
+    let text = outcome.stdout_text();
+    for path in ["/tmp/f", "/box/f"] {
+        let line = text.lines().find(|line| line.starts_with(path)).unwrap_or_else(|| panic!("{outcome}"));
+        let fields: Vec<&str> = line.split(' ').collect();
+        let written: usize = fields[1].parse().unwrap();
+        assert_eq!(fields[2], "ENOSPC", "writing past the size fails: {line}");
+        assert!((7..=8).contains(&written), "{path}: {written} MiB fit in 8 MiB: {line}");
+    }
+    harness.finish().await;
+}
+
+#[tokio::test]
+async fn half_a_cpu_gives_about_half_a_second_of_cpu_per_second() {
+    let harness = Harness::start(&["--exec-cpus=0.5"]).await;
+    // Spin for 1.5 s of wall clock; the CPU time the quota allowed is what the process got.
+    let code = "import time\nstart = time.monotonic()\nwhile time.monotonic() - start < 1.5:\n    pass\n\
+                print(time.process_time() / (time.monotonic() - start))";
+    let outcome = harness.python(code).await;
+    outcome.assert_ok();
+    let share: f64 = outcome.stdout_text().trim().parse().unwrap_or_else(|_| panic!("{outcome}"));
+    // The CFS quota is 50 ms per 100 ms period: at most half, a little less on a busy machine.
+    assert!((0.2..=0.6).contains(&share), "a 0.5-CPU container used {share:.2} of a CPU");
+    harness.finish().await;
+}
