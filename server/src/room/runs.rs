@@ -144,7 +144,7 @@ mod tests {
             observe(&mut runs, &json, now);
         }
         let kept: usize = runs.frames().map(Bytes::len).sum();
-        assert!(kept <= MAX_RUN_BYTES && kept >= MAX_RUN_BYTES / 2, "{kept}");
+        assert!((MAX_RUN_BYTES / 2..=MAX_RUN_BYTES).contains(&kept), "{kept}");
 
         observe(&mut runs, r#"{"type":"run_started","job":"late"}"#, now + MAX_RUN_AGE);
         assert_eq!(runs.jobs(), ["late"], "a run older than the age limit is forgotten");

@@ -322,7 +322,7 @@ async fn a_run_started_on_one_node_streams_to_the_clients_of_another_through_a_w
     let dir = tempfile::tempdir().unwrap();
     let secret = "run-test-secret-of-at-least-32-bytes-long";
     let owner_id = format!("worker-test-{}-{}", std::process::id(), rand::random::<u32>());
-    let env = vec![
+    let env = [
         ("AMQP_URL", rabbit.url()),
         ("MONGO_URL", mongo.url()),
         ("MONGO_DB", format!("run_{}", std::process::id())),

@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 /// One program to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunSpec {
-    /// The job id (names the container, in its labels).
+    /// The job id (for the logs: a warm container was labelled before its job was known).
     pub job: String,
     /// The room (session) the run belongs to.
     pub room: String,
