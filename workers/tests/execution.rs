@@ -418,18 +418,6 @@ async fn a_record_found_running_is_cancelled_and_not_run_again() {
         [format!("+{}", sentinel.id), format!("-{}", sentinel.id)],
         "only the sentinel ran"
     );
-
-    // The sweeper's path: a record left running by an earlier life of the process.
-    let left = self::job(&job.room, "once");
-    let running = ExecutionRecord { status: "running".into(), ..workers::exec::queued_record(&left) };
-    s.store.save_execution(&running).await.unwrap();
-    let pairs = [(left.id.clone(), left.room.clone()), (sentinel.id.clone(), sentinel.room.clone())];
-    assert_eq!(s.handler.cancel_abandoned(&pairs).await, 1, "only the one still running");
-    assert_eq!(s.store.execution(&left.id).await.unwrap().unwrap().status, "cancelled");
-    assert_eq!(
-        exit_of(&messages_of(&s.output, &left.id)).error.as_deref(),
-        Some("the worker running it stopped")
-    );
 }
 
 /// A job handed again while this handler runs it (its ack was lost with the broker connection) is

@@ -70,7 +70,7 @@ pub struct ExecArgs {
     #[arg(long = "exec-pool-size", env = "CODECRAFTER_EXEC_POOL_SIZE", default_value_t = 1)]
     pub pool_size: usize,
 
-    /// Names this process's containers (label `codecrafter.owner`) so its sweeper removes what an earlier run of it left behind; default: host name and port.
+    /// Names this process's containers (label `codecrafter.owner`) so its sweeper removes what an earlier run of it left behind; default: host name and data dir (server) or ops port (worker).
     #[arg(long = "exec-owner", env = "CODECRAFTER_EXEC_OWNER")]
     pub owner: Option<String>,
 }

@@ -4,9 +4,9 @@
 //! the jobs behind stay in the queue (the broker's, or the in-process one) meanwhile.
 //!
 //! A job is acked once started, not once finished. So a worker that dies mid-run leaves its record
-//! `running` and nothing redelivers it, unless it died before the ack: a redelivery or the Docker
-//! sweeper ([`ExecutionHandler::cancel_abandoned`]) then marks it `cancelled`. A program is never
-//! run twice: a run starts only after its record is durably `running`.
+//! `running` and nothing redelivers it, unless it died before the ack: the redelivery then marks it
+//! `cancelled`. Otherwise the server's status and history show it `cancelled` once it is past its
+//! timeout. A program is never run twice: a run starts only after its record is durably `running`.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -113,27 +113,10 @@ impl ExecutionHandler {
         self.shared.runs.wait().await;
         self.shared.runs.reopen();
     }
-
-    /// Ends the runs a previous life of this process left `running` (its containers found by the
-    /// sandbox's sweeper), given as `(job id, room)`: each still `running` is marked `cancelled`
-    /// and its room gets a `run_exit` saying so. Returns how many were.
-    pub async fn cancel_abandoned(&self, jobs: &[(String, String)]) -> usize {
-        let mut cancelled = 0;
-        for (job, room) in jobs {
-            if run::cancel_if_running(&self.shared, job, room).await {
-                cancelled += 1;
-            }
-        }
-        cancelled
-    }
 }
 
 impl Shared {
     /// Marks `job` running here; false if it already is.
-    pub(super) fn runs_here(&self, job: &str) -> bool {
-        self.in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).contains(job)
-    }
-
     fn start(&self, job: &str) -> bool {
         self.in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(job.to_owned())
     }

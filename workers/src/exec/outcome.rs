@@ -155,30 +155,23 @@ fn elapsed_ms(from: Millis, to: Millis) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use protocol::job::ExecutionJob;
     use protocol::run::OutputStream;
 
     use super::*;
 
     fn running() -> ExecutionRecord {
-        ExecutionRecord {
+        let job = ExecutionJob {
             id: "j".into(),
-            session_id: "s".into(),
+            room: "s".into(),
             user_id: "u".into(),
+            username: "ann".into(),
             language: "python".into(),
             code: "x".into(),
-            status: "running".into(),
-            exit_code: None,
-            stdout: String::new(),
-            stderr: String::new(),
-            truncated: false,
-            timed_out: false,
-            oom_killed: false,
-            error: None,
-            duration_ms: None,
+            stdin: String::new(),
             created_at: 1,
-            started_at: Some(10),
-            finished_at: None,
-        }
+        };
+        ExecutionRecord { status: "running".into(), started_at: Some(10), ..crate::exec::queued_record(&job) }
     }
 
     fn report(f: impl FnOnce(&mut RunReport)) -> Ended {

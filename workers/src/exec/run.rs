@@ -182,20 +182,6 @@ async fn cancel(shared: &Shared, room: &str, record: ExecutionRecord) {
     persist::finish(shared, &cancelled).await;
 }
 
-/// [`cancel`] for the sweeper: only if the record is still `running`. True if it was.
-pub(super) async fn cancel_if_running(shared: &Shared, job: &str, room: &str) -> bool {
-    if shared.runs_here(job) {
-        return false;
-    }
-    match persist::load(shared, job).await {
-        Some(Some(record)) if record.status == "running" => {
-            cancel(shared, room, record).await;
-            true
-        }
-        _ => false,
-    }
-}
-
 /// A room message. Delivery is at most once (see [`RoomOutput`]): a failure is logged, not retried.
 ///
 /// [`RoomOutput`]: crate::RoomOutput

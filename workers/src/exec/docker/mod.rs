@@ -14,7 +14,6 @@ mod probe;
 mod spec;
 mod sweep;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -86,9 +85,6 @@ struct Shared {
     probes: Mutex<[Probe; LANGUAGES.len()]>,
     pool: Pool,
     keeper: Keeper,
-    /// Runs in progress: job → container, for the logs (a container's labels are fixed before a
-    /// warm one knows its job).
-    runs: Mutex<HashMap<String, String>>,
     running: AtomicUsize,
     swept: AtomicU64,
     metrics: SandboxMetrics,
@@ -115,7 +111,6 @@ impl DockerSandbox {
             probed: AtomicBool::new(false),
             probes: Mutex::default(),
             keeper: Keeper::new(tracker.clone(), tokio::runtime::Handle::current()),
-            runs: Mutex::default(),
             running: AtomicUsize::new(0),
             swept: AtomicU64::new(0),
             metrics: SandboxMetrics::new(),
@@ -137,11 +132,6 @@ impl DockerSandbox {
     /// Containers the sweeper has removed since the start.
     pub fn swept(&self) -> u64 {
         self.shared.swept.load(Ordering::Relaxed)
-    }
-
-    /// The container running `job` now, if it is running.
-    pub fn container_of(&self, job: &str) -> Option<String> {
-        lock(&self.shared.runs).get(job).cloned()
     }
 }
 
@@ -183,9 +173,8 @@ impl Sandbox for DockerSandbox {
         if !shared.language_available(language) {
             return Err(SandboxError::LanguageUnavailable(spec.language));
         }
-        let running = Running::enter(shared, &spec.job);
+        let _running = Running::enter(shared);
         let (launched, warm) = shared.container(&docker, language).await?;
-        running.in_container(&launched.id);
         tracing::debug!(job = %spec.job, room = %spec.room, container = %launched.id, warm, "run started");
         let limits = Limits {
             timeout: shared.config.exec.timeout(),
@@ -302,27 +291,18 @@ impl Shared {
 /// and the gauge until it ends or is dropped.
 struct Running<'a> {
     shared: &'a Shared,
-    job: String,
 }
 
 impl<'a> Running<'a> {
-    fn enter(shared: &'a Shared, job: &str) -> Self {
+    fn enter(shared: &'a Shared) -> Self {
         let running = shared.running.fetch_add(1, Ordering::Relaxed) + 1;
         shared.metrics.running.set(running as f64);
-        Self { shared, job: job.to_owned() }
-    }
-}
-
-impl Running<'_> {
-    /// The run has its container.
-    fn in_container(&self, container: &str) {
-        lock(&self.shared.runs).insert(self.job.clone(), container.to_owned());
+        Self { shared }
     }
 }
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
-        lock(&self.shared.runs).remove(&self.job);
         let running = self.shared.running.fetch_sub(1, Ordering::Relaxed) - 1;
         self.shared.metrics.running.set(running as f64);
     }
