@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::execute::member_session;
+use super::execute::session_of;
 use super::extract::{ApiPath, AuthUser};
 use super::{ApiError, AppState, ErrorBody};
 use crate::exec::{SubmitRefusal, code_of, session_language};
@@ -38,7 +38,7 @@ async fn session_document(
     AuthUser(claims): AuthUser,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<DocumentView>, ApiError> {
-    let session = member_session(&state, &claims, &id).await?;
+    let session = session_of(&state, &claims, &id).await?;
     let code =
         code_of(&state.rooms, state.store.as_ref(), &session.id).await.map_err(|refusal| match refusal {
             SubmitRefusal::Store(error) => ApiError::from(error),

@@ -17,9 +17,9 @@ use utoipa_axum::routes;
 use workers::exec::LanguageInfo;
 
 use super::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
+use super::sessions::{member_session, role};
 use super::views::iso;
 use super::{ApiError, AppState, ErrorBody};
-use crate::access::SessionRole;
 use crate::auth::Claims;
 use crate::exec::{Submission, SubmitRefusal};
 use protocol::chat::ChatUser;
@@ -66,9 +66,9 @@ async fn execute(
     AuthUser(claims): AuthUser,
     ApiJson(request): ApiJson<ExecuteRequest>,
 ) -> Result<(StatusCode, Json<Queued>), ApiError> {
-    let session = member_session(&state, &claims, &request.session_id).await?;
-    let role = SessionRole::of(&session, &claims.sub, claims.role).ok_or_else(not_member)?;
-    if !role.can_write(&session) {
+    let session = session_of(&state, &claims, &request.session_id).await?;
+    // A member (checked above); running needs a role that may write, in a session not locked.
+    if !role(&session, &claims).is_some_and(|role| role.can_write(&session)) {
         return Err(ApiError::with_status(
             StatusCode::FORBIDDEN,
             "read_only",
@@ -153,7 +153,7 @@ async fn execution_status(
         return Err(ApiError::invalid_path("jobId: a job id (24 hex digits)"));
     }
     let record = state.store.execution(&job_id).await?.ok_or_else(|| ApiError::not_found("execution"))?;
-    member_session(&state, &claims, &record.session_id).await?;
+    session_of(&state, &claims, &record.session_id).await?;
     Ok(Json(settle_abandoned(record, &state).into()))
 }
 
@@ -189,7 +189,7 @@ async fn execution_history(
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::invalid_query(format!("limit: must be between 1 and {MAX_LIMIT}")));
     }
-    let session = member_session(&state, &claims, &session_id).await?;
+    let session = session_of(&state, &claims, &session_id).await?;
     let cursor = match &query.before {
         None => None,
         Some(before) => {
@@ -255,18 +255,12 @@ fn settle_abandoned(mut record: ExecutionRecord, state: &AppState) -> ExecutionR
     record
 }
 
-fn not_member() -> ApiError {
-    ApiError::forbidden("you are not a member of this session")
-}
-
-/// The session `id`, if `claims` may see it (any role); 400 for an id that cannot be one.
-pub async fn member_session(state: &AppState, claims: &Claims, id: &str) -> Result<Session, ApiError> {
+/// The session `id` (any role), after checking the id's form: 400 for one that cannot be an id.
+pub(super) async fn session_of(state: &AppState, claims: &Claims, id: &str) -> Result<Session, ApiError> {
     if !storage::model::is_id(id) {
         return Err(ApiError::invalid_path("sessionId: a session id (24 hex digits)"));
     }
-    let session = state.sessions.get(id).await?.ok_or_else(|| ApiError::not_found("session"))?;
-    SessionRole::of(&session, &claims.sub, claims.role).ok_or_else(not_member)?;
-    Ok(session)
+    member_session(state, claims, id).await
 }
 
 /// A refused run as the API answers it: the refusal's status and code (the socket's codes too).

@@ -12,8 +12,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{ApiPath, ApiQuery, AuthUser};
+use super::sessions::member_session;
 use super::{ApiError, AppState, ErrorBody};
-use crate::access::SessionRole;
 use crate::ws::chat::history::{ChatHistory, HistoryError};
 
 const DEFAULT_LIMIT: usize = 50;
@@ -91,10 +91,7 @@ async fn history(
     {
         return Err(ApiError::invalid_query("before: a message id (24 hex digits)"));
     }
-    let session = state.sessions.get(&id).await?.ok_or_else(|| ApiError::not_found("session"))?;
-    if SessionRole::of(&session, &claims.sub, claims.role).is_none() {
-        return Err(ApiError::forbidden("you are not a member of this session"));
-    }
+    let session = member_session(&state, &claims, &id).await?;
     let history =
         ChatHistory::new(state.cache.clone(), state.store.clone() as Arc<dyn storage::MessageStore>);
     let page =

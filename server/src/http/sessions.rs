@@ -325,6 +325,16 @@ pub(super) fn role(session: &Session, claims: &Claims) -> Option<SessionRole> {
     SessionRole::of(session, &claims.sub, claims.role)
 }
 
+/// The session `id` if `claims` has any role in it: 404 when there is no such session, 403 when
+/// the caller is not a member (a public session's non-members included).
+pub(super) async fn member_session(state: &AppState, claims: &Claims, id: &str) -> Result<Session, ApiError> {
+    let session = state.sessions.get(id).await?.ok_or_else(|| ApiError::not_found("session"))?;
+    if role(&session, claims).is_none() {
+        return Err(ApiError::forbidden("you are not a member of this session"));
+    }
+    Ok(session)
+}
+
 /// The caller's role, if it may manage the session; 403 otherwise (404 is decided before).
 pub(super) fn require_manager(session: &Session, claims: &Claims) -> Result<SessionRole, ApiError> {
     match role(session, claims) {
