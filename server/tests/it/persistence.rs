@@ -18,14 +18,19 @@ async fn edits_survive_a_graceful_restart() {
     writer.doc.get_or_insert_text("t").insert(&mut writer.doc.transact_mut(), 0, "survives");
     writer.doc.get_or_insert_map("m").insert(&mut writer.doc.transact_mut(), "k", 42);
     let reader = server.client("kept").await;
-    reader.wait_for("edit on server", WAIT, |c| c.text("t") == "survives").await;
+    // Both edits, not just the first: the reader may sync between them, and a state captured
+    // half-way would never equal what the restarted server loads.
+    let both_edits = |c: &support::YClient| {
+        c.text("t") == "survives" && c.doc.get_or_insert_map("m").get(&c.doc.transact(), "k").is_some()
+    };
+    reader.wait_for("both edits on server", WAIT, both_edits).await;
     let expected = reader.json();
     drop((writer, reader));
     server.stop().await.expect("graceful shutdown persists every room");
 
     let server = TestServer::start_with(Config::for_tests(dir.path())).await;
     let fresh = server.client("kept").await;
-    fresh.wait_for("state after restart", WAIT, |c| c.json() == expected).await;
+    fresh.wait_for(&format!("state after restart: {expected}"), WAIT, |c| c.json() == expected).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
