@@ -84,9 +84,10 @@ services_install() {
     services_apt_without_service docker.io
   fi
   command -v debootstrap >/dev/null 2>&1 || services_apt_without_service debootstrap
-  # The README quick start test runs curl; the rediss:// and docs-page tests run openssl.
+  # The README quick start test runs curl; the rediss:// and docs-page tests run openssl; the
+  # browser client's end-to-end test drives Debian's chromium (server/tests/services/browser.rs).
   local tool missing=()
-  for tool in curl openssl; do
+  for tool in curl openssl chromium; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
   done
   if [ ${#missing[@]} -gt 0 ]; then

@@ -153,6 +153,10 @@ pub enum CollaboratorRole {
 #[serde(rename_all = "camelCase")]
 pub struct Collaborator {
     pub user_id: String,
+    /// The username when they were invited or joined, so that a session lists names without a
+    /// user lookup per collaborator (as chat messages keep theirs). Empty in older records.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub username: String,
     pub role: CollaboratorRole,
     pub joined_at: Millis,
     /// Whether they have joined (an invited user has not yet).

@@ -268,7 +268,13 @@ mod tests {
         .expect("a minimal session");
         session.collaborators = collaborators
             .iter()
-            .map(|&(user, role)| Collaborator { user_id: user.into(), role, joined_at: 0, is_active: true })
+            .map(|&(user, role)| Collaborator {
+                user_id: user.into(),
+                username: String::new(),
+                role,
+                joined_at: 0,
+                is_active: true,
+            })
             .collect();
         session
     }

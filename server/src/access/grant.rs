@@ -141,6 +141,7 @@ mod tests {
             owner: "owner".into(),
             collaborators: vec![storage::model::Collaborator {
                 user_id: "ed".into(),
+                username: "ed".into(),
                 role: CollaboratorRole::Editor,
                 joined_at: 0,
                 is_active: true,

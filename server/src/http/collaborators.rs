@@ -65,14 +65,15 @@ async fn add(
             if new_role == CollaboratorRole::Admin && mine != SessionRole::Owner {
                 return Err(ApiError::forbidden("only the owner may make admins"));
             }
-            if session.owner == invitee || session.collaborator(&invitee).is_some() {
+            if session.owner == invitee.id || session.collaborator(&invitee.id).is_some() {
                 return Err(ApiError::conflict("already_member", "that user is already in this session"));
             }
             if session.collaborators.len() >= session.max_collaborators as usize {
                 return Err(ApiError::conflict("session_full", "the session has no free seat"));
             }
             session.collaborators.push(Collaborator {
-                user_id: invitee.clone(),
+                user_id: invitee.id.clone(),
+                username: invitee.username.clone(),
                 role: new_role,
                 joined_at: unix_ms() as i64,
                 is_active: false,
@@ -152,7 +153,7 @@ fn member_mut<'a>(session: &'a mut Session, user_id: &str) -> Result<&'a mut Col
         .ok_or_else(|| ApiError::not_found("collaborator"))
 }
 
-async fn find_user(state: &AppState, request: &AddCollaborator) -> Result<String, ApiError> {
+async fn find_user(state: &AppState, request: &AddCollaborator) -> Result<storage::model::User, ApiError> {
     let user = match (&request.user_id, &request.username, &request.email) {
         (Some(id), None, None) if storage::model::is_id(id) => state.store.user_by_id(id).await?,
         (Some(_), None, None) => None,
@@ -160,5 +161,5 @@ async fn find_user(state: &AppState, request: &AddCollaborator) -> Result<String
         (None, None, Some(email)) => state.store.user_by_email(&validate::email(email)?).await?,
         _ => return Err(ApiError::bad_request("userId", "send exactly one of userId, username, email")),
     };
-    Ok(user.ok_or_else(|| ApiError::not_found("user"))?.id)
+    user.ok_or_else(|| ApiError::not_found("user"))
 }

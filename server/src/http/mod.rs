@@ -1,6 +1,6 @@
 //! The HTTP surface: the JSON API (accounts, sessions, collaborators, chat history, execution), the WebSocket gateway,
-//! the operations endpoints, and the OpenAPI document generated from them. Every error answers
-//! `{"error":{"code","message"}}`.
+//! the operations endpoints, the OpenAPI document generated from them, and the browser client
+//! embedded in the binary. Every error answers `{"error":{"code","message"}}`.
 
 mod access;
 mod auth;
@@ -21,6 +21,7 @@ mod security;
 mod sessions;
 mod validate;
 mod views;
+mod web;
 
 use std::sync::Arc;
 
@@ -61,6 +62,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(ops)
         .merge(api)
         .merge(docs::router(document))
+        .merge(web::router())
         .fallback(security::not_found)
         .method_not_allowed_fallback(security::method_not_allowed)
         .layer(security::cors(&state.config))

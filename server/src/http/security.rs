@@ -1,5 +1,6 @@
-//! Response hardening for every route: security headers, CORS for the configured origins, JSON
-//! answers for unknown routes and methods.
+//! Response hardening for every route: security headers, the content security policies of the API
+//! and of the pages we serve, CORS for the configured origins, JSON answers for unknown routes and
+//! methods.
 
 use std::sync::Arc;
 
@@ -21,6 +22,37 @@ pub const CSP_DOCS_PAGE: &str = "default-src 'none'; \
     script-src https://cdn.jsdelivr.net/npm/redoc@2.5.4/bundles/redoc.standalone.js; \
     style-src 'unsafe-inline' https://fonts.googleapis.com; font-src https://fonts.gstatic.com; \
     img-src data: https://cdn.redoc.ly; connect-src 'self'; worker-src blob:; frame-ancestors 'none'";
+
+/// The browser client's page (`super::web`), with the nonce of this one response. Everything it
+/// loads comes from this origin; each source below is there for one reason.
+pub fn csp_web_page(nonce: &str) -> String {
+    // CodeMirror injects one `<style>` element into <head>; it takes the nonce from
+    // `<meta name="csp-nonce">`, so that element and nothing else inline is allowed. `'self'` is
+    // the bundled stylesheet.
+    let style_elements = format!("style-src-elem 'self' 'nonce-{nonce}'");
+    let directives = [
+        // Whatever is not named below is refused.
+        "default-src 'none'",
+        // The esbuild bundle under /assets/: no inline script, no eval.
+        "script-src 'self'",
+        &style_elements,
+        // y-codemirror.next colours remote cursors and selections through `style` attributes
+        // (attributes cannot carry a nonce; they set style properties, they run no code).
+        "style-src-attr 'unsafe-inline'",
+        // The JSON API and the WebSocket rooms (`'self'` matches ws: and wss: of this host).
+        "connect-src 'self'",
+        // Images the bundle ships, and `data:` URIs (the page's empty favicon, inline SVG icons).
+        "img-src 'self' data:",
+        // Fonts and a web manifest, if the client ever ships them: only its own.
+        "font-src 'self'",
+        "manifest-src 'self'",
+        // No <base> to redirect relative URLs, no form posts anywhere, no framing (clickjacking).
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    ];
+    directives.join("; ")
+}
 
 pub async fn headers(config: Arc<Config>, request: Request, next: Next) -> Response {
     // Behind a TLS-terminating proxy the request itself is plain HTTP; only a trusted proxy's

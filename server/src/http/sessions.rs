@@ -268,6 +268,7 @@ async fn join(
             }
             session.collaborators.push(Collaborator {
                 user_id: claims.sub.clone(),
+                username: claims.username.clone(),
                 role: CollaboratorRole::Viewer,
                 joined_at: unix_ms() as i64,
                 is_active: true,

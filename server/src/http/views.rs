@@ -84,6 +84,9 @@ pub struct TokenPair {
 #[serde(rename_all = "camelCase")]
 pub struct CollaboratorView {
     pub user_id: String,
+    /// Their username when they were invited or joined; absent in records from before it was kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
     /// `viewer`, `editor` or `admin`.
     #[schema(value_type = String, example = "editor")]
     pub role: storage::model::CollaboratorRole,
@@ -145,6 +148,7 @@ impl SessionView {
                 .iter()
                 .map(|c| CollaboratorView {
                     user_id: c.user_id.clone(),
+                    username: (!c.username.is_empty()).then(|| c.username.clone()),
                     role: c.role,
                     joined_at: iso(c.joined_at),
                     is_active: c.is_active,

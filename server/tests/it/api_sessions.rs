@@ -173,6 +173,7 @@ async fn join_public_or_invited_within_the_seats() {
     let reply = join(&first, &public).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(reply.json()["yourRole"], "viewer");
+    assert_eq!(reply.json()["collaborators"][0]["username"], "first", "a seat keeps the username");
     assert_eq!(join(&first, &public).await.status, 200, "joining twice is fine");
     let full = join(&second, &public).await;
     assert_eq!((full.status, full.error_code().as_str()), (409, "session_full"));
@@ -215,6 +216,13 @@ async fn collaborators_are_managed_by_owner_and_admins() {
     let reply = add(&owner, json!({ "userId": carol.id })).await;
     assert_eq!(reply.status, 201);
     assert_eq!(reply.json()["collaborators"][2]["role"], "viewer", "the default role");
+    let names: Vec<_> =
+        reply.json()["collaborators"].as_array().unwrap().iter().map(|c| c["username"].clone()).collect();
+    assert_eq!(
+        names,
+        [json!("admin_c"), json!("bob"), json!("carol")],
+        "each invite keeps the username, however it was found"
+    );
     let dave = register(addr, "dave").await;
     let full = add(&owner, json!({ "userId": dave.id })).await;
     assert_eq!((full.status, full.error_code().as_str()), (409, "session_full"));

@@ -13,6 +13,7 @@
 //! - `chat`: chat messages, their history (socket and HTTP), dedupe and limits.
 //! - `run`: run refusals, limits at their edges, the document route, the replay to a joiner mid-run.
 //! - `layering`: no import cycle between the server's top-level modules.
+//! - `web`: the embedded browser client: the page, its CSP nonce, its assets (caching, gzip).
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -31,6 +32,7 @@ mod relay;
 mod room_output;
 mod run;
 mod saved;
+mod web;
 mod ws_bad_input;
 mod ws_permissions;
 mod ws_sync;

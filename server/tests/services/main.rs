@@ -3,6 +3,8 @@
 //! `CODECRAFTER_TEST_MONGO_URL`), and `redis-server` processes the tests start themselves. Without
 //! them these tests fail and say how to start them; everything else is in `tests/it/`.
 //!
+//! - `browser`: the browser client in a real Chromium (playwright-core) against a `codecrafter`
+//!   process with Docker execution, restarted mid-test.
 //! - `cache`: the cache suite on memory and a real Redis, Redis restarts, `rediss://`.
 //! - `backends`: the server on MongoDB-wire + Redis.
 //! - `durability`: the fault tests of the scaled-out stack (nodes, workers, RabbitMQ, MongoDB-wire
@@ -17,6 +19,7 @@
 mod support;
 
 mod backends;
+mod browser;
 mod cache;
 mod chat;
 mod durability;

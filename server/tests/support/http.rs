@@ -11,6 +11,8 @@ pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// The body as received (`body` is its lossy UTF-8 text): gzip, images.
+    pub bytes: Vec<u8>,
 }
 
 impl Reply {
@@ -20,6 +22,11 @@ impl Reply {
 
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of a header that may repeat (`Vary`), in order.
+    pub fn header_all(&self, name: &str) -> Vec<&str> {
+        self.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
     }
 
     /// The `error.code` of an error body; panics unless the body has the error shape.
@@ -54,7 +61,8 @@ pub fn parse(response: &[u8]) -> Reply {
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
         .collect();
-    Reply { status, headers, body: body.to_owned() }
+    let bytes = response.windows(4).position(|w| w == b"\r\n\r\n").map_or(&[][..], |at| &response[at + 4..]);
+    Reply { status, headers, body: body.to_owned(), bytes: bytes.to_vec() }
 }
 
 /// One request. `body` is sent as JSON; `extra` adds headers.

@@ -37,7 +37,13 @@ pub fn sample_session(owner: &str, created_at: Millis) -> Session {
 }
 
 pub fn collaborator(user_id: &str, role: CollaboratorRole) -> Collaborator {
-    Collaborator { user_id: user_id.to_owned(), role, joined_at: T0 + 7, is_active: true }
+    Collaborator {
+        user_id: user_id.to_owned(),
+        username: format!("name_of_{user_id}"),
+        role,
+        joined_at: T0 + 7,
+        is_active: true,
+    }
 }
 
 pub async fn session_store_suite(store: Arc<dyn SessionStore>) {

@@ -57,6 +57,8 @@ fn seeds_max_collaborators() -> u32 {
 struct CollaboratorDocument {
     #[serde(with = "fields::id")]
     user_id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    username: String,
     #[serde(default)]
     role: CollaboratorRole,
     #[serde(default, with = "fields::time")]
