@@ -11,11 +11,14 @@
 //   6. the server is killed (SIGKILL, after "saved") and restarted on the same port: what was
 //      typed before the kill and while it was down is on both pages and in a fresh page. The
 //      embedded server keeps refresh tokens in memory, so the pages ask to sign in again over
-//      the open session, without losing the edits they hold
-//   7. the owner locks the session: an editor's typing is refused and his page turns read-only
+//      the open session, without losing the edits they hold; a chat message written while the
+//      server was down waits and is delivered after
+//   7. the owner locks the session: an editor's typing is refused and his page turns read-only;
+//      the owner changes a role and removes someone, whose open page is cut off and says so
 //   8. sign out and back in; the owner deletes the session and the page still open on it says so
 // Access tokens live 3 s here (plus the server's 5 s leeway), so every step also runs through
 // token refreshes on the API and on the socket.
+// Last, a run with stdin on a phone-sized screen.
 // Screenshots of the main screens go to --artifacts. No fixed sleeps: every step waits for a
 // condition with a deadline, and a failure screenshots every page before it exits 1.
 //
@@ -181,8 +184,10 @@ async function main () {
     await alice.locator(`dialog li[data-user="${names.bob}"]`).waitFor()
     await shot(alice, 'share')
     await alice.getByRole('button', { name: 'Close' }).click()
+    const opening = Date.now()
     await bob.goto(sessionUrl)
     await until('Bob in the session, live', async () => (await status(bob)) === 'connected')
+    log(`Bob's page: from navigation to a live, synced session in ${Date.now() - opening} ms`)
 
     // 1. Concurrent typing converges; each sees the other's cursor and name.
     await focusEnd(alice)
@@ -302,6 +307,10 @@ async function main () {
     await focusEnd(bob)
     await bob.keyboard.type('# bob typed while the server was down\n')
     await until('Alice\'s page to say her edit is not saved yet', async () => (await saveState(alice)) === 'unsaved')
+    await alice.fill('[data-testid=chat-input]', 'written while the server was down')
+    await alice.press('[data-testid=chat-input]', 'Enter')
+    const waiting = alice.locator('[data-testid=chat-messages] li', { hasText: 'written while the server was down' })
+    await until('Alice\'s message to wait for the connection', async () => (await waiting.getAttribute('data-state')) === 'waiting')
     await shot(alice, 'offline')
     // Restarted once every page's access token is refused, so each reconnect gets 4401; the
     // restarted server forgot the refresh tokens: each page asks to sign in again, over the
@@ -325,6 +334,9 @@ async function main () {
         (await saveState(alice)) === 'saved' && (await saveState(bob)) === 'saved'
       return ok && a
     }, { timeoutMs: 30_000, detail: async () => JSON.stringify({ alice: [await status(alice), await saveState(alice), await text(alice)], bob: [await status(bob), await saveState(bob), await text(bob)] }) })
+    await alice.locator('[data-testid=chat-messages] li[data-state=delivered]', { hasText: 'written while the server was down' }).waitFor({ timeout: 10_000 })
+    await bob.locator('[data-testid=chat-messages] li', { hasText: 'written while the server was down' }).waitFor({ timeout: 10_000 })
+    assert(await alice.locator('[data-testid=chat-messages] li', { hasText: 'written while the server was down' }).count() === 1, 'the waiting message shows twice')
     // (The program replaced the first lines: select all, then paste.)
     for (const line of ['print(f"tick {i}", flush=True)', '# sentinel', '# bob typed offline', '# before the restart',
       '# alice typed while the server was down', '# bob typed while the server was down']) {
@@ -354,6 +366,18 @@ async function main () {
     }, { detail: async () => JSON.stringify(await text(bob)) })
     await shot(bob, 'locked')
 
+    // Share: change Carol's role, then remove her; her open page is cut off and says so.
+    await alice.click('[data-testid=share]')
+    const carolRow = alice.locator(`dialog li[data-user="${names.carol}"]`)
+    await carolRow.locator('select').selectOption('editor')
+    await until('the server to answer the role change', async () =>
+      (await carolRow.locator('select').inputValue()) === 'editor' && (await alice.locator('dialog .error').innerText()) === '')
+    alice.once('dialog', (dialog) => dialog.accept())
+    await carolRow.getByRole('button', { name: 'Remove' }).click()
+    await carolRow.waitFor({ state: 'detached' })
+    await alice.getByRole('button', { name: 'Close' }).click()
+    await fresh.locator('[data-testid=read-only]', { hasText: 'no longer have access' }).waitFor({ timeout: 10_000 })
+
     // 8. Sign out and in again; the list of sessions; the owner deletes the session.
     await alice.click('[data-testid=sign-out]')
     await alice.getByRole('heading', { name: 'Sign in' }).waitFor()
@@ -367,7 +391,6 @@ async function main () {
     await listed.getByRole('button', { name: 'Delete' }).click()
     await listed.waitFor({ state: 'detached' })
     await bob.locator('[data-testid=read-only]', { hasText: 'deleted' }).waitFor({ timeout: 10_000 })
-    await fresh.locator('[data-testid=read-only]', { hasText: 'deleted' }).waitFor({ timeout: 10_000 })
 
     // A session on a phone-sized screen.
     await fresh.goto(base)
@@ -376,10 +399,12 @@ async function main () {
     await until('Carol in her new session, live', async () => (await status(fresh)) === 'connected')
     await fresh.setViewportSize({ width: 390, height: 844 })
     await fresh.locator('[data-testid=editor]').click()
-    await fresh.keyboard.type('print("small screens work")')
+    await fresh.keyboard.type('print(input().upper())')
+    await fresh.locator('details.stdin summary').click()
+    await fresh.fill('[data-testid=run-stdin]', 'small screens work')
     await fresh.locator('[data-testid=run]').click()
     await fresh.locator('[data-testid=run-exit]').waitFor({ timeout: 20_000 })
-    assert((await consoleText(fresh)).includes('small screens work'), `Carol's console: ${await consoleText(fresh)}`)
+    assert((await consoleText(fresh)).includes('SMALL SCREENS WORK'), `Carol's console: ${await consoleText(fresh)}`)
     await fresh.locator('[data-testid=console]').scrollIntoViewIfNeeded()
     const overflow = await fresh.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)
     assert(overflow <= 0, `the page is ${overflow} px wider than a 390 px screen`)

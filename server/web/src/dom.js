@@ -57,6 +57,15 @@ export function colours (id) {
   return { color: `hsl(${hue} 70% 42%)`, colorLight: `hsl(${hue} 80% 42% / 0.22)` }
 }
 
+/**
+ * `colour` if it is a plain CSS colour (hex, rgb(), hsl()), else grey. Awareness states come from
+ * other clients: a "colour" with a `;` in it would add declarations to a style attribute.
+ */
+export function safeColour (colour) {
+  const plain = /^(#[0-9a-f]{3,8}|(rgb|hsl)a?\([0-9.,%\s/a-z]{1,60}\))$/i
+  return typeof colour === 'string' && plain.test(colour) && !/[;:]/.test(colour) ? colour : '#888'
+}
+
 /** A random id for a request's `nonce`. */
 export function nonce () {
   const bytes = crypto.getRandomValues(new Uint8Array(9))

@@ -1,7 +1,7 @@
 // A session's screen: the bar (title, role, connection, saved, who is here, lock, share), the
 // editor, and the run and chat panels. Read-only (a viewer, or a locked session for all but its
 // owner) is shown in a banner and enforced in the editor; the server enforces it regardless.
-import { h, fill, colours } from './dom.js'
+import { h, fill, colours, safeColour } from './dom.js'
 import { Room } from './room.js'
 import { Editor } from './editor.js'
 import { ChatPanel } from './chat.js'
@@ -178,15 +178,14 @@ export class SessionView {
     this.els.saved.textContent = { saved: 'saved', saving: 'saving…', unsaved: 'not saved yet (kept here until reconnected)' }[save]
     this.els.saved.dataset.state = save
     this.runPanel?.setConnected(status === 'connected')
-    this.chatPanel?.setConnected(status === 'connected')
   }
 
   showPresence () {
     const states = [...this.room.provider.awareness.getStates().entries()]
     const me = this.room.doc.clientID
     fill(this.els.presence, states.filter(([, st]) => st.user).map(([id, st]) =>
-      h('li', { title: st.user.name, dataset: { user: st.user.name } },
-        h('span.dot', { style: `background:${st.user.color}` }), id === me ? `${st.user.name} (you)` : st.user.name)))
+      h('li', { title: String(st.user.name), dataset: { user: String(st.user.name) } },
+        h('span.dot', { style: `background:${safeColour(st.user.color)}` }), id === me ? `${st.user.name} (you)` : String(st.user.name))))
   }
 
   showGone ({ code, reason }) {

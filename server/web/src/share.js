@@ -10,7 +10,8 @@ export function shareDialog ({ api, session, onChange }) {
   const base = `/api/sessions/${session.id}/collaborators`
   const apply = async (method, path, body) => {
     try {
-      session = await api.request(method, path, body)
+      // Removing answers 204 without a body: read the session again.
+      session = await api.request(method, path, body) ?? await api.request('GET', `/api/sessions/${session.id}`)
       error.textContent = ''
       onChange(session)
       render()
@@ -28,7 +29,9 @@ export function shareDialog ({ api, session, onChange }) {
         'aria-label': `Role of ${c.username ?? c.userId}`,
         onchange: (e) => apply('PUT', `${base}/${c.userId}`, { role: e.target.value })
       }, ROLES.map((r) => h('option', { value: r, selected: r === c.role }, r))),
-      h('button.link.danger', { onclick: () => apply('DELETE', `${base}/${c.userId}`) }, 'Remove'))))
+      h('button.link.danger', {
+        onclick: () => confirm(`Remove ${c.username ?? c.userId} from this session?`) && apply('DELETE', `${base}/${c.userId}`)
+      }, 'Remove'))))
   const invite = h('form.invite', {
     onsubmit: async (e) => {
       e.preventDefault()
