@@ -407,7 +407,10 @@ async function main () {
     assert((await consoleText(fresh)).includes('SMALL SCREENS WORK'), `Carol's console: ${await consoleText(fresh)}`)
     await fresh.locator('[data-testid=console]').scrollIntoViewIfNeeded()
     const overflow = await fresh.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)
-    assert(overflow <= 0, `the page is ${overflow} px wider than a 390 px screen`)
+    const wide = await fresh.evaluate(() => [...document.querySelectorAll('body *')]
+      .filter((el) => el.getBoundingClientRect().right > window.innerWidth + 0.5)
+      .slice(0, 5).map((el) => `${el.tagName.toLowerCase()}.${el.className} (${Math.round(el.getBoundingClientRect().right)} px)`))
+    assert(overflow <= 0, `the page is ${overflow} px wider than a 390 px screen: ${wide.join(', ')}`)
     await shot(fresh, 'narrow')
 
     assert(problems.length === 0, `console errors or CSP violations:\n${problems.join('\n')}`)

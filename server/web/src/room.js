@@ -65,8 +65,17 @@ export class Room extends EventTarget {
     this.provider.messageHandlers[MESSAGE_AUTH] = (_encoder, decoder) => {
       authProtocol.readAuthMessage(decoder, this.doc, (_doc, reason) => this.emit('denied', reason))
     }
-    this.provider.on('status', () => {
-      this.savedSeq = 0
+    this.provider.on('status', ({ status }) => {
+      if (status === 'connected') {
+        this.refusals = 0
+        this.socket = this.provider.ws
+        this.savedSeq = 0
+      } else if (this.socket) {
+        // Edits sent on the socket that closed but not yet confirmed saved are unsaved until
+        // the resync after the next connect carries them again.
+        if (this.savedSeq < this.socket.contentSent) this.dirtyOffline = true
+        this.socket = null
+      }
       this.emit('state')
     })
     this.provider.on('sync', () => this.emit('state'))
@@ -91,7 +100,7 @@ export class Room extends EventTarget {
 
   /** saved | saving | unsaved (edits kept locally, not yet sent) */
   get saveState () {
-    const ws = this.provider.ws
+    const ws = this.socket
     if (!this.provider.wsconnected || !ws) return this.dirtyOffline ? 'unsaved' : 'saved'
     if (this.savedSeq < ws.contentSent) return 'saving'
     return this.dirtyOffline ? 'saving' : 'saved'
@@ -111,7 +120,7 @@ export class Room extends EventTarget {
     if (message.type === 'saved') {
       this.savedSeq = Math.max(this.savedSeq, message.seq)
       // Offline edits travel in the step 2 that follows a reconnect: saved covers them now.
-      const sent = this.provider.ws?.contentSent ?? 0
+      const sent = this.socket?.contentSent ?? 0
       if (sent > 0 && this.savedSeq >= sent) this.dirtyOffline = false
       this.emit('state')
       return
@@ -121,7 +130,13 @@ export class Room extends EventTarget {
 
   async onClosed ({ code, reason }) {
     if (code === 4401) {
-      // The access token expired (or was refused): refresh it and reconnect.
+      // The access token expired (or was refused): refresh it and reconnect. A new token refused
+      // again means something else is wrong: ask to sign in rather than spend refresh tokens.
+      this.refusals = (this.refusals ?? 0) + 1
+      if (this.refusals > 2) {
+        this.api.onExpired('The server refuses this sign-in: sign in again.')
+        return
+      }
       try {
         const stale = this.provider.params.token
         this.provider.params.token = await this.api.refresh(stale)
@@ -147,8 +162,9 @@ export class Room extends EventTarget {
     return withNonce.nonce
   }
 
-  /** Reconnects with the current access token (after a role or lock change, for instance). */
+  /** Reconnects with the current access token (after signing in again). */
   reconnect () {
+    this.refusals = 0
     this.provider.params.token = this.api.auth?.accessToken ?? ''
     this.provider.disconnect()
     this.provider.connect()

@@ -65,7 +65,16 @@ export class SessionView {
     this.restarting = true
     try {
       await this.reload()
-      if (this.destroyed || this.session.canWrite) return
+      if (this.destroyed) return
+      if (this.session.canWrite) {
+        // Write access came back meanwhile (unlocked, role raised): a new connection's resync
+        // carries the refused edit again. At most every few seconds, should the two disagree.
+        if (Date.now() - (this.resent ?? 0) > 5000) {
+          this.resent = Date.now()
+          this.room.reconnect()
+        }
+        return
+      }
       this.teardown()
       this.connect()
       this.els.banner.textContent += ' Your last edit was not accepted.'
