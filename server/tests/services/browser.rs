@@ -2,7 +2,7 @@
 //! playwright-core against this build's `codecrafter` binary, with Docker execution on
 //! (`CODECRAFTER_TEST_DOCKER_HOST`). The script holds the scenario (two users converge, see each
 //! other's cursors, chat, stream a run, a viewer cannot type, a killed and restarted server loses
-//! nothing); this test runs it, and fails with its output and how to install what is missing.
+//! nothing, a server without Docker says so); this test runs it, and fails with its output and how to install what is missing.
 //! Screenshots of the main screens are kept in `target/tmp/browser-screenshots/`.
 
 use std::path::PathBuf;
@@ -15,6 +15,20 @@ use crate::support;
 
 const INSTALL: &str = "run `bash scripts/test.sh` (it installs chromium with apt and \
     `npm ci --prefix server/web`), or install them by hand";
+
+/// The screens the script photographs (and the README shows one of).
+const SCREENS: [&str; 10] = [
+    "sign-in",
+    "sessions",
+    "session",
+    "share",
+    "viewer",
+    "offline",
+    "sign-in-again",
+    "locked",
+    "narrow",
+    "no-docker",
+];
 
 fn web_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("web")
@@ -58,7 +72,7 @@ async fn two_users_edit_chat_and_run_in_real_browsers_and_a_restart_loses_nothin
         stdout.contains("all browser checks passed"),
         "the script ended without its last check:\n{stdout}"
     );
-    for screen in ["sign-in", "sessions", "session", "share", "viewer", "offline", "narrow"] {
+    for screen in SCREENS {
         assert!(artifacts.join(format!("{screen}.png")).is_file(), "no screenshot of {screen}");
     }
     println!("{stdout}screenshots in {}", artifacts.display());

@@ -18,7 +18,7 @@
 //   8. sign out and back in; the owner deletes the session and the page still open on it says so
 // Access tokens live 3 s here (plus the server's 5 s leeway), so every step also runs through
 // token refreshes on the API and on the socket.
-// Last, a run with stdin on a phone-sized screen.
+// Last, a run with stdin on a phone-sized screen, and a server without Docker.
 // Screenshots of the main screens go to --artifacts. No fixed sleeps: every step waits for a
 // condition with a deadline, and a failure screenshots every page before it exits 1.
 //
@@ -53,12 +53,17 @@ const LEEWAY_SECS = 5
 
 /** Starts `codecrafter` on `bind`; resolves with the address it listens on. */
 function startServer (bind) {
+  return spawnServer(bind, dataDir, {}, (child) => { server = child })
+}
+
+/** A `codecrafter` on `bind` over `dir` with `env` added; `started(child)` gets the process. */
+function spawnServer (bind, dir, env, started) {
   return new Promise((resolve, reject) => {
-    const child = spawn(serverBin, ['--bind', bind, '--data-dir', dataDir, '--access-token-ttl-secs', String(ACCESS_TTL_SECS)], {
-      env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
+    const child = spawn(serverBin, ['--bind', bind, '--data-dir', dir, '--access-token-ttl-secs', String(ACCESS_TTL_SECS)], {
+      env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn', ...env },
       stdio: ['ignore', 'pipe', 'inherit']
     })
-    server = child
+    started(child)
     const timer = setTimeout(() => reject(new Error('the server printed no "listening on" within 30 s')), 30_000)
     child.once('exit', (code, signal) => reject(new Error(`the server exited at start (${code ?? signal})`)))
     createInterface({ input: child.stdout }).once('line', (line) => {
@@ -412,6 +417,27 @@ async function main () {
       .slice(0, 5).map((el) => `${el.tagName.toLowerCase()}.${el.className} (${Math.round(el.getBoundingClientRect().right)} px)`))
     assert(overflow <= 0, `the page is ${overflow} px wider than a 390 px screen: ${wide.join(', ')}`)
     await shot(fresh, 'narrow')
+
+    // 9. A server without Docker (the laptop default when no daemon runs): the run panel says so
+    //    up front, and a run is refused with the server's reason, not silence.
+    let noDocker = null
+    const noDockerDir = mkdtempSync(join(tmpdir(), 'codecrafter-e2e-nodocker-'))
+    try {
+      const noDockerAddr = await spawnServer('127.0.0.1:0', noDockerDir, { DOCKER_HOST: 'none' }, (child) => { noDocker = child })
+      const dan = await open('dan')
+      await signUp(dan, `http://${noDockerAddr}/`, `dan_${suffix}`)
+      await dan.fill('input[name=title]', 'No Docker here')
+      await dan.getByRole('button', { name: 'Create', exact: true }).click()
+      await until('Dan in his session, live', async () => (await status(dan)) === 'connected')
+      await dan.locator('[data-testid=runs-unavailable]').waitFor({ timeout: 10_000 })
+      await dan.locator('[data-testid=run]').click()
+      await dan.locator('.run-block[data-state=refused]', { hasText: 'refused' }).waitFor({ timeout: 10_000 })
+      log(`without Docker: ${await dan.locator('.run-block[data-state=refused]').innerText()}`)
+      await shot(dan, 'no-docker')
+    } finally {
+      noDocker?.kill('SIGTERM')
+      rmSync(noDockerDir, { recursive: true, force: true })
+    }
 
     assert(problems.length === 0, `console errors or CSP violations:\n${problems.join('\n')}`)
     log('all browser checks passed')

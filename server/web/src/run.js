@@ -51,6 +51,11 @@ export class RunPanel {
         l.available ? `${l.name}${l.version ? ` ${l.version}` : ''}` : `${l.name} (unavailable)`)))
       this.languagesLoaded = true
       this.language.value = this.session.language
+      if (!languages.some((l) => l.available)) {
+        // No runner can take a run (no Docker daemon, or no runner images): say so up front.
+        this.console.append(h('p.run-head', { 'data-testid': 'runs-unavailable' },
+          'Runs are unavailable on this server right now (no Docker daemon or runner images reachable).'))
+      }
     } catch {}
   }
 
