@@ -344,7 +344,8 @@ fn open_queue(
     ))
 }
 
-/// Redis when `REDIS_URL` is set, else in memory.
+/// Redis when `REDIS_URL` is set, else in memory with the refresh tokens journaled under the data
+/// dir (a restart signs nobody out).
 async fn open_cache(config: &Config) -> anyhow::Result<Arc<dyn Cache>> {
     Ok(match config.redis_client()? {
         Some(client) => Arc::new(
@@ -352,7 +353,14 @@ async fn open_cache(config: &Config) -> anyhow::Result<Arc<dyn Cache>> {
                 .await
                 .context("connecting to Redis")?,
         ),
-        None => Arc::new(cache::MemoryCache::new()),
+        None => {
+            let journal = config.data_dir.join("refresh-tokens.journal");
+            Arc::new(
+                cache::JournaledCache::open(&journal, auth::refresh::DURABLE_PREFIXES)
+                    .await
+                    .with_context(|| format!("opening {}", journal.display()))?,
+            )
+        }
     })
 }
 

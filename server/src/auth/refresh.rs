@@ -132,6 +132,12 @@ fn hex(bytes: &[u8]) -> String {
     })
 }
 
+/// The keys this module writes: the embedded cache journals them to disk ([`JournaledCache`]), so
+/// a restarted server still honours the sign-ins it issued.
+///
+/// [`JournaledCache`]: crate::cache::JournaledCache
+pub const DURABLE_PREFIXES: &[&str] = &["refresh:", "refresh-family:"];
+
 fn token_key(token: &str) -> String {
     format!("refresh:{}", hex(&Sha256::digest(token.as_bytes())))
 }

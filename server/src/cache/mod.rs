@@ -2,13 +2,15 @@
 //! counters, which node each user's sockets are on (maps, one field per node), and each room's
 //! recent chat (lists).
 //!
-//! Two backends behind one small trait: [`MemoryCache`] (the default: one process) and
-//! [`RedisCache`] (`REDIS_URL`: shared by every node). Both pass `conformance::cache_suite` (feature `conformance`, tests only).
+//! Two backends behind one small trait: [`MemoryCache`] (the default: one process; wrapped in
+//! [`JournaledCache`] so that refresh tokens survive a restart) and [`RedisCache`] (`REDIS_URL`:
+//! shared by every node). Both pass `conformance::cache_suite` (feature `conformance`, tests only).
 //! Keys are plain strings; the Redis backend prefixes them (`codecrafter:` by default) so one Redis
 //! can serve several deployments or test runs.
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+mod journaled;
 mod memory;
 mod redis;
 
@@ -16,6 +18,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use journaled::JournaledCache;
 pub use memory::MemoryCache;
 pub use redis::RedisCache;
 

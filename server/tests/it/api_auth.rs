@@ -404,3 +404,34 @@ async fn openapi_document_covers_every_route() {
     assert!(page.body.contains("/api-docs/openapi.json"));
     assert!(page.header("content-security-policy").is_some_and(|c| c.contains("cdn.jsdelivr.net")));
 }
+
+/// The embedded server journals its refresh tokens: after a restart on the same data dir a
+/// sign-in still refreshes, and a token used before the restart is still known as used (reusing it
+/// revokes the sign-in, as it would have before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_ins_outlive_a_restart_of_the_embedded_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = || {
+        let mut config = server::Config::for_tests(dir.path());
+        config.allow_anonymous = false;
+        config
+    };
+    let refresh = |addr, token: String| async move {
+        call(addr, "POST", "/api/auth/refresh", None, Some(&json!({ "refreshToken": token })), &[]).await
+    };
+    let server = TestServer::start_with(config()).await;
+    let user = register(server.addr, "restarted").await;
+    let reply = refresh(server.addr, user.refresh.clone()).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let rotated = reply.json()["refreshToken"].as_str().unwrap().to_owned();
+    server.stop().await.unwrap();
+
+    let server = TestServer::start_with(config()).await;
+    let reply = refresh(server.addr, rotated.clone()).await;
+    assert_eq!(reply.status, 200, "the rotated token still refreshes after the restart: {}", reply.body);
+    let next = reply.json()["refreshToken"].as_str().unwrap().to_owned();
+    let reused = refresh(server.addr, user.refresh.clone()).await;
+    assert_eq!(reused.status, 401, "the token used before the restart is still spent: {}", reused.body);
+    let revoked = refresh(server.addr, next).await;
+    assert_eq!(revoked.status, 401, "reusing a spent token revoked the whole sign-in: {}", revoked.body);
+}

@@ -8,11 +8,12 @@
 //   5. an expired access token: Bob's connection drops (a blip: the page closes its socket) after
 //      his token expired; the server refuses the reconnect (4401), the page refreshes the token
 //      and reconnects by itself, and what he typed meanwhile arrives
-//   6. the server is killed (SIGKILL, after "saved") and restarted on the same port: what was
-//      typed before the kill and while it was down is on both pages and in a fresh page. The
-//      embedded server keeps refresh tokens in memory, so the pages ask to sign in again over
-//      the open session, without losing the edits they hold; a chat message written while the
-//      server was down waits and is delivered after
+//   6. the server is killed (SIGKILL, after "saved") and restarted on the same port once every
+//      page's token has expired: the pages refresh (the embedded server journals its refresh
+//      tokens) and reconnect by themselves, and what was typed before the kill and while it was
+//      down is on both pages and in a fresh page; a chat message written while the server was
+//      down waits and is delivered once. Then a sign-out in another tab: the open session asks to
+//      sign in again over the session and keeps its document
 //   7. the owner locks the session: an editor's typing is refused and his page turns read-only;
 //      the owner changes a role and removes someone, whose open page is cut off and says so
 //   8. sign out and back in; the owner deletes the session and the page still open on it says so
@@ -317,22 +318,14 @@ async function main () {
     const waiting = alice.locator('[data-testid=chat-messages] li', { hasText: 'written while the server was down' })
     await until('Alice\'s message to wait for the connection', async () => (await waiting.getAttribute('data-state')) === 'waiting')
     await shot(alice, 'offline')
-    // Restarted once every page's access token is refused, so each reconnect gets 4401; the
-    // restarted server forgot the refresh tokens: each page asks to sign in again, over the
-    // session it keeps open.
+    // Restarted once every page's access token is refused, so each reconnect gets 4401 and
+    // refreshes: the embedded server journals its refresh tokens, so the sign-ins outlive it.
     const tokens = await Promise.all([alice, bob, carol].map(accessToken))
     await until('the pages\' access tokens to expire', async () => tokens.every(refused), { timeoutMs: (ACCESS_TTL_SECS + LEEWAY_SECS + 5) * 1000 })
     await carol.context().close()
     delete pages.carol
     await startServer(addr)
     log('server restarted')
-    for (const [name, page] of [['alice', alice], ['bob', bob]]) {
-      await page.locator('[data-testid=reauth]').waitFor({ timeout: 30_000 })
-      if (name === 'alice') await shot(alice, 'sign-in-again')
-      assert((await page.inputValue('[data-testid=reauth] input[name=login]')) === names[name], `${name}'s sign-in form is not pre-filled`)
-      await page.fill('[data-testid=reauth] input[name=password]', 'correct horse battery')
-      await page.locator('[data-testid=reauth]').getByRole('button', { name: 'Sign in' }).click()
-    }
     const final = await until('both pages to reconnect, converge and be saved', async () => {
       const [a, b] = [await text(alice), await text(bob)]
       const ok = a === b && (await status(alice)) === 'connected' && (await status(bob)) === 'connected' &&
@@ -342,6 +335,10 @@ async function main () {
     await alice.locator('[data-testid=chat-messages] li[data-state=delivered]', { hasText: 'written while the server was down' }).waitFor({ timeout: 10_000 })
     await bob.locator('[data-testid=chat-messages] li', { hasText: 'written while the server was down' }).waitFor({ timeout: 10_000 })
     assert(await alice.locator('[data-testid=chat-messages] li', { hasText: 'written while the server was down' }).count() === 1, 'the waiting message shows twice')
+    for (const [name, page] of [['alice', alice], ['bob', bob]]) {
+      assert((await accessToken(page)) !== tokens[name === 'alice' ? 0 : 1], `${name}'s page reconnected without a new access token`)
+      assert((await page.locator('[data-testid=reauth]').count()) === 0, `${name}'s page asked to sign in again after the restart`)
+    }
     // (The program replaced the first lines: select all, then paste.)
     for (const line of ['print(f"tick {i}", flush=True)', '# sentinel', '# bob typed offline', '# before the restart',
       '# alice typed while the server was down', '# bob typed while the server was down']) {
@@ -355,6 +352,24 @@ async function main () {
     await fresh.getByRole('button', { name: 'Sign in' }).click()
     await until('a fresh page to load everything from the restarted server', async () =>
       (await status(fresh)) === 'connected' && (await text(fresh)) === final, { detail: () => text(fresh) })
+
+    // Signed out in another tab while the session is open here: this tab asks to sign in again
+    // over the session (pre-filled), keeps its document, and goes on.
+    const aliceElsewhere = await alice.context().newPage()
+    watch(aliceElsewhere, 'alice-elsewhere', problems)
+    await aliceElsewhere.goto(base)
+    await aliceElsewhere.click('[data-testid=sign-out]')
+    await alice.locator('[data-testid=reauth]').waitFor({ timeout: 10_000 })
+    await shot(alice, 'sign-in-again')
+    assert((await alice.inputValue('[data-testid=reauth] input[name=login]')) === names.alice, 'the sign-in form is not pre-filled')
+    await aliceElsewhere.close()
+    await alice.fill('[data-testid=reauth] input[name=password]', 'correct horse battery')
+    await alice.locator('[data-testid=reauth]').getByRole('button', { name: 'Sign in' }).click()
+    await until('Alice\'s page to be signed in and live again', async () =>
+      (await alice.locator('[data-testid=reauth]').count()) === 0 && (await status(alice)) === 'connected')
+    await focusEnd(alice)
+    await alice.keyboard.type('# signed in again\n')
+    await until('Bob to have the line Alice typed after signing in again', async () => (await text(bob)).includes('# signed in again'))
 
     // 7. Locked: only the owner writes. Bob (an editor) types; the server refuses it, his page
     //    says the session is locked and drops what he typed.

@@ -46,6 +46,7 @@ export class Room extends EventTarget {
   constructor ({ api, sessionId }) {
     super()
     this.api = api
+    this.openedBy = api.user
     this.sessionId = sessionId
     this.doc = new Y.Doc()
     this.text = this.doc.getText('code')
@@ -86,8 +87,9 @@ export class Room extends EventTarget {
     })
   }
 
+  /** The signed-in user, or the one who opened the room while the sign-in is being renewed. */
   get user () {
-    return this.api.user
+    return this.api.user ?? this.openedBy
   }
 
   /** connecting | connected | disconnected | gone */

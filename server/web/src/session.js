@@ -18,6 +18,8 @@ export class SessionView {
     this.sessionId = sessionId
     this.parent = parent
     this.session = null
+    // Who opened it: asked to sign in again (signed out elsewhere), we suggest the same account.
+    this.username = api.user?.username
     fill(parent, h('p.muted', {}, 'Opening the session…'))
     this.start()
   }
@@ -165,7 +167,7 @@ export class SessionView {
       this.reload()
     }
     document.body.append(dialog)
-    fill(dialog, signInView(this.api, { message, login: this.api.user?.username, onSignedIn: done }))
+    fill(dialog, signInView(this.api, { message, login: this.username, onSignedIn: done }))
     dialog.addEventListener('close', () => { dialog.remove(); this.reauth = null })
     // Escape closes a modal dialog: it must not leave the page signed out behind it.
     dialog.addEventListener('cancel', (e) => e.preventDefault())
