@@ -68,10 +68,11 @@ impl JournaledCache {
         self.prefixes.iter().any(|prefix| key.starts_with(prefix))
     }
 
-    /// Appends `record`. An fsync can take milliseconds: on a multi-threaded runtime the worker
-    /// first hands its other tasks to the rest; on a current-thread one (tests) it runs inline.
-    fn append(journal: &mut Journal, record: Record) -> CacheResult<()> {
-        let write = || journal.append(record);
+    /// Journals `key`'s new value and expiry, or its deletion (`None`). An fsync can take
+    /// milliseconds: on a multi-threaded runtime the worker first hands its other tasks to the
+    /// rest; on a current-thread one (tests) it runs inline.
+    fn append(journal: &mut Journal, key: &str, entry: Option<(&[u8], u64)>) -> CacheResult<()> {
+        let mut write = || journal.append(key, entry);
         let written = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
             Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(write),
             _ => write(),
@@ -103,16 +104,17 @@ impl Journal {
         Ok(Self { path, lines: live.len(), file, live })
     }
 
-    fn append(&mut self, record: Record) -> std::io::Result<()> {
-        match &record.v {
-            Some(hex) => {
-                self.live.insert(record.k.clone(), (unhex(hex).unwrap_or_default(), record.x));
+    fn append(&mut self, key: &str, entry: Option<(&[u8], u64)>) -> std::io::Result<()> {
+        let text = match entry {
+            Some((value, expiry)) => {
+                self.live.insert(key.to_owned(), (value.to_vec(), expiry));
+                line(key, Some(value), expiry)
             }
             None => {
-                self.live.remove(&record.k);
+                self.live.remove(key);
+                line(key, None, 0)
             }
-        }
-        let text = serde_json::to_string(&record).expect("a record serialises");
+        };
         self.file.write_all(format!("{text}\n").as_bytes())?;
         self.file.sync_data()?;
         self.lines += 1;
@@ -123,6 +125,11 @@ impl Journal {
         }
         Ok(())
     }
+}
+
+/// When a value stored now for `ttl` expires, in unix ms.
+fn expiry_after(ttl: Duration) -> u64 {
+    unix_ms().saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn line(key: &str, value: Option<&[u8]>, expiry: u64) -> String {
@@ -187,8 +194,7 @@ impl Cache for JournaledCache {
         }
         let mut journal = self.journal.lock().await;
         self.inner.set(key, value, ttl).await?;
-        let expiry = unix_ms().saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
-        Self::append(&mut journal, Record { k: key.to_owned(), v: Some(hex(value)), x: expiry })
+        Self::append(&mut journal, key, Some((value, expiry_after(ttl))))
     }
 
     async fn set_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> CacheResult<bool> {
@@ -199,8 +205,7 @@ impl Cache for JournaledCache {
         if !self.inner.set_if_absent(key, value, ttl).await? {
             return Ok(false);
         }
-        let expiry = unix_ms().saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
-        Self::append(&mut journal, Record { k: key.to_owned(), v: Some(hex(value)), x: expiry })?;
+        Self::append(&mut journal, key, Some((value, expiry_after(ttl))))?;
         Ok(true)
     }
 
@@ -212,7 +217,7 @@ impl Cache for JournaledCache {
         let previous = self.inner.swap(key, value).await?;
         // A swap keeps the expiry: the journal knows it from the key's last record.
         if let (Some(_), Some(&(_, expiry))) = (&previous, journal.live.get(key)) {
-            Self::append(&mut journal, Record { k: key.to_owned(), v: Some(hex(value)), x: expiry })?;
+            Self::append(&mut journal, key, Some((value, expiry)))?;
         }
         Ok(previous)
     }
@@ -224,7 +229,7 @@ impl Cache for JournaledCache {
         let mut journal = self.journal.lock().await;
         let removed = self.inner.delete(key).await?;
         if journal.live.contains_key(key) {
-            Self::append(&mut journal, Record { k: key.to_owned(), v: None, x: 0 })?;
+            Self::append(&mut journal, key, None)?;
         }
         Ok(removed)
     }
