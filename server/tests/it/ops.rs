@@ -5,7 +5,7 @@ use crate::support;
 use std::time::Duration;
 
 use support::http::call;
-use support::{TestServer, YClient, http_get};
+use support::{TestServer, YClient, first_literals, http_get};
 use yrs::{Text, Transact};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -331,20 +331,6 @@ fn collect_metric_names(dir: &std::path::Path, names: &mut Vec<String>) {
             names.extend(first_literals(&source, &["counter!(", "gauge!(", "histogram!("]));
         }
     }
-}
-
-/// The string literals that come first in the given macro calls (`name!(` included).
-fn first_literals(source: &str, macros: &[&str]) -> Vec<String> {
-    let mut literals = Vec::new();
-    for macro_name in macros {
-        for (at, _) in source.match_indices(macro_name) {
-            let rest = source[at + macro_name.len()..].trim_start();
-            if let Some(literal) = rest.strip_prefix('"').and_then(|r| r.split('"').next()) {
-                literals.push(literal.to_owned());
-            }
-        }
-    }
-    literals
 }
 
 /// The test venv scripts/services.sh makes (`CODECRAFTER_TEST_VENV` overrides it).

@@ -165,3 +165,18 @@ pub fn docker_host() -> String {
         )
     })
 }
+
+/// The string literals that come first in the given macro or function calls (`name!(` included):
+/// how the metric tests read metric names out of the source.
+pub fn first_literals(source: &str, calls: &[&str]) -> Vec<String> {
+    let mut literals = Vec::new();
+    for call in calls {
+        for (at, _) in source.match_indices(call) {
+            let rest = source[at + call.len()..].trim_start();
+            if let Some(literal) = rest.strip_prefix('"').and_then(|r| r.split('"').next()) {
+                literals.push(literal.to_owned());
+            }
+        }
+    }
+    literals
+}
