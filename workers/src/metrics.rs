@@ -46,6 +46,10 @@ pub fn describe() {
         "Jobs held on disk because the broker was unreachable, waiting to be published"
     );
     describe_gauge!("codecrafter_outbox_bytes", "Bytes of jobs held in the outbox");
+    describe_gauge!(
+        "codecrafter_outbox_max_bytes",
+        "The outbox's cap (--outbox-max-mb): past it, new jobs are refused while the broker is away"
+    );
     describe_counter!(
         "codecrafter_outbox_replayed_total",
         "Jobs published from the outbox once the broker was back"
@@ -109,6 +113,25 @@ pub fn describe() {
         "code_execution_queue_depth",
         "Runs waiting to start: the in-process execution queue, or the broker's execution_jobs as last read"
     );
+}
+
+/// The histogram buckets of the workers' metrics, for every recorder that exports them (the worker
+/// binary's, and the server's, which runs the same jobs in process when it has no broker): without
+/// them the exporter renders summaries, which cannot be aggregated across processes.
+pub fn histogram_buckets() -> [(&'static str, &'static [f64]); 6] {
+    const HANDLER: &[f64] = &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+    const LAG: &[f64] = &[0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 5.0, 10.0, 30.0];
+    // A run lasts up to its timeout (10 s by default); its first byte and its wait in the queue
+    // are what a user feels as "Run" being slow.
+    const RUN: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 60.0];
+    [
+        ("codecrafter_job_handler_seconds", HANDLER),
+        ("codecrafter_persist_lag_seconds", LAG),
+        ("code_execution_duration_seconds", RUN),
+        ("code_execution_first_byte_seconds", RUN),
+        ("code_execution_queue_wait_seconds", RUN),
+        ("code_execution_container_start_seconds", HANDLER),
+    ]
 }
 
 /// Resolve every handle now (after the recorder is installed), so `/metrics` lists each job kind's
@@ -179,6 +202,7 @@ pub(crate) struct OutboxMetrics {
     pub replayed: Counter,
     pub refused: Counter,
     pub connected: Gauge,
+    pub max_bytes: Gauge,
 }
 
 impl OutboxMetrics {
@@ -189,6 +213,7 @@ impl OutboxMetrics {
             replayed: metrics::counter!("codecrafter_outbox_replayed_total"),
             refused: metrics::counter!("codecrafter_outbox_refused_total"),
             connected: metrics::gauge!("codecrafter_broker_connected"),
+            max_bytes: metrics::gauge!("codecrafter_outbox_max_bytes"),
         }
     }
 }

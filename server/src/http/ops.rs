@@ -66,6 +66,8 @@ async fn ready(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 /// Prometheus metrics (text exposition format).
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format")))]
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let runners = state.executions.runners.status().await;
+    crate::telemetry::Metrics::get().execution_available.set(if runners.available { 1.0 } else { 0.0 });
     if let Some(waiting) = state.executions.backlog.waiting() {
         crate::telemetry::Metrics::get().execution_queue_depth.set(waiting as f64);
     }

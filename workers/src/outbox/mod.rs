@@ -130,6 +130,7 @@ impl OutboxQueue {
             closed: AtomicBool::new(false),
         });
         inner.publish_gauges();
+        inner.metrics.max_bytes.set(inner.config.max_bytes as f64);
         tracker.spawn(replay(inner.clone(), cancel));
         Ok(Arc::new(Self { inner }))
     }

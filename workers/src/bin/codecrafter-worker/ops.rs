@@ -18,25 +18,10 @@ use workers::exec::Sandbox;
 fn prometheus() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
-        let handler = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
-        let lag = [0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 5.0, 10.0, 30.0];
-        // A run lasts up to its timeout (10 s by default); its first byte and its wait in the
-        // queue are what a user feels as "Run" being slow.
-        let run = [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 60.0];
-        let run_metrics = [
-            "code_execution_duration_seconds",
-            "code_execution_first_byte_seconds",
-            "code_execution_queue_wait_seconds",
-        ];
-        let recorder = PrometheusBuilder::new()
-            .set_buckets_for_metric(Matcher::Full("codecrafter_job_handler_seconds".into()), &handler)
-            .and_then(|b| {
-                b.set_buckets_for_metric(Matcher::Full("codecrafter_persist_lag_seconds".into()), &lag)
-            })
-            .and_then(|b| {
-                run_metrics
-                    .into_iter()
-                    .try_fold(b, |b, name| b.set_buckets_for_metric(Matcher::Full(name.into()), &run))
+        let recorder = workers::metrics::histogram_buckets()
+            .into_iter()
+            .try_fold(PrometheusBuilder::new(), |b, (name, buckets)| {
+                b.set_buckets_for_metric(Matcher::Full(name.into()), buckets)
             })
             .expect("valid buckets")
             .build_recorder();
@@ -64,6 +49,7 @@ pub struct Health {
 
 impl Health {
     pub fn new(store: Arc<dyn storage::Store>, sandbox: Option<Arc<dyn Sandbox>>) -> Self {
+        metrics::gauge!("codecrafter_broker_connected").set(0.0);
         Self { broker: AtomicBool::new(false), store, sandbox }
     }
 
@@ -86,6 +72,8 @@ impl Health {
     /// Whether the worker is connected to the broker and consuming.
     pub fn set_broker(&self, up: bool) {
         self.broker.store(up, Ordering::Release);
+        // The same gauge the server's outbox sets: a worker cut off from the broker alerts too.
+        metrics::gauge!("codecrafter_broker_connected").set(if up { 1.0 } else { 0.0 });
     }
 }
 
