@@ -529,14 +529,6 @@ const NOT_IN_EMBEDDED_SERVER: &[(&str, &str)] = &[
     ("codecrafter_outbox_refused_total", "the outbox exists with RabbitMQ only"),
     ("codecrafter_broker_connected", "the outbox exists with RabbitMQ only"),
     ("codecrafter_queue_messages_ready", "polled from RabbitMQ by codecrafter-worker"),
-    // The workers' own, registered at start by codecrafter-worker; the server's in-process
-    // queue resolves them on its first job.
-    ("codecrafter_jobs_handled_total", "workers: from the first job"),
-    ("codecrafter_jobs_failed_total", "workers: from the first job"),
-    ("codecrafter_jobs_dead_lettered_total", "workers: from the first job"),
-    ("codecrafter_persist_writes_total", "workers: from the first job"),
-    ("codecrafter_persist_updates_total", "workers: from the first job"),
-    ("codecrafter_chat_writes_total", "workers: from the first job"),
     ("codecrafter_connections_closed_total", "resolved at the first close"),
 ];
 
