@@ -45,6 +45,7 @@ impl Command {
     /// The checks clap cannot make, run before a server is spawned for nothing.
     pub fn validate(&self) -> anyhow::Result<()> {
         crate::nodes::check(self.common())?;
+        crate::auth::check(self.common())?;
         match self {
             Self::Fanout(args) => args.workload().map(drop),
             // Churn measures one server's memory and waits for its `/ready` to count 0 rooms; over
@@ -121,8 +122,27 @@ pub struct Common {
     #[arg(long, env = "LOADTEST_ALLOW_REMOTE")]
     pub allow_remote: bool,
 
-    /// Hard limit on the whole run (e.g. 300s, 5m); past it the run aborts with exit code 2.
-    #[arg(long, env = "LOADTEST_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
+    /// Access token for a server with auth on, appended as `?token=` to every WebSocket URL.
+    /// CodeCrafter lets a token holder into a plain room (not a session) only with its
+    /// `--allow-anonymous`; without it, use `--sign-up`. Tokens are checked when a socket opens
+    /// and CodeCrafter's live 15 minutes (CODECRAFTER_ACCESS_TOKEN_TTL_SECS): keep runs shorter.
+    #[arg(long, env = "LOADTEST_TOKEN", hide_env_values = true, conflicts_with_all = ["spawn", "sign_up"])]
+    #[serde(skip)]
+    pub token: Option<String>,
+
+    /// CodeCrafter's HTTP base (e.g. http://127.0.0.1:5000) for a server with auth on: register a
+    /// fresh user (`POST /api/auth/register`), create one session it owns per room
+    /// (`POST /api/sessions`; with auth on a plain room is refused, 4404) and open the sessions
+    /// with its access token. That token lives 15 minutes (CODECRAFTER_ACCESS_TOKEN_TTL_SECS), so
+    /// keep runs shorter. The server needs `--ws-connects-per-min 0` past 120 sockets per minute
+    /// from the harness's IP, and `--rate-limit-requests 0` past about 1,000 rooms (each is a
+    /// session created by the one user, 1,200 API requests per window by default); a run
+    /// registers once (60 per IP per window).
+    #[arg(long, value_name = "URL", env = "LOADTEST_SIGN_UP", conflicts_with = "spawn")]
+    pub sign_up: Option<String>,
+
+    /// Hard limit on the whole run (e.g. 300s, 5m, 1h30m); past it the run aborts with exit code 2.
+    #[arg(long, env = "LOADTEST_TIMEOUT", default_value = "5m", value_parser = crate::duration::parse)]
     #[serde(serialize_with = "secs")]
     pub timeout: Duration,
 
@@ -134,7 +154,8 @@ pub struct Common {
     #[arg(long, env = "LOADTEST_REPORT")]
     pub report: Option<PathBuf>,
 
-    /// Write an SVG plot here (fanout: latency CDF and deliveries per second).
+    /// Write an SVG plot here (fanout: latency CDF and deliveries per second), and next to it
+    /// `NAME-percentiles.svg`: latency by percentile on a log axis (90%, 99%, 99.9%, ...).
     #[arg(long, env = "LOADTEST_PLOT")]
     pub plot: Option<PathBuf>,
 
@@ -184,16 +205,16 @@ pub struct FanoutArgs {
     #[arg(long, env = "LOADTEST_RATE")]
     pub rate: Option<u32>,
     /// Measured sending time (after the warm-up).
-    #[arg(long, default_value = "30s", value_parser = parse_duration, env = "LOADTEST_DURATION")]
+    #[arg(long, default_value = "30s", value_parser = crate::duration::parse, env = "LOADTEST_DURATION")]
     pub duration: Duration,
     /// Sending time before the measured window (latencies not recorded, deliveries still checked).
-    #[arg(long, default_value = "3s", value_parser = parse_duration, env = "LOADTEST_WARMUP")]
+    #[arg(long, default_value = "3s", value_parser = crate::duration::parse, env = "LOADTEST_WARMUP")]
     pub warmup: Duration,
     /// Longest wait after sending stops for the last deliveries to arrive.
-    #[arg(long, default_value = "10s", value_parser = parse_duration, env = "LOADTEST_DRAIN")]
+    #[arg(long, default_value = "10s", value_parser = crate::duration::parse, env = "LOADTEST_DRAIN")]
     pub drain: Duration,
     /// Pause after the last delivery before the convergence check.
-    #[arg(long, default_value = "500ms", value_parser = parse_duration, env = "LOADTEST_QUIET")]
+    #[arg(long, default_value = "500ms", value_parser = crate::duration::parse, env = "LOADTEST_QUIET")]
     pub quiet: Duration,
     /// Rooms checked for convergence by a fresh client (a sample of evenly spread rooms when fewer than `--rooms`).
     #[arg(long, default_value_t = 100, env = "LOADTEST_CONVERGE_ROOMS")]
@@ -215,7 +236,7 @@ pub struct IdleArgs {
     #[arg(long, default_value_t = 100, env = "LOADTEST_ROOMS")]
     pub rooms: usize,
     /// Wait after the last socket is synced before measuring.
-    #[arg(long, default_value = "5s", value_parser = parse_duration, env = "LOADTEST_SETTLE")]
+    #[arg(long, default_value = "5s", value_parser = crate::duration::parse, env = "LOADTEST_SETTLE")]
     pub settle: Duration,
 }
 
@@ -231,13 +252,13 @@ pub struct ChurnArgs {
     #[arg(long, default_value_t = 100, env = "LOADTEST_CHURN_CONCURRENCY")]
     pub concurrency: usize,
     /// Wait after the warm-up room is evicted before the baseline RSS is read.
-    #[arg(long, default_value = "1s", value_parser = parse_duration, env = "LOADTEST_BASELINE_SETTLE")]
+    #[arg(long, default_value = "1s", value_parser = crate::duration::parse, env = "LOADTEST_BASELINE_SETTLE")]
     pub baseline_settle: Duration,
     /// Longest wait for `/ready` to report 0 rooms in memory once every room is closed.
-    #[arg(long, default_value = "60s", value_parser = parse_duration, env = "LOADTEST_EVICT_TIMEOUT")]
+    #[arg(long, default_value = "60s", value_parser = crate::duration::parse, env = "LOADTEST_EVICT_TIMEOUT")]
     pub evict_timeout: Duration,
     /// Wait after the last eviction before the final RSS is read.
-    #[arg(long, default_value = "3s", value_parser = parse_duration, env = "LOADTEST_SETTLE")]
+    #[arg(long, default_value = "3s", value_parser = crate::duration::parse, env = "LOADTEST_SETTLE")]
     pub settle: Duration,
     /// Evicted rooms (picked at random) reopened to check their text was persisted.
     #[arg(long, default_value_t = 20, env = "LOADTEST_VERIFY_ROOMS")]
@@ -271,15 +292,15 @@ pub struct PersistArgs {
     #[arg(long, default_value_t = 64, env = "LOADTEST_IN_FLIGHT")]
     pub in_flight: usize,
     /// Measured sending time (after the warm-up).
-    #[arg(long, default_value = "30s", value_parser = parse_duration, env = "LOADTEST_DURATION")]
+    #[arg(long, default_value = "30s", value_parser = crate::duration::parse, env = "LOADTEST_DURATION")]
     #[serde(serialize_with = "secs")]
     pub duration: Duration,
     /// Sending time before the measured window (acknowledgements still checked, not timed).
-    #[arg(long, default_value = "3s", value_parser = parse_duration, env = "LOADTEST_WARMUP")]
+    #[arg(long, default_value = "3s", value_parser = crate::duration::parse, env = "LOADTEST_WARMUP")]
     #[serde(serialize_with = "secs")]
     pub warmup: Duration,
     /// Longest wait after sending stops for the last `saved`.
-    #[arg(long, default_value = "10s", value_parser = parse_duration, env = "LOADTEST_DRAIN")]
+    #[arg(long, default_value = "10s", value_parser = crate::duration::parse, env = "LOADTEST_DRAIN")]
     #[serde(serialize_with = "secs")]
     pub drain: Duration,
     /// PID of the broker (RabbitMQ's beam.smp) to measure its CPU over the window.
@@ -302,7 +323,7 @@ impl PersistArgs {
         anyhow::ensure!(self.in_flight >= 1, "--in-flight must be at least 1");
         anyhow::ensure!(!self.duration.is_zero(), "--duration must be positive");
         for url in &self.worker_metrics {
-            crate::http_get::http_authority(url).map(drop)?;
+            crate::plain_http::http_authority(url).map(drop)?;
         }
         Ok(())
     }
@@ -370,26 +391,6 @@ impl Workload {
     }
 }
 
-/// Parses `500ms`, `5s`, `2m`, or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let value: f64 = num.trim().parse().map_err(|_| format!("not a duration: {s:?}"))?;
-    let scale = match unit {
-        "ms" => 0.001,
-        "s" => 1.0,
-        "m" | "min" => 60.0,
-        _ => return Err(format!("unknown unit in {s:?} (use ms, s or m)")),
-    };
-    if !(value.is_finite() && value >= 0.0) {
-        return Err(format!("not a duration: {s:?}"));
-    }
-    Ok(Duration::from_secs_f64(value * scale))
-}
-
 /// Accepts `KEY=VALUE` with a non-empty key.
 fn parse_env_pair(s: &str) -> Result<String, String> {
     match s.split_once('=') {
@@ -405,21 +406,6 @@ fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        let check = |input: &str, expected: Option<f64>| {
-            assert_eq!(parse_duration(input).ok().map(|d| d.as_secs_f64()), expected, "{input}");
-        };
-        check("5s", Some(5.0));
-        check("500ms", Some(0.5));
-        check("2m", Some(120.0));
-        check("7", Some(7.0));
-        check("1.5s", Some(1.5));
-        check("5h", None);
-        check("-1s", None);
-        check("s", None);
-    }
 
     #[test]
     fn shapes_and_overrides() {

@@ -15,6 +15,8 @@ use yrs::updates::decoder::Decode as _;
 use yrs::updates::encoder::Encode as _;
 use yrs::{Doc, ReadTxn as _, StateVector, Transact as _, Update};
 
+use crate::duration::human;
+
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// How long connecting plus the handshake may take for one client.
@@ -123,7 +125,7 @@ pub async fn connect_synced(url: &str, local: Local<'_>) -> anyhow::Result<(Ws, 
         Ok((ws, state))
     })
     .await
-    .with_context(|| format!("{url}: no connection and sync within {HANDSHAKE_TIMEOUT:?}"))?
+    .with_context(|| format!("{url}: no connection and sync within {}", human(HANDSHAKE_TIMEOUT)))?
 }
 
 /// A fresh client's view of a room: connect, sync, return the document.

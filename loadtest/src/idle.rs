@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::IdleArgs;
 use crate::client::{self, Event, Local};
+use crate::duration::{human, human_secs};
 use crate::marker;
 use crate::nodes::node_of;
 use crate::procfs::{Proc, Sample, Usage, sample_all};
@@ -113,6 +114,8 @@ pub async fn run(args: &IdleArgs, target: &Target, threads: usize) -> anyhow::Re
     let procs = target.procs();
     let server_before = procs.as_deref().map(sample_all).transpose()?;
     let nodes = target.nodes().len();
+    let rooms: Vec<String> = (0..args.rooms).map(|room| format!("idle-{run_id}-{room}")).collect();
+    target.open_rooms(&rooms).await?;
 
     let cancel = CancellationToken::new();
     let _stop_on_drop = cancel.clone().drop_guard();
@@ -122,7 +125,7 @@ pub async fn run(args: &IdleArgs, target: &Target, threads: usize) -> anyhow::Re
     let mut tasks = JoinSet::new();
     for i in 0..args.sockets {
         let (room, in_room) = (i % args.rooms, i / args.rooms);
-        let url = target.node_url(node_of(room, in_room, nodes), &format!("idle-{run_id}-{room}"));
+        let url = target.node_url(node_of(room, in_room, nodes), &rooms[room]);
         let (permits, ready, cancel) = (Arc::clone(&permits), ready_tx.clone(), cancel.clone());
         tasks.spawn(async move {
             let connected = {
@@ -166,7 +169,12 @@ pub async fn run(args: &IdleArgs, target: &Target, threads: usize) -> anyhow::Re
         }
     }
     let connect_secs = started.elapsed().as_secs_f64();
-    println!("{} sockets synced in {connect_secs:.2} s; settling for {:?}", args.sockets, args.settle);
+    println!(
+        "{} sockets synced in {}; settling for {}",
+        args.sockets,
+        human_secs(connect_secs),
+        human(args.settle)
+    );
     let server_synced = procs.as_deref().map(sample_all).transpose()?;
     tokio::time::sleep(args.settle).await;
     let server_after = procs.as_deref().map(sample_all).transpose()?;
@@ -276,10 +284,11 @@ fn per_socket(before_kib: u64, after_kib: u64, sockets: usize) -> f64 {
 impl IdleReport {
     pub fn print(&self) {
         let c = &self.config;
-        println!("idle: {} sockets over {} rooms, settle {:.1} s", c.sockets, c.rooms, c.settle_secs);
+        println!("idle: {} sockets over {} rooms, settle {}", c.sockets, c.rooms, human_secs(c.settle_secs));
         println!(
-            "  connect   {:.2} s ({:.0} sockets/s incl. sync)",
-            self.connect_secs, self.connects_per_sec
+            "  connect   {} ({:.0} sockets/s incl. sync)",
+            human_secs(self.connect_secs),
+            self.connects_per_sec
         );
         if let Some(s) = &self.server {
             println!(
@@ -290,17 +299,18 @@ impl IdleReport {
                 s.kib_per_socket
             );
             println!(
-                "  server    CPU {:.2} s to accept and sync; {:.2}% while idle",
-                s.connect_cpu_secs, s.settle.cpu_pct
+                "  server    CPU {} to accept and sync; {:.2}% while idle",
+                human_secs(s.connect_cpu_secs),
+                s.settle.cpu_pct
             );
             for (i, n) in s.nodes.iter().enumerate().filter(|_| s.nodes.len() > 1) {
                 println!(
-                    "  node {i}    {} sockets: RSS {} before, {} after ({:.2} KiB per socket); CPU {:.2} s to sync; {}",
+                    "  node {i}    {} sockets: RSS {} before, {} after ({:.2} KiB per socket); CPU {} to sync; {}",
                     n.sockets,
                     fmt_kib(n.rss_before_kib as f64),
                     fmt_kib(n.rss_after_kib as f64),
                     n.kib_per_socket,
-                    n.connect_cpu_secs,
+                    human_secs(n.connect_cpu_secs),
                     n.url
                 );
             }

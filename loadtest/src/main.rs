@@ -1,15 +1,17 @@
 //! The `loadtest` binary: parse the command line, run one subcommand under the overall timeout,
 //! stop a spawned server, print the summary, write the JSON report and plot, pick the exit code.
 
+mod auth;
 mod churn;
 mod cli;
 mod client;
+mod duration;
 mod fanout;
-mod http_get;
 mod idle;
 mod marker;
 mod nodes;
 mod persist;
+mod plain_http;
 mod plot;
 mod procfs;
 mod prom;
@@ -21,7 +23,6 @@ mod target;
 
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use clap::Parser as _;
 
 use crate::cli::{Cli, Command, Common};
@@ -111,7 +112,10 @@ async fn run(command: &Command, common: &Common, threads: usize) -> ExitCode {
     };
     let result = match tokio::time::timeout(common.timeout, work).await {
         Ok(result) => result,
-        Err(_) => Err(anyhow::anyhow!("the run did not finish within --timeout {:?}", common.timeout)),
+        Err(_) => Err(anyhow::anyhow!(
+            "the run did not finish within --timeout {}",
+            duration::human(common.timeout)
+        )),
     };
     let stopped = target.shutdown().await;
     let mut outcome = match result {
@@ -179,26 +183,9 @@ fn write_outputs(outcome: &Outcome, common: &Common) -> anyhow::Result<()> {
             println!("(--plot ignored: only fanout runs have a plot)");
             return Ok(());
         };
-        let w = &r.config.workload;
-        let title = format!(
-            "{:?}: {} rooms x {} clients, {} writers x {}/s; p50 {} p99 {}",
-            w.shape,
-            w.rooms,
-            w.clients,
-            w.writers,
-            w.rate,
-            report::fmt_us(r.latency.p50_us),
-            report::fmt_us(r.latency.p99_us)
-        );
-        let svg = plot::svg(&plot::PlotData {
-            title: &title,
-            cdf: &r.latency_cdf,
-            per_second: &r.per_second,
-            warmup_secs: w.warmup.as_secs_f64(),
-            measured_secs: w.duration.as_secs_f64(),
-        });
-        std::fs::write(path, svg).with_context(|| format!("writing {}", path.display()))?;
-        println!("plot written to {}", path.display());
+        for written in fanout::write_plots(r, path)? {
+            println!("plot written to {}", written.display());
+        }
     }
     Ok(())
 }

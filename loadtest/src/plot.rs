@@ -1,5 +1,6 @@
-//! A hand-written SVG: the latency CDF on a log-scale x axis, and deliveries per second over time.
-//! Two plain panels are all a benchmark report needs, so no plotting crate.
+//! Hand-written SVGs: the latency CDF on a log-scale x axis and deliveries per second over time;
+//! and, HdrHistogram style, latency by percentile on a log axis of 1 / (1 - p) with one curve per
+//! series. Plain panels are all a benchmark report needs, so no plotting crate.
 
 use std::fmt::Write as _;
 
@@ -41,6 +42,122 @@ pub fn svg(d: &PlotData<'_>) -> String {
     let _ = writeln!(s, "</g>");
     s.push_str("</svg>\n");
     s
+}
+
+/// One curve of the percentile plot: a run, or one part of it.
+pub struct Series<'a> {
+    pub label: &'a str,
+    /// `[percentile (0..100), latency_us]`, percentile increasing (see `report::percentile_points`).
+    pub points: &'a [[f64; 2]],
+}
+
+/// Colours of successive series (matplotlib's first five).
+const PALETTE: [&str; 5] = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"];
+/// Width of the legend beside the percentile panel.
+const LEGEND_W: f64 = 220.0;
+/// The percentile axis shows at least 0% to 99.999% whatever the sample count, so plots of
+/// different runs line up.
+const MIN_NINES: i32 = 5;
+
+/// Latency (log scale, y) by percentile (x at log10(1 / (1 - p)): ticks 0%, 90%, 99%, 99.9%, ...).
+pub fn percentile_svg(title: &str, series: &[Series<'_>]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="11">"#,
+        w = W + LEGEND_W,
+        h = H + 30.0
+    );
+    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(s, r#"<text x="10" y="20" font-size="14">{}</text>"#, escape(title));
+    let _ = writeln!(s, r#"<g transform="translate(0,30)">"#);
+    percentile_panel(&mut s, series);
+    let _ = writeln!(s, "</g>");
+    s.push_str("</svg>\n");
+    s
+}
+
+/// Position of percentile `p` (0..100) on the axis: 0 at 0%, 1 at 90%, 2 at 99%, ...
+fn nines(p: f64) -> f64 {
+    // 100% is infinitely far out; no curve reaches it (the last point is 1 - 1/count).
+    (1.0 / (1.0 - (p / 100.0).clamp(0.0, 1.0 - 1e-12))).log10()
+}
+
+/// The label of tick `n` (0 → 0%, 1 → 90%, 3 → 99.9%).
+fn nines_label(n: i32) -> String {
+    match n {
+        ..=0 => "0%".to_owned(),
+        1 => "90%".to_owned(),
+        2 => "99%".to_owned(),
+        _ => format!("99.{}%", "9".repeat((n - 2) as usize)),
+    }
+}
+
+fn percentile_panel(s: &mut String, series: &[Series<'_>]) {
+    frame(s, "latency by percentile", "percentile", "latency (log scale)");
+    let (x0, x1, y0, y1) = (M_LEFT, W - M_RIGHT, H - M_BOTTOM, M_TOP);
+    let all = || series.iter().flat_map(|c| c.points.iter());
+    let (Some(min), Some(max)) = (
+        all().map(|p| p[1].max(1.0)).min_by(f64::total_cmp),
+        all().map(|p| p[1].max(1.0)).max_by(f64::total_cmp),
+    ) else {
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="{}" text-anchor="middle">no samples</text>"#,
+            (x0 + x1) / 2.0,
+            (y0 + y1) / 2.0
+        );
+        return;
+    };
+    let right = all().map(|p| nines(p[0]).ceil() as i32).max().unwrap_or(0).max(MIN_NINES);
+    let lo = min.log10().floor();
+    let hi = max.log10().ceil().max(lo + 1.0);
+    let x = |p: f64| x0 + nines(p) / f64::from(right) * (x1 - x0);
+    let y = |us: f64| y0 - (us.max(1.0).log10() - lo) / (hi - lo) * (y0 - y1);
+    for n in 0..=right {
+        let px = x0 + f64::from(n) / f64::from(right) * (x1 - x0);
+        let _ = writeln!(s, r##"<line x1="{px:.1}" y1="{y1}" x2="{px:.1}" y2="{y0}" stroke="#ddd"/>"##);
+        let _ = writeln!(
+            s,
+            r#"<text class="x-tick" x="{px:.1}" y="{}" text-anchor="middle">{}</text>"#,
+            y0 + 14.0,
+            nines_label(n)
+        );
+    }
+    for decade in lo as i32..=hi as i32 {
+        let py = y(10f64.powi(decade));
+        let _ = writeln!(
+            s,
+            r##"<line x1="{x0}" y1="{py:.1}" x2="{x1}" y2="{py:.1}" stroke="#ddd" stroke-dasharray="3,3"/>"##
+        );
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="{:.1}" text-anchor="end">{}</text>"#,
+            x0 - 4.0,
+            py + 4.0,
+            decade_label(decade)
+        );
+    }
+    for (i, curve) in series.iter().enumerate() {
+        let colour = PALETTE[i % PALETTE.len()];
+        let mut points = String::new();
+        for p in curve.points {
+            let _ = write!(points, "{:.1},{:.1} ", x(p[0]), y(p[1]));
+        }
+        let _ = writeln!(
+            s,
+            r#"<polyline class="series" points="{}" fill="none" stroke="{colour}" stroke-width="2"/>"#,
+            points.trim_end()
+        );
+        let ly = y1 + 16.0 * i as f64;
+        let _ = writeln!(
+            s,
+            r#"<line x1="{}" y1="{ly:.1}" x2="{}" y2="{ly:.1}" stroke="{colour}" stroke-width="2"/>"#,
+            W + 4.0,
+            W + 24.0
+        );
+        let _ = writeln!(s, r#"<text x="{}" y="{:.1}">{}</text>"#, W + 28.0, ly + 4.0, escape(curve.label));
+    }
 }
 
 /// Plot area: x from M_LEFT to W - M_RIGHT, y from M_TOP (top) to H - M_BOTTOM (bottom).
@@ -163,12 +280,9 @@ fn rate_panel(s: &mut String, per_second: &[u64], warmup_secs: f64, measured_sec
     }
 }
 
+/// 10^decade µs in human units (`1µs`, `100ms`, `10s`).
 fn decade_label(decade: i32) -> String {
-    match decade {
-        ..=2 => format!("{} µs", 10u64.pow(decade.max(0) as u32)),
-        3..=5 => format!("{} ms", 10u64.pow((decade - 3) as u32)),
-        _ => format!("{} s", 10u64.pow((decade - 6).min(9) as u32)),
-    }
+    crate::duration::human(std::time::Duration::from_micros(10u64.pow(decade.clamp(0, 12) as u32)))
 }
 
 /// The smallest round number (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 times a power of ten) at least `v`.
@@ -248,6 +362,68 @@ mod tests {
         }));
     }
 
+    /// The `(x, y)` of every point of each `class="series"` polyline.
+    fn curves(svg: &str) -> Vec<Vec<(f64, f64)>> {
+        svg.lines()
+            .filter(|l| l.contains(r#"class="series""#))
+            .map(|l| {
+                let points = l.split(r#"points=""#).nth(1).and_then(|r| r.split('"').next()).expect("points");
+                (points.split_whitespace())
+                    .map(|p| {
+                        let (x, y) = p.split_once(',').expect("x,y");
+                        (x.parse().expect("x"), y.parse().expect("y"))
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn percentile_plot_has_nines_ticks_and_one_rising_curve_per_series() {
+        let mut a = crate::report::new_histogram();
+        let mut b = crate::report::new_histogram();
+        for us in 1..=20_000u64 {
+            crate::report::record_latency(&mut a, 100 + us % 900);
+            crate::report::record_latency(&mut b, 200 + us * 3);
+        }
+        let (pa, pb) = (crate::report::percentile_points(&a), crate::report::percentile_points(&b));
+        let series =
+            [Series { label: "rooms, 1 node", points: &pa }, Series { label: "rooms, 2 nodes", points: &pb }];
+        let svg = percentile_svg("rooms, 2 nodes: 30s <measured>", &series);
+        assert_well_formed(&svg);
+        assert!(svg.contains("rooms, 2 nodes: 30s &lt;measured&gt;"));
+        let ticks: Vec<&str> = (svg.lines().filter(|l| l.contains(r#"class="x-tick""#)))
+            .filter_map(|l| l.split('>').nth(1)?.split('<').next())
+            .collect();
+        assert_eq!(ticks, ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%"]);
+        let curves = curves(&svg);
+        assert_eq!(curves.len(), 2);
+        for curve in &curves {
+            assert!(curve.len() > 50, "{curve:?}");
+            // Right along the percentile axis; up (smaller SVG y) or level in latency.
+            assert!(curve.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 >= w[1].1), "{curve:?}");
+            assert!(curve.iter().all(|&(x, y)| (M_LEFT..=W - M_RIGHT).contains(&x) && (M_TOP..=H - M_BOTTOM).contains(&y)));
+        }
+        // 20,000 samples: the last point is at 1 - 1/20,000 = 99.995%, between the last two ticks.
+        let tick = |n: f64| M_LEFT + n / 5.0 * (W - M_RIGHT - M_LEFT);
+        let end = curves[0].last().expect("points").0;
+        assert!(end > tick(4.0) && end < tick(5.0), "{end}");
+        assert!(svg.contains(">rooms, 2 nodes</text>"), "legend");
+    }
+
+    #[test]
+    fn percentile_axis_grows_past_five_nines_and_empty_plots_say_so() {
+        let points: Vec<[f64; 2]> = vec![[0.0, 10.0], [99.99999, 100.0]];
+        let svg = percentile_svg("t", &[Series { label: "many", points: &points }]);
+        assert!(svg.contains(">99.99999%</text>"), "7 nines for a point past 6");
+        assert_well_formed(&svg);
+        let empty = percentile_svg("t", &[Series { label: "none", points: &[] }]);
+        assert!(empty.contains("no samples"));
+        assert_well_formed(&empty);
+        assert_eq!((nines(0.0), nines(90.0)), (0.0, 1.0));
+        assert!((nines(99.9) - 3.0).abs() < 1e-9);
+    }
+
     #[test]
     fn axis_helpers() {
         assert_eq!(nice_ceil(9001.0), 10_000.0);
@@ -256,7 +432,7 @@ mod tests {
         assert_eq!(nice_ceil(1.0), 1.0);
         assert_eq!(
             (decade_label(0), decade_label(2), decade_label(3), decade_label(7)),
-            ("1 µs".into(), "100 µs".into(), "1 ms".into(), "10 s".into())
+            ("1µs".into(), "100µs".into(), "1ms".into(), "10s".into())
         );
     }
 }

@@ -3,7 +3,7 @@
 use anyhow::Context as _;
 use serde::Serialize;
 
-use crate::http_get;
+use crate::plain_http;
 use crate::report::ratio;
 
 /// A `/metrics` page is tens of KiB; a cap keeps a wrong URL from filling memory.
@@ -30,12 +30,12 @@ pub fn counter(text: &str, name: &str) -> Option<f64> {
 /// `GET` a metrics page; `url` is `http://host:port/path` (or a server's `ws://host:port/ws`, whose
 /// `/metrics` is on the same listener).
 pub async fn page(url: &str) -> anyhow::Result<String> {
-    let authority = http_get::http_authority(url)?;
+    let authority = plain_http::http_authority(url)?;
     let path = match url.strip_prefix("http://") {
         Some(rest) => rest.find('/').map_or("/metrics", |i| &rest[i..]),
         None => "/metrics",
     };
-    http_get::get(&authority, path, MAX_METRICS_BYTES).await.with_context(|| format!("reading {url}"))
+    plain_http::get(&authority, path, MAX_METRICS_BYTES).await.with_context(|| format!("reading {url}"))
 }
 
 /// The first of `names` present in `text`, with its value.

@@ -74,13 +74,32 @@ pub fn cdf_points(h: &Histogram<u64>) -> Vec<[f64; 2]> {
     points
 }
 
-/// Human form of a latency: µs below 1 ms, ms below 10 s.
-pub fn fmt_us(us: u64) -> String {
-    match us {
-        0..1_000 => format!("{us} µs"),
-        1_000..10_000_000 => format!("{:.2} ms", us as f64 / 1000.0),
-        _ => format!("{:.1} s", us as f64 / 1e6),
+/// Points `[percentile, latency_us]` for a percentile plot, HdrHistogram style: evenly spaced on
+/// the axis position log10(1 / (1 - p)) (90%, 99%, 99.9%, ... one decade apart, 20 points per
+/// decade), up to the last sample's percentile, 1 - 1/count, where the maximum is drawn. Beyond it
+/// the histogram knows nothing, so the curve stops there.
+pub fn percentile_points(h: &Histogram<u64>) -> Vec<[f64; 2]> {
+    const PER_DECADE: f64 = 20.0;
+    if h.is_empty() {
+        return Vec::new();
     }
+    let top = (h.len() as f64).log10();
+    // Stop half a step short of the last sample's percentile, so the last two points never
+    // (nearly) coincide.
+    let steps = (top * PER_DECADE - 0.5).ceil().max(0.0) as u32;
+    let mut points: Vec<[f64; 2]> = (0..steps)
+        .map(|i| {
+            let q = 1.0 - 10f64.powf(-f64::from(i) / PER_DECADE);
+            [q * 100.0, h.value_at_quantile(q) as f64]
+        })
+        .collect();
+    points.push([(1.0 - 1.0 / h.len() as f64) * 100.0, h.max() as f64]);
+    points
+}
+
+/// Human form of a latency in µs, by the one duration formatter (`950µs`, `1.5ms`, `12s`).
+pub fn fmt_us(us: u64) -> String {
+    crate::duration::human(std::time::Duration::from_micros(us))
 }
 
 /// Human form of a KiB figure.
@@ -144,10 +163,24 @@ mod tests {
     }
 
     #[test]
+    fn percentiles_rise_to_the_maximum() {
+        let points = percentile_points(&hist(1..=10_000));
+        assert_eq!(points.len(), 81, "4 decades x 20 points, then the last sample");
+        assert_eq!(points[0], [0.0, 1.0]);
+        assert!(points.windows(2).all(|w| w[0][0] < w[1][0] && w[0][1] <= w[1][1]), "{points:?}");
+        assert!((points[20][0] - 90.0).abs() < 1e-9 && (points[20][1] - 9_000.0).abs() <= 10.0);
+        let last = points.last().expect("points");
+        assert!((last[0] - 99.99).abs() < 1e-9 && (last[1] - 10_000.0).abs() <= 10.0, "{last:?}");
+        assert_eq!(percentile_points(&hist([7])), vec![[0.0, 7.0]]);
+        assert!(percentile_points(&hist([])).is_empty());
+    }
+
+    #[test]
     fn formatting() {
-        assert_eq!(fmt_us(950), "950 µs");
-        assert_eq!(fmt_us(1_500), "1.50 ms");
-        assert_eq!(fmt_us(12_000_000), "12.0 s");
+        assert_eq!(fmt_us(950), "950µs");
+        assert_eq!(fmt_us(1_500), "1.5ms");
+        assert_eq!(fmt_us(12_000_000), "12s");
+        assert_eq!(fmt_us(0), "0s");
         assert_eq!(fmt_kib(512.0), "512.0 KiB");
         assert_eq!(fmt_kib(20480.0), "20.0 MiB");
     }

@@ -11,7 +11,9 @@ use futures_util::future::{join_all, try_join_all};
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::process::{Child, Command};
 
+use crate::auth::Auth;
 use crate::cli::Common;
+use crate::duration::human;
 use crate::nodes::SharedRedis;
 use crate::procfs::Proc;
 use crate::redis_info::RedisInfo;
@@ -28,6 +30,8 @@ pub struct Target {
     nodes: Vec<Node>,
     /// The Redis the spawned nodes share (`--redis-url`), connected for reading its counters.
     pub redis: Option<RedisInfo>,
+    /// The access token and sessions of `--token` or `--sign-up`.
+    auth: Option<Auth>,
 }
 
 /// One server.
@@ -68,7 +72,7 @@ impl Target {
                 }
             }))
             .await?;
-            return Ok(Self { nodes, redis });
+            return Ok(Self { nodes, redis, auth: None });
         }
         let Some(url) = &common.url else { bail!("give --url ws://HOST:PORT/ws or --spawn PATH") };
         check_url(url, common.allow_remote)?;
@@ -77,7 +81,17 @@ impl Target {
             p.sample().context("--server-pid")?;
         }
         let node = Node { base_url: url.trim_end_matches('/').to_owned(), proc_, spawned: None };
-        Ok(Self { nodes: vec![node], redis: None })
+        let auth = Auth::from_flags(common).await?;
+        Ok(Self { nodes: vec![node], redis: None, auth })
+    }
+
+    /// Readies the rooms a run is about to open: with `--sign-up`, a session for each (see
+    /// [`Auth::open_rooms`]); nothing otherwise.
+    pub async fn open_rooms(&self, rooms: &[String]) -> anyhow::Result<()> {
+        match &self.auth {
+            Some(auth) => auth.open_rooms(rooms).await.context("creating a session per room (--sign-up)"),
+            None => Ok(()),
+        }
     }
 
     pub fn nodes(&self) -> &[Node] {
@@ -91,8 +105,14 @@ impl Target {
     }
 
     /// The URL of `room` on node `node` (counted modulo the number of nodes).
+    /// With `--token` or `--sign-up` the URL carries the token, and a room with a session is
+    /// opened by its session id.
     pub fn node_url(&self, node: usize, room: &str) -> String {
-        self.nodes[node % self.nodes.len()].room_url(room)
+        let node = &self.nodes[node % self.nodes.len()];
+        match &self.auth {
+            Some(auth) => auth.room_url(&node.base_url, room),
+            None => node.room_url(room),
+        }
     }
 
     /// Every node's base URL, in node order.
@@ -130,7 +150,7 @@ impl Target {
 }
 
 impl Node {
-    pub fn room_url(&self, room: &str) -> String {
+    fn room_url(&self, room: &str) -> String {
         format!("{}/{room}", self.base_url)
     }
 
@@ -149,7 +169,7 @@ impl Node {
                     format!("stopped by SIGTERM: {status}")
                 } else {
                     let _ = spawned.child.kill().await;
-                    format!("did not stop within {STOP_TIMEOUT:?} of SIGTERM: killed")
+                    format!("did not stop within {} of SIGTERM: killed", human(STOP_TIMEOUT))
                 }
             }
         };
@@ -169,6 +189,12 @@ async fn log_tail(log: &Path) -> String {
     let log = tokio::fs::read_to_string(log).await.unwrap_or_default();
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
+}
+
+/// `url` with `pair` (`key=value`, already escaped) added to its query.
+pub fn with_query(url: &str, pair: &str) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}{pair}")
 }
 
 /// Refuses anything but `ws://` to a loopback address unless remote targets are allowed.
@@ -255,7 +281,8 @@ async fn spawn(
         Ok(Ok(None)) => bail!("server exited before listening; its output:\n{}", log_tail(&log).await),
         Ok(Err(e)) => return Err(e.context("reading server stdout")),
         Err(_) => bail!(
-            "server did not print `listening on ADDR` within {STARTUP_TIMEOUT:?}; its output:\n{}",
+            "server did not print `listening on ADDR` within {}; its output:\n{}",
+            human(STARTUP_TIMEOUT),
             log_tail(&log).await
         ),
     };

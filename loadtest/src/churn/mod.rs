@@ -16,6 +16,7 @@ use tokio::time::Instant;
 pub use self::summary::ChurnReport;
 use self::summary::{Config, Memory, RoomFailure, Verify};
 use crate::cli::{ChurnArgs, Common};
+use crate::duration::{human, human_secs};
 use crate::marker;
 use crate::procfs::Proc;
 use crate::report::ratio;
@@ -42,25 +43,31 @@ pub async fn run(args: &ChurnArgs, target: &Target, threads: usize) -> anyhow::R
     anyhow::ensure!(args.rooms >= 1 && args.concurrency >= 1, "--rooms and --concurrency must be at least 1");
     // One node: `Command::validate` refuses churn over several before they are spawned.
     let node = target.first();
-    let authority = crate::http_get::http_authority(&node.base_url)?;
+    let authority = crate::plain_http::http_authority(&node.base_url)?;
     ready::rooms(&authority).await.context("the server's /ready (churn needs its room count)")?;
     let run_id = marker::now_us() / 1000;
     let seed = args.seed.unwrap_or_else(marker::now_us);
     let proc_ = node.proc_;
+    let warm_room = format!("churn-{run_id}-warmup");
+    // Before the monitor and the baseline: with `--sign-up` each room is a session, and creating
+    // 10,000 of them is neither opening rooms nor per-room memory.
+    let names: Vec<String> =
+        std::iter::once(warm_room.clone()).chain((0..args.rooms).map(|i| room::name(run_id, i))).collect();
+    target.open_rooms(&names).await?;
     let mut monitor = ready::Monitor::spawn(proc_, authority.clone());
 
     // Warm-up: the first room pays one-time costs (the store's first write transaction and
     // caches, lazily built tables, runtime buffers) that are not per-room memory; paying them
     // before the baseline keeps them out of "retained". Only one room, so per-thread allocator
     // arenas that 100 concurrent rooms may add on other threads are not pre-warmed.
-    let warm_url = node.room_url(&format!("churn-{run_id}-warmup"));
+    let warm_url = target.node_url(0, &warm_room);
     room::open_once(&warm_url, "warm-up").await.context("the warm-up room")?;
     if !monitor.wait_for_zero_rooms(args.evict_timeout).await {
         bail!(
-            "/ready still reports {} rooms {:?} after the warm-up room closed: does the server evict \
+            "/ready still reports {} rooms {} after the warm-up room closed: does the server evict \
              idle rooms (--room-idle-secs), and is nobody else using it?",
             count(monitor.last_rooms()),
-            args.evict_timeout
+            human(args.evict_timeout)
         );
     }
     tokio::time::sleep(args.baseline_settle).await;
@@ -73,7 +80,7 @@ pub async fn run(args: &ChurnArgs, target: &Target, threads: usize) -> anyhow::R
     let mut errors = Vec::new();
     let mut results = stream::iter(0..args.rooms)
         .map(|i| {
-            let url = node.room_url(&room::name(run_id, i));
+            let url = target.node_url(0, &room::name(run_id, i));
             async move { (i, room::open_once(&url, &room::text(run_id, i)).await) }
         })
         .buffer_unordered(args.concurrency);
@@ -92,9 +99,10 @@ pub async fn run(args: &ChurnArgs, target: &Target, threads: usize) -> anyhow::R
     let after_open = proc_.as_ref().map(Proc::sample).transpose()?;
     let open_to = monitor.now();
     println!(
-        "{} rooms opened and closed in {open_secs:.2} s; waiting for eviction (at most {:?})",
+        "{} rooms opened and closed in {}; waiting for eviction (at most {})",
         opened.len(),
-        args.evict_timeout
+        human_secs(open_secs),
+        human(args.evict_timeout)
     );
 
     let closed_at = Instant::now();
@@ -114,7 +122,7 @@ pub async fn run(args: &ChurnArgs, target: &Target, threads: usize) -> anyhow::R
         stream::iter(sample.iter().copied())
             .map(|i| {
                 let (name, want) = (room::name(run_id, i), room::text(run_id, i));
-                let url = node.room_url(&name);
+                let url = target.node_url(0, &name);
                 async move {
                     room::check(&url, &want).await.err().map(|detail| RoomFailure { room: name, detail })
                 }
@@ -151,9 +159,9 @@ pub async fn run(args: &ChurnArgs, target: &Target, threads: usize) -> anyhow::R
     }
     if !evicted {
         problems.push(format!(
-            "/ready still reported {} rooms in memory {:?} after the last room closed",
+            "/ready still reported {} rooms in memory {} after the last room closed",
             count(series.iter().rev().find_map(|p| p.rooms)),
-            args.evict_timeout
+            human(args.evict_timeout)
         ));
     }
     if !verify.failures.is_empty() {

@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use crate::http_get;
+use crate::plain_http;
 use crate::procfs::Proc;
 
 /// How often the monitor samples.
@@ -22,7 +22,7 @@ const MAX_RESPONSE_BYTES: u64 = 64 * 1024;
 /// count (the server answers 503 while shutting down or when its store fails), so any status with
 /// a count is accepted.
 pub async fn rooms(authority: &str) -> anyhow::Result<u64> {
-    let body = http_get::get(authority, "/ready", MAX_RESPONSE_BYTES).await?;
+    let body = plain_http::get(authority, "/ready", MAX_RESPONSE_BYTES).await?;
     parse_rooms(&body).with_context(|| format!("no \"rooms\" count in /ready's answer: {body:?}"))
 }
 

@@ -11,6 +11,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use yrs::{Doc, GetString as _, ReadTxn as _, Text as _, Transact as _};
 
 use crate::client::{self, Local};
+use crate::duration::human;
 
 /// Longest wait for the server to answer our close frame.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -56,7 +57,7 @@ pub async fn open_once(url: &str, text: &str) -> anyhow::Result<()> {
     .await;
     match closed {
         Ok(result) => result,
-        Err(_) => bail!("{url}: the server did not answer the close frame within {CLOSE_TIMEOUT:?}"),
+        Err(_) => bail!("{url}: the server did not answer the close frame within {}", human(CLOSE_TIMEOUT)),
     }
 }
 

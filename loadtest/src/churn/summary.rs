@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use super::ready::Point;
+use crate::duration::human_secs;
 use crate::report::{fmt_kib, ratio};
 
 #[derive(Debug, Serialize)]
@@ -121,17 +122,20 @@ impl ChurnReport {
             c.server_args.iter().find(|a| a.starts_with("--room-idle-secs")).map_or("", String::as_str)
         );
         println!(
-            "  open      {:.2} s ({:.0} rooms/s: connect, sync, update, close); {} failed",
-            self.open_secs, self.rooms_per_sec, self.open_failures
+            "  open      {} ({:.0} rooms/s: connect, sync, update, close); {} failed",
+            human_secs(self.open_secs),
+            self.rooms_per_sec,
+            self.open_failures
         );
         let peak_rooms = self.peak_rooms.map_or("?".to_owned(), |r| r.to_string());
         match self.evict_secs {
             Some(secs) => println!(
-                "  rooms     peak {peak_rooms} in memory; all evicted {secs:.2} s after the last close"
+                "  rooms     peak {peak_rooms} in memory; all evicted {} after the last close",
+                human_secs(secs)
             ),
             None => println!(
-                "  rooms     peak {peak_rooms} in memory; NOT all evicted within {:.0} s",
-                c.evict_timeout_secs
+                "  rooms     peak {peak_rooms} in memory; NOT all evicted within {}",
+                human_secs(c.evict_timeout_secs)
             ),
         }
         if let Some(m) = &self.server {
@@ -150,7 +154,11 @@ impl ChurnReport {
                 m.retained_pct_of_growth,
                 m.peak_kib as i64 - m.baseline_kib as i64
             );
-            println!("  server    CPU {:.2} s while opening; VmHWM {}", m.open_cpu_secs, kib(m.hwm_kib));
+            println!(
+                "  server    CPU {} while opening; VmHWM {}",
+                human_secs(m.open_cpu_secs),
+                kib(m.hwm_kib)
+            );
         } else {
             println!("  server    RSS not measured (give --spawn, or --server-pid with --url)");
         }

@@ -3,6 +3,7 @@
 
 mod converge;
 mod peer;
+mod plots;
 mod summary;
 
 use std::collections::HashMap;
@@ -17,13 +18,15 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use self::peer::{ClientOutcome, ClientSpec, Shared, WriterDone};
+pub use self::plots::write_plots;
 pub use self::summary::FanoutReport;
 use self::summary::{Convergence, Deliveries, SendStats, Tally};
 use crate::cli::FanoutArgs;
+use crate::duration::human_secs;
 use crate::marker;
 use crate::nodes::node_of;
 use crate::procfs::{Proc, Usage, sample_all};
-use crate::report::{Latency, cdf_points, new_histogram, ratio};
+use crate::report::{Latency, cdf_points, new_histogram, percentile_points, ratio};
 use crate::sampler;
 use crate::servers::{self, Window};
 use crate::target::Target;
@@ -36,6 +39,7 @@ pub async fn run(args: &FanoutArgs, target: &Target, threads: usize) -> anyhow::
     let w = args.workload()?;
     let run_id = marker::now_us() / 1000;
     let rooms: Vec<String> = (0..w.rooms).map(|r| format!("lt-{run_id}-{r}")).collect();
+    target.open_rooms(&rooms).await?;
     let clients_total = w.rooms * w.clients;
     let harness = Proc::current();
     let procs = target.procs();
@@ -79,7 +83,7 @@ pub async fn run(args: &FanoutArgs, target: &Target, threads: usize) -> anyhow::
     drop((ready_tx, done_tx, go_rx));
     crate::client::await_ready(&mut ready_rx, clients_total, "client").await?;
     let connect_secs = connect_started.elapsed().as_secs_f64();
-    println!("{clients_total} clients connected and synced in {connect_secs:.2} s; sending");
+    println!("{clients_total} clients connected and synced in {}; sending", human_secs(connect_secs));
 
     let t0 = Instant::now() + GO_DELAY;
     shared.start_us.store(marker::now_us() + GO_DELAY.as_micros() as u64, Ordering::Relaxed);
@@ -156,6 +160,7 @@ pub async fn run(args: &FanoutArgs, target: &Target, threads: usize) -> anyhow::
         connect_secs,
         latency: Latency::from_hist(&tally.hist),
         latency_cdf: cdf_points(&tally.hist),
+        latency_percentiles: percentile_points(&tally.hist),
         deliveries: Deliveries {
             expected,
             received: tally.delivered,

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::converge::RoomCheck;
 use crate::cli::{FanoutArgs, Workload};
+use crate::duration::{human, human_secs};
 use crate::procfs::Usage;
 use crate::redis_info::RedisUsage;
 use crate::report::{Latency, fmt_kib, fmt_us};
@@ -24,6 +25,8 @@ pub struct FanoutReport {
     pub latency: Latency,
     /// `[latency_us, fraction]` points of the latency CDF.
     pub latency_cdf: Vec<[f64; 2]>,
+    /// `[percentile, latency_us]` points, 20 per decade of nines (see `report::percentile_points`).
+    pub latency_percentiles: Vec<[f64; 2]>,
     pub deliveries: Deliveries,
     pub send: SendStats,
     /// Present when the server's PID is known (`--spawn` or `--server-pid`).
@@ -134,6 +137,7 @@ pub struct Parts<'a> {
     pub connect_secs: f64,
     pub latency: Latency,
     pub latency_cdf: Vec<[f64; 2]>,
+    pub latency_percentiles: Vec<[f64; 2]>,
     pub deliveries: Deliveries,
     pub send: SendStats,
     pub server: Option<Server>,
@@ -171,6 +175,7 @@ pub fn assemble(p: Parts<'_>) -> FanoutReport {
         connect_secs: p.connect_secs,
         latency: p.latency,
         latency_cdf: p.latency_cdf,
+        latency_percentiles: p.latency_percentiles,
         deliveries: p.deliveries,
         send: p.send,
         server: p.server,
@@ -246,8 +251,15 @@ impl FanoutReport {
     pub fn print(&self) {
         let w = &self.config.workload;
         println!(
-            "fanout {:?}: {} rooms x {} clients, {} writers/room x {} updates/s, {:?} measured after {:?} warm-up, op {:?}",
-            w.shape, w.rooms, w.clients, w.writers, w.rate, w.duration, w.warmup, w.op
+            "fanout {:?}: {} rooms x {} clients, {} writers/room x {} updates/s, {} measured after {} warm-up, op {:?}",
+            w.shape,
+            w.rooms,
+            w.clients,
+            w.writers,
+            w.rate,
+            human(w.duration),
+            human(w.warmup),
+            w.op
         );
         let l = &self.latency;
         println!(
@@ -261,13 +273,22 @@ impl FanoutReport {
         );
         let d = &self.deliveries;
         println!(
-            "  delivered {:.0}/s in the window; {} of {} expected received (missing {}, extra {}, gaps {}), drained in {:.2} s",
-            d.per_sec, d.received, d.expected, d.missing, d.extra, d.gaps, d.drain_secs
+            "  delivered {:.0}/s in the window; {} of {} expected received (missing {}, extra {}, gaps {}), drained in {}",
+            d.per_sec,
+            d.received,
+            d.expected,
+            d.missing,
+            d.extra,
+            d.gaps,
+            human_secs(d.drain_secs)
         );
         let s = &self.send;
         println!(
-            "  sent      {:.1}/s of {:.0}/s requested; sender lag mean {:.2} ms, max {:.2} ms",
-            s.achieved_per_sec, s.requested_per_sec, s.mean_lag_ms, s.max_lag_ms
+            "  sent      {:.1}/s of {:.0}/s requested; sender lag mean {}, max {}",
+            s.achieved_per_sec,
+            s.requested_per_sec,
+            human_secs(s.mean_lag_ms / 1000.0),
+            human_secs(s.max_lag_ms / 1000.0)
         );
         if let Some(sv) = &self.server {
             let over = match sv.nodes.len() {
@@ -285,9 +306,9 @@ impl FanoutReport {
             );
             for (i, node) in sv.nodes.iter().enumerate().filter(|_| sv.nodes.len() > 1) {
                 println!(
-                    "  node {i}    CPU {:.1}% ({:.2} s); RSS {} at window start, {} at end; {}",
+                    "  node {i}    CPU {:.1}% ({}); RSS {} at window start, {} at end; {}",
                     node.window.cpu_pct,
-                    node.window.cpu_secs,
+                    human_secs(node.window.cpu_secs),
                     fmt_kib(node.window.rss_start_kib as f64),
                     fmt_kib(node.window.rss_end_kib as f64),
                     node.url
@@ -296,8 +317,11 @@ impl FanoutReport {
         }
         if let Some(r) = &self.redis {
             println!(
-                "  redis     {:.0} PUBLISH/s, {:.0} commands/s, CPU {:.1}% ({:.2} s)",
-                r.publishes_per_sec, r.commands_per_sec, r.cpu_pct, r.cpu_secs
+                "  redis     {:.0} PUBLISH/s, {:.0} commands/s, CPU {:.1}% ({})",
+                r.publishes_per_sec,
+                r.commands_per_sec,
+                r.cpu_pct,
+                human_secs(r.cpu_secs)
             );
         }
         println!(

@@ -23,12 +23,13 @@ use self::extras::Extras;
 pub use self::summary::PersistReport;
 use self::writer::{Pace, Shared, WriterOutcome, WriterSpec};
 use crate::cli::PersistArgs;
+use crate::duration::human_secs;
 use crate::marker;
 use crate::nodes::node_of;
 use crate::procfs::{Proc, Usage, sample_all};
 use crate::report::{Latency, cdf_points, new_histogram, ratio};
 use crate::servers::{self, Window};
-use crate::target::Target;
+use crate::target::{Target, with_query};
 
 /// Delay between "everyone is connected" and the writers' time zero, so every writer task has
 /// seen the go signal before its first update is due.
@@ -51,6 +52,7 @@ pub fn add_server_defaults(args: &mut PersistArgs) {
 pub async fn run(args: &PersistArgs, target: &Target, threads: usize) -> anyhow::Result<PersistReport> {
     let run_id = marker::now_us() / 1000;
     let rooms: Vec<String> = (0..args.rooms).map(|r| format!("lp-{run_id}-{r}")).collect();
+    target.open_rooms(&rooms).await?;
     let writers_total = args.rooms * args.writers;
     let harness = Proc::current();
     let procs = target.procs();
@@ -81,7 +83,7 @@ pub async fn run(args: &PersistArgs, target: &Target, threads: usize) -> anyhow:
             tasks.spawn(writer::run_writer(WriterSpec {
                 room: r,
                 writer: w as u32,
-                url: format!("{}?app=1", target.node_url(node_of(r, w, nodes), room)),
+                url: with_query(&target.node_url(node_of(r, w, nodes), room), "app=1"),
                 offset: period.mul_f64(global as f64 / writers_total as f64),
                 shared: Arc::clone(&shared),
                 ready: ready_tx.clone(),
@@ -92,7 +94,10 @@ pub async fn run(args: &PersistArgs, target: &Target, threads: usize) -> anyhow:
     drop((ready_tx, go_rx));
     crate::client::await_ready(&mut ready_rx, writers_total, "writer").await?;
     let connect_secs = connect_started.elapsed().as_secs_f64();
-    println!("{writers_total} app-client writers connected and synced in {connect_secs:.2} s; sending");
+    println!(
+        "{writers_total} app-client writers connected and synced in {}; sending",
+        human_secs(connect_secs)
+    );
 
     let t0 = Instant::now() + GO_DELAY;
     go_tx.send_replace(Some(t0));

@@ -5,6 +5,7 @@ use serde::Serialize;
 use super::extras::ExtrasReport;
 use super::verify::RoomCheck;
 use crate::cli::PersistArgs;
+use crate::duration::human_secs;
 use crate::procfs::Usage;
 use crate::report::{Latency, fmt_kib, fmt_us, ratio};
 use crate::servers::Server;
@@ -163,14 +164,14 @@ impl PersistReport {
         };
         println!("persist: {} rooms x {} writers, {offered}", a.rooms, a.writers);
         println!(
-            "  updates   sent {:.0}/s, acknowledged {:.0}/s over {:.1} s; {} sent, {} acknowledged, {} unacknowledged (drain {:.2} s)",
+            "  updates   sent {:.0}/s, acknowledged {:.0}/s over {}; {} sent, {} acknowledged, {} unacknowledged (drain {})",
             t.sent_per_sec,
             t.acked_per_sec,
-            t.window_secs,
+            human_secs(t.window_secs),
             t.updates_sent,
             t.updates_acked,
             t.unacknowledged,
-            t.drain_secs
+            human_secs(t.drain_secs)
         );
         let l = &self.ack_latency;
         println!(

@@ -4,6 +4,7 @@
 //! Needs the `codecrafter` binary built next to `loadtest` (`cargo build -p server`; the
 //! workspace's test command builds it). Without it the tests fail and say so: they never skip.
 
+mod auth;
 mod persist;
 #[path = "../support/server_bin.rs"]
 mod server_bin;

@@ -1,11 +1,14 @@
-//! A minimal plain-HTTP GET for the servers' ops endpoints (`/ready`, `/metrics`): the harness
-//! needs no HTTP client crate for two text answers on loopback.
+//! A minimal plain-HTTP/1.1 client: GET for the servers' ops endpoints (`/ready`, `/metrics`) and
+//! POST of a JSON body for `--sign-up` (register, create sessions). The harness needs no HTTP
+//! client crate for a handful of small requests on loopback.
 
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
+
+use crate::duration::human;
 
 /// One request, connect to last byte; a stalled answer must not stall a monitor or a window edge.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -28,24 +31,69 @@ pub fn http_authority(base_url: &str) -> anyhow::Result<String> {
 /// The body of `GET http://{authority}{path}`, whatever the status (a 503 `/ready` still carries
 /// its counts), read up to `max_bytes`.
 pub async fn get(authority: &str, path: &str, max_bytes: u64) -> anyhow::Result<String> {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+    let (_, body) = exchange(authority, "GET", path, &request, max_bytes).await?;
+    Ok(body)
+}
+
+/// A response: its status code and body.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub body: String,
+}
+
+/// `POST http://{authority}{path}` with a JSON body and, if given, `Authorization: Bearer`.
+pub async fn post_json(
+    authority: &str,
+    path: &str,
+    bearer: Option<&str>,
+    json: &str,
+    max_bytes: u64,
+) -> anyhow::Result<Response> {
+    let auth = bearer.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n{auth}\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{json}",
+        json.len()
+    );
+    let (status, body) = exchange(authority, "POST", path, &request, max_bytes).await?;
+    Ok(Response { status, body })
+}
+
+/// Sends one request on a fresh connection and reads the answer to its end (`Connection: close`).
+async fn exchange(
+    authority: &str,
+    method: &str,
+    path: &str,
+    request: &str,
+    max_bytes: u64,
+) -> anyhow::Result<(u16, String)> {
+    let what = || format!("{method} http://{authority}{path}");
     let raw = tokio::time::timeout(REQUEST_TIMEOUT, async {
         let mut tcp = TcpStream::connect(authority).await?;
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
         tcp.write_all(request.as_bytes()).await?;
         let mut raw = Vec::new();
         tcp.take(max_bytes).read_to_end(&mut raw).await?;
         anyhow::Ok(raw)
     })
     .await
-    .with_context(|| format!("GET http://{authority}{path}: no answer within {REQUEST_TIMEOUT:?}"))?
-    .with_context(|| format!("GET http://{authority}{path}"))?;
+    .with_context(|| format!("{}: no answer within {}", what(), human(REQUEST_TIMEOUT)))?
+    .with_context(what)?;
     let raw = String::from_utf8_lossy(&raw);
-    let (head, body) = raw.split_once("\r\n\r\n").context("malformed HTTP response")?;
+    let (head, body) =
+        raw.split_once("\r\n\r\n").with_context(|| format!("{}: malformed HTTP response", what()))?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .with_context(|| format!("{}: no status in {head:?}", what()))?;
     let chunked = head.lines().any(|l| {
         let l = l.to_ascii_lowercase();
         l.starts_with("transfer-encoding:") && l.contains("chunked")
     });
-    Ok(if chunked { dechunk(body).context("malformed chunked body")? } else { body.to_owned() })
+    let body = if chunked { dechunk(body).context("malformed chunked body")? } else { body.to_owned() };
+    Ok((status, body))
 }
 
 /// The payload of a `Transfer-Encoding: chunked` body (a worker's exporter may stream its metrics).
