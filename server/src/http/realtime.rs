@@ -17,6 +17,9 @@ use crate::state::AppState;
 use crate::telemetry::Metrics;
 use crate::ws::MAX_ROOM_ID_BYTES;
 
+/// What tungstenite reads ahead of the frame it decodes, and what each socket holds while idle.
+const READ_BUFFER_BYTES: usize = 512;
+
 /// Window of the per-IP connection throttle.
 const CONNECT_WINDOW: Duration = Duration::from_secs(60);
 
@@ -79,8 +82,11 @@ pub async fn upgrade(
     let limit = state.config.max_message_bytes;
     ws.max_message_size(limit)
         .max_frame_size(limit)
-        // Small buffers keep idle sockets cheap; they grow for large messages as needed.
-        .read_buffer_size(2 * 1024)
+        // An idle socket holds its read buffer whole (tungstenite allocates it at the upgrade), so
+        // it is small: 512 bytes still takes a few typical updates per read, and a large frame's
+        // buffer grows to the frame's length as it arrives (BENCHMARKS.md, "Where an idle
+        // socket's memory goes").
+        .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(64 * 1024)
         .on_upgrade(move |upgraded| {
             let connection =
