@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace on a fresh Debian machine. Installs what the tests need: the JS
-# Yjs client, mongosh and the browser client's build and test tools from npm (node_modules under
-# server/tests/js, storage/tests/mongosh and server/web), chromium (apt) for the browser test,
+# Yjs client, mongosh, the browser client's build and test tools and the load harness's peer servers
+# from npm (node_modules under server/tests/js, storage/tests/mongosh, server/web and loadtest/peers), chromium (apt) for the browser test,
 # redis-server (apt) and the MongoDB-wire
 # server SecantusDB (pip, into .test-env/venv), docker.io and debootstrap (apt); starts Redis and
 # SecantusDB on their own ports, a Docker daemon if none answers, builds the code-execution runner
@@ -24,6 +24,8 @@ echo "== npm: mongosh, to run mongo-init.js against the MongoDB-wire server"
 npm ci --prefix storage/tests/mongosh --no-audit --no-fund --loglevel=error
 echo "== npm: the browser client's sources, esbuild and playwright-core (server/web)"
 npm ci --prefix server/web --no-audit --no-fund --loglevel=error
+echo "== npm: the load harness's peers, @y/websocket-server and Hocuspocus with its Node 22 (loadtest/peers)"
+npm ci --prefix loadtest/peers --no-audit --no-fund --loglevel=error
 echo "== web: the committed bundle (server/web/dist) is what its sources build"
 node server/web/build.mjs --check
 

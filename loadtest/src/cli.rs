@@ -6,6 +6,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
+use crate::source_addrs::AddrList;
+use crate::wire::Protocol;
+
 /// Load-test harness for CodeCrafter or any y-websocket compatible server.
 ///
 /// Exit codes: 0 ok, 1 lost/duplicated/reordered updates or a convergence failure, 2 setup error
@@ -46,8 +49,9 @@ impl Command {
     pub fn validate(&self) -> anyhow::Result<()> {
         crate::nodes::check(self.common())?;
         crate::auth::check(self.common())?;
+        self.check_protocol()?;
         match self {
-            Self::Fanout(args) => args.workload().map(drop),
+            Self::Fanout(args) => args.check(),
             // Churn measures one server's memory and waits for its `/ready` to count 0 rooms; over
             // several nodes neither reading means what its report says.
             Self::Churn(args) if args.common.nodes > 1 => {
@@ -56,6 +60,29 @@ impl Command {
             Self::Persist(args) => args.check(),
             Self::Idle(_) | Self::Churn(_) => Ok(()),
         }
+    }
+
+    /// Hocuspocus is measured by fanout and idle at a `--url`: churn and persist need
+    /// CodeCrafter's `/ready` and app messages, a spawned server is CodeCrafter, and `--sign-up`
+    /// makes CodeCrafter sessions.
+    fn check_protocol(&self) -> anyhow::Result<()> {
+        let common = self.common();
+        if common.protocol == Protocol::YWebsocket {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            matches!(self, Self::Fanout(_) | Self::Idle(_)),
+            "--protocol hocuspocus is for fanout and idle (churn and persist measure CodeCrafter)"
+        );
+        anyhow::ensure!(
+            common.url.is_some(),
+            "--protocol hocuspocus needs --url (a spawned server is CodeCrafter)"
+        );
+        anyhow::ensure!(
+            common.sign_up.is_none(),
+            "--sign-up makes CodeCrafter sessions: not with --protocol hocuspocus"
+        );
+        Ok(())
     }
 }
 
@@ -68,7 +95,7 @@ impl Command {
 #[derive(Debug, Clone, Args, Serialize)]
 pub struct Common {
     /// Base WebSocket URL; the room name is appended as `/{room}` (CodeCrafter: ws://HOST:PORT/ws,
-    /// y-websocket-server: ws://HOST:PORT).
+    /// y-websocket-server: ws://HOST:PORT). With `--protocol hocuspocus` nothing is appended.
     #[arg(long, env = "LOADTEST_URL", conflicts_with = "spawn")]
     pub url: Option<String>,
 
@@ -162,6 +189,19 @@ pub struct Common {
     /// Harness worker threads (default: one per core). The harness shares the cores with the server.
     #[arg(long, env = "LOADTEST_THREADS")]
     pub threads: Option<usize>,
+
+    /// The server's wire dialect. `hocuspocus` (fanout and idle, with `--url`): one URL for every
+    /// room (`ws://HOST:PORT`, no room in the path), each message prefixed with the room's name,
+    /// an Auth message first (carrying `--token`, empty without).
+    #[arg(long, value_enum, default_value = "y-websocket", env = "LOADTEST_PROTOCOL")]
+    pub protocol: Protocol,
+
+    /// Bind each client socket to the next of these local addresses (round robin) before it
+    /// connects: `127.0.0.2,127.0.0.3` or a range `127.0.0.1-127.0.0.8` (or both, comma-separated).
+    /// One source address reaches one server port through its ephemeral port range only (about
+    /// 28k sockets); every 127.0.0.0/8 address works on Linux loopback without configuration.
+    #[arg(long, value_name = "LIST", value_parser = crate::source_addrs::parse, env = "LOADTEST_SOURCE_ADDRS")]
+    pub source_addrs: Option<AddrList>,
 }
 
 /// The two standard fan-out workloads, one flag away.
@@ -222,6 +262,18 @@ pub struct FanoutArgs {
     /// What each update does.
     #[arg(long, value_enum, default_value = "text", env = "LOADTEST_OP")]
     pub op: Op,
+    /// Saturation search: repeat the run (each step `--warmup` + `--duration`) at rising per-writer
+    /// rates, doubling from `--rate` and then bisecting, until p99 exceeds `--p99-bound` or an
+    /// update is lost or late; reports the knee (the highest rate that held) and every step.
+    #[arg(long, env = "LOADTEST_SATURATE")]
+    pub saturate: bool,
+    /// The p99 fan-out latency a saturation step may reach and still hold.
+    #[arg(long, default_value = "50ms", value_parser = crate::duration::parse, env = "LOADTEST_P99_BOUND")]
+    pub p99_bound: Duration,
+    /// Most steps of a saturation search; bisection stops earlier once the held and the failed
+    /// rate are within 10% of each other.
+    #[arg(long, default_value_t = 12, env = "LOADTEST_MAX_STEPS")]
+    pub max_steps: usize,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -350,6 +402,15 @@ pub struct Workload {
 }
 
 impl FanoutArgs {
+    pub fn check(&self) -> anyhow::Result<()> {
+        self.workload()?;
+        if self.saturate {
+            anyhow::ensure!(self.max_steps >= 2, "--max-steps must be at least 2");
+            anyhow::ensure!(!self.p99_bound.is_zero(), "--p99-bound must be positive");
+        }
+        Ok(())
+    }
+
     /// Resolves the preset and checks the numbers make a runnable workload.
     pub fn workload(&self) -> anyhow::Result<Workload> {
         let (rooms, clients, writers, rate) = match self.shape {
@@ -463,6 +524,50 @@ mod tests {
             let argv = ["loadtest", "persist"].iter().chain(bad);
             assert!(Cli::parse_from(argv).command.validate().is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn hocuspocus_is_for_fanout_and_idle_at_a_url() {
+        let validate = |argv: &[&str]| Cli::parse_from(argv).command.validate();
+        let url = "ws://127.0.0.1:1234";
+        validate(&["loadtest", "fanout", "--url", url, "--protocol", "hocuspocus"]).expect("fanout");
+        validate(&["loadtest", "idle", "--url", url, "--protocol", "hocuspocus", "--token", "t"])
+            .expect("idle");
+        for bad in [
+            &["loadtest", "fanout", "--spawn", "srv", "--protocol", "hocuspocus"][..],
+            &["loadtest", "churn", "--url", url, "--protocol", "hocuspocus"],
+            &["loadtest", "persist", "--url", url, "--protocol", "hocuspocus"],
+            &[
+                "loadtest",
+                "fanout",
+                "--url",
+                url,
+                "--protocol",
+                "hocuspocus",
+                "--sign-up",
+                "http://127.0.0.1:1",
+            ],
+        ] {
+            assert!(validate(bad).is_err(), "{bad:?}");
+        }
+        assert!(Cli::try_parse_from(["loadtest", "fanout", "--protocol", "yjs"]).is_err());
+    }
+
+    #[test]
+    fn source_addrs_and_saturate_flags() {
+        let argv = ["loadtest", "idle", "--source-addrs", "127.0.0.2-127.0.0.4,127.0.0.9"];
+        let cli = Cli::parse_from(argv);
+        let list = cli.command.common().source_addrs.clone().expect("parsed");
+        let got: Vec<String> = list.0.iter().map(ToString::to_string).collect();
+        assert_eq!(got, ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.9"]);
+        assert!(Cli::try_parse_from(["loadtest", "idle", "--source-addrs", "127.0.0.9-127.0.0.2"]).is_err());
+
+        let cli = Cli::parse_from(["loadtest", "fanout", "--saturate"]);
+        let Command::Fanout(args) = &cli.command else { panic!("fanout expected") };
+        assert_eq!((args.p99_bound, args.max_steps), (Duration::from_millis(50), 12));
+        cli.command.validate().expect("defaults are valid");
+        let cli = Cli::parse_from(["loadtest", "fanout", "--saturate", "--max-steps", "1"]);
+        assert!(cli.command.validate().is_err());
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::marker;
 use crate::nodes::node_of;
 use crate::procfs::{Proc, Sample, Usage, sample_all};
 use crate::report::{fmt_kib, ratio};
+use crate::source_addrs::AddrList;
 use crate::target::Target;
 
 /// File descriptors the harness needs besides its sockets (stdio, runtime, /proc reads, logs).
@@ -54,6 +55,8 @@ pub struct Config {
     pub server_args: Vec<String>,
     pub harness_threads: usize,
     pub nofile_limit: u64,
+    /// `--source-addrs`, handed out round robin: socket i binds address i mod their number.
+    pub source_addrs: Option<AddrList>,
 }
 
 /// The server's cost; with several nodes, all of them together (memory and CPU summed), then each.
@@ -125,12 +128,12 @@ pub async fn run(args: &IdleArgs, target: &Target, threads: usize) -> anyhow::Re
     let mut tasks = JoinSet::new();
     for i in 0..args.sockets {
         let (room, in_room) = (i % args.rooms, i / args.rooms);
-        let url = target.node_url(node_of(room, in_room, nodes), &rooms[room]);
+        let endpoint = target.endpoint(node_of(room, in_room, nodes), &rooms[room]);
         let (permits, ready, cancel) = (Arc::clone(&permits), ready_tx.clone(), cancel.clone());
         tasks.spawn(async move {
             let connected = {
                 let _permit = permits.acquire().await;
-                client::connect_synced(&url, Local::Empty).await
+                client::connect_synced(&endpoint, Local::Empty).await
             };
             let mut ws = match connected {
                 Ok((ws, _)) => ws,
@@ -218,6 +221,7 @@ pub async fn run(args: &IdleArgs, target: &Target, threads: usize) -> anyhow::Re
             server_args: args.common.server_args.clone(),
             harness_threads: threads,
             nofile_limit,
+            source_addrs: args.common.source_addrs.clone(),
         },
         connect_secs,
         connects_per_sec: ratio(args.sockets as f64, connect_secs),
@@ -285,6 +289,14 @@ impl IdleReport {
     pub fn print(&self) {
         let c = &self.config;
         println!("idle: {} sockets over {} rooms, settle {}", c.sockets, c.rooms, human_secs(c.settle_secs));
+        if let Some(AddrList(addrs)) = &c.source_addrs {
+            println!(
+                "  sources   {} source addresses, {} to {}",
+                addrs.len(),
+                addrs[0],
+                addrs[addrs.len() - 1]
+            );
+        }
         println!(
             "  connect   {} ({:.0} sockets/s incl. sync)",
             human_secs(self.connect_secs),

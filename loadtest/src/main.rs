@@ -19,7 +19,9 @@ mod redis_info;
 mod report;
 mod sampler;
 mod servers;
+mod source_addrs;
 mod target;
+mod wire;
 
 use std::process::ExitCode;
 
@@ -39,6 +41,8 @@ fn main() -> ExitCode {
     match &mut command {
         Command::Churn(a) => churn::add_server_defaults(&mut a.common),
         Command::Persist(a) => persist::add_server_defaults(a),
+        // A saturation search measures the server, not its per-connection message limit.
+        Command::Fanout(a) if a.saturate => persist::lift_message_limit(&mut a.common),
         Command::Fanout(_) | Command::Idle(_) => {}
     }
     let common = command.common();
@@ -61,6 +65,7 @@ fn main() -> ExitCode {
 /// Either report, so the tail of a run is shared.
 enum Outcome {
     Fanout(Box<fanout::FanoutReport>),
+    Saturate(Box<fanout::SaturationReport>),
     Idle(Box<idle::IdleReport>),
     Churn(Box<churn::ChurnReport>),
     Persist(Box<persist::PersistReport>),
@@ -96,6 +101,9 @@ async fn run(command: &Command, common: &Common, threads: usize) -> ExitCode {
     }
     let work = async {
         match command {
+            Command::Fanout(args) if args.saturate => {
+                fanout::saturate(args, &target, threads).await.map(|r| Outcome::Saturate(Box::new(r)))
+            }
             Command::Fanout(args) => {
                 fanout::run(args, &target, threads).await.map(|r| Outcome::Fanout(Box::new(r)))
             }
@@ -128,6 +136,11 @@ async fn run(command: &Command, common: &Common, threads: usize) -> ExitCode {
     };
     let ok = match &mut outcome {
         Outcome::Fanout(r) => {
+            r.server_exit = stopped.exit.clone();
+            r.print();
+            r.ok
+        }
+        Outcome::Saturate(r) => {
             r.server_exit = stopped.exit.clone();
             r.print();
             r.ok
@@ -172,6 +185,7 @@ fn write_outputs(outcome: &Outcome, common: &Common) -> anyhow::Result<()> {
     if let Some(path) = &common.report {
         match outcome {
             Outcome::Fanout(r) => report::write_json(path, r)?,
+            Outcome::Saturate(r) => report::write_json(path, r)?,
             Outcome::Idle(r) => report::write_json(path, r)?,
             Outcome::Churn(r) => report::write_json(path, r)?,
             Outcome::Persist(r) => report::write_json(path, r)?,
@@ -179,12 +193,17 @@ fn write_outputs(outcome: &Outcome, common: &Common) -> anyhow::Result<()> {
         println!("report written to {}", path.display());
     }
     if let Some(path) = &common.plot {
-        let Outcome::Fanout(r) = outcome else {
-            println!("(--plot ignored: only fanout runs have a plot)");
-            return Ok(());
-        };
-        for written in fanout::write_plots(r, path)? {
-            println!("plot written to {}", written.display());
+        match outcome {
+            Outcome::Fanout(r) => {
+                for written in fanout::write_plots(r, path)? {
+                    println!("plot written to {}", written.display());
+                }
+            }
+            Outcome::Saturate(r) => {
+                fanout::write_saturation_plot(r, path)?;
+                println!("plot written to {}", path.display());
+            }
+            _ => println!("(--plot ignored: only fanout runs have a plot)"),
         }
     }
     Ok(())

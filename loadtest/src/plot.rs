@@ -24,16 +24,21 @@ pub struct PlotData<'a> {
     pub measured_secs: f64,
 }
 
-pub fn svg(d: &PlotData<'_>) -> String {
+/// The start of an SVG document `width` wide: white background and the title above the panels.
+fn document(title: &str, width: f64) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="11">"#,
-        w = 2.0 * W,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{h}" viewBox="0 0 {width} {h}" font-family="sans-serif" font-size="11">"#,
         h = H + 30.0
     );
     let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(s, r#"<text x="10" y="20" font-size="14">{}</text>"#, escape(d.title));
+    let _ = writeln!(s, r#"<text x="10" y="20" font-size="14">{}</text>"#, escape(title));
+    s
+}
+
+pub fn svg(d: &PlotData<'_>) -> String {
+    let mut s = document(d.title, 2.0 * W);
     let _ = writeln!(s, r#"<g transform="translate(0,30)">"#);
     cdf_panel(&mut s, d.cdf);
     let _ = writeln!(s, "</g>");
@@ -61,15 +66,7 @@ const MIN_NINES: i32 = 5;
 
 /// Latency (log scale, y) by percentile (x at log10(1 / (1 - p)): ticks 0%, 90%, 99%, 99.9%, ...).
 pub fn percentile_svg(title: &str, series: &[Series<'_>]) -> String {
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="11">"#,
-        w = W + LEGEND_W,
-        h = H + 30.0
-    );
-    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(s, r#"<text x="10" y="20" font-size="14">{}</text>"#, escape(title));
+    let mut s = document(title, W + LEGEND_W);
     let _ = writeln!(s, r#"<g transform="translate(0,30)">"#);
     percentile_panel(&mut s, series);
     let _ = writeln!(s, "</g>");
@@ -280,6 +277,99 @@ fn rate_panel(s: &mut String, per_second: &[u64], warmup_secs: f64, measured_sec
     }
 }
 
+/// One step of a saturation search, as plotted.
+pub struct SatPoint {
+    /// Deliveries/s offered.
+    pub offered: f64,
+    /// Deliveries/s achieved over the step's window.
+    pub achieved: f64,
+    pub p99_us: f64,
+    pub held: bool,
+}
+
+/// Colours of steps that held and that failed.
+const HELD: &str = "#2ca02c";
+const FAILED: &str = "#d62728";
+
+/// A saturation search: achieved vs offered deliveries/s (with the ideal diagonal), and p99
+/// (log scale) vs offered with the bound; steps that held green, failed red.
+pub fn saturation_svg(title: &str, points: &[SatPoint], bound_us: f64) -> String {
+    let mut sorted: Vec<&SatPoint> = points.iter().collect();
+    sorted.sort_by(|a, b| a.offered.total_cmp(&b.offered));
+    let mut s = document(title, 2.0 * W);
+    let top = nice_ceil(sorted.iter().map(|p| p.offered.max(p.achieved)).fold(1.0, f64::max) * 1.05);
+    let (x0, x1, y0, y1) = (M_LEFT, W - M_RIGHT, H - M_BOTTOM, M_TOP);
+    let x = |v: f64| x0 + v / top * (x1 - x0);
+
+    let _ = writeln!(s, r#"<g transform="translate(0,30)">"#);
+    frame(&mut s, "deliveries/s: achieved vs offered", "offered deliveries/s", "achieved deliveries/s");
+    let y = |v: f64| y0 - v / top * (y0 - y1);
+    linear_ticks(&mut s, top, &x, &y);
+    let _ = writeln!(
+        s,
+        r##"<line x1="{x0}" y1="{y0}" x2="{x1}" y2="{y1}" stroke="#999" stroke-dasharray="4,3"/>"##
+    );
+    steps_curve(&mut s, &sorted, |p| (x(p.offered), y(p.achieved)));
+    let _ = writeln!(s, "</g>");
+
+    let _ = writeln!(s, r#"<g transform="translate({W},30)">"#);
+    frame(&mut s, "p99 latency vs offered deliveries/s", "offered deliveries/s", "p99 (log scale)");
+    let lats = || sorted.iter().map(|p| p.p99_us.max(1.0)).chain([bound_us.max(1.0)]);
+    let lo = lats().fold(f64::INFINITY, f64::min).log10().floor();
+    let hi = lats().fold(1.0, f64::max).log10().ceil().max(lo + 1.0);
+    let ly = |us: f64| y0 - (us.max(1.0).log10() - lo) / (hi - lo) * (y0 - y1);
+    linear_ticks(&mut s, top, &x, &|_| f64::NAN);
+    for decade in lo as i32..=hi as i32 {
+        let py = ly(10f64.powi(decade));
+        let _ = writeln!(
+            s,
+            r##"<line x1="{x0}" y1="{py:.1}" x2="{x1}" y2="{py:.1}" stroke="#ddd" stroke-dasharray="3,3"/>"##
+        );
+        let label = decade_label(decade);
+        let _ = writeln!(s, r#"<text x="{}" y="{:.1}" text-anchor="end">{label}</text>"#, x0 - 4.0, py + 4.0);
+    }
+    let by = ly(bound_us);
+    let _ = writeln!(
+        s,
+        r#"<line class="bound" x1="{x0}" y1="{by:.1}" x2="{x1}" y2="{by:.1}" stroke="{FAILED}" stroke-dasharray="6,3"/>"#
+    );
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="{:.1}" fill="{FAILED}" text-anchor="end">p99 bound</text>"#,
+        x1 - 4.0,
+        by - 4.0
+    );
+    steps_curve(&mut s, &sorted, |p| (x(p.offered), ly(p.p99_us)));
+    let _ = writeln!(s, "</g>");
+    s.push_str("</svg>\n");
+    s
+}
+
+/// Five ticks on the x axis (0..top) and, where `y` gives a number, on the y axis too.
+fn linear_ticks(s: &mut String, top: f64, x: &dyn Fn(f64) -> f64, y: &dyn Fn(f64) -> f64) {
+    let (x0, y0) = (M_LEFT, H - M_BOTTOM);
+    for i in 0..=4 {
+        let v = top * f64::from(i) / 4.0;
+        let _ = writeln!(s, r#"<text x="{:.1}" y="{}" text-anchor="middle">{v:.0}</text>"#, x(v), y0 + 14.0);
+        let py = y(v);
+        if py.is_finite() {
+            let _ =
+                writeln!(s, r#"<text x="{}" y="{:.1}" text-anchor="end">{v:.0}</text>"#, x0 - 4.0, py + 4.0);
+        }
+    }
+}
+
+/// A grey line through the steps in offered order, and a dot per step coloured by its verdict.
+fn steps_curve(s: &mut String, sorted: &[&SatPoint], at: impl Fn(&SatPoint) -> (f64, f64)) {
+    let line: Vec<String> = sorted.iter().map(|p| at(p)).map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
+    let _ = writeln!(s, r##"<polyline points="{}" fill="none" stroke="#777"/>"##, line.join(" "));
+    for p in sorted {
+        let (cx, cy) = at(p);
+        let colour = if p.held { HELD } else { FAILED };
+        let _ = writeln!(s, r#"<circle class="step" cx="{cx:.1}" cy="{cy:.1}" r="4" fill="{colour}"/>"#);
+    }
+}
+
 /// 10^decade µs in human units (`1µs`, `100ms`, `10s`).
 fn decade_label(decade: i32) -> String {
     crate::duration::human(std::time::Duration::from_micros(10u64.pow(decade.clamp(0, 12) as u32)))
@@ -422,6 +512,28 @@ mod tests {
         assert_well_formed(&empty);
         assert_eq!((nines(0.0), nines(90.0)), (0.0, 1.0));
         assert!((nines(99.9) - 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn saturation_plot_has_a_dot_per_step_and_the_bound() {
+        let step = |offered: f64, achieved: f64, p99_us: f64, held: bool| SatPoint {
+            offered,
+            achieved,
+            p99_us,
+            held,
+        };
+        let points = [
+            step(36_000.0, 35_990.0, 900.0, true),
+            step(9_000.0, 9_000.0, 400.0, true),
+            step(72_000.0, 51_000.0, 180_000.0, false),
+        ];
+        let svg = saturation_svg("saturation <rooms>", &points, 50_000.0);
+        assert_well_formed(&svg);
+        assert_eq!(svg.matches(r#"class="step""#).count(), 6, "a dot per step in each panel");
+        assert_eq!(svg.matches(&format!(r#"fill="{FAILED}"/>"#)).count(), 2, "the failed step, twice");
+        assert_eq!(svg.matches(r#"class="bound""#).count(), 1);
+        assert!(svg.contains(">50ms</text>") || svg.contains(">10ms</text>"), "log decades labelled");
+        assert_well_formed(&saturation_svg("no steps", &[], 50_000.0));
     }
 
     #[test]

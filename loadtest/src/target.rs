@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -13,10 +14,13 @@ use tokio::process::{Child, Command};
 
 use crate::auth::Auth;
 use crate::cli::Common;
+use crate::client::Endpoint;
 use crate::duration::human;
 use crate::nodes::SharedRedis;
 use crate::procfs::Proc;
 use crate::redis_info::RedisInfo;
+use crate::source_addrs::SourceAddrs;
+use crate::wire::{Framing, Protocol};
 
 /// How long a spawned server may take to print `listening on ADDR`.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -30,8 +34,29 @@ pub struct Target {
     nodes: Vec<Node>,
     /// The Redis the spawned nodes share (`--redis-url`), connected for reading its counters.
     pub redis: Option<RedisInfo>,
-    /// The access token and sessions of `--token` or `--sign-up`.
+    /// The access token and sessions of `--token` or `--sign-up` (y-websocket servers).
     auth: Option<Auth>,
+    /// How clients talk to the nodes.
+    link: Link,
+}
+
+/// What every connection shares besides the URL: the wire dialect and `--source-addrs`.
+struct Link {
+    protocol: Protocol,
+    /// `--token` for Hocuspocus, which takes it in its Auth message rather than the URL.
+    hocuspocus_token: String,
+    source: Option<Arc<SourceAddrs>>,
+}
+
+impl Link {
+    fn new(common: &Common) -> Self {
+        let hocuspocus_token = match common.protocol {
+            Protocol::Hocuspocus => common.token.clone().unwrap_or_default(),
+            Protocol::YWebsocket => String::new(),
+        };
+        let source = common.source_addrs.as_ref().and_then(SourceAddrs::new).map(Arc::new);
+        Self { protocol: common.protocol, hocuspocus_token, source }
+    }
 }
 
 /// One server.
@@ -72,7 +97,7 @@ impl Target {
                 }
             }))
             .await?;
-            return Ok(Self { nodes, redis, auth: None });
+            return Ok(Self { nodes, redis, auth: None, link: Link::new(common) });
         }
         let Some(url) = &common.url else { bail!("give --url ws://HOST:PORT/ws or --spawn PATH") };
         check_url(url, common.allow_remote)?;
@@ -81,8 +106,11 @@ impl Target {
             p.sample().context("--server-pid")?;
         }
         let node = Node { base_url: url.trim_end_matches('/').to_owned(), proc_, spawned: None };
-        let auth = Auth::from_flags(common).await?;
-        Ok(Self { nodes: vec![node], redis: None, auth })
+        let auth = match common.protocol {
+            Protocol::YWebsocket => Auth::from_flags(common).await?,
+            Protocol::Hocuspocus => None,
+        };
+        Ok(Self { nodes: vec![node], redis: None, auth, link: Link::new(common) })
     }
 
     /// Readies the rooms a run is about to open: with `--sign-up`, a session for each (see
@@ -104,15 +132,21 @@ impl Target {
         &self.nodes[0]
     }
 
-    /// The URL of `room` on node `node` (counted modulo the number of nodes).
-    /// With `--token` or `--sign-up` the URL carries the token, and a room with a session is
-    /// opened by its session id.
-    pub fn node_url(&self, node: usize, room: &str) -> String {
+    /// Where a client of `room` on node `node` (counted modulo the number of nodes) connects.
+    /// y-websocket: the room's URL; with `--token` or `--sign-up` it carries the token, and a room
+    /// with a session is opened by its session id. Hocuspocus: the node's URL, the room named
+    /// in every message.
+    pub fn endpoint(&self, node: usize, room: &str) -> Endpoint {
         let node = &self.nodes[node % self.nodes.len()];
-        match &self.auth {
-            Some(auth) => auth.room_url(&node.base_url, room),
-            None => node.room_url(room),
-        }
+        let link = &self.link;
+        let (url, framing) = match (link.protocol, &self.auth) {
+            (Protocol::Hocuspocus, _) => {
+                (node.base_url.clone(), Framing::new(link.protocol, room, &link.hocuspocus_token))
+            }
+            (Protocol::YWebsocket, Some(auth)) => (auth.room_url(&node.base_url, room), Framing::Plain),
+            (Protocol::YWebsocket, None) => (node.room_url(room), Framing::Plain),
+        };
+        Endpoint { url, framing, source: link.source.clone() }
     }
 
     /// Every node's base URL, in node order.

@@ -60,7 +60,7 @@ pub async fn run(args: &ChurnArgs, target: &Target, threads: usize) -> anyhow::R
     // caches, lazily built tables, runtime buffers) that are not per-room memory; paying them
     // before the baseline keeps them out of "retained". Only one room, so per-thread allocator
     // arenas that 100 concurrent rooms may add on other threads are not pre-warmed.
-    let warm_url = target.node_url(0, &warm_room);
+    let warm_url = target.endpoint(0, &warm_room);
     room::open_once(&warm_url, "warm-up").await.context("the warm-up room")?;
     if !monitor.wait_for_zero_rooms(args.evict_timeout).await {
         bail!(
@@ -80,7 +80,7 @@ pub async fn run(args: &ChurnArgs, target: &Target, threads: usize) -> anyhow::R
     let mut errors = Vec::new();
     let mut results = stream::iter(0..args.rooms)
         .map(|i| {
-            let url = target.node_url(0, &room::name(run_id, i));
+            let url = target.endpoint(0, &room::name(run_id, i));
             async move { (i, room::open_once(&url, &room::text(run_id, i)).await) }
         })
         .buffer_unordered(args.concurrency);
@@ -122,7 +122,7 @@ pub async fn run(args: &ChurnArgs, target: &Target, threads: usize) -> anyhow::R
         stream::iter(sample.iter().copied())
             .map(|i| {
                 let (name, want) = (room::name(run_id, i), room::text(run_id, i));
-                let url = target.node_url(0, &name);
+                let url = target.endpoint(0, &name);
                 async move {
                     room::check(&url, &want).await.err().map(|detail| RoomFailure { room: name, detail })
                 }

@@ -5,12 +5,10 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
-use futures_util::{SinkExt as _, StreamExt as _};
 use protocol::{Message, SyncMessage};
-use tokio_tungstenite::tungstenite::Message as WsMessage;
 use yrs::{Doc, GetString as _, ReadTxn as _, Text as _, Transact as _};
 
-use crate::client::{self, Local};
+use crate::client::{self, Endpoint, Local};
 use crate::duration::human;
 
 /// Longest wait for the server to answer our close frame.
@@ -41,18 +39,11 @@ fn edit(text: &str) -> Bytes {
 /// so it has applied the update by the time it answers our close frame; waiting for that answer
 /// (rather than dropping the socket after sending) also avoids a TCP reset that could throw away
 /// frames the server had received but not yet read.
-pub async fn open_once(url: &str, text: &str) -> anyhow::Result<()> {
+pub async fn open_once(url: &Endpoint, text: &str) -> anyhow::Result<()> {
     let (mut ws, _) = client::connect_synced(url, Local::Empty).await?;
     let closed = tokio::time::timeout(CLOSE_TIMEOUT, async {
-        ws.send(WsMessage::Binary(edit(text))).await.context("sending the update")?;
-        ws.close(None).await.context("sending the close frame")?;
-        // Whatever the server still sends, then its close answer, then the end of the stream.
-        while let Some(message) = ws.next().await {
-            if message.is_err() {
-                break;
-            }
-        }
-        anyhow::Ok(())
+        ws.send(edit(text)).await.context("sending the update")?;
+        ws.close_and_drain().await
     })
     .await;
     match closed {
@@ -62,7 +53,7 @@ pub async fn open_once(url: &str, text: &str) -> anyhow::Result<()> {
 }
 
 /// Reopens a room with a fresh client and compares its Y.Text `text` with what was written.
-pub async fn check(url: &str, want: &str) -> Result<(), String> {
+pub async fn check(url: &Endpoint, want: &str) -> Result<(), String> {
     let doc = client::fetch_doc(url).await.map_err(|e| format!("reopening failed: {e:#}"))?;
     let txn = doc.transact();
     let got = txn.get_text("text").map(|t| t.get_string(&txn)).unwrap_or_default();

@@ -113,14 +113,14 @@ pub fn sample(rooms: usize, n: usize) -> Vec<usize> {
 
 /// Fetches each sampled room with a fresh client and compares; a few rooms at a time.
 pub async fn check_rooms(
-    urls: Vec<(String, String)>,
+    endpoints: Vec<(String, client::Endpoint)>,
     expected: &HashMap<String, Vec<Fingerprint>>,
     op: Op,
     writers: usize,
 ) -> Vec<RoomCheck> {
-    stream::iter(urls)
-        .map(|(room, url)| async move {
-            let result = match client::fetch_doc(&url).await {
+    stream::iter(endpoints)
+        .map(|(room, endpoint)| async move {
+            let result = match client::fetch_doc(&endpoint).await {
                 Ok(doc) => {
                     let want = expected.get(&room).map_or(&[][..], Vec::as_slice);
                     compare(want, &fingerprints(&doc, op, writers))

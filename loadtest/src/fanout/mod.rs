@@ -1,9 +1,12 @@
 //! The `fanout` run: connect every client, start the writers together, measure a window, drain,
-//! check convergence, then tally everything into a [`FanoutReport`].
+//! check convergence, then tally everything into a [`FanoutReport`]. `--saturate` repeats that
+//! at rising rates (`saturate.rs`, the search rule in `search.rs`).
 
 mod converge;
 mod peer;
 mod plots;
+mod saturate;
+mod search;
 mod summary;
 
 use std::collections::HashMap;
@@ -19,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::peer::{ClientOutcome, ClientSpec, Shared, WriterDone};
 pub use self::plots::write_plots;
+pub use self::saturate::{SaturationReport, run as saturate, write_plot as write_saturation_plot};
 pub use self::summary::FanoutReport;
 use self::summary::{Convergence, Deliveries, SendStats, Tally};
 use crate::cli::FanoutArgs;
@@ -71,7 +75,7 @@ pub async fn run(args: &FanoutArgs, target: &Target, threads: usize) -> anyhow::
             tasks.spawn(peer::run_client(ClientSpec {
                 room: r,
                 index,
-                url: target.node_url(node_of(r, index, nodes), room),
+                endpoint: target.endpoint(node_of(r, index, nodes), room),
                 offset: Duration::from_secs_f64(period * global_writer as f64 / writers_total as f64),
                 shared: Arc::clone(&shared),
                 ready: ready_tx.clone(),
@@ -119,7 +123,7 @@ pub async fn run(args: &FanoutArgs, target: &Target, threads: usize) -> anyhow::
     // The fresh client goes where the room's first reader is: a node none of its writers is on
     // whenever there are more nodes than writers, so the check sees what crossed the relay.
     let urls = (sampled.iter())
-        .map(|&r| (rooms[r].clone(), target.node_url(node_of(r, w.writers, nodes), &rooms[r])))
+        .map(|&r| (rooms[r].clone(), target.endpoint(node_of(r, w.writers, nodes), &rooms[r])))
         .collect();
     let mut wanted: HashMap<String, Vec<converge::Fingerprint>> = HashMap::new();
     for d in &done {

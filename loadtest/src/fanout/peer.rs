@@ -6,18 +6,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::SinkExt as _;
 use hdrhistogram::Histogram;
 use protocol::{Message, SyncMessage, decode_frame};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_util::sync::CancellationToken;
 use yrs::{Doc, Map as _, MapRef, Text as _, TextRef, Transact as _};
 
 use super::converge::{Fingerprint, fingerprints};
 use crate::cli::{Op, Workload};
-use crate::client::{self, Event, Local, Ws};
+use crate::client::{self, Endpoint, Event, Local, Ws};
 use crate::marker::{self, Marker};
 use crate::report::{new_histogram, record_latency};
 
@@ -43,7 +41,8 @@ pub struct RecvStats {
     pub unmarked: u64,
     /// Empty updates (`[0, 0]`): not deliveries; a server relaying clients' empty sync step2.
     pub empty: u64,
-    /// A writer's own updates sent back to it (y-websocket-server does this; not deliveries).
+    /// A writer's own updates sent back to it (y-websocket-server and Hocuspocus do this; not
+    /// deliveries).
     pub echoes: u64,
     /// This client's writer index, if it writes.
     own_writer: Option<u32>,
@@ -79,25 +78,30 @@ impl RecvStats {
             self.empty += 1;
             return;
         }
-        let found = marker::find(update);
-        if let (Some(m), Some(own)) = (found, self.own_writer)
-            && m.writer == own
-        {
-            self.echoes += 1;
-            return;
+        // Every token counts, not just the first: a server may merge several writers' updates
+        // into one message (Hocuspocus merges what arrives within one flush window).
+        let (mut at, mut tokens) = (0, 0);
+        while let Some((m, range)) = marker::find_from(update, at) {
+            at = range.end;
+            tokens += 1;
+            self.on_token(m, now_us, shared);
         }
-        self.delivered += 1;
-        shared.delivered.fetch_add(1, Ordering::Relaxed);
-        let second = now_us.saturating_sub(shared.start_us.load(Ordering::Relaxed)) / 1_000_000;
-        let last = shared.per_second.len() - 1;
-        shared.per_second[(second as usize).min(last)].fetch_add(1, Ordering::Relaxed);
-        let Some(m) = found else {
+        if tokens == 0 {
+            self.count_delivery(now_us, shared);
             self.unmarked += 1;
             if self.first_unmarked.is_none() {
                 self.first_unmarked = Some(update.iter().take(64).copied().collect());
             }
+        }
+    }
+
+    /// One writer's update, found in what the server relayed.
+    fn on_token(&mut self, m: Marker, now_us: u64, shared: &Shared) {
+        if self.own_writer == Some(m.writer) {
+            self.echoes += 1;
             return;
-        };
+        }
+        self.count_delivery(now_us, shared);
         if m.seq >= shared.workload.warmup_updates() {
             record_latency(&mut self.hist, now_us.saturating_sub(m.sent_us));
         }
@@ -110,6 +114,14 @@ impl RecvStats {
             }
             None => self.unmarked += 1,
         }
+    }
+
+    fn count_delivery(&mut self, now_us: u64, shared: &Shared) {
+        self.delivered += 1;
+        shared.delivered.fetch_add(1, Ordering::Relaxed);
+        let second = now_us.saturating_sub(shared.start_us.load(Ordering::Relaxed)) / 1_000_000;
+        let last = shared.per_second.len() - 1;
+        shared.per_second[(second as usize).min(last)].fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -202,7 +214,7 @@ pub struct ClientSpec {
     pub room: usize,
     /// Position in the room; the first `writers` clients write.
     pub index: usize,
-    pub url: String,
+    pub endpoint: Endpoint,
     /// This writer's start offset within one period, so writers do not all fire at once.
     pub offset: Duration,
     pub shared: Arc<Shared>,
@@ -226,7 +238,7 @@ pub async fn run_client(mut spec: ClientSpec) -> ClientOutcome {
     let connected = {
         let _permit = spec.shared.connect.acquire().await;
         let local = writer.as_ref().map_or(Local::Empty, |wr| Local::Doc(&wr.doc));
-        client::connect_synced(&spec.url, local).await
+        client::connect_synced(&spec.endpoint, local).await
     };
     let mut ws = match connected {
         Ok((ws, _)) => ws,
@@ -276,7 +288,7 @@ async fn drive(
             () = sleep_until(due) => {
                 let Some(wr) = writer.as_deref_mut() else { continue };
                 let frame = wr.make_update(due.unwrap_or_else(Instant::now));
-                ws.send(WsMessage::Binary(frame)).await.map_err(|e| format!("sending an update: {e}"))?;
+                ws.send(frame).await.map_err(|e| format!("sending an update: {e}"))?;
                 if wr.next == wr.total {
                     let _ = spec.done.send(wr.done(spec.room, shared.workload.writers));
                 }
@@ -300,7 +312,7 @@ async fn drive(
                     }
                 }
                 if let Some(reply) = reply {
-                    ws.send(WsMessage::Binary(reply)).await.map_err(|e| format!("sending step2: {e}"))?;
+                    ws.send(reply).await.map_err(|e| format!("sending step2: {e}"))?;
                 }
             }
         }
@@ -311,5 +323,54 @@ async fn sleep_until(due: Option<Instant>) {
     match due {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    fn shared() -> Shared {
+        let cli = crate::cli::Cli::parse_from(["loadtest", "fanout", "--rooms", "1", "--writers", "3"]);
+        let crate::cli::Command::Fanout(args) = cli.command else { unreachable!("fanout parsed") };
+        Shared {
+            start_us: AtomicU64::new(0),
+            per_second: (0..2).map(|_| AtomicU64::new(0)).collect(),
+            delivered: AtomicU64::new(0),
+            workload: args.workload().expect("valid"),
+            connect: Semaphore::new(1),
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    /// A writer's update as the server relays it: one v1 update inserting `tokens` of writer w.
+    fn update(tokens: &[(u32, u32)]) -> Vec<u8> {
+        let doc = Doc::new();
+        let text = doc.get_or_insert_text("text");
+        let mut txn = doc.transact_mut();
+        for &(writer, seq) in tokens {
+            text.push(&mut txn, &Marker { sent_us: 1, writer, seq }.text());
+        }
+        txn.encode_update_v1()
+    }
+
+    #[test]
+    fn every_token_of_a_merged_update_is_a_delivery_and_own_tokens_are_echoes() {
+        let shared = shared();
+        // Writer 0 receives: writer 1's seq 0, then one merged update with its own seq 0 and
+        // writers 1 and 2 (as Hocuspocus sends what arrived within one flush window).
+        let mut stats = RecvStats::new(3, Some(0));
+        stats.on_update(&update(&[(1, 0)]), 10, &shared);
+        stats.on_update(&update(&[(0, 0), (1, 1), (2, 0)]), 20, &shared);
+        stats.on_update(&[0, 0], 30, &shared);
+        assert_eq!((stats.delivered, stats.echoes, stats.gaps, stats.empty), (3, 1, 0, 1));
+        assert_eq!(shared.delivered.load(Ordering::Relaxed), 3);
+        // A token skipped inside a merged update is a gap.
+        stats.on_update(&update(&[(1, 3), (2, 1)]), 40, &shared);
+        assert_eq!((stats.delivered, stats.gaps, stats.unmarked), (5, 1, 0));
+        stats.on_update(b"no token", 50, &shared);
+        assert_eq!((stats.delivered, stats.unmarked), (6, 1));
     }
 }

@@ -48,7 +48,7 @@ fn run_label(w: &Workload, nodes: usize) -> String {
 }
 
 /// The shape and node count, the short name of a run (`crowd, 1 node`).
-fn series_label(w: &Workload, nodes: usize) -> String {
+pub(super) fn series_label(w: &Workload, nodes: usize) -> String {
     let shape = format!("{:?}", w.shape).to_lowercase();
     match nodes {
         1 => format!("{shape}, 1 node"),

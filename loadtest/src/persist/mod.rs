@@ -29,7 +29,7 @@ use crate::nodes::node_of;
 use crate::procfs::{Proc, Usage, sample_all};
 use crate::report::{Latency, cdf_points, new_histogram, ratio};
 use crate::servers::{self, Window};
-use crate::target::{Target, with_query};
+use crate::target::Target;
 
 /// Delay between "everyone is connected" and the writers' time zero, so every writer task has
 /// seen the go signal before its first update is due.
@@ -42,9 +42,16 @@ const SATURATE_MESSAGE_LIMIT: &str = "--max-messages-per-sec=1000000";
 /// Lifts a spawned server's per-connection message limit for `--saturate` runs, unless the user set
 /// it (`--server-arg=--max-messages-per-sec=N`).
 pub fn add_server_defaults(args: &mut PersistArgs) {
-    let common = &mut args.common;
+    if args.saturate {
+        lift_message_limit(&mut args.common);
+    }
+}
+
+/// Adds [`SATURATE_MESSAGE_LIMIT`] to a spawned server's arguments unless they set the limit;
+/// shared with `fanout --saturate`.
+pub fn lift_message_limit(common: &mut crate::cli::Common) {
     let set = common.server_args.iter().any(|a| a.starts_with("--max-messages-per-sec"));
-    if args.saturate && common.spawn.is_some() && !set {
+    if common.spawn.is_some() && !set {
         common.server_args.push(SATURATE_MESSAGE_LIMIT.to_owned());
     }
 }
@@ -83,7 +90,7 @@ pub async fn run(args: &PersistArgs, target: &Target, threads: usize) -> anyhow:
             tasks.spawn(writer::run_writer(WriterSpec {
                 room: r,
                 writer: w as u32,
-                url: with_query(&target.node_url(node_of(r, w, nodes), room), "app=1"),
+                endpoint: target.endpoint(node_of(r, w, nodes), room).with_query("app=1"),
                 offset: period.mul_f64(global as f64 / writers_total as f64),
                 shared: Arc::clone(&shared),
                 ready: ready_tx.clone(),
@@ -133,7 +140,7 @@ pub async fn run(args: &PersistArgs, target: &Target, threads: usize) -> anyhow:
     for o in &outcomes {
         acked_by_room.entry(rooms[o.room].clone()).or_default().push((o.writer, o.acked));
     }
-    let urls = (rooms.iter().enumerate()).map(|(r, room)| (room.clone(), target.node_url(r, room))).collect();
+    let urls = (rooms.iter().enumerate()).map(|(r, room)| (room.clone(), target.endpoint(r, room))).collect();
     let checks = verify::check_rooms(urls, &acked_by_room).await;
 
     let mut hist = new_histogram();

@@ -42,14 +42,14 @@ pub fn missing(text: &str, acked: &[(u32, u64)]) -> u64 {
 /// Fetches each room (name → URL) with a fresh client and checks its writers' acknowledged
 /// updates are there; a few rooms at a time.
 pub async fn check_rooms(
-    rooms: Vec<(String, String)>,
+    rooms: Vec<(String, client::Endpoint)>,
     acked: &HashMap<String, Vec<(u32, u64)>>,
 ) -> Vec<RoomCheck> {
     stream::iter(rooms)
-        .map(|(room, url)| async move {
+        .map(|(room, endpoint)| async move {
             let want = acked.get(&room).map_or(&[][..], Vec::as_slice);
             let total = want.iter().map(|(_, n)| n).sum();
-            match client::fetch_doc(&url).await {
+            match client::fetch_doc(&endpoint).await {
                 Ok(doc) => {
                     let txn = doc.transact();
                     let text = txn.get_text("text").map(|t| t.get_string(&txn)).unwrap_or_default();

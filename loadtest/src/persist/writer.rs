@@ -7,17 +7,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::SinkExt as _;
 use hdrhistogram::Histogram;
 use protocol::{AppMessage, Message, SyncMessage, decode_frame};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_util::sync::CancellationToken;
 use yrs::{Doc, Text as _, TextRef, Transact as _};
 
 use super::acks::InFlight;
-use crate::client::{self, Event, Local, Ws};
+use crate::client::{self, Endpoint, Event, Local, Ws};
 use crate::marker::{self, Marker};
 use crate::report::{new_histogram, record_latency};
 
@@ -47,7 +45,7 @@ pub enum Pace {
 pub struct WriterSpec {
     pub room: usize,
     pub writer: u32,
-    pub url: String,
+    pub endpoint: Endpoint,
     /// This writer's start offset within one period, so paced writers do not all fire at once.
     pub offset: Duration,
     pub shared: Arc<Shared>,
@@ -142,7 +140,7 @@ pub async fn run_writer(mut spec: WriterSpec) -> WriterOutcome {
     };
     let connected = {
         let _permit = spec.shared.connect.acquire().await;
-        client::connect_synced(&spec.url, Local::Doc(&w.doc)).await
+        client::connect_synced(&spec.endpoint, Local::Doc(&w.doc)).await
     };
     let error = match connected {
         Ok((mut ws, _)) => {
@@ -197,7 +195,7 @@ async fn drive(ws: &mut Ws, spec: &mut WriterSpec, w: &mut Writer) -> Result<(),
             }
             () = sleep_until(due) => {
                 let frame = w.make_update(&shared);
-                ws.send(WsMessage::Binary(frame)).await.map_err(|e| format!("sending an update: {e}"))?;
+                ws.send(frame).await.map_err(|e| format!("sending an update: {e}"))?;
             }
             // Nothing to send: wake at the window's end (then every 100 ms) to check `finished`
             // even if nothing arrives; the drain timeout cancels a writer whose acks never come.
@@ -238,7 +236,7 @@ async fn on_frame(ws: &mut Ws, w: &mut Writer, shared: &Shared, frame: &[u8]) ->
     }
     if let Some(reply) = reply {
         w.in_flight.other_content();
-        ws.send(WsMessage::Binary(reply)).await.map_err(|e| format!("sending step2: {e}"))?;
+        ws.send(reply).await.map_err(|e| format!("sending step2: {e}"))?;
     }
     Ok(())
 }

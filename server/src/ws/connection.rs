@@ -108,7 +108,9 @@ pub async fn serve(
     };
     let ending = match admission.rest_of_first_frame {
         // What the client sent along with its auth token, handled as if it came now.
-        Some(rest) => conn.on_ws_message(&mut ws, Some(Ok(WsMessage::Binary(rest))), &gateway).await,
+        Some(rest) => {
+            Box::pin(conn.on_ws_message(&mut ws, Some(Ok(WsMessage::Binary(rest))), &gateway)).await
+        }
         None => Ok(()),
     };
     let ending = match ending {
@@ -192,11 +194,16 @@ impl Connection {
                     match socket.cut_reason() {
                         Some(Cut::SlowConsumer) => Err(Ending::Close(CloseReason::SlowConsumer)),
                         Some(Cut::RoomFailed) => Err(Ending::Close(CloseReason::RoomFailed)),
-                        None => flush(ws, settings).await,
+                        None => Box::pin(flush(ws, settings)).await,
                     }
                 }
-                received = ws.recv() => self.on_ws_message(ws, received, gateway).await,
-                _ = ping.tick() => self.ping(ws, settings).await,
+                // The handlers are boxed: awaited inline, the largest of them (a frame's whole
+                // handling, write deadline included) would be stored in every idle connection's
+                // task, which waits here nearly all its life. One allocation per received frame
+                // costs far less than the frame's read (BENCHMARKS.md, "Where an idle socket's
+                // memory goes").
+                received = ws.recv() => Box::pin(self.on_ws_message(ws, received, gateway)).await,
+                _ = ping.tick() => Box::pin(self.ping(ws, settings)).await,
             };
             if let Err(ending) = step {
                 return ending;
