@@ -33,6 +33,10 @@ pub enum Command {
     /// (`saved`) latency, the persisted updates/s, the group-commit factor, and the CPU of the
     /// server, the broker and the workers.
     Persist(PersistArgs),
+    /// The fanout workload against several servers one after another (CodeCrafter with `--spawn`,
+    /// `--peer y-websocket-server`, `--peer hocuspocus`), in alternating rounds; one table, JSON,
+    /// plot and HTML page with every run and the ratios against the first target.
+    Compare(CompareArgs),
 }
 
 impl Command {
@@ -42,11 +46,15 @@ impl Command {
             Self::Idle(a) => &a.common,
             Self::Churn(a) => &a.common,
             Self::Persist(a) => &a.common,
+            Self::Compare(a) => &a.fanout.common,
         }
     }
 
     /// The checks clap cannot make, run before a server is spawned for nothing.
     pub fn validate(&self) -> anyhow::Result<()> {
+        if let Self::Compare(args) = self {
+            return args.check();
+        }
         crate::nodes::check(self.common())?;
         crate::auth::check(self.common())?;
         self.check_protocol()?;
@@ -58,7 +66,7 @@ impl Command {
                 anyhow::bail!("churn measures a single server: it does not take --nodes above 1")
             }
             Self::Persist(args) => args.check(),
-            Self::Idle(_) | Self::Churn(_) => Ok(()),
+            Self::Idle(_) | Self::Churn(_) | Self::Compare(_) => Ok(()),
         }
     }
 
@@ -386,6 +394,76 @@ impl PersistArgs {
     }
 }
 
+/// A server `compare` starts from `loadtest/peers` (`start.sh NAME PORT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Peer {
+    /// @y/websocket-server 0.1.1 (y-websocket framing, the room in the URL path).
+    YWebsocketServer,
+    /// Hocuspocus 4.7.0 (`--protocol hocuspocus` framing).
+    Hocuspocus,
+}
+
+impl Peer {
+    /// The name `start.sh` takes and the report uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::YWebsocketServer => "y-websocket-server",
+            Self::Hocuspocus => "hocuspocus",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    /// The workload and CodeCrafter's `--spawn` (with its `--server-arg`s and `--server-env`s);
+    /// `--server-cpus` pins every target, peers included. `--timeout` bounds each run.
+    #[command(flatten)]
+    pub fanout: FanoutArgs,
+    /// A peer server to start from `loadtest/peers` and measure (repeat the flag); targets run in
+    /// the order `--spawn`, then the peers as given, and ratios are against the first.
+    #[arg(long = "peer", value_enum, env = "LOADTEST_PEERS", value_delimiter = ',')]
+    pub peers: Vec<Peer>,
+    /// Rounds over all targets (A B C A B C ...), so each ratio pairs runs from the same stretch
+    /// of time; the ratios are the medians of the per-round ones.
+    #[arg(long, default_value_t = 1, env = "LOADTEST_ROUNDS")]
+    pub rounds: usize,
+    /// Write one self-contained HTML page here: the table, the ratios and both plots inline.
+    #[arg(long, env = "LOADTEST_HTML")]
+    pub html: Option<PathBuf>,
+    /// Where `start.sh` and the pinned peer packages are (default: this crate's `peers/`).
+    #[arg(long, env = "LOADTEST_PEERS_DIR")]
+    pub peers_dir: Option<PathBuf>,
+}
+
+impl CompareArgs {
+    /// Compare starts and addresses every target itself, so the flags that point at one server
+    /// or pick its dialect are refused rather than applied to some targets only.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let common = &self.fanout.common;
+        anyhow::ensure!(
+            common.spawn.is_some() || !self.peers.is_empty(),
+            "compare needs targets: --spawn PATH and/or --peer y-websocket-server|hocuspocus"
+        );
+        anyhow::ensure!(common.url.is_none(), "compare starts its targets: not with --url");
+        // Rows and ratios are keyed by the target's name.
+        let unique: std::collections::HashSet<Peer> = self.peers.iter().copied().collect();
+        anyhow::ensure!(unique.len() == self.peers.len(), "each --peer once (use --rounds to repeat runs)");
+        anyhow::ensure!(
+            common.protocol == Protocol::YWebsocket,
+            "compare picks each target's protocol itself: not with --protocol"
+        );
+        anyhow::ensure!(
+            common.token.is_none() && common.sign_up.is_none(),
+            "compare measures servers without auth: not with --token or --sign-up"
+        );
+        anyhow::ensure!(!self.fanout.saturate, "compare runs fixed rates: not with --saturate");
+        anyhow::ensure!(self.rounds >= 1, "--rounds must be at least 1");
+        crate::nodes::check(common)?;
+        self.fanout.check()
+    }
+}
+
 /// The fan-out workload after applying the shape preset and overrides.
 #[derive(Debug, Clone, Serialize)]
 pub struct Workload {
@@ -441,6 +519,20 @@ impl FanoutArgs {
 }
 
 impl Workload {
+    /// `3 rooms x 3 clients, 1 writers/room x 10 updates/s, 2s measured after 500ms warm-up`: how
+    /// every report and plot title names the workload.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} rooms x {} clients, {} writers/room x {} updates/s, {} measured after {} warm-up",
+            self.rooms,
+            self.clients,
+            self.writers,
+            self.rate,
+            crate::duration::human(self.duration),
+            crate::duration::human(self.warmup)
+        )
+    }
+
     /// Updates one writer sends in the warm-up.
     pub fn warmup_updates(&self) -> u32 {
         (self.warmup.as_secs_f64() * f64::from(self.rate)).round() as u32
@@ -568,6 +660,43 @@ mod tests {
         cli.command.validate().expect("defaults are valid");
         let cli = Cli::parse_from(["loadtest", "fanout", "--saturate", "--max-steps", "1"]);
         assert!(cli.command.validate().is_err());
+    }
+
+    #[test]
+    fn compare_takes_spawn_and_peers_and_refuses_single_target_flags() {
+        let validate =
+            |argv: &[&str]| Cli::parse_from(["loadtest", "compare"].iter().chain(argv)).command.validate();
+        let cli = Cli::parse_from([
+            "loadtest",
+            "compare",
+            "--spawn",
+            "srv",
+            "--peer",
+            "hocuspocus",
+            "--peer",
+            "y-websocket-server",
+            "--rounds",
+            "3",
+            "--rooms",
+            "2",
+        ]);
+        let Command::Compare(args) = &cli.command else { panic!("compare expected") };
+        assert_eq!(args.peers, [Peer::Hocuspocus, Peer::YWebsocketServer]);
+        assert_eq!((args.rounds, args.fanout.workload().expect("valid").rooms), (3, 2));
+        cli.command.validate().expect("valid");
+        validate(&["--peer", "hocuspocus"]).expect("peers only");
+        for bad in [
+            &[][..],
+            &["--spawn", "srv", "--rounds", "0"],
+            &["--peer", "hocuspocus", "--url", "ws://127.0.0.1:1"],
+            &["--peer", "hocuspocus", "--protocol", "hocuspocus"],
+            &["--peer", "hocuspocus", "--saturate"],
+            &["--spawn", "srv", "--clients", "1"],
+            &["--peer", "hocuspocus", "--peer", "hocuspocus"],
+        ] {
+            assert!(validate(bad).is_err(), "{bad:?}");
+        }
+        assert!(Cli::try_parse_from(["loadtest", "compare", "--peer", "yjs"]).is_err());
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod auth;
 mod churn;
 mod cli;
 mod client;
+mod compare;
 mod duration;
 mod fanout;
 mod idle;
@@ -43,7 +44,7 @@ fn main() -> ExitCode {
         Command::Persist(a) => persist::add_server_defaults(a),
         // A saturation search measures the server, not its per-connection message limit.
         Command::Fanout(a) if a.saturate => persist::lift_message_limit(&mut a.common),
-        Command::Fanout(_) | Command::Idle(_) => {}
+        Command::Fanout(_) | Command::Idle(_) | Command::Compare(_) => {}
     }
     let common = command.common();
     let threads =
@@ -76,6 +77,10 @@ async fn run(command: &Command, common: &Common, threads: usize) -> ExitCode {
     if let Err(e) = command.validate() {
         eprintln!("error: {e:#}");
         return ExitCode::from(EXIT_SETUP);
+    }
+    // Compare starts and stops a server per run itself, each run within --timeout.
+    if let Command::Compare(args) = command {
+        return run_compare(args, threads).await;
     }
     if let Command::Idle(args) = command
         && let Err(e) = idle::raise_fd_limit(args.sockets)
@@ -116,6 +121,8 @@ async fn run(command: &Command, common: &Common, threads: usize) -> ExitCode {
             Command::Persist(args) => {
                 persist::run(args, &target, threads).await.map(|r| Outcome::Persist(Box::new(r)))
             }
+            // Handled by `run_compare` before any target is resolved.
+            Command::Compare(_) => Err(anyhow::anyhow!("compare resolves its own targets")),
         }
     };
     let result = match tokio::time::timeout(common.timeout, work).await {
@@ -169,6 +176,25 @@ async fn run(command: &Command, common: &Common, threads: usize) -> ExitCode {
         return ExitCode::from(EXIT_SETUP);
     }
     if ok { ExitCode::SUCCESS } else { ExitCode::from(EXIT_FAILED) }
+}
+
+async fn run_compare(args: &cli::CompareArgs, threads: usize) -> ExitCode {
+    let report = match compare::run(args, threads).await {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(EXIT_SETUP);
+        }
+    };
+    report.print();
+    match compare::write_outputs(&report, args) {
+        Ok(paths) => paths.iter().for_each(|p| println!("written to {}", p.display())),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(EXIT_SETUP);
+        }
+    }
+    if report.ok { ExitCode::SUCCESS } else { ExitCode::from(EXIT_FAILED) }
 }
 
 /// A spawned server's exit and last log lines, for a run that went wrong.

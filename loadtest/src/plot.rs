@@ -1,6 +1,7 @@
 //! Hand-written SVGs: the latency CDF on a log-scale x axis and deliveries per second over time;
 //! and, HdrHistogram style, latency by percentile on a log axis of 1 / (1 - p) with one curve per
-//! series. Plain panels are all a benchmark report needs, so no plotting crate.
+//! series; and bars (compare's CPU per delivery by target). Plain panels are all a benchmark
+//! report needs, so no plotting crate.
 
 use std::fmt::Write as _;
 
@@ -345,6 +346,94 @@ pub fn saturation_svg(title: &str, points: &[SatPoint], bound_us: f64) -> String
     s
 }
 
+/// One bar of a bar chart: a target's figure, and the single runs it summarises.
+pub struct Bar<'a> {
+    pub label: &'a str,
+    /// The bar's height; None draws no bar and says "no reading".
+    pub value: Option<f64>,
+    /// Each run's figure, drawn as a ring on the bar (empty for a single run).
+    pub runs: &'a [f64],
+}
+
+/// Vertical bars on a linear axis from 0, one per label, each value written inside its bar's top
+/// (above it when the bar is too short), the runs as rings.
+pub fn bar_svg(title: &str, y_label: &str, bars: &[Bar<'_>]) -> String {
+    let mut s = document(title, W);
+    let _ = writeln!(s, r#"<g transform="translate(0,30)">"#);
+    frame(&mut s, y_label, "", y_label);
+    let (x0, x1, y0, y1) = (M_LEFT, W - M_RIGHT, H - M_BOTTOM, M_TOP);
+    let values = || bars.iter().flat_map(|b| b.value.into_iter().chain(b.runs.iter().copied()));
+    let top = nice_ceil(values().fold(0.0, f64::max).max(1e-9) * 1.05);
+    let y = |v: f64| y0 - v.max(0.0) / top * (y0 - y1);
+    for i in 0..=4 {
+        let v = top * f64::from(i) / 4.0;
+        let py = y(v);
+        let _ = writeln!(
+            s,
+            r##"<line x1="{x0}" y1="{py:.1}" x2="{x1}" y2="{py:.1}" stroke="#ddd" stroke-dasharray="3,3"/>"##
+        );
+        let _ =
+            writeln!(s, r#"<text x="{}" y="{:.1}" text-anchor="end">{}</text>"#, x0 - 4.0, py + 4.0, tick(v));
+    }
+    if bars.iter().any(|b| !b.runs.is_empty()) {
+        // Above the frame, where no bar can cover it.
+        let _ = writeln!(
+            s,
+            r##"<text x="{x1}" y="{}" fill="#777" text-anchor="end">bar: median; rings: each run</text>"##,
+            y1 - 3.0
+        );
+    }
+    let slot = (x1 - x0) / bars.len().max(1) as f64;
+    for (i, bar) in bars.iter().enumerate() {
+        let mid = x0 + (i as f64 + 0.5) * slot;
+        let _ = writeln!(
+            s,
+            r#"<text x="{mid:.1}" y="{}" text-anchor="middle">{}</text>"#,
+            y0 + 14.0,
+            escape(bar.label)
+        );
+        let Some(value) = bar.value else {
+            let _ =
+                writeln!(s, r#"<text x="{mid:.1}" y="{}" text-anchor="middle">no reading</text>"#, y0 - 6.0);
+            continue;
+        };
+        let (width, colour, top_y) = (slot * 0.6, PALETTE[i % PALETTE.len()], y(value));
+        let _ = writeln!(
+            s,
+            r#"<rect class="bar" x="{:.1}" y="{top_y:.1}" width="{width:.1}" height="{:.1}" fill="{colour}"/>"#,
+            mid - width / 2.0,
+            y0 - top_y
+        );
+        let (label_y, fill) =
+            if y0 - top_y >= 20.0 { (top_y + 14.0, "white") } else { (top_y - 4.0, "black") };
+        let _ = writeln!(
+            s,
+            r#"<text x="{mid:.1}" y="{label_y:.1}" fill="{fill}" text-anchor="middle">{}</text>"#,
+            tick(value)
+        );
+        for &run in bar.runs {
+            let _ = writeln!(
+                s,
+                r##"<circle class="run" cx="{:.1}" cy="{:.1}" r="3" fill="none" stroke="#333"/>"##,
+                mid + width / 2.0 - 8.0,
+                y(run)
+            );
+        }
+    }
+    let _ = writeln!(s, "</g>");
+    s.push_str("</svg>\n");
+    s
+}
+
+/// A tick or bar value with the decimals it needs (`1500`, `187.5`, `125`, `12.5`, `0.42`).
+fn tick(v: f64) -> String {
+    match v.abs() {
+        a if a >= 1000.0 || v.fract() == 0.0 => format!("{v:.0}"),
+        a if a >= 10.0 => format!("{v:.1}"),
+        _ => format!("{v:.2}"),
+    }
+}
+
 /// Five ticks on the x axis (0..top) and, where `y` gives a number, on the y axis too.
 fn linear_ticks(s: &mut String, top: f64, x: &dyn Fn(f64) -> f64, y: &dyn Fn(f64) -> f64) {
     let (x0, y0) = (M_LEFT, H - M_BOTTOM);
@@ -534,6 +623,32 @@ mod tests {
         assert_eq!(svg.matches(r#"class="bound""#).count(), 1);
         assert!(svg.contains(">50ms</text>") || svg.contains(">10ms</text>"), "log decades labelled");
         assert_well_formed(&saturation_svg("no steps", &[], 50_000.0));
+    }
+
+    #[test]
+    fn bar_chart_has_a_bar_per_reading_and_a_dot_per_run() {
+        let bars = [
+            Bar { label: "codecrafter", value: Some(2.5), runs: &[2.4, 2.6] },
+            Bar { label: "y <ws> & co", value: Some(7.75), runs: &[7.5, 8.0] },
+            Bar { label: "hocuspocus", value: None, runs: &[] },
+        ];
+        let svg = bar_svg("µs CPU per delivery <rooms>", "µs CPU per delivery", &bars);
+        assert_well_formed(&svg);
+        assert_eq!(svg.matches(r#"class="bar""#).count(), 2);
+        assert_eq!(svg.matches(r#"class="run""#).count(), 4);
+        assert!(svg.contains(">y &lt;ws&gt; &amp; co</text>") && svg.contains(">no reading</text>"));
+        assert!(svg.contains(">2.50</text>") && svg.contains(">7.75</text>"), "values written");
+        assert!(svg.contains("rings: each run"));
+        // Heights in proportion: 7.75 / 2.5 = 3.1.
+        let heights: Vec<f64> = (svg.lines().filter(|l| l.contains(r#"class="bar""#)))
+            .filter_map(|l| l.split(r#"height=""#).nth(1)?.split('"').next()?.parse().ok())
+            .collect();
+        assert!((heights[1] / heights[0] - 3.1).abs() < 0.01, "{heights:?}");
+        assert_well_formed(&bar_svg("none", "x", &[]));
+        assert_eq!(
+            (tick(1500.0), tick(12.5), tick(0.421), tick(0.0)),
+            ("1500".into(), "12.5".into(), "0.42".into(), "0".into())
+        );
     }
 
     #[test]

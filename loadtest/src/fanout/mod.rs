@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use self::peer::{ClientOutcome, ClientSpec, Shared, WriterDone};
-pub use self::plots::write_plots;
+pub use self::plots::{percentiles_path, write_plots};
 pub use self::saturate::{SaturationReport, run as saturate, write_plot as write_saturation_plot};
 pub use self::summary::FanoutReport;
 use self::summary::{Convergence, Deliveries, SendStats, Tally};
@@ -165,6 +165,7 @@ pub async fn run(args: &FanoutArgs, target: &Target, threads: usize) -> anyhow::
         latency: Latency::from_hist(&tally.hist),
         latency_cdf: cdf_points(&tally.hist),
         latency_percentiles: percentile_points(&tally.hist),
+        latency_hist: tally.hist.clone(),
         deliveries: Deliveries {
             expected,
             received: tally.delivered,

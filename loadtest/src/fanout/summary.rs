@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::converge::RoomCheck;
 use crate::cli::{FanoutArgs, Workload};
-use crate::duration::{human, human_secs};
+use crate::duration::human_secs;
 use crate::procfs::Usage;
 use crate::redis_info::RedisUsage;
 use crate::report::{Latency, fmt_kib, fmt_us};
@@ -27,6 +27,10 @@ pub struct FanoutReport {
     pub latency_cdf: Vec<[f64; 2]>,
     /// `[percentile, latency_us]` points, 20 per decade of nines (see `report::percentile_points`).
     pub latency_percentiles: Vec<[f64; 2]>,
+    /// Every measured latency, for a caller that pools several runs (`compare` merges a target's
+    /// rounds into one percentile curve); the JSON carries the points above instead.
+    #[serde(skip)]
+    pub latency_hist: Histogram<u64>,
     pub deliveries: Deliveries,
     pub send: SendStats,
     /// Present when the server's PID is known (`--spawn` or `--server-pid`).
@@ -138,6 +142,7 @@ pub struct Parts<'a> {
     pub latency: Latency,
     pub latency_cdf: Vec<[f64; 2]>,
     pub latency_percentiles: Vec<[f64; 2]>,
+    pub latency_hist: Histogram<u64>,
     pub deliveries: Deliveries,
     pub send: SendStats,
     pub server: Option<Server>,
@@ -176,6 +181,7 @@ pub fn assemble(p: Parts<'_>) -> FanoutReport {
         latency: p.latency,
         latency_cdf: p.latency_cdf,
         latency_percentiles: p.latency_percentiles,
+        latency_hist: p.latency_hist,
         deliveries: p.deliveries,
         send: p.send,
         server: p.server,
@@ -250,17 +256,7 @@ fn verdict(d: &Deliveries, c: &Convergence) -> Vec<String> {
 impl FanoutReport {
     pub fn print(&self) {
         let w = &self.config.workload;
-        println!(
-            "fanout {:?}: {} rooms x {} clients, {} writers/room x {} updates/s, {} measured after {} warm-up, op {:?}",
-            w.shape,
-            w.rooms,
-            w.clients,
-            w.writers,
-            w.rate,
-            human(w.duration),
-            human(w.warmup),
-            w.op
-        );
+        println!("fanout {:?}: {}, op {:?}", w.shape, w.describe(), w.op);
         let l = &self.latency;
         println!(
             "  latency   p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  ({} samples)",

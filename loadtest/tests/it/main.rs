@@ -2,10 +2,11 @@
 //! Redis-backed run is `tests/two_nodes.rs`).
 //!
 //! Needs the `codecrafter` binary built next to `loadtest` (`cargo build -p server`; the
-//! workspace's test command builds it), and for `hocuspocus` npm (the peers' `npm ci`). Without
-//! them the tests fail and say so: they never skip.
+//! workspace's test command builds it), and for `hocuspocus` and `compare` npm (the peers'
+//! `npm ci`). Without them the tests fail and say so: they never skip.
 
 mod auth;
+mod compare;
 mod hocuspocus;
 mod idle_sources;
 mod persist;
