@@ -73,6 +73,9 @@ in_chroot() { # in_chroot DIR CMD... : run with a clean environment
 # dpkg leaves documentation out (as debian:bookworm-slim does).
 ensure_base() {
   local base="$WORK/base" tmp="$WORK/base.tmp" start=$SECONDS
+  # One script may ask for the base several times (build-images.sh: the base image, then the
+  # stand-ins); the package lists are refreshed once.
+  [ -z "${OFFLINE_BASE_READY:-}" ] || return 0
   if [ ! -e "$base/.codecrafter-base" ]; then
     echo "== base: debootstrap --variant=minbase $SUITE ($MIRROR)"
     rm -rf --one-file-system "$tmp" "$base"
@@ -102,6 +105,7 @@ ensure_base() {
   } >"$base/etc/apt/sources.list"
   cp /etc/resolv.conf "$base/etc/resolv.conf"
   in_chroot "$base" apt-get update -qq
+  OFFLINE_BASE_READY=1
 }
 
 # A copy of the base in a fresh temporary dir under $WORK (removed on exit), named in $ROOTFS: not

@@ -2,6 +2,7 @@
 //! stop a spawned server, print the summary, write the JSON report and plot, pick the exit code.
 
 mod auth;
+mod child;
 mod churn;
 mod cli;
 mod client;

@@ -10,9 +10,10 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use futures_util::future::{join_all, try_join_all};
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 use crate::auth::Auth;
+use crate::child::log_tail;
 use crate::cli::Common;
 use crate::client::Endpoint;
 use crate::duration::human;
@@ -26,8 +27,6 @@ use crate::wire::{Framing, Protocol};
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a spawned server may take to exit after SIGTERM (it flushes rooms first).
 const STOP_TIMEOUT: Duration = Duration::from_secs(20);
-/// Lines of a spawned server's log shown when a run fails.
-const LOG_TAIL_LINES: usize = 20;
 
 pub struct Target {
     /// One node unless `--nodes` spawned more; never empty.
@@ -192,21 +191,7 @@ impl Node {
     /// end of its log (read before the temporary data dir and log are removed).
     async fn shutdown(self) -> Stopped {
         let Some(mut spawned) = self.spawned else { return Stopped::default() };
-        let exit = match spawned.child.id() {
-            None => "had already exited".to_owned(),
-            Some(pid) => {
-                // std has no signal API and unsafe code is forbidden here, so ask kill(1).
-                let termed = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await;
-                if termed.is_ok_and(|s| s.success())
-                    && let Ok(Ok(status)) = tokio::time::timeout(STOP_TIMEOUT, spawned.child.wait()).await
-                {
-                    format!("stopped by SIGTERM: {status}")
-                } else {
-                    let _ = spawned.child.kill().await;
-                    format!("did not stop within {} of SIGTERM: killed", human(STOP_TIMEOUT))
-                }
-            }
-        };
+        let exit = crate::child::stop(&mut spawned.child, STOP_TIMEOUT).await;
         Stopped { exit: Some(exit), log_tail: Some(log_tail(&spawned.log).await) }
     }
 }
@@ -216,13 +201,6 @@ impl Node {
 pub struct Stopped {
     pub exit: Option<String>,
     pub log_tail: Option<String>,
-}
-
-/// The last [`LOG_TAIL_LINES`] lines of a server's log.
-async fn log_tail(log: &Path) -> String {
-    let log = tokio::fs::read_to_string(log).await.unwrap_or_default();
-    let lines: Vec<&str> = log.lines().collect();
-    lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
 }
 
 /// `url` with `pair` (`key=value`, already escaped) added to its query.
@@ -269,15 +247,7 @@ async fn spawn(
     let data_dir = tempfile::Builder::new().prefix("loadtest-server-").tempdir()?;
     let log = data_dir.path().join("server.log");
     let stderr = std::fs::File::create(&log)?;
-    let mut command = match &common.server_cpus {
-        Some(cpus) => {
-            let mut taskset = Command::new("taskset");
-            taskset.args(["--cpu-list", cpus]).arg(path);
-            taskset
-        }
-        None => Command::new(path),
-    };
-    let mut child = command
+    let mut child = crate::child::command(path, common.server_cpus.as_deref())
         .args(["--bind", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir.path().join("data"))
         // The harness opens thousands of plain (token-less) rooms from one IP.

@@ -6,7 +6,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio::time::Instant;
 
 use crate::cli::Peer;
@@ -19,8 +19,6 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(180);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a starting peer's port is tried.
 const POLL: Duration = Duration::from_millis(50);
-/// Lines of a peer's output quoted when it fails to start.
-const LOG_TAIL_LINES: usize = 20;
 
 /// A running peer; killed if dropped without [`PeerServer::stop`].
 pub struct PeerServer {
@@ -47,15 +45,7 @@ impl PeerServer {
         let log_dir = tempfile::Builder::new().prefix("loadtest-peer-").tempdir()?;
         let log = log_dir.path().join("peer.log");
         let out = std::fs::File::create(&log)?;
-        let mut command = match cpus {
-            Some(cpus) => {
-                let mut taskset = Command::new("taskset");
-                taskset.args(["--cpu-list", cpus]).arg(&script);
-                taskset
-            }
-            None => Command::new(&script),
-        };
-        let child = command
+        let child = crate::child::command(&script, cpus)
             .args([peer.name(), &port.to_string()])
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
@@ -81,7 +71,7 @@ impl PeerServer {
                     "{} exited before listening ({status}); it needs npm and, the first time, the npm \
                      registry (start.sh runs `npm ci`). Its output:\n{}",
                     peer.name(),
-                    self.log_tail()
+                    self.log_tail().await
                 );
             }
             if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
@@ -93,7 +83,7 @@ impl PeerServer {
                     peer.name(),
                     self.port,
                     human(STARTUP_TIMEOUT),
-                    self.log_tail()
+                    self.log_tail().await
                 );
             }
             tokio::time::sleep(POLL).await;
@@ -102,21 +92,11 @@ impl PeerServer {
 
     /// SIGTERM, then SIGKILL after [`STOP_TIMEOUT`]; says how it ended.
     pub async fn stop(mut self) -> String {
-        // std has no signal API and unsafe code is forbidden here, so ask kill(1).
-        let termed = Command::new("kill").args(["-TERM", &self.pid.to_string()]).status().await;
-        if termed.is_ok_and(|s| s.success())
-            && let Ok(Ok(status)) = tokio::time::timeout(STOP_TIMEOUT, self.child.wait()).await
-        {
-            return format!("stopped by SIGTERM: {status}");
-        }
-        let _ = self.child.kill().await;
-        format!("did not stop within {} of SIGTERM: killed", human(STOP_TIMEOUT))
+        crate::child::stop(&mut self.child, STOP_TIMEOUT).await
     }
 
-    fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
+    async fn log_tail(&self) -> String {
+        crate::child::log_tail(&self.log).await
     }
 }
 

@@ -20,7 +20,7 @@ fn repo() -> PathBuf {
 }
 
 /// `docker ARGS` against the test daemon; its stdout, or a panic with its stderr.
-pub fn docker(args: &[&str]) -> String {
+fn docker(args: &[&str]) -> String {
     let out =
         Command::new("docker").env("DOCKER_HOST", docker_host()).args(args).output().expect("run docker");
     assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -28,7 +28,7 @@ pub fn docker(args: &[&str]) -> String {
 }
 
 /// Runs deploy/build-images.sh with the binaries this test binary sits beside.
-pub fn build_images(tag: &str, extra: &[&str]) {
+fn build_images(tag: &str, extra: &[&str]) {
     let binaries = worker_binary().parent().unwrap().to_path_buf();
     assert!(binaries.join("codecrafter").exists(), "codecrafter missing beside {}", binaries.display());
     let out = Command::new("bash")
