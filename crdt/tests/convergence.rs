@@ -270,3 +270,34 @@ fn clients_converge_through_a_lossy_reordering_network() {
     assert!(totals.reencoded > 100, "{totals:?}");
     eprintln!("{totals:?}");
 }
+
+/// Past 64 inputs `merge_updates` merges as a tree of merges (yrs's single merge grows worse
+/// than linearly): the tree must hold exactly what applying every update does, whatever the
+/// count, interleaving and edit kinds.
+#[test]
+fn merging_many_updates_as_a_tree_holds_what_applying_them_does() {
+    for (seed, count) in [(1u64, 65usize), (2, 200), (3, 64 * 64 + 1)] {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let clients: Vec<Doc> = (1..=5).map(client).collect();
+        let mut updates = Vec::new();
+        for _ in 0..count {
+            let from = &clients[rng.random_range(0..clients.len())];
+            let update = random_edit(from, &mut rng);
+            // Every client sees what was sent so far, as in a room, so edits build on each other.
+            for other in &clients {
+                apply(other, &update);
+            }
+            updates.push(update);
+        }
+        let merged = crdt::merge_updates(updates.iter().map(Vec::as_slice)).expect("merges");
+        let (applied, from_merged) = (client(100), client(101));
+        for update in &updates {
+            apply(&applied, update);
+        }
+        apply(&from_merged, &merged);
+        assert_eq!(content(&from_merged).text, content(&applied).text, "seed {seed}, {count} updates");
+        assert_eq!(content(&from_merged).map, content(&applied).map);
+        assert_eq!(content(&from_merged).array, content(&applied).array);
+        assert_eq!(state_vector(&from_merged), state_vector(&applied));
+    }
+}

@@ -69,9 +69,59 @@ pub fn encode_awareness_update<'e>(entries: impl IntoIterator<Item = AwarenessEn
     }
 }
 
+/// Several awareness update payloads as one, as a receiver applying them in order would end up:
+/// per client id the entry that wins under y-protocols' rule (a higher clock, or an equal clock
+/// carrying a removal while a state is known), in the order the ids first appear. For the fan-out
+/// in rounds, which sends one awareness frame for every update that queued meanwhile.
+pub fn merge_awareness_updates<'p>(payloads: impl IntoIterator<Item = &'p [u8]>) -> Result<Vec<u8>> {
+    let mut merged: Vec<AwarenessEntry<'p>> = Vec::new();
+    for payload in payloads {
+        for entry in decode_awareness_update(payload)? {
+            match merged.iter_mut().find(|known| known.client_id == entry.client_id) {
+                None => merged.push(entry),
+                Some(known) => {
+                    let newer = entry.clock > known.clock
+                        || (entry.clock == known.clock && entry.is_removal() && !known.is_removal());
+                    if newer {
+                        *known = entry;
+                    }
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    encode_awareness_update(merged, &mut out);
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn encoded(entries: &[AwarenessEntry<'_>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_awareness_update(entries.iter().copied(), &mut out);
+        out
+    }
+
+    #[test]
+    fn merged_updates_keep_the_entry_each_client_ends_at() {
+        let first = encoded(&[entry(1, 1, "{\"a\":1}"), entry(2, 5, "{\"b\":5}")]);
+        let second = encoded(&[entry(1, 2, "{\"a\":2}"), entry(3, 1, "{}")]);
+        // An older clock loses; an equal clock with a removal wins over a state.
+        let third = encoded(&[entry(1, 1, "{\"old\":1}"), entry(2, 5, "null")]);
+        let merged = merge_awareness_updates([first.as_slice(), &second, &third]).unwrap();
+        assert_eq!(
+            decode_awareness_update(&merged).unwrap(),
+            vec![entry(1, 2, "{\"a\":2}"), entry(2, 5, "null"), entry(3, 1, "{}")]
+        );
+    }
+
+    #[test]
+    fn a_malformed_payload_fails_the_merge() {
+        let good = encoded(&[entry(1, 1, "{}")]);
+        assert!(merge_awareness_updates([good.as_slice(), &[2, 1]]).is_err());
+    }
 
     fn entry(client_id: u64, clock: u64, state: &str) -> AwarenessEntry<'_> {
         AwarenessEntry { client_id, clock, state }

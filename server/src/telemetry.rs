@@ -66,6 +66,14 @@ fn describe() {
     describe_gauge!("codecrafter_rooms", "Rooms held in memory");
     describe_counter!("codecrafter_messages_in_total", "Yjs/app messages received, by type");
     describe_counter!("codecrafter_messages_out_total", "Frames delivered to clients, by type");
+    describe_counter!(
+        "codecrafter_fanout_rounds_total",
+        "Rounds of the fan-out written (one frame per client, or a few merged ones, in one writev each)"
+    );
+    describe_counter!(
+        "codecrafter_fanout_merged_total",
+        "Updates that queued while a round was being written and went out merged into one frame, by type"
+    );
     describe_counter!("codecrafter_bytes_in_total", "WebSocket payload bytes received");
     describe_counter!("codecrafter_bytes_out_total", "WebSocket payload bytes queued to clients");
     describe_histogram!(
@@ -245,6 +253,8 @@ pub struct Metrics {
     pub rooms: Gauge,
     pub bytes_in: Counter,
     pub bytes_out: Counter,
+    pub fanout_rounds: Counter,
+    fanout_merged: [Counter; 2],
     pub fanout: Histogram,
     pub evictions: Counter,
     pub persist_errors: Counter,
@@ -296,6 +306,9 @@ impl Metrics {
                 rooms: metrics::gauge!("codecrafter_rooms"),
                 bytes_in: metrics::counter!("codecrafter_bytes_in_total"),
                 bytes_out: metrics::counter!("codecrafter_bytes_out_total"),
+                fanout_rounds: metrics::counter!("codecrafter_fanout_rounds_total"),
+                fanout_merged: ["update", "awareness"]
+                    .map(|kind| metrics::counter!("codecrafter_fanout_merged_total", "kind" => kind)),
                 fanout: metrics::histogram!("codecrafter_fanout_seconds"),
                 evictions: metrics::counter!("codecrafter_room_evictions_total"),
                 persist_errors: metrics::counter!("codecrafter_persist_errors_total", "kind" => "write"),
@@ -354,6 +367,12 @@ impl Metrics {
 
     pub fn message_in(&self, kind: MessageKind) {
         self.messages_in[kind as usize].increment(1);
+    }
+
+    /// `n` updates of `kind` (a document update or awareness) went out merged into one frame.
+    pub fn round_merged(&self, kind: MessageKind, n: u64) {
+        let index = usize::from(kind != MessageKind::SyncUpdate);
+        self.fanout_merged[index].increment(n);
     }
 
     pub fn messages_out(&self, kind: MessageKind, n: u64) {

@@ -18,6 +18,7 @@ pub mod output;
 pub mod persister;
 pub mod quarantine;
 mod registry;
+mod round;
 mod runs;
 
 use std::sync::Arc;
@@ -36,8 +37,12 @@ use crate::socket::wire::FrameHeader;
 use crate::socket::{Cut, Refused, Socket};
 use crate::telemetry::Metrics;
 use frames::FrameCache;
+use round::{Audience, Item};
 pub(crate) use frames::encode;
 pub use registry::{OpenError, RoomLease, RoomSettings, Rooms};
+
+/// Rounds one writer writes before handing a busy room's fan-out to a task of its own.
+const ROUNDS_PER_TURN: usize = 8;
 
 /// Identifies one WebSocket connection within the process.
 pub type ConnId = u64;
@@ -64,6 +69,10 @@ pub struct Room {
     relay: Arc<dyn Relay>,
     /// Where the journal's writer makes updates durable (`journal.rs`).
     queue: Arc<dyn JobQueue>,
+    /// A round's worth waits for the fan-out (kept by every locked step and by the writer, so a
+    /// connection can check it without the lock), and what tells when it no longer does.
+    round_backlogged: AtomicBool,
+    round_drained: tokio::sync::Notify,
 }
 
 struct RoomState {
@@ -78,9 +87,34 @@ struct RoomState {
     journal: journal::Journal,
     /// The runs going on, replayed to an app client that joins mid-run.
     runs: runs::LiveRuns,
+    /// What waits for the fan-out's next round (`round.rs`).
+    rounds: round::Rounds,
+}
+
+impl RoomState {
+    /// Queue `frame` for every client `to` names. True when the caller is to write the round.
+    #[must_use]
+    fn queue_frame(&mut self, frame: Bytes, kind: MessageKind, to: Audience) -> bool {
+        self.rounds.push(Item::Other { frame, kind, to })
+    }
+
+    /// Queue an awareness update for every client. True when the caller is to write the round.
+    #[must_use]
+    fn queue_awareness(&mut self, payload: &[u8]) -> bool {
+        self.rounds.push(Item::awareness(frames::awareness_frame(payload), payload.len()))
+    }
+
+    /// Queue an app message for one app client, if it is here. `(here, write the round)`.
+    fn queue_to(&mut self, conn: ConnId, frame: Bytes) -> (bool, bool) {
+        if !self.peers.iter().any(|peer| peer.id == conn && peer.app) {
+            return (false, false);
+        }
+        (true, self.queue_frame(frame, MessageKind::App, Audience::AppClient(conn)))
+    }
 }
 
 /// A client of the room: where its frames go.
+#[derive(Clone)]
 pub struct Peer {
     id: ConnId,
     socket: Arc<Socket>,
@@ -98,6 +132,18 @@ impl Peer {
     /// Write `frame` (framed by `header`) to this client. False once the room should forget it.
     fn send(&self, header: &FrameHeader, frame: &Bytes) -> bool {
         match self.socket.send_frame(header, frame, self.queue_limit) {
+            Ok(()) => true,
+            Err(Refused::SlowConsumer) => {
+                Metrics::get().slow_consumers.increment(1);
+                false
+            }
+            Err(Refused::Gone) => false,
+        }
+    }
+
+    /// Write several frames to this client in one `writev`. False once the room should forget it.
+    fn send_frames(&self, frames: &[(&FrameHeader, &Bytes)]) -> bool {
+        match self.socket.send_frames(frames, self.queue_limit) {
             Ok(()) => true,
             Err(Refused::SlowConsumer) => {
                 Metrics::get().slow_consumers.increment(1);
@@ -144,6 +190,7 @@ impl Room {
                 dirty_since_ms: 0,
                 journal: journal::Journal::default(),
                 runs: runs::LiveRuns::default(),
+                rounds: round::Rounds::default(),
             }),
             connections: AtomicUsize::new(0),
             idle_since_ms: AtomicU64::new(0),
@@ -156,6 +203,8 @@ impl Room {
             awareness_limits: settings.awareness_limits,
             relay,
             queue,
+            round_backlogged: AtomicBool::new(false),
+            round_drained: tokio::sync::Notify::new(),
         }
     }
 
@@ -171,7 +220,9 @@ impl Room {
         }
         let outcome = {
             let mut state = self.state.lock();
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut state)))
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut state)));
+            self.round_backlogged.store(state.rounds.backlogged(), Ordering::Relaxed);
+            outcome
         };
         match outcome {
             Ok(Ok(value)) => Ok(value),
@@ -196,6 +247,7 @@ impl Room {
                 peer.socket.cut(Cut::RoomFailed);
             }
             let _ = self.failures.send(self.clone());
+            self.round_drained.notify_waiters();
         }
         RoomFailed(why.to_owned())
     }
@@ -241,16 +293,16 @@ impl Room {
 
     /// Unregister a client and remove the awareness states it holds, telling the others.
     pub fn leave(self: &Arc<Self>, id: ConnId, now_ms: u64) {
-        let _ = self.locked(|state| {
+        let write = self.locked(|state| {
             state.peers.retain(|peer| peer.id != id);
-            if let Some(payload) = state.awareness.remove_held_by(id, now_ms) {
-                state.frames.invalidate_awareness();
-                let frame = frames::awareness_frame(&payload);
-                fan_out(&mut state.peers, None, &frame, MessageKind::Awareness);
-                self.relay.publish(RelayKind::Awareness, &self.id, &payload);
-            }
-            Ok(())
+            let Some(payload) = state.awareness.remove_held_by(id, now_ms) else {
+                return Ok(false);
+            };
+            state.frames.invalidate_awareness();
+            self.relay.publish(RelayKind::Awareness, &self.id, &payload);
+            Ok(state.queue_awareness(&payload))
         });
+        self.write_if(write);
     }
 
     /// Answer a client's sync step 1 with sync step 2: what the room has that the client lacks.
@@ -305,48 +357,52 @@ impl Room {
         now_ms: u64,
         saved_seq: Option<u64>,
     ) -> Result<crdt::Applied, RoomError> {
-        let (applied, newly_dirty, writer) = self.locked(|state| {
+        let (applied, newly_dirty, writer, write) = self.locked(|state| {
             let applied = match origin {
                 Some(_) => state.doc.apply_update(update)?,
                 None => state.doc.apply_peer_update(update)?,
             };
             let mut writer = journal::Next::Nothing;
+            let mut write = false;
             if applied.changed && !self.discarded.load(Ordering::Acquire) {
                 writer = journal_applied(&mut state.journal, origin.is_some(), update, &applied, now_ms);
             }
             if let (Some(conn), Some(seq)) = (origin, saved_seq) {
                 let (saved_now, next) = state.journal.mark(conn, seq);
                 if let Some(seq) = saved_now {
-                    send_to(&mut state.peers, conn, &journal::saved_frame(seq));
+                    write |= state.queue_to(conn, journal::saved_frame(seq)).1;
                 }
                 if next == journal::Next::StartWriter {
                     writer = next;
                 }
             }
             if !applied.changed {
-                return Ok((applied, false, writer));
+                return Ok((applied, false, writer, write));
             }
             state.frames.invalidate_doc();
             state.changes += 1;
-            // Under the lock, so every client and node receives updates in the order applied.
+            // Queued under the lock, so every client and node receives updates in the order applied.
             if applied.relay_original {
                 // Encoded only now: most updates that change nothing are fresh clients' empty
                 // step 2.
-                fan_out(&mut state.peers, origin, &frame(), MessageKind::SyncUpdate);
+                write |= state.rounds.push(Item::update(frame(), update.len(), origin));
                 if origin.is_some() {
                     self.relay.publish(RelayKind::Update, &self.id, update);
                 }
             }
             for part in &applied.relay_encoded {
-                fan_out(&mut state.peers, None, &frames::sync_update_frame(part), MessageKind::SyncUpdate);
+                write |= state.rounds.push(Item::update(frames::sync_update_frame(part), part.len(), None));
                 self.relay.publish(RelayKind::Update, &self.id, part);
             }
             let newly_dirty = !self.dirty.swap(true, Ordering::AcqRel);
             if newly_dirty {
                 state.dirty_since_ms = now_ms;
             }
-            Ok((applied, newly_dirty, writer))
+            Ok((applied, newly_dirty, writer, write))
         })?;
+        if write {
+            self.write_rounds();
+        }
         self.start_writer(writer);
         if newly_dirty {
             // The persister holds at most one entry per room, so this channel is bounded by the
@@ -368,32 +424,38 @@ impl Room {
         frame: &Bytes,
         now_ms: u64,
     ) -> Result<(), RoomError> {
-        self.locked(|state| {
+        let write = self.locked(|state| {
             let accepted = state.awareness.apply_from(payload, now_ms, owner, &self.awareness_limits)?;
             state.frames.invalidate_awareness();
-            match accepted.filtered {
+            Ok(match accepted.filtered {
                 None => {
-                    fan_out(&mut state.peers, None, frame, MessageKind::Awareness);
                     self.relay.publish(RelayKind::Awareness, &self.id, payload);
+                    state.rounds.push(Item::awareness(frame.clone(), payload.len()))
                 }
                 Some(kept) => {
                     Metrics::get().awareness_refused.increment(1);
-                    fan_out(&mut state.peers, None, &frames::awareness_frame(&kept), MessageKind::Awareness);
                     self.relay.publish(RelayKind::Awareness, &self.id, &kept);
+                    state.queue_awareness(&kept)
                 }
-            }
-            Ok(())
-        })
+            })
+        })?;
+        if write {
+            self.write_rounds();
+        }
+        Ok(())
     }
 
     /// Apply an awareness update another node relayed, for every local client.
     pub fn apply_remote_awareness(self: &Arc<Self>, payload: &[u8], now_ms: u64) -> Result<(), RoomError> {
-        self.locked(|state| {
+        let write = self.locked(|state| {
             state.awareness.apply(payload, now_ms)?;
             state.frames.invalidate_awareness();
-            fan_out(&mut state.peers, None, &frames::awareness_frame(payload), MessageKind::Awareness);
-            Ok(())
-        })
+            Ok(state.queue_awareness(payload))
+        })?;
+        if write {
+            self.write_rounds();
+        }
+        Ok(())
     }
 
     /// The text of the document's root `Y.Text` named `name`, if it has one (a session's code).
@@ -405,12 +467,12 @@ impl Room {
     /// every node.
     pub fn broadcast_app(self: &Arc<Self>, json: &str) {
         let frame = frames::encode(protocol::Message::App(json));
-        let _ = self.locked(|state| {
+        let write = self.locked(|state| {
             state.runs.observe(json, &frame, std::time::Instant::now());
-            fan_out(&mut state.peers, None, &frame, MessageKind::App);
             self.relay.publish(RelayKind::App, &self.id, json.as_bytes());
-            Ok(())
+            Ok(state.queue_frame(frame, MessageKind::App, Audience::App))
         });
+        self.write_if(write);
     }
 
     /// Send an app message (JSON) to one client of this node that asked for app messages (an
@@ -419,7 +481,13 @@ impl Room {
     /// it is ordered with the room's fan-out to that client.
     pub fn send_app_to(self: &Arc<Self>, conn: ConnId, json: &str) -> bool {
         let frame = frames::encode(protocol::Message::App(json));
-        self.locked(|state| Ok(send_to(&mut state.peers, conn, &frame))).unwrap_or(false)
+        let Ok((here, write)) = self.locked(|state| Ok(state.queue_to(conn, frame))) else {
+            return false;
+        };
+        if write {
+            self.write_rounds();
+        }
+        here
     }
 
     /// An app message another node broadcast: to this node's app clients. Refused unless it is
@@ -428,11 +496,11 @@ impl Room {
         let json = std::str::from_utf8(payload).map_err(|_| AppRefused)?;
         serde_json::from_str::<serde::de::IgnoredAny>(json).map_err(|_| AppRefused)?;
         let frame = frames::encode(protocol::Message::App(json));
-        let _ = self.locked(|state| {
+        let write = self.locked(|state| {
             state.runs.observe(json, &frame, std::time::Instant::now());
-            fan_out(&mut state.peers, None, &frame, MessageKind::App);
-            Ok(())
+            Ok(state.queue_frame(frame, MessageKind::App, Audience::App))
         });
+        self.write_if(write);
         Ok(())
     }
 
@@ -457,29 +525,96 @@ impl Room {
 
     /// Remove awareness states not renewed within the timeout, telling every client.
     pub fn expire_awareness(self: &Arc<Self>, now_ms: u64) {
-        let _ = self.locked(|state| {
-            if let Some(payload) = state.awareness.expire(now_ms) {
-                state.frames.invalidate_awareness();
-                let frame = frames::awareness_frame(&payload);
-                fan_out(&mut state.peers, None, &frame, MessageKind::Awareness);
-            }
-            Ok(())
+        let write = self.locked(|state| {
+            let Some(payload) = state.awareness.expire(now_ms) else {
+                return Ok(false);
+            };
+            state.frames.invalidate_awareness();
+            Ok(state.queue_awareness(&payload))
         });
+        self.write_if(write);
     }
 
     /// A content message of app client `conn` that changed nothing (a read-only client's refused
     /// edit, or its empty answer to our sync step 1): `saved` covers it once everything journaled
     /// before it is durable.
     pub fn mark_saved(self: &Arc<Self>, conn: ConnId, seq: u64) {
-        let writer = self.locked(|state| {
+        let marked = self.locked(|state| {
             let (saved_now, next) = state.journal.mark(conn, seq);
-            if let Some(seq) = saved_now {
-                send_to(&mut state.peers, conn, &journal::saved_frame(seq));
-            }
-            Ok(next)
+            let write = saved_now.is_some_and(|seq| state.queue_to(conn, journal::saved_frame(seq)).1);
+            Ok((next, write))
         });
-        if let Ok(writer) = writer {
+        if let Ok((writer, write)) = marked {
+            if write {
+                self.write_rounds();
+            }
             self.start_writer(writer);
+        }
+    }
+
+    fn write_if(self: &Arc<Self>, write: Result<bool, RoomError>) {
+        if matches!(write, Ok(true)) {
+            self.write_rounds();
+        }
+    }
+
+    /// Write the fan-out's rounds until nothing is queued (see `round.rs`). Called, outside the
+    /// lock, by whoever queued into a room that had no writer. After [`ROUNDS_PER_TURN`] rounds a
+    /// busy room's writing moves to a task of its own, so that the connection that happened to
+    /// become the writer goes back to its own client.
+    ///
+    /// A client cut as too slow is closed with 1013 (its connection drains what it has, then
+    /// closes) and the room forgets it: it resyncs on reconnect instead of silently missing an
+    /// update. A panic while writing fails the room, as one under its lock does.
+    fn write_rounds(self: &Arc<Self>) {
+        for _ in 0..ROUNDS_PER_TURN {
+            let round = {
+                let mut state = self.state.lock();
+                let round = state.rounds.take().map(|items| (items, state.peers.clone()));
+                if self.round_backlogged.load(Ordering::Relaxed) && !state.rounds.backlogged() {
+                    self.round_backlogged.store(false, Ordering::Relaxed);
+                    self.round_drained.notify_waiters();
+                }
+                round
+            };
+            let Some((items, peers)) = round else {
+                return;
+            };
+            let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                round::write(&round::build(items), &peers)
+            }));
+            match written {
+                Ok(forget) if forget.is_empty() => {}
+                Ok(forget) => self.state.lock().peers.retain(|peer| !forget.contains(&peer.id)),
+                Err(panic) => {
+                    self.fail(&panic_text(&*panic));
+                    return;
+                }
+            }
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let room = self.clone();
+                runtime.spawn(async move { room.write_rounds() });
+            }
+            Err(_) => self.write_rounds(),
+        }
+    }
+
+    /// Completes once less than a round's worth waits for the fan-out. A client's connection
+    /// awaits it after each frame it sends, so that clients sending faster than the room can
+    /// write are slowed down (their TCP windows fill) instead of queueing in memory without bound.
+    pub async fn round_backlog(&self) {
+        let backlogged = || self.round_backlogged.load(Ordering::Relaxed) && !self.is_failed();
+        while backlogged() {
+            let drained = self.round_drained.notified();
+            tokio::pin!(drained);
+            // Registered before the second look, so a notification in between is not missed.
+            drained.as_mut().enable();
+            if !backlogged() {
+                return;
+            }
+            drained.await;
         }
     }
 
@@ -502,13 +637,19 @@ impl Room {
     }
 
     /// Tell each app client in `saved` that its content messages up to the seq are durable.
-    fn send_saved(&self, saved: Vec<(ConnId, u64)>) {
+    fn send_saved(self: &Arc<Self>, saved: Vec<(ConnId, u64)>) {
         if saved.is_empty() {
             return;
         }
-        let mut state = self.state.lock();
-        for (conn, seq) in saved {
-            send_to(&mut state.peers, conn, &journal::saved_frame(seq));
+        let mut write = false;
+        {
+            let mut state = self.state.lock();
+            for (conn, seq) in saved {
+                write |= state.queue_to(conn, journal::saved_frame(seq)).1;
+            }
+        }
+        if write {
+            self.write_rounds();
         }
     }
 
@@ -589,10 +730,6 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
 #[error("relayed app message is not JSON text")]
 pub struct AppRefused;
 
-/// Send `frame` to every client but `origin` (app messages: only to clients that asked for them),
-/// framing it once for all. A client whose queue is full is cut loose: its connection drains what
-/// it has and then closes with 1013, and the client resyncs on reconnect instead of silently
-/// missing an update.
 /// Journal what an applied update integrated (see `journal.rs` for why these bytes). From another
 /// node (`from_client` false) only what this node re-encoded: the origin node journaled the rest.
 fn journal_applied(
@@ -612,33 +749,4 @@ fn journal_applied(
         }
     }
     next
-}
-
-/// An app message to one app client of the room; false if it is not here (gone, another node,
-/// a stock client) or was just cut as too slow, which the room then forgets as the fan-out does.
-fn send_to(peers: &mut Vec<Peer>, conn: ConnId, frame: &Bytes) -> bool {
-    let Some(index) = peers.iter().position(|peer| peer.id == conn && peer.app) else {
-        return false;
-    };
-    let sent = peers[index].send(&FrameHeader::binary(frame.len()), frame);
-    if !sent {
-        peers.remove(index);
-    }
-    sent
-}
-
-fn fan_out(peers: &mut Vec<Peer>, origin: Option<ConnId>, frame: &Bytes, kind: MessageKind) {
-    let header = FrameHeader::binary(frame.len());
-    let mut delivered = 0u64;
-    peers.retain(|peer| {
-        if Some(peer.id) == origin || (kind == MessageKind::App && !peer.app) {
-            return true;
-        }
-        let kept = peer.send(&header, frame);
-        delivered += u64::from(kept);
-        kept
-    });
-    let metrics = Metrics::get();
-    metrics.messages_out(kind, delivered);
-    metrics.bytes_out.increment(delivered * frame.len() as u64);
 }

@@ -76,12 +76,44 @@ impl Socket {
         payload: &Bytes,
         queue_limit: usize,
     ) -> Result<(), Refused> {
+        self.send(
+            1,
+            queue_limit,
+            |out, tcp| out.write_or_queue(tcp, *header, payload),
+            |out| out.push(*header, payload.clone()),
+        )
+    }
+
+    /// Write several frames in one `writev`, or queue what the socket cannot take now, as
+    /// [`Self::send_frame`] does for one. Queueing them must keep at most `queue_limit` frames
+    /// waiting, or the client is cut.
+    pub fn send_frames(&self, frames: &[(&FrameHeader, &Bytes)], queue_limit: usize) -> Result<(), Refused> {
+        if let [(header, body)] = frames {
+            return self.send_frame(header, body, queue_limit);
+        }
+        self.send(
+            frames.len(),
+            queue_limit,
+            |out, tcp| out.write_frames_or_queue(tcp, frames),
+            |out| frames.iter().for_each(|(header, body)| out.push(**header, (*body).clone())),
+        )
+    }
+
+    /// `write` the frames now when nothing waits (it queues what the socket does not take), else
+    /// `queue` all `count` of them behind what waits, unless that passes `queue_limit`.
+    fn send(
+        &self,
+        count: usize,
+        queue_limit: usize,
+        write: impl FnOnce(&mut Outgoing, &TcpStream) -> std::io::Result<bool>,
+        queue: impl FnOnce(&mut Outgoing),
+    ) -> Result<(), Refused> {
         let mut out = self.out.lock();
         if out.closed() {
             return Err(Refused::Gone);
         }
         if out.is_empty() {
-            return match out.write_or_queue(&self.tcp, *header, payload) {
+            return match write(&mut out, &self.tcp) {
                 Ok(true) => Ok(()),
                 Ok(false) => {
                     drop(out);
@@ -91,13 +123,13 @@ impl Socket {
                 Err(_) => Err(Refused::Gone),
             };
         }
-        if out.len() >= queue_limit {
+        if out.len() + count > queue_limit {
             out.cut(Cut::SlowConsumer);
             drop(out);
             self.backlog.notify_one();
             return Err(Refused::SlowConsumer);
         }
-        out.push(*header, payload.clone());
+        queue(&mut out);
         Ok(())
     }
 

@@ -93,6 +93,39 @@ impl Outgoing {
         Ok(false)
     }
 
+    /// With nothing queued: write several frames in one `writev` (a round of the fan-out that
+    /// carries more than one frame for this client), queueing whatever the socket does not take.
+    /// Returns whether all of it was written.
+    pub fn write_frames_or_queue(&mut self, tcp: &TcpStream, frames: &[(&FrameHeader, &Bytes)]) -> io::Result<bool> {
+        debug_assert!(self.queue.is_empty(), "writing past queued bytes would reorder the stream");
+        let now = &frames[..frames.len().min(MAX_IOVECS / 2)];
+        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+        let mut total = 0;
+        for (i, (header, body)) in now.iter().enumerate() {
+            slices[2 * i] = IoSlice::new(header.as_slice());
+            slices[2 * i + 1] = IoSlice::new(body);
+            total += header.as_slice().len() + body.len();
+        }
+        let mut written = match tcp.try_write_vectored(&slices[..2 * now.len()]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(e) => return Err(self.fail(e)),
+        };
+        if written == total && now.len() == frames.len() {
+            return Ok(true);
+        }
+        for (header, body) in frames {
+            let len = header.as_slice().len() + body.len();
+            if written >= len {
+                written -= len;
+                continue;
+            }
+            self.queue.push_back(Chunk { header: **header, body: (*body).clone(), written });
+            written = 0;
+        }
+        Ok(false)
+    }
+
     /// With nothing queued: write already-framed `bytes` now, queueing a copy of whatever the
     /// socket does not take. Returns whether all of it was written.
     pub fn write_bytes_or_queue(&mut self, tcp: &TcpStream, bytes: &[u8]) -> io::Result<bool> {

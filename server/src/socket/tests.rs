@@ -23,6 +23,18 @@ fn payload(i: u8, len: usize) -> Bytes {
     Bytes::from(vec![i; len])
 }
 
+/// Everything the client end receives until the server end closes. It starts reading only
+/// once far more than the kernel buffers hold has been sent, so most frames are queued and some
+/// are split by partial writes.
+fn read_late(mut client: TcpStream) -> tokio::task::JoinHandle<Vec<u8>> {
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let mut stream = Vec::new();
+        client.read_to_end(&mut stream).await.expect("read to end");
+        stream
+    })
+}
+
 /// Parses unmasked binary frames off `bytes` (only what `FrameHeader::binary` produces).
 fn parse_frames(mut bytes: &[u8]) -> Vec<Vec<u8>> {
     let mut frames = Vec::new();
@@ -41,15 +53,8 @@ fn parse_frames(mut bytes: &[u8]) -> Vec<Vec<u8>> {
 
 #[tokio::test]
 async fn frames_from_both_writers_arrive_whole_and_in_order_through_a_full_socket() {
-    let (socket, mut client) = pair().await;
-    // The client starts reading only once far more than the kernel buffers hold has been sent,
-    // so most frames are queued and some are split by partial writes.
-    let reader = tokio::spawn(async move {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        let mut stream = Vec::new();
-        client.read_to_end(&mut stream).await.expect("read to end");
-        stream
-    });
+    let (socket, client) = pair().await;
+    let reader = read_late(client);
     let mut io = SocketIo(socket.clone());
     let mut expected = Vec::new();
     let mut queued = false;
@@ -98,4 +103,46 @@ async fn a_client_that_never_reads_is_cut_once_its_queue_is_full() {
     tokio::time::timeout(std::time::Duration::from_secs(1), socket.backlog())
         .await
         .expect("the connection task is told");
+}
+
+#[tokio::test]
+async fn a_round_s_frames_go_out_together_and_in_order_through_a_full_socket() {
+    let (socket, client) = pair().await;
+    let reader = read_late(client);
+    let mut expected = Vec::new();
+    let mut queued = false;
+    // Rounds of 1 to 40 frames (past the 32 one writev takes), until well past the kernel buffer.
+    for round in 0..120u8 {
+        let bodies: Vec<Bytes> =
+            (0..=usize::from(round) % 40).map(|i| payload(round, 100 + i * 997 + usize::from(round))).collect();
+        let headers: Vec<FrameHeader> = bodies.iter().map(|b| FrameHeader::binary(b.len())).collect();
+        let frames: Vec<(&FrameHeader, &Bytes)> = headers.iter().zip(&bodies).collect();
+        assert_eq!(socket.send_frames(&frames, usize::MAX), Ok(()));
+        queued |= !socket.out.lock().is_empty();
+        expected.extend(bodies.iter().map(|b| b.to_vec()));
+    }
+    assert!(queued, "the socket filled up, so rounds were queued");
+    SocketIo(socket.clone()).flush().await.expect("drain");
+    drop(socket);
+    let stream = reader.await.expect("reader");
+    assert_eq!(parse_frames(&stream), expected);
+}
+
+#[tokio::test]
+async fn a_round_that_would_queue_past_the_limit_cuts_the_client() {
+    let (socket, _client) = pair().await;
+    let body = payload(2, 64 * 1024);
+    let header = FrameHeader::binary(body.len());
+    // Fill the kernel buffer until something is queued.
+    while socket.out.lock().is_empty() {
+        assert_eq!(socket.send_frame(&header, &body, 8), Ok(()));
+    }
+    let waiting = socket.out.lock().len();
+    let limit = waiting + 2;
+    let two = [(&header, &body), (&header, &body)];
+    assert_eq!(socket.send_frames(&two, limit), Ok(()), "exactly up to the limit");
+    assert_eq!(socket.out.lock().len(), limit);
+    assert_eq!(socket.send_frames(&two, limit + 1), Err(Refused::SlowConsumer), "one past it");
+    assert_eq!(socket.cut_reason(), Some(super::Cut::SlowConsumer));
+    assert_eq!(socket.out.lock().len(), limit, "nothing of the refused round was queued");
 }

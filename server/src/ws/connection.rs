@@ -239,7 +239,11 @@ impl Connection {
                     }
                     Ok(())
                 })
-                .await
+                .await?;
+                // Read no more from this client while a round's worth waits for the room's
+                // fan-out: its sends then back up in TCP, not in the room's memory.
+                self.room.round_backlog().await;
+                Ok(())
             }
             Some(Ok(WsMessage::Text(_))) => Err(Ending::Close(CloseReason::TextFrame)),
             Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => Ok(()),
