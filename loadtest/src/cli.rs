@@ -189,8 +189,9 @@ pub struct Common {
     #[arg(long, env = "LOADTEST_REPORT")]
     pub report: Option<PathBuf>,
 
-    /// Write an SVG plot here (fanout: latency CDF and deliveries per second), and next to it
-    /// `NAME-percentiles.svg`: latency by percentile on a log axis (90%, 99%, 99.9%, ...).
+    /// Write an SVG plot here (fanout: latency CDF and deliveries per second, and next to it
+    /// `NAME-percentiles.svg`: latency by percentile on a log axis (90%, 99%, 99.9%, ...); idle:
+    /// the server's memory from 0 to every socket synced).
     #[arg(long, env = "LOADTEST_PLOT")]
     pub plot: Option<PathBuf>,
 

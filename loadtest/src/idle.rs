@@ -21,6 +21,9 @@ use crate::report::{fmt_kib, ratio};
 use crate::source_addrs::AddrList;
 use crate::target::Target;
 
+/// Points of the memory curve (one /proc read each, while the sockets connect).
+const CURVE_POINTS: usize = 50;
+
 /// File descriptors the harness needs besides its sockets (stdio, runtime, /proc reads, logs).
 const FD_MARGIN: u64 = 64;
 
@@ -39,6 +42,9 @@ pub struct IdleReport {
     pub frames_after_sync: u64,
     /// Sockets the server closed during the settle time.
     pub disconnected: usize,
+    /// The server's resident memory as the sockets connected: `[synced sockets, RSS MiB]` (every
+    /// node's summed), from 0 to all of them, about 50 points.
+    pub memory_curve: Vec<[f64; 2]>,
     pub errors: Vec<String>,
     pub server_exit: Option<String>,
 }
@@ -116,6 +122,10 @@ pub async fn run(args: &IdleArgs, target: &Target, threads: usize) -> anyhow::Re
     let harness_before = harness.sample()?;
     let procs = target.procs();
     let server_before = procs.as_deref().map(sample_all).transpose()?;
+    let total_rss_mib =
+        |samples: &[crate::procfs::Sample]| samples.iter().map(|s| s.rss_kib).sum::<u64>() as f64 / 1024.0;
+    let mut memory_curve: Vec<[f64; 2]> = server_before.iter().map(|b| [0.0, total_rss_mib(b)]).collect();
+    let curve_step = (args.sockets / CURVE_POINTS).max(1);
     let nodes = target.nodes().len();
     let rooms: Vec<String> = (0..args.rooms).map(|room| format!("idle-{run_id}-{room}")).collect();
     target.open_rooms(&rooms).await?;
@@ -169,6 +179,9 @@ pub async fn run(args: &IdleArgs, target: &Target, threads: usize) -> anyhow::Re
         }
         if n % 2000 == 0 && n < args.sockets {
             println!("  {n} sockets synced");
+        }
+        if let Some(procs) = procs.as_deref().filter(|_| n % curve_step == 0 || n == args.sockets) {
+            memory_curve.push([n as f64, total_rss_mib(&sample_all(procs)?)]);
         }
     }
     let connect_secs = started.elapsed().as_secs_f64();
@@ -233,6 +246,7 @@ pub async fn run(args: &IdleArgs, target: &Target, threads: usize) -> anyhow::Re
         },
         frames_after_sync,
         disconnected: errors.len(),
+        memory_curve,
         errors: errors.into_iter().take(10).collect(),
         server_exit: None,
     })
@@ -278,6 +292,25 @@ fn server_cost(
         settle: Usage::total(&settle),
         nodes,
     }
+}
+
+/// The memory curve as an SVG: the server's RSS against synced sockets, titled with the run.
+pub fn write_plot(report: &IdleReport, path: &std::path::Path) -> anyhow::Result<()> {
+    let c = &report.config;
+    let nodes = c.node_urls.len();
+    let per_socket = report
+        .server
+        .as_ref()
+        .map_or(String::new(), |s| format!("; {} per idle socket", fmt_kib(s.kib_per_socket)));
+    let title = format!(
+        "idle: {} sockets over {} rooms, {} node{}{per_socket}",
+        c.sockets,
+        c.rooms,
+        nodes,
+        if nodes == 1 { "" } else { "s" }
+    );
+    let svg = crate::plot::curve_svg(&title, "synced idle sockets", "server RSS (MiB)", &report.memory_curve);
+    std::fs::write(path, svg).with_context(|| format!("writing {}", path.display()))
 }
 
 /// RSS growth per socket in KiB (negative if the process shrank).

@@ -230,7 +230,11 @@ fn write_outputs(outcome: &Outcome, common: &Common) -> anyhow::Result<()> {
                 fanout::write_saturation_plot(r, path)?;
                 println!("plot written to {}", path.display());
             }
-            _ => println!("(--plot ignored: only fanout runs have a plot)"),
+            Outcome::Idle(r) => {
+                idle::write_plot(r, path)?;
+                println!("plot written to {}", path.display());
+            }
+            _ => println!("(--plot ignored: only fanout and idle runs have a plot)"),
         }
     }
     Ok(())

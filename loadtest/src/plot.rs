@@ -346,6 +346,46 @@ pub fn saturation_svg(title: &str, points: &[SatPoint], bound_us: f64) -> String
     s
 }
 
+/// One curve on linear axes from 0 (the idle run's memory as sockets connect): `[x, y]` points in
+/// x order.
+pub fn curve_svg(title: &str, x_label: &str, y_label: &str, points: &[[f64; 2]]) -> String {
+    let mut s = document(title, W);
+    let (x0, x1, y0, y1) = (M_LEFT, W - M_RIGHT, H - M_BOTTOM, M_TOP);
+    let top_x = nice_ceil(points.iter().map(|p| p[0]).fold(1.0, f64::max));
+    let top_y = nice_ceil(points.iter().map(|p| p[1]).fold(1.0, f64::max) * 1.05);
+    let x = |v: f64| x0 + v / top_x * (x1 - x0);
+    let y = |v: f64| y0 - v / top_y * (y0 - y1);
+    let _ = writeln!(s, r#"<g transform="translate(0,30)">"#);
+    frame(&mut s, "", x_label, y_label);
+    for i in 0..=4 {
+        let (vx, vy) = (top_x * f64::from(i) / 4.0, top_y * f64::from(i) / 4.0);
+        let _ = writeln!(
+            s,
+            r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
+            x(vx),
+            y0 + 14.0,
+            tick(vx)
+        );
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="{:.1}" text-anchor="end">{}</text>"#,
+            x0 - 4.0,
+            y(vy) + 4.0,
+            tick(vy)
+        );
+    }
+    let line: Vec<String> = points.iter().map(|p| format!("{:.1},{:.1}", x(p[0]), y(p[1]))).collect();
+    let _ = writeln!(
+        s,
+        r##"<polyline class="curve" points="{}" fill="none" stroke="{}" stroke-width="1.5"/>"##,
+        line.join(" "),
+        PALETTE[0]
+    );
+    let _ = writeln!(s, "</g>");
+    s.push_str("</svg>\n");
+    s
+}
+
 /// One bar of a bar chart: a target's figure, and the single runs it summarises.
 pub struct Bar<'a> {
     pub label: &'a str,

@@ -24,7 +24,9 @@ pub mod run;
 mod versioned;
 
 pub use app::AppMessage;
-pub use awareness::{AwarenessEntry, decode_awareness_update, encode_awareness_update, merge_awareness_updates};
+pub use awareness::{
+    AwarenessEntry, decode_awareness_update, encode_awareness_update, merge_awareness_updates,
+};
 pub use error::DecodeError;
 pub use job::{ChatJob, ExecutionJob, Job, JobDecodeError, SnapshotJob};
 pub use message::{

@@ -63,6 +63,10 @@ pub struct Config {
     #[arg(help_heading = WS_LIMITS, long, env = "CODECRAFTER_SEND_QUEUE", default_value_t = 1024)]
     pub send_queue: usize,
 
+    /// Split each busy fan-out round (one that merged several updates) of a room with at least twice this many clients into parts of at least this many (at most one per worker thread), written by several worker threads at once: one hot room then writes on every core; 0 writes every round on one thread. Parts much smaller than 16 cost more in task wake-ups than they save (BENCHMARKS.md, "One hot room on more than one core").
+    #[arg(help_heading = WS_LIMITS, long, env = "CODECRAFTER_FANOUT_SPLIT_PEERS", default_value_t = 16)]
+    pub fanout_split_peers: usize,
+
     /// Seconds between pings; a client silent for two intervals is disconnected.
     #[arg(help_heading = WS_LIMITS, long, env = "CODECRAFTER_PING_INTERVAL_SECS", default_value_t = 30)]
     pub ping_interval_secs: u64,

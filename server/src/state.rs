@@ -122,6 +122,7 @@ impl App {
             limits: config.crdt_limits(),
             awareness_limits: config.awareness_limits(),
             awareness_timeout_ms: config.awareness_timeout_ms,
+            fanout_split_peers: config.fanout_split_peers,
             idle: config.room_idle(),
             barrier_before_load: config.amqp_url.is_some() && config.queue_barrier_timeout_ms > 0,
         };

@@ -205,7 +205,7 @@ fn warnings(d: &Deliveries) -> Vec<String> {
     }
     if d.echoes > 0 {
         warnings.push(format!(
-            "server echoed {} updates back to their writers (not counted as deliveries)",
+            "server sent {} updates back to their writers, not counted as deliveries (y-websocket-server echoes every update; CodeCrafter only inside a round that merged several writers' updates)",
             d.echoes
         ));
     }

@@ -1,6 +1,7 @@
 //! `loadtest idle --source-addrs` against an embedded server: 2,000 sockets bound round robin to
 //! four loopback addresses, checked from the kernel's socket table (`/proc/net/tcp`) while they
-//! sit idle: each address holds a quarter of the connections to the server's port.
+//! sit idle: each address holds a quarter of the connections to the server's port. The report's
+//! memory curve runs from no socket to all of them, and the plot draws it.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader};
@@ -38,11 +39,17 @@ fn sources_connected_to(port: u16) -> BTreeMap<Ipv4Addr, usize> {
 
 #[test]
 fn idle_sockets_come_from_every_source_address() {
+    let out_dir = tempfile::tempdir().expect("temp dir");
+    let (report, plot) = (out_dir.path().join("idle.json"), out_dir.path().join("idle.svg"));
     let mut child = Command::new(env!("CARGO_BIN_EXE_loadtest"))
         .args(["idle", "--spawn"])
         .arg(codecrafter())
         .args(["--sockets", "2000", "--rooms", "20", "--settle", "3s", "--timeout", "1m"])
         .args(["--source-addrs", "127.0.0.2-127.0.0.4,127.0.0.9"])
+        .arg("--report")
+        .arg(&report)
+        .arg("--plot")
+        .arg(&plot)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -76,4 +83,20 @@ fn idle_sockets_come_from_every_source_address() {
         .map(|a| (a.parse().expect("ip"), 500))
         .collect();
     assert_eq!(sources, want, "connections to port {port} by source address; {context}");
+
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("JSON report");
+    let curve: Vec<(f64, f64)> = report["memory_curve"]
+        .as_array()
+        .expect("a memory curve")
+        .iter()
+        .map(|p| (p[0].as_f64().expect("sockets"), p[1].as_f64().expect("MiB")))
+        .collect();
+    assert!(curve.len() >= 40, "about 50 points: {curve:?}");
+    assert_eq!((curve[0].0, curve[curve.len() - 1].0), (0.0, 2000.0), "from none to every socket");
+    assert!(curve.windows(2).all(|w| w[0].0 < w[1].0), "in socket order: {curve:?}");
+    assert!(curve.iter().all(|&(_, mib)| mib > 1.0), "the server's RSS: {curve:?}");
+    let svg = std::fs::read_to_string(&plot).expect("plot");
+    assert!(svg.contains("idle: 2000 sockets over 20 rooms, 1 node"), "{svg}");
+    assert_eq!(svg.matches("<polyline class=\"curve\"").count(), 1);
 }

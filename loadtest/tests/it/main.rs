@@ -10,6 +10,7 @@ mod compare;
 mod hocuspocus;
 mod idle_sources;
 mod persist;
+mod rounds;
 mod saturate;
 #[path = "../support/server_bin.rs"]
 mod server_bin;

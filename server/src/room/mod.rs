@@ -2,9 +2,11 @@
 //!
 //! All of a room's state sits behind one short-held mutex (never held across `.await`): applying an
 //! update and queueing it for the other clients happen under the same lock, so every client sees
-//! updates in the order the document applied them. Frames are encoded once, framed once, and
-//! written straight into each client's socket from under that lock (see [`crate::socket`]): a
-//! delivery is one `writev`, with no copy, allocation, channel or task wake-up.
+//! updates in the order the document applied them. The writes happen outside the lock, in rounds
+//! (`round.rs`, `writer.rs`): whoever queues into a room with no writer writes at once, and what
+//! queues meanwhile goes out merged in the next round. Frames are encoded once, framed once, and
+//! written straight into each client's socket (see [`crate::socket`]): a delivery is at most one
+//! `writev`, with no copy, channel or task wake-up.
 //!
 //! Failure is contained to the room: every call into its document runs under `catch_unwind`, and
 //! a document yrs can no longer encode (`crdt::Error::Poisoned`) or a panic of our own fails the
@@ -20,6 +22,7 @@ pub mod quarantine;
 mod registry;
 mod round;
 mod runs;
+mod writer;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -37,12 +40,9 @@ use crate::socket::wire::FrameHeader;
 use crate::socket::{Cut, Refused, Socket};
 use crate::telemetry::Metrics;
 use frames::FrameCache;
-use round::{Audience, Item};
 pub(crate) use frames::encode;
 pub use registry::{OpenError, RoomLease, RoomSettings, Rooms};
-
-/// Rounds one writer writes before handing a busy room's fan-out to a task of its own.
-const ROUNDS_PER_TURN: usize = 8;
+use round::{Audience, Item};
 
 /// Identifies one WebSocket connection within the process.
 pub type ConnId = u64;
@@ -73,6 +73,8 @@ pub struct Room {
     /// connection can check it without the lock), and what tells when it no longer does.
     round_backlogged: AtomicBool,
     round_drained: tokio::sync::Notify,
+    /// See [`RoomSettings::fanout_split_peers`].
+    fanout_split_peers: usize,
 }
 
 struct RoomState {
@@ -205,6 +207,7 @@ impl Room {
             queue,
             round_backlogged: AtomicBool::new(false),
             round_drained: tokio::sync::Notify::new(),
+            fanout_split_peers: settings.fanout_split_peers,
         }
     }
 
@@ -555,66 +558,6 @@ impl Room {
     fn write_if(self: &Arc<Self>, write: Result<bool, RoomError>) {
         if matches!(write, Ok(true)) {
             self.write_rounds();
-        }
-    }
-
-    /// Write the fan-out's rounds until nothing is queued (see `round.rs`). Called, outside the
-    /// lock, by whoever queued into a room that had no writer. After [`ROUNDS_PER_TURN`] rounds a
-    /// busy room's writing moves to a task of its own, so that the connection that happened to
-    /// become the writer goes back to its own client.
-    ///
-    /// A client cut as too slow is closed with 1013 (its connection drains what it has, then
-    /// closes) and the room forgets it: it resyncs on reconnect instead of silently missing an
-    /// update. A panic while writing fails the room, as one under its lock does.
-    fn write_rounds(self: &Arc<Self>) {
-        for _ in 0..ROUNDS_PER_TURN {
-            let round = {
-                let mut state = self.state.lock();
-                let round = state.rounds.take().map(|items| (items, state.peers.clone()));
-                if self.round_backlogged.load(Ordering::Relaxed) && !state.rounds.backlogged() {
-                    self.round_backlogged.store(false, Ordering::Relaxed);
-                    self.round_drained.notify_waiters();
-                }
-                round
-            };
-            let Some((items, peers)) = round else {
-                return;
-            };
-            let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                round::write(&round::build(items), &peers)
-            }));
-            match written {
-                Ok(forget) if forget.is_empty() => {}
-                Ok(forget) => self.state.lock().peers.retain(|peer| !forget.contains(&peer.id)),
-                Err(panic) => {
-                    self.fail(&panic_text(&*panic));
-                    return;
-                }
-            }
-        }
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                let room = self.clone();
-                runtime.spawn(async move { room.write_rounds() });
-            }
-            Err(_) => self.write_rounds(),
-        }
-    }
-
-    /// Completes once less than a round's worth waits for the fan-out. A client's connection
-    /// awaits it after each frame it sends, so that clients sending faster than the room can
-    /// write are slowed down (their TCP windows fill) instead of queueing in memory without bound.
-    pub async fn round_backlog(&self) {
-        let backlogged = || self.round_backlogged.load(Ordering::Relaxed) && !self.is_failed();
-        while backlogged() {
-            let drained = self.round_drained.notified();
-            tokio::pin!(drained);
-            // Registered before the second look, so a notification in between is not missed.
-            drained.as_mut().enable();
-            if !backlogged() {
-                return;
-            }
-            drained.await;
         }
     }
 

@@ -25,6 +25,9 @@ pub struct RoomSettings {
     /// Before loading a room from the store, wait for the queue's barrier on it: with a broker,
     /// updates acknowledged by any node may still be on their way to the store.
     pub barrier_before_load: bool,
+    /// Split a round's writes into parts of at least this many clients, written by several
+    /// worker threads at once; 0 writes every round on one thread.
+    pub fanout_split_peers: usize,
 }
 
 #[derive(Debug, thiserror::Error)]

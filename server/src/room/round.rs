@@ -185,7 +185,8 @@ fn merge_updates(updates: &[QueuedUpdate], outs: &mut Vec<Out>) {
 
 /// Queued awareness updates as (awareness frame, payload length).
 fn merge_awareness(updates: &[(Bytes, usize)], outs: &mut Vec<Out>) {
-    let one = |(frame, _): &(Bytes, usize)| Out::new(frame.clone(), MessageKind::Awareness, Audience::AllBut(None));
+    let one =
+        |(frame, _): &(Bytes, usize)| Out::new(frame.clone(), MessageKind::Awareness, Audience::AllBut(None));
     match updates {
         [] => {}
         [update] => outs.push(one(update)),
@@ -210,8 +211,6 @@ fn merge_awareness(updates: &[(Bytes, usize)], outs: &mut Vec<Out>) {
 /// must forget (cut as too slow, or gone).
 pub(super) fn write(outs: &[Out], peers: &[Peer]) -> Vec<ConnId> {
     let mut forget = Vec::new();
-    let metrics = Metrics::get();
-    metrics.fanout_rounds.increment(1);
     if let [out] = outs {
         // The common case, and the whole of an idle room's: one frame, one header for all.
         let mut delivered = 0;

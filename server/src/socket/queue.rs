@@ -96,7 +96,11 @@ impl Outgoing {
     /// With nothing queued: write several frames in one `writev` (a round of the fan-out that
     /// carries more than one frame for this client), queueing whatever the socket does not take.
     /// Returns whether all of it was written.
-    pub fn write_frames_or_queue(&mut self, tcp: &TcpStream, frames: &[(&FrameHeader, &Bytes)]) -> io::Result<bool> {
+    pub fn write_frames_or_queue(
+        &mut self,
+        tcp: &TcpStream,
+        frames: &[(&FrameHeader, &Bytes)],
+    ) -> io::Result<bool> {
         debug_assert!(self.queue.is_empty(), "writing past queued bytes would reorder the stream");
         let now = &frames[..frames.len().min(MAX_IOVECS / 2)];
         let mut slices = [IoSlice::new(&[]); MAX_IOVECS];

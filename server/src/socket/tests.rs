@@ -113,8 +113,9 @@ async fn a_round_s_frames_go_out_together_and_in_order_through_a_full_socket() {
     let mut queued = false;
     // Rounds of 1 to 40 frames (past the 32 one writev takes), until well past the kernel buffer.
     for round in 0..120u8 {
-        let bodies: Vec<Bytes> =
-            (0..=usize::from(round) % 40).map(|i| payload(round, 100 + i * 997 + usize::from(round))).collect();
+        let bodies: Vec<Bytes> = (0..=usize::from(round) % 40)
+            .map(|i| payload(round, 100 + i * 997 + usize::from(round)))
+            .collect();
         let headers: Vec<FrameHeader> = bodies.iter().map(|b| FrameHeader::binary(b.len())).collect();
         let frames: Vec<(&FrameHeader, &Bytes)> = headers.iter().zip(&bodies).collect();
         assert_eq!(socket.send_frames(&frames, usize::MAX), Ok(()));

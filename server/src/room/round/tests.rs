@@ -4,11 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use protocol::{AwarenessEntry, Message, MessageKind, SyncMessage, decode_awareness_update, encode_awareness_update};
+use protocol::{
+    AwarenessEntry, Message, MessageKind, SyncMessage, decode_awareness_update, encode_awareness_update,
+};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use yrs::updates::decoder::Decode;
-use yrs::{GetString, Text, Transact};
+use yrs::{GetString, ReadTxn, Text, Transact};
 
 use super::super::{Peer, Room, RoomSettings};
 use super::*;
@@ -142,12 +144,17 @@ fn awareness_merges_to_the_latest_state_per_client_and_app_messages_keep_their_o
 
 /// A room of its own, with nothing journaled (so no queue is needed) and a relay to no one.
 fn room() -> Arc<Room> {
+    room_split(0)
+}
+
+fn room_split(fanout_split_peers: usize) -> Arc<Room> {
     let settings = RoomSettings {
         limits: crdt::Limits::default(),
         awareness_limits: crdt::AwarenessLimits::default(),
         awareness_timeout_ms: 30_000,
         idle: Duration::from_secs(30),
         barrier_before_load: false,
+        fanout_split_peers,
     };
     let (persist_tx, _) = tokio::sync::mpsc::unbounded_channel();
     let (failures, _) = tokio::sync::mpsc::unbounded_channel();
@@ -196,7 +203,6 @@ impl Client {
             self.buffer.extend_from_slice(&chunk[..n]);
         }
     }
-
 }
 
 /// Header length and payload length of a whole frame at the start of `bytes`.
@@ -284,4 +290,44 @@ fn a_round_takes_at_most_its_share_in_order_and_a_full_share_waiting_is_a_backlo
     assert_eq!(second.first(), Some(&(ROUND_MAX_ITEMS as u64)));
     assert_eq!(second.len(), 476);
     assert!(rounds.take().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rounds_split_across_threads_reach_every_client_whole_and_in_order() {
+    // Parts of 2 clients: 7 clients make 3 parts, written by the writer and two spawned tasks.
+    let room = room_split(2);
+    let mut clients = Vec::new();
+    for id in 1..=7 {
+        clients.push(Client::join(&room, id, false).await);
+    }
+    let writer = yrs::Doc::with_client_id(42);
+    let code = writer.get_or_insert_text("code");
+    let mut expected = String::new();
+    // A writer is at work for the first updates, so they make one round of several: only such a
+    // round is split. The rest are applied while its parts are written, and queue behind it.
+    room.state.lock().rounds.writing = true;
+    for i in 0..200 {
+        let word = format!("{i} ");
+        expected.push_str(&word);
+        let update = {
+            let mut txn = writer.transact_mut();
+            code.push(&mut txn, &word);
+            txn.encode_update_v1()
+        };
+        room.apply_update(100, &update, || frames::sync_update_frame(&update), 0, None).unwrap();
+        if i == 4 {
+            room.write_rounds();
+        }
+    }
+    for client in &mut clients {
+        // Applied in the order received, no frame may depend on a later one.
+        let doc = yrs::Doc::new();
+        let text = doc.get_or_insert_text("code");
+        while text.get_string(&doc.transact()) != expected {
+            let update = update_of(&client.frame().await);
+            let mut txn = doc.transact_mut();
+            txn.apply_update(yrs::Update::decode_v1(&update).unwrap()).unwrap();
+            assert!(txn.store().pending_update().is_none(), "a frame arrived before one it builds on");
+        }
+    }
 }
