@@ -134,9 +134,8 @@ impl Out {
 }
 
 /// The frames of a round: the updates merged into one, then the awareness updates merged into
-/// one, then the other frames in their order. A merge that
-/// fails (it never should: every input was accepted by the document or the awareness registry)
-/// sends its inputs one by one instead.
+/// one, then the other frames in their order. A merge that fails (it never should: every input
+/// was accepted by the document or the awareness registry) sends its inputs one by one instead.
 pub(super) fn build(items: Vec<Item>) -> Vec<Out> {
     let mut updates = Vec::new();
     let mut awareness = Vec::new();
