@@ -75,10 +75,15 @@ pub fn encode_awareness_update<'e>(entries: impl IntoIterator<Item = AwarenessEn
 /// in rounds, which sends one awareness frame for every update that queued meanwhile.
 pub fn merge_awareness_updates<'p>(payloads: impl IntoIterator<Item = &'p [u8]>) -> Result<Vec<u8>> {
     let mut merged: Vec<AwarenessEntry<'p>> = Vec::new();
+    // Where each client id sits in `merged`: a round may hold a thousand cursor moves.
+    let mut at = std::collections::HashMap::new();
     for payload in payloads {
         for entry in decode_awareness_update(payload)? {
-            match merged.iter_mut().find(|known| known.client_id == entry.client_id) {
-                None => merged.push(entry),
+            match at.get(&entry.client_id).map(|&i: &usize| &mut merged[i]) {
+                None => {
+                    at.insert(entry.client_id, merged.len());
+                    merged.push(entry);
+                }
                 Some(known) => {
                     let newer = entry.clock > known.clock
                         || (entry.clock == known.clock && entry.is_removal() && !known.is_removal());

@@ -133,26 +133,24 @@ impl Peer {
 
     /// Write `frame` (framed by `header`) to this client. False once the room should forget it.
     fn send(&self, header: &FrameHeader, frame: &Bytes) -> bool {
-        match self.socket.send_frame(header, frame, self.queue_limit) {
-            Ok(()) => true,
-            Err(Refused::SlowConsumer) => {
-                Metrics::get().slow_consumers.increment(1);
-                false
-            }
-            Err(Refused::Gone) => false,
-        }
+        kept(self.socket.send_frame(header, frame, self.queue_limit))
     }
 
     /// Write several frames to this client in one `writev`. False once the room should forget it.
     fn send_frames(&self, frames: &[(&FrameHeader, &Bytes)]) -> bool {
-        match self.socket.send_frames(frames, self.queue_limit) {
-            Ok(()) => true,
-            Err(Refused::SlowConsumer) => {
-                Metrics::get().slow_consumers.increment(1);
-                false
-            }
-            Err(Refused::Gone) => false,
+        kept(self.socket.send_frames(frames, self.queue_limit))
+    }
+}
+
+/// Whether a client whose socket answered `sent` stays in the room; a slow one is counted.
+fn kept(sent: Result<(), Refused>) -> bool {
+    match sent {
+        Ok(()) => true,
+        Err(Refused::SlowConsumer) => {
+            Metrics::get().slow_consumers.increment(1);
+            false
         }
+        Err(Refused::Gone) => false,
     }
 }
 

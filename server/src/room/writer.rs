@@ -54,11 +54,11 @@ impl Room {
                 }
             };
             Metrics::get().fanout_rounds.increment(1);
-            let runtime = tokio::runtime::Handle::try_current().ok();
-            let threads = runtime.as_ref().map_or(1, |runtime| runtime.metrics().num_workers());
             // Only a round that merged several items is split: one item means nothing queued behind
             // the last round, and then a single thread writes it sooner than tasks would start.
-            let parts = if busy { parts(peers.len(), self.fanout_split_peers, threads) } else { 1 };
+            let runtime = tokio::runtime::Handle::try_current().ok().filter(|_| busy);
+            let threads = runtime.as_ref().map_or(1, |runtime| runtime.metrics().num_workers());
+            let parts = parts(peers.len(), self.fanout_split_peers, threads);
             if parts > 1
                 && let Some(runtime) = runtime
             {
@@ -98,16 +98,14 @@ impl Room {
 
     /// Write `outs` to `peers` and forget the clients it cut. False if the room failed.
     fn write_part(self: &Arc<Self>, outs: &[Out], peers: &[Peer]) -> bool {
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| round::write(outs, peers))) {
-            Ok(forget) => {
-                self.forget(&forget);
-                true
-            }
-            Err(panic) => {
-                self.fail(&panic_text(&*panic));
-                false
-            }
-        }
+        self.write_contained(outs, peers).map(|forget| self.forget(&forget)).is_some()
+    }
+
+    /// [`round::write`], a panic in it failing the room (`None`) instead of the thread's task.
+    fn write_contained(self: &Arc<Self>, outs: &[Out], peers: &[Peer]) -> Option<Vec<ConnId>> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| round::write(outs, peers)))
+            .map_err(|panic| self.fail(&panic_text(&*panic)))
+            .ok()
     }
 
     fn forget(&self, conns: &[ConnId]) {
@@ -162,9 +160,8 @@ impl SplitRound {
     fn write_part(&self, part: usize) -> bool {
         let size = self.peers.len().div_ceil(self.parts);
         let peers = self.peers.get(part * size..((part + 1) * size).min(self.peers.len())).unwrap_or(&[]);
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| round::write(&self.outs, peers))) {
-            Ok(forget) => self.forget.lock().extend(forget),
-            Err(panic) => drop(self.room.fail(&panic_text(&*panic))),
+        if let Some(forget) = self.room.write_contained(&self.outs, peers) {
+            self.forget.lock().extend(forget);
         }
         if self.left.fetch_sub(1, Ordering::AcqRel) != 1 {
             return false;
