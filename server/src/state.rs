@@ -223,6 +223,7 @@ impl App {
                 message_burst: config.message_burst,
                 allow_anonymous: config.allow_anonymous,
                 auth_timeout: Duration::from_millis(config.auth_timeout_ms),
+                max_message_bytes: config.max_message_bytes,
             },
             slots: Arc::new(Semaphore::new(config.max_connections)),
             connections: TaskTracker::new(),

@@ -34,7 +34,7 @@ pub async fn log(mut request: Request, next: Next) -> Response {
     let method = request.method().clone();
     // Unmatched paths are logged as such: the raw path is whatever a scanner sent.
     let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
-    let peer = request.extensions().get::<ConnectInfo<SocketHandle>>().and_then(|info| info.0.0.peer_ip());
+    let peer = request.extensions().get::<ConnectInfo<SocketHandle>>().map(|info| info.0.peer);
     let id_text = id.to_str().unwrap_or_default().to_owned();
     let span = tracing::info_span!("request", request_id = %id_text);
     let mut response = next.run(request).instrument(span).await;

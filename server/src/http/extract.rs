@@ -8,11 +8,9 @@
 use std::sync::Arc;
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
@@ -107,37 +105,70 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
     }
 }
 
-/// A WebSocket upgrade request. Anything else on a WebSocket route is told to upgrade (426, with
-/// the `Upgrade` and `Sec-WebSocket-Version` headers RFC 9110 and RFC 6455 ask for), and a broken
-/// upgrade is a 400.
-pub struct ApiWebSocket(pub WebSocketUpgrade);
+/// A WebSocket upgrade request (RFC 6455 §4.2.1). Anything else on a WebSocket route is told to
+/// upgrade (426, with the `Upgrade` and `Sec-WebSocket-Version` headers RFC 9110 and RFC 6455 ask
+/// for), and a broken upgrade is a 400. Checked here rather than by axum's `WebSocketUpgrade`,
+/// which hands over a tungstenite stream: the server reads its clients' frames itself
+/// ([`crate::socket::inbound`]).
+pub struct ApiWebSocket {
+    key: HeaderValue,
+    on_upgrade: hyper::upgrade::OnUpgrade,
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for ApiWebSocket {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
-        WebSocketUpgrade::from_request_parts(parts, state).await.map(Self).map_err(upgrade_rejection)
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Response> {
+        if parts.method != Method::GET {
+            let message = "a WebSocket upgrade is a GET request";
+            return Err(ApiError::with_status(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", message)
+                .into_response());
+        }
+        let header_has = |name, token: &str| {
+            parts.headers.get_all(name).iter().any(|value| {
+                value
+                    .as_bytes()
+                    .split(|&b| b == b',')
+                    .any(|part| part.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+            })
+        };
+        let upgrading = header_has(header::CONNECTION, "upgrade") && header_has(header::UPGRADE, "websocket");
+        let on_upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
+        let (true, true, Some(on_upgrade)) =
+            (upgrading, header_has(header::SEC_WEBSOCKET_VERSION, "13"), on_upgrade)
+        else {
+            return Err(upgrade_required(
+                "connect with a WebSocket client: this route needs a WebSocket upgrade (RFC 6455) over HTTP/1.1",
+            ));
+        };
+        // A key is 16 random bytes in base64: 24 characters.
+        let key = parts.headers.get(header::SEC_WEBSOCKET_KEY).filter(|key| key.len() == 24).cloned();
+        let Some(key) = key else {
+            let message = "`Sec-WebSocket-Key` is missing or not 16 bytes in base64";
+            return Err(
+                ApiError::with_status(StatusCode::BAD_REQUEST, "invalid_handshake", message).into_response()
+            );
+        };
+        Ok(Self { key, on_upgrade })
     }
 }
 
-fn upgrade_rejection(rejection: WebSocketUpgradeRejection) -> Response {
-    use WebSocketUpgradeRejection as R;
-    let message = rejection.body_text();
-    let error = match rejection {
-        R::MethodNotGet(_) | R::MethodNotConnect(_) => {
-            ApiError::with_status(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", message)
-        }
-        R::InvalidConnectionHeader(_)
-        | R::InvalidUpgradeHeader(_)
-        | R::ConnectionNotUpgradable(_)
-        | R::InvalidWebSocketVersionHeader(_) => {
-            return upgrade_required(
-                "connect with a WebSocket client: this route needs a WebSocket upgrade (RFC 6455) over HTTP/1.1",
-            );
-        }
-        _ => ApiError::with_status(StatusCode::BAD_REQUEST, "invalid_handshake", message),
-    };
-    error.into_response()
+impl ApiWebSocket {
+    /// The 101 answer that completes the handshake, and the upgrade it starts: it resolves once
+    /// hyper has written the answer and let go of the socket.
+    pub fn accept(self) -> (Response, hyper::upgrade::OnUpgrade) {
+        use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+        let accept = derive_accept_key(self.key.as_bytes());
+        let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(
+            header::SEC_WEBSOCKET_ACCEPT,
+            HeaderValue::from_str(&accept).expect("base64 is a valid header value"),
+        );
+        (response, self.on_upgrade)
+    }
 }
 
 /// 426 with the headers that say how to upgrade.
@@ -228,8 +259,7 @@ impl FromRequestParts<Arc<AppState>> for ClientIp {
         if let Some(ip) = parts.extensions.get::<ClientIp>() {
             return Ok(*ip);
         }
-        let peer =
-            parts.extensions.get::<axum::extract::ConnectInfo<SocketHandle>>().and_then(|i| i.0.0.peer_ip());
+        let peer = parts.extensions.get::<axum::extract::ConnectInfo<SocketHandle>>().map(|i| i.0.peer);
         Ok(Self(super::proxy::client_ip(&state.config, &parts.headers, peer)))
     }
 }

@@ -33,7 +33,7 @@ const REFRESH: &str = "/api/auth/refresh";
 pub struct ClientIp(pub IpAddr);
 
 pub async fn limit(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Response {
-    let peer = request.extensions().get::<ConnectInfo<SocketHandle>>().and_then(|info| info.0.0.peer_ip());
+    let peer = request.extensions().get::<ConnectInfo<SocketHandle>>().map(|info| info.0.peer);
     let ip = super::proxy::client_ip(&state.config, request.headers(), peer);
     request.extensions_mut().insert(ClientIp(ip));
     let config = &state.config;

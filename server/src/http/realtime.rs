@@ -17,9 +17,6 @@ use crate::state::AppState;
 use crate::telemetry::Metrics;
 use crate::ws::MAX_ROOM_ID_BYTES;
 
-/// What tungstenite reads ahead of the frame it decodes, and what each socket holds while idle.
-const READ_BUFFER_BYTES: usize = 512;
-
 /// Window of the per-IP connection throttle.
 const CONNECT_WINDOW: Duration = Duration::from_secs(60);
 
@@ -50,10 +47,10 @@ pub async fn upgrade(
     State(state): State<Arc<AppState>>,
     ApiPath(room): ApiPath<String>,
     ApiQuery(query): ApiQuery<WsQuery>,
-    ConnectInfo(SocketHandle(socket)): ConnectInfo<SocketHandle>,
+    ConnectInfo(SocketHandle { socket, peer }): ConnectInfo<SocketHandle>,
     version: Version,
     headers: HeaderMap,
-    ApiWebSocket(ws): ApiWebSocket,
+    ws: ApiWebSocket,
 ) -> Response {
     // Rooms write frames straight into the TCP socket, which is only right when the WebSocket
     // owns the whole connection, as with HTTP/1.1's upgrade (the server speaks no HTTP/2).
@@ -64,7 +61,7 @@ pub async fn upgrade(
         return ApiError::invalid_path(format!("room: a room id is 1 to {MAX_ROOM_ID_BYTES} bytes"))
             .into_response();
     }
-    let ip = client_ip(&state.config, &headers, socket.peer_ip());
+    let ip = client_ip(&state.config, &headers, Some(peer));
     if let Err(refused) = throttle(&state, ip).await {
         return refused.into_response();
     }
@@ -79,20 +76,12 @@ pub async fn upgrade(
     };
     let app = matches!(query.app.as_deref(), Some("1" | "true"));
     let gateway = state.gateway.clone();
-    let limit = state.config.max_message_bytes;
-    ws.max_message_size(limit)
-        .max_frame_size(limit)
-        // An idle socket holds its read buffer whole (tungstenite allocates it at the upgrade), so
-        // it is small: 512 bytes still takes a few typical updates per read, and a large frame's
-        // buffer grows to the frame's length as it arrives (BENCHMARKS.md, "Where an idle
-        // socket's memory goes").
-        .read_buffer_size(READ_BUFFER_BYTES)
-        .write_buffer_size(64 * 1024)
-        .on_upgrade(move |upgraded| {
-            let connection =
-                crate::ws::serve(upgraded, socket, gateway.clone(), room, query.token, app, permit);
-            gateway.connections.track_future(connection)
-        })
+    let (response, upgrade) = ws.accept();
+    let opening = crate::ws::Opening { upgrade, socket, gateway, room, token: query.token, app, permit };
+    // The connection's task starts now and takes over once hyper has sent the 101 and let go.
+    let connection = crate::ws::serve(Box::new(opening));
+    tokio::spawn(state.gateway.connections.track_future(connection));
+    response
 }
 
 /// Count a connection attempt against the client IP's budget.

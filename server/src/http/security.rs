@@ -57,7 +57,7 @@ pub fn csp_web_page(nonce: &str) -> String {
 pub async fn headers(config: Arc<Config>, request: Request, next: Next) -> Response {
     // Behind a TLS-terminating proxy the request itself is plain HTTP; only a trusted proxy's
     // word says the client used HTTPS, trusted exactly as for the client's IP.
-    let peer = request.extensions().get::<ConnectInfo<SocketHandle>>().and_then(|info| info.0.0.peer_ip());
+    let peer = request.extensions().get::<ConnectInfo<SocketHandle>>().map(|info| info.0.peer);
     let tls = super::proxy::forwarded_https(&config, request.headers(), peer);
     let mut response = next.run(request).await;
     let headers = response.headers_mut();

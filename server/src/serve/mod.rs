@@ -99,6 +99,13 @@ pub async fn serve(
     connections.wait().await;
 }
 
+/// What hyper read past an upgrade request (a client may send its first frames along with it),
+/// taken from the upgraded connection, which is then let go: the WebSocket reads and writes the
+/// shared [`Socket`] it was handed with the request. `None` if the upgrade is not one of ours.
+pub fn read_ahead(upgraded: hyper::upgrade::Upgraded) -> Option<Bytes> {
+    upgraded.downcast::<TokioIo<io::GuardedIo>>().ok().map(|parts| parts.read_buf)
+}
+
 /// Serve one connection until it closes or upgrades (then the WebSocket task owns the socket).
 async fn connection(
     tcp: TcpStream,
@@ -110,7 +117,8 @@ async fn connection(
 ) {
     let socket = Socket::new(tcp);
     let (io, state) = io::GuardedIo::new(SocketIo::new(socket.clone()), settings.write_timeout);
-    let service = ConnService { app, info: ConnectInfo(SocketHandle(socket)), state: state.clone() };
+    let handle = SocketHandle { socket, peer: peer.ip() };
+    let service = ConnService { app, info: ConnectInfo(handle), state: state.clone() };
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(settings.header_timeout);
     let conn = builder.serve_connection(TokioIo::new(io), service).with_upgrades();

@@ -39,4 +39,9 @@ impl SocketListener {
 
 /// The socket a request arrived on, as `ConnectInfo`: the WebSocket gateway gives it to the room.
 #[derive(Clone)]
-pub struct SocketHandle(pub Arc<Socket>);
+pub struct SocketHandle {
+    pub socket: Arc<Socket>,
+    /// The client's address as accept gave it (a proxy's, behind one). Kept here, for the HTTP
+    /// connection's life only, rather than in the socket, which every idle WebSocket holds.
+    pub peer: std::net::IpAddr,
+}

@@ -1,7 +1,8 @@
 //! A client's TCP socket, shared by its HTTP/WebSocket stack and the rooms that fan frames out to it.
 //!
-//! hyper and tungstenite read from it and write their own frames (handshake replies, pongs, close)
-//! through [`SocketIo`]. A room's fan-out writes each update straight into the socket with one
+//! hyper reads from it and writes its answers through [`SocketIo`]; once a request is upgraded to
+//! a WebSocket, the connection reads the client's frames itself ([`frames`], decoded by
+//! [`inbound`]) and writes its own (replies, pings, pongs, its close) through the same queue. A room's fan-out writes each update straight into the socket with one
 //! non-blocking `writev` from the thread that applied it: no channel, no task wake-up, no copy,
 //! and the frame header is built once for all receivers ([`wire::FrameHeader`]). That is the whole
 //! cost of a delivery when the socket has room, which it has unless the client falls behind.
@@ -15,6 +16,8 @@
 //! frame is either written whole, or its unwritten rest is queued before anything else can be
 //! written. Frames from different writers therefore never interleave.
 
+pub mod frames;
+pub mod inbound;
 mod io;
 pub mod listener;
 mod queue;
@@ -61,11 +64,6 @@ pub struct Socket {
 impl Socket {
     pub fn new(tcp: TcpStream) -> Arc<Self> {
         Arc::new(Self { tcp, out: Mutex::new(Outgoing::default()), backlog: Notify::new() })
-    }
-
-    /// The client's address as the TCP connection sees it (a proxy's, behind one).
-    pub fn peer_ip(&self) -> Option<std::net::IpAddr> {
-        self.tcp.peer_addr().ok().map(|addr| addr.ip())
     }
 
     /// Write one binary frame, `header` then `payload`, or queue what the socket cannot take now.

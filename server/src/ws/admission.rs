@@ -7,10 +7,7 @@
 //! from the store: a socket may edit for hours), unknown session → 4404, no role in it → 4403.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::extract::ws::{Message as WsMessage, WebSocket};
-use bytes::Bytes;
 use protocol::{AuthMessage, Message, decode_frame};
 
 use super::Gateway;
@@ -19,6 +16,9 @@ use crate::access::Registration;
 use crate::access::{Grant, SessionRole};
 use crate::auth::{AccountError, TokenError};
 use crate::room::ConnId;
+use crate::socket::Socket;
+use crate::socket::frames::Received;
+use crate::socket::inbound::{Decoder, Inbound};
 
 /// The close reason of a token whose account does not exist (any more).
 pub const ACCOUNT_GONE: &str = "this account does not exist";
@@ -28,8 +28,6 @@ pub struct Admission {
     pub grant: Arc<Grant>,
     /// Keeps the connection findable by permission changes; `None` for anonymous free rooms.
     pub registration: Option<Registration>,
-    /// Messages that shared a frame with the auth token, still to be handled.
-    pub rest_of_first_frame: Option<Bytes>,
     /// The signed-in user, for the connection's log events; `None` when anonymous.
     pub user: Option<String>,
     /// Their username as the store has it now (not as the token had it), for chat.
@@ -45,24 +43,27 @@ fn principal(user_id: &str) -> u64 {
     BuildHasherDefault::<DefaultHasher>::default().hash_one(user_id).max(1)
 }
 
+/// What the client has sent that admission has not consumed.
+pub struct Early<'a> {
+    pub socket: &'a Socket,
+    pub decoder: &'a mut Decoder,
+    /// Messages read and not yet handled: whatever came with the upgrade request, and, without
+    /// `?token=`, what followed the auth token. The connection handles them once admitted.
+    pub received: &'a mut Received,
+}
+
 pub async fn admit(
-    ws: &mut WebSocket,
+    early: Early<'_>,
     gateway: &Gateway,
     room: &str,
     conn: ConnId,
     url_token: Option<String>,
 ) -> Result<Admission, CloseReason> {
     let allow_anonymous = gateway.settings.allow_anonymous;
-    let mut rest_of_first_frame = None;
     let token = match url_token {
         Some(token) => Some(token),
         None if allow_anonymous => None,
-        None => {
-            let wait = gateway.settings.auth_timeout;
-            let (token, rest) = token_from_auth_message(ws, wait).await?;
-            rest_of_first_frame = rest;
-            Some(token)
-        }
+        None => Some(token_from_auth_message(early, &gateway.settings).await?),
     };
     let claims = token
         .map(|token| {
@@ -100,7 +101,7 @@ pub async fn admit(
         return if allow_anonymous {
             let grant = Arc::new(Grant::new(true));
             let (user, username) = claims.map(|claims| (claims.sub, claims.username)).unzip();
-            Ok(Admission { grant, registration: None, rest_of_first_frame, principal, user, username })
+            Ok(Admission { grant, registration: None, principal, user, username })
         } else {
             Err(CloseReason::NotFound)
         };
@@ -121,7 +122,6 @@ pub async fn admit(
     Ok(Admission {
         grant,
         registration: Some(registration),
-        rest_of_first_frame,
         principal,
         user: Some(claims.sub),
         username: Some(claims.username),
@@ -136,18 +136,27 @@ async fn read_session(gateway: &Gateway, room: &str) -> Result<Option<storage::m
 }
 
 /// The first message of a connection without `?token=` must be an auth token message. Returns the
-/// token and whatever followed it in the same frame.
+/// token; what followed it in the same frame goes back to the front of `early.received`.
 async fn token_from_auth_message(
-    ws: &mut WebSocket,
-    wait: Duration,
-) -> Result<(String, Option<Bytes>), CloseReason> {
+    early: Early<'_>,
+    settings: &super::ConnectionSettings,
+) -> Result<String, CloseReason> {
     const MISSING: CloseReason = CloseReason::Unauthorized("send ?token= or an auth token message first");
-    let first = tokio::time::timeout(wait, ws.recv()).await.map_err(|_| MISSING)?;
-    let Some(Ok(WsMessage::Binary(frame))) = first else { return Err(MISSING) };
+    let Early { socket, decoder, received } = early;
+    if received.messages.is_empty() && received.end.is_none() {
+        let read = socket.read_frames(decoder, settings.max_message_bytes);
+        *received = tokio::time::timeout(settings.auth_timeout, read).await.map_err(|_| MISSING)?;
+    }
+    if received.messages.is_empty() {
+        return Err(MISSING);
+    }
+    let Inbound::Binary(frame) = received.messages.remove(0) else { return Err(MISSING) };
     match decode_frame(&frame).next() {
         Some(Ok((Message::Auth(AuthMessage::Token { token }), range))) => {
-            let rest = (range.end < frame.len()).then(|| frame.slice(range.end..));
-            Ok((token.to_owned(), rest))
+            if range.end < frame.len() {
+                received.messages.insert(0, Inbound::Binary(frame.slice(range.end..)));
+            }
+            Ok(token.to_owned())
         }
         _ => Err(MISSING),
     }

@@ -4,11 +4,14 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
-use futures_util::SinkExt;
+use bytes::Bytes;
 use metrics::Counter;
 use protocol::app::AppMessage;
 
+use crate::socket::Socket;
+use crate::socket::frames::Received;
+use crate::socket::inbound::{Decoder, FrameError, Inbound};
+use crate::socket::wire::{FrameHeader, close_payload};
 use crate::telemetry::Metrics;
 
 /// Longest wait for a client to answer our close frame.
@@ -18,16 +21,33 @@ const CLOSE_HANDSHAKE: Duration = Duration::from_secs(2);
 /// app message first), then read until the client answers or hangs up. Closing the socket while
 /// the client's frames sit unread would make the kernel reset the connection, and a reset can
 /// destroy our close frame before the client reads it. Bounded: a client too slow to read gets no
-/// more than [`CLOSE_HANDSHAKE`].
-pub async fn close_with(ws: &mut WebSocket, reason: &CloseReason, app: bool) {
-    let frame = CloseFrame { code: reason.code(), reason: reason.close_text().into() };
+/// more than [`CLOSE_HANDSHAKE`]. Once the client's framing broke (`reason.broke_framing()`), what
+/// it sends is read and dropped rather than decoded.
+pub async fn close_with(
+    socket: &Socket,
+    decoder: &mut Decoder,
+    max_message: usize,
+    reason: &CloseReason,
+    app: bool,
+) {
     let _ = tokio::time::timeout(CLOSE_HANDSHAKE, async {
         if app {
-            ws.feed(WsMessage::Binary(reason.app_error().into())).await?;
+            let error = Bytes::from(reason.app_error());
+            socket.send_own(FrameHeader::binary(error.len()), &error).await?;
         }
-        ws.send(WsMessage::Close(Some(frame))).await?;
-        while ws.recv().await.transpose()?.is_some() {}
-        Ok::<_, axum::Error>(())
+        let payload = close_payload(reason.code(), &reason.message());
+        socket.send_own(FrameHeader::close(payload.len()), &payload).await?;
+        socket.flush().await?;
+        if reason.broke_framing() {
+            socket.discard_until_closed().await;
+            return Ok(());
+        }
+        loop {
+            let Received { messages, end } = socket.read_frames(decoder, max_message).await;
+            if end.is_some() || messages.iter().any(|message| matches!(message, Inbound::Close(_))) {
+                return Ok::<_, std::io::Error>(());
+            }
+        }
     })
     .await;
 }
@@ -44,6 +64,9 @@ pub enum CloseReason {
     TooBig,
     /// A text frame: the protocol is binary only (1003).
     TextFrame,
+    /// Bytes that are not WebSocket frames this server takes (1002; 1007 for a close reason that
+    /// is not UTF-8).
+    BadFrame(FrameError),
     /// Bytes that are not y-protocols messages (1002).
     Malformed(protocol::DecodeError),
     /// A sync or awareness payload the document refused (1007).
@@ -73,7 +96,7 @@ pub enum CloseReason {
 }
 
 /// Every reason's label (its `code`-independent name), in the order of `CloseReason::index`.
-const LABELS: [&str; 18] = [
+const LABELS: [&str; 19] = [
     "shutdown",
     "slow_consumer",
     "rate_limited",
@@ -92,6 +115,7 @@ const LABELS: [&str; 18] = [
     "session_not_found",
     "session_deleted",
     "room_unavailable",
+    "bad_frame",
 ];
 
 impl CloseReason {
@@ -112,6 +136,7 @@ impl CloseReason {
             Self::RateLimited | Self::AwarenessLimit(_) => 1008,
             Self::TooBig => 1009,
             Self::TextFrame => 1003,
+            Self::BadFrame(e) => e.close_code(),
             Self::Malformed(_) => 1002,
             Self::Rejected(_) => 1007,
             Self::Unauthorized(_) => 4401,
@@ -147,7 +172,21 @@ impl CloseReason {
             Self::NotFound => 15,
             Self::SessionDeleted => 16,
             Self::Unavailable => 17,
+            Self::BadFrame(_) => 18,
         }
+    }
+
+    /// The reason for bytes the frame decoder refused.
+    pub fn of_frame_error(error: FrameError) -> Self {
+        match error {
+            FrameError::TooBig => Self::TooBig,
+            other => Self::BadFrame(other),
+        }
+    }
+
+    /// Whether the client's byte stream can no longer be read as frames.
+    fn broke_framing(&self) -> bool {
+        matches!(self, Self::TooBig | Self::BadFrame(_))
     }
 
     /// Count this close in `codecrafter_connections_closed_total`, through a handle per reason
@@ -168,6 +207,9 @@ impl CloseReason {
             Self::RateLimited => "message rate limit exceeded".into(),
             Self::TooBig => "message too big".into(),
             Self::TextFrame => "binary frames only".into(),
+            Self::BadFrame(FrameError::Protocol(what)) => format!("bad frame: {what}"),
+            Self::BadFrame(FrameError::InvalidUtf8) => "bad frame: a close reason that is not UTF-8".into(),
+            Self::BadFrame(FrameError::TooBig) => "message too big".into(),
             Self::Malformed(e) => format!("malformed message: {e}"),
             Self::Rejected(e) => format!("update rejected: {e}"),
             Self::AwarenessLimit(e) => format!("awareness refused: {e}"),
@@ -182,19 +224,6 @@ impl CloseReason {
             Self::SessionDeleted => "session deleted".into(),
             Self::Unavailable => "room unavailable, try again".into(),
         }
-    }
-
-    /// A close frame's reason may hold at most 123 bytes.
-    pub fn close_text(&self) -> String {
-        let mut text = self.message();
-        if text.len() > 123 {
-            let mut end = 123;
-            while !text.is_char_boundary(end) {
-                end -= 1;
-            }
-            text.truncate(end);
-        }
-        text
     }
 
     pub fn app_error(&self) -> Vec<u8> {

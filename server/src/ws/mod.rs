@@ -22,7 +22,7 @@ use tokio_util::task::TaskTracker;
 use workers::{JobQueue, RoomOutput};
 
 pub use close::CloseReason;
-pub use connection::serve;
+pub use connection::{Opening, serve};
 
 use crate::access::SessionDirectory;
 use crate::auth::Auth;
@@ -42,6 +42,15 @@ pub struct ConnectionSettings {
     pub allow_anonymous: bool,
     /// How long a client without `?token=` has to send its auth message.
     pub auth_timeout: Duration,
+    /// Longest message a client may send, however fragmented (`--max-message-bytes`).
+    pub max_message_bytes: usize,
+}
+
+impl ConnectionSettings {
+    /// Each connection's message rate limit.
+    pub fn rate(&self) -> rate_limit::Rate {
+        rate_limit::Rate::new(self.max_messages_per_sec, self.message_burst)
+    }
 }
 
 /// What every connection shares: the rooms, who may do what, the job queue app messages hand

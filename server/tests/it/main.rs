@@ -34,5 +34,6 @@ mod run;
 mod saved;
 mod web;
 mod ws_bad_input;
+mod ws_framing;
 mod ws_permissions;
 mod ws_sync;

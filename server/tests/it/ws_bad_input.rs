@@ -268,7 +268,7 @@ async fn read_until_close_frame(tcp: &mut tokio::net::TcpStream) -> (usize, (u16
             at = Some(end + 4);
         }
         while let Some(start) = at
-            && let Some((opcode, payload, next)) = server_frame(&buf[start..])
+            && let Some((opcode, payload, next)) = support::server_frame(&buf[start..])
         {
             match opcode {
                 0x8 => {
@@ -282,16 +282,4 @@ async fn read_until_close_frame(tcp: &mut tokio::net::TcpStream) -> (usize, (u16
         }
         assert!(tcp.read_buf(&mut buf).await.unwrap() > 0, "the connection ended without a close frame");
     }
-}
-
-/// One whole unmasked frame (as servers send) at the start of `bytes`: its opcode, its payload,
-/// and where the next frame starts; `None` until all of it is there.
-fn server_frame(bytes: &[u8]) -> Option<(u8, &[u8], usize)> {
-    let (opcode, short) = (*bytes.first()? & 0x0f, *bytes.get(1)? & 0x7f);
-    let (len, header) = match short {
-        126 => (usize::from(u16::from_be_bytes(bytes.get(2..4)?.try_into().unwrap())), 4),
-        127 => (u64::from_be_bytes(bytes.get(2..10)?.try_into().unwrap()) as usize, 10),
-        len => (usize::from(len), 2),
-    };
-    Some((opcode, bytes.get(header..header + len)?, header + len))
 }

@@ -180,3 +180,15 @@ pub fn first_literals(source: &str, calls: &[&str]) -> Vec<String> {
     }
     literals
 }
+
+/// One whole unmasked frame (as servers send) at the start of `bytes`: its opcode, its payload,
+/// and where the next frame starts; `None` until all of it is there.
+pub fn server_frame(bytes: &[u8]) -> Option<(u8, &[u8], usize)> {
+    let (opcode, short) = (*bytes.first()? & 0x0f, *bytes.get(1)? & 0x7f);
+    let (len, header) = match short {
+        126 => (usize::from(u16::from_be_bytes(bytes.get(2..4)?.try_into().unwrap())), 4),
+        127 => (u64::from_be_bytes(bytes.get(2..10)?.try_into().unwrap()) as usize, 10),
+        len => (usize::from(len), 2),
+    };
+    Some((opcode, bytes.get(header..header + len)?, header + len))
+}
