@@ -5,7 +5,8 @@
 //! The request id is the client's `x-request-id` when it is sane (1 to 64 visible ASCII
 //! characters: a proxy's id joins our log to its own), else a fresh random one. It is echoed in
 //! the response and is a field of the span every log line of the request is written in.
-//! WebSocket traffic after the upgrade is not logged here (see `crate::ws` for its events).
+//! A WebSocket upgrade that succeeds (101) is not logged here: its connection logs it, with the
+//! same request id and peer (see `crate::ws` for its events).
 
 use std::time::Instant;
 
@@ -39,6 +40,12 @@ pub async fn log(mut request: Request, next: Next) -> Response {
     let span = tracing::info_span!("request", request_id = %id_text);
     let mut response = next.run(request).instrument(span).await;
     response.headers_mut().insert(REQUEST_ID.clone(), id);
+    if response.status() == axum::http::StatusCode::SWITCHING_PROTOCOLS {
+        // A WebSocket: its connection logs it once, admitted (`websocket connected`) or refused
+        // (`websocket refused`), with this request id and peer. A second line per connect would
+        // be a tenth of a connect's cost.
+        return response;
+    }
     tracing::info!(
         target: "access",
         method = %method,

@@ -77,7 +77,16 @@ pub async fn upgrade(
     let app = matches!(query.app.as_deref(), Some("1" | "true"));
     let gateway = state.gateway.clone();
     let (response, upgrade) = ws.accept();
-    let opening = crate::ws::Opening { upgrade, socket, gateway, room, token: query.token, app, permit };
+    // The 101 goes out with the room's greeting (or the refusal), written by the connection.
+    socket.hold_http_answer();
+    // Set by the access log's middleware, which leaves the logging of a 101 to the connection.
+    let request_id = headers
+        .get(&super::access::REQUEST_ID)
+        .and_then(|id| id.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let log = crate::ws::OpeningLog { request_id, peer };
+    let opening = crate::ws::Opening { upgrade, socket, gateway, room, token: query.token, app, permit, log };
     // The connection's task starts now and takes over once hyper has sent the 101 and let go.
     let connection = crate::ws::serve(Box::new(opening));
     tokio::spawn(state.gateway.connections.track_future(connection));

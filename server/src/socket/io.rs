@@ -12,6 +12,7 @@ use tokio::net::TcpStream;
 
 use super::Socket;
 use super::queue::Outgoing;
+use super::wire::FrameHeader;
 
 /// The I/O type of every accepted connection (see [`super::SocketListener`]).
 pub struct SocketIo(pub(super) Arc<Socket>);
@@ -28,6 +29,7 @@ impl Socket {
         loop {
             {
                 let mut out = self.out.lock();
+                out.held = false;
                 if out.is_broken() {
                     return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
                 }
@@ -110,11 +112,22 @@ impl AsyncWrite for SocketIo {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
+        {
+            let mut out = self.0.out.lock();
+            if out.held {
+                out.push(FrameHeader::NONE, bytes::Bytes::copy_from_slice(buf));
+                return Poll::Ready(Ok(buf.len()));
+            }
+        }
         ready!(self.0.poll_write_own(cx, |out, tcp| out.write_bytes_or_queue(tcp, buf)))?;
         Poll::Ready(Ok(buf.len()))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.0.out.lock().held {
+            // The held answer is the connection's to write.
+            return Poll::Ready(Ok(()));
+        }
         self.0.poll_drain(cx)
     }
 

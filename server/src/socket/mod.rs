@@ -131,6 +131,14 @@ impl Socket {
         Ok(())
     }
 
+    /// Hold what hyper writes next (the 101 that completes a WebSocket upgrade) in the queue
+    /// instead of writing it: the connection writes it with the room's greeting, one send where
+    /// there were two (a send is most of a connect's cost). The connection must write it out
+    /// ([`Self::flush`]) before it waits for anything from the client, which waits for the 101.
+    pub fn hold_http_answer(&self) {
+        self.out.lock().held = true;
+    }
+
     /// Completes when frames wait for the socket to drain them, or the client was cut.
     pub fn backlog(&self) -> tokio::sync::futures::Notified<'_> {
         self.backlog.notified()

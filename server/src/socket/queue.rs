@@ -43,6 +43,9 @@ pub(super) struct Outgoing {
     cut: Option<super::Cut>,
     /// A write failed: the peer is gone, nothing more can be written.
     broken: bool,
+    /// hyper's writes are queued, not written, until the connection's first drain (see
+    /// [`super::Socket::hold_http_answer`]).
+    pub held: bool,
 }
 
 impl Outgoing {
@@ -52,6 +55,12 @@ impl Outgoing {
 
     pub fn len(&self) -> usize {
         self.queue.len()
+    }
+
+    /// Chunks the queue's buffer holds room for (tests: an idle socket keeps none).
+    #[cfg(test)]
+    pub fn capacity(&self) -> usize {
+        self.queue.capacity()
     }
 
     pub fn closed(&self) -> bool {
@@ -166,10 +175,10 @@ impl Outgoing {
             };
             self.consume(written);
         }
-        // A burst may have grown the queue a lot; an idle socket should not keep that capacity.
-        if self.queue.capacity() > MAX_IOVECS {
-            self.queue = VecDeque::new();
-        }
+        // An idle socket keeps no queue buffer: most never need one again (a connection's first
+        // send, the 101 with the greeting, goes through the queue), and a burst may have grown it
+        // a lot. Queueing is the slow path; one allocation there costs little.
+        self.queue = VecDeque::new();
         Ok(())
     }
 

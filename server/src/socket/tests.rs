@@ -1,5 +1,5 @@
-//! The shared socket over real loopback TCP: frames from the fan-out and from tungstenite's side
-//! never interleave, whatever the kernel buffer takes, and a client that stops reading is cut.
+//! The shared socket over real loopback TCP: frames from the fan-out and from hyper's side never
+//! interleave, whatever the kernel buffer takes, and a client that stops reading is cut.
 
 use std::sync::Arc;
 
@@ -62,7 +62,7 @@ async fn frames_from_both_writers_arrive_whole_and_in_order_through_a_full_socke
         let len = 1000 + usize::from(i) * 997;
         let body = payload(i, len);
         if i % 3 == 0 {
-            // As tungstenite writes: an already-framed message through the AsyncWrite side. It
+            // As hyper writes: already-framed bytes through the AsyncWrite side. They
             // waits until the fan-out frames queued before it are written.
             let mut framed = FrameHeader::binary(len).as_slice().to_vec();
             framed.extend_from_slice(&body);
@@ -146,4 +146,27 @@ async fn a_round_that_would_queue_past_the_limit_cuts_the_client() {
     assert_eq!(socket.send_frames(&two, limit + 1), Err(Refused::SlowConsumer), "one past it");
     assert_eq!(socket.cut_reason(), Some(super::Cut::SlowConsumer));
     assert_eq!(socket.out.lock().len(), limit, "nothing of the refused round was queued");
+}
+
+/// The 101 hyper writes while held waits in the queue, through hyper's own flush, and goes out
+/// with the connection's first frame when the connection flushes: in order, in one write, and
+/// the drained socket keeps no queue buffer.
+#[tokio::test]
+async fn a_held_http_answer_goes_out_first_with_the_first_frame() {
+    let (socket, mut client) = pair().await;
+    socket.hold_http_answer();
+    let answer = b"HTTP/1.1 101 Switching Protocols\r\n\r\n";
+    let mut io = SocketIo::new(socket.clone());
+    io.write_all(answer).await.expect("hyper's write is taken");
+    io.flush().await.expect("hyper's flush returns at once");
+    socket.send_frame(&FrameHeader::binary(3), &payload(7, 3), 16).expect("queued behind the answer");
+    assert_eq!(socket.out.lock().len(), 2, "nothing is written before the connection flushes");
+    socket.flush().await.expect("flush");
+    let mut expected = answer.to_vec();
+    expected.extend_from_slice(&[0x82, 3, 7, 7, 7]);
+    let mut got = vec![0; expected.len()];
+    client.read_exact(&mut got).await.expect("read");
+    assert_eq!(got, expected);
+    let out = socket.out.lock();
+    assert_eq!((out.len(), out.capacity(), out.held), (0, 0, false));
 }

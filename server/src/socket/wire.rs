@@ -57,7 +57,7 @@ impl FrameHeader {
         Self { bytes, len }
     }
 
-    /// No header: for bytes that are already framed (written by hyper or tungstenite).
+    /// No header: for bytes that are already framed, or not frames (hyper's answers).
     pub const NONE: Self = Self { bytes: [0; 10], len: 0 };
 
     pub fn as_slice(&self) -> &[u8] {
@@ -85,8 +85,8 @@ mod tests {
 
     use super::*;
 
-    /// Our header followed by the payload must be exactly the frame tungstenite (what axum writes
-    /// for every other message) produces, at each boundary of the length encoding.
+    /// Our header followed by the payload must be exactly the frame tungstenite (what most Rust
+    /// clients read with) produces, at each boundary of the length encoding.
     #[test]
     fn matches_tungstenite_framing_at_every_length_boundary() {
         for len in [0usize, 1, 125, 126, 127, 65_535, 65_536, 70_000] {

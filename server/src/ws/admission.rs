@@ -144,8 +144,12 @@ async fn token_from_auth_message(
     const MISSING: CloseReason = CloseReason::Unauthorized("send ?token= or an auth token message first");
     let Early { socket, decoder, received } = early;
     if received.messages.is_empty() && received.end.is_none() {
-        let read = socket.read_frames(decoder, settings.max_message_bytes);
-        *received = tokio::time::timeout(settings.auth_timeout, read).await.map_err(|_| MISSING)?;
+        let read = async {
+            // The client sends its token once it has the 101, which is held until now.
+            socket.flush().await.map_err(|_| MISSING)?;
+            Ok(socket.read_frames(decoder, settings.max_message_bytes).await)
+        };
+        *received = tokio::time::timeout(settings.auth_timeout, read).await.map_err(|_| MISSING)??;
     }
     if received.messages.is_empty() {
         return Err(MISSING);

@@ -58,6 +58,14 @@ pub struct Opening {
     pub app: bool,
     /// The connection's place under `--max-connections`.
     pub permit: OwnedSemaphorePermit,
+    pub log: OpeningLog,
+}
+
+/// What the connect's log line says of the upgrade request (the access log leaves it out).
+pub struct OpeningLog {
+    pub request_id: String,
+    /// The TCP peer (a proxy's address, behind one).
+    pub peer: std::net::IpAddr,
 }
 
 struct Connection {
@@ -101,7 +109,7 @@ pub async fn serve(opening: Box<Opening>) {
 /// Take the socket from hyper, admit the client and join its room; `None` once a refused client
 /// has been told why.
 async fn open(opening: Box<Opening>) -> Option<(Connection, Received)> {
-    let Opening { upgrade, socket, gateway, room: room_id, token, app, permit } = *opening;
+    let Opening { upgrade, socket, gateway, room: room_id, token, app, permit, log } = *opening;
     let upgraded = match upgrade.await {
         Ok(upgraded) => upgraded,
         Err(error) => {
@@ -122,7 +130,7 @@ async fn open(opening: Box<Opening>) -> Option<(Connection, Received)> {
     let admission = match admission::admit(early_parts, &gateway, &room_id, id, token).await {
         Ok(admission) => admission,
         Err(reason) => {
-            refuse(&socket, &mut decoder, settings, &room_id, reason, app).await;
+            refuse(&socket, &mut decoder, settings, (&room_id, &log), reason, app).await;
             return None;
         }
     };
@@ -130,18 +138,28 @@ async fn open(opening: Box<Opening>) -> Option<(Connection, Received)> {
         Ok(lease) => lease,
         Err(error) => {
             tracing::error!(room = room_id, %error, "could not open room");
-            refuse(&socket, &mut decoder, settings, &room_id, CloseReason::Unavailable, app).await;
+            refuse(&socket, &mut decoder, settings, (&room_id, &log), CloseReason::Unavailable, app).await;
             return None;
         }
     };
     // Leaves the room and counts the connection gone however the task ends, a panic included.
     let joined = Joined::new(room.clone(), id);
-    tracing::info!(conn = id, room = room.id(), user = admission.user.as_deref(), app, "websocket connected");
+    tracing::info!(
+        conn = id,
+        room = room.id(),
+        user = admission.user.as_deref(),
+        app,
+        request_id = log.request_id,
+        peer = %log.peer,
+        "websocket connected"
+    );
     // y-websocket servers speak first: the room greets the client as it registers it.
     room.join(Peer::new(id, socket.clone(), settings.send_queue, app));
     if app {
         gateway.app_handlers.joined(id, room.id());
     }
+    // The 101, held back, and the greeting in one send. A failure shows at the next read.
+    let _ = within_write_deadline(settings, async { Ok(socket.flush().await?) }).await;
     let now = Instant::now();
     let user =
         admission.user.zip(admission.username).map(|(id, username)| Box::new(SignedIn { id, username }));
@@ -191,12 +209,13 @@ async fn refuse(
     socket: &Socket,
     decoder: &mut Decoder,
     settings: &ConnectionSettings,
-    room: &str,
+    (room, log): (&str, &OpeningLog),
     reason: CloseReason,
     app: bool,
 ) {
     reason.count();
-    tracing::info!(room, reason = reason.label(), "websocket refused");
+    let (request_id, peer) = (&log.request_id, log.peer);
+    tracing::info!(room, reason = reason.label(), request_id, %peer, "websocket refused");
     close_with(socket, decoder, settings.max_message_bytes, &reason, app).await;
 }
 

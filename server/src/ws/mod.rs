@@ -22,7 +22,7 @@ use tokio_util::task::TaskTracker;
 use workers::{JobQueue, RoomOutput};
 
 pub use close::CloseReason;
-pub use connection::{Opening, serve};
+pub use connection::{Opening, OpeningLog, serve};
 
 use crate::access::SessionDirectory;
 use crate::auth::Auth;

@@ -126,6 +126,12 @@ fn captured_logs() -> &'static std::sync::Mutex<Vec<u8>> {
     })
 }
 
+/// Every log line captured so far.
+fn captured_lines() -> Vec<serde_json::Value> {
+    let text = String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned();
+    text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
 /// Wait until a captured log line satisfies `matches`; returns it.
 async fn logged(what: &str, matches: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -186,6 +192,9 @@ async fn websocket_connects_leaves_and_refusals_are_logged() {
     assert_eq!(connected["user"], owner.id.as_str(), "{connected}");
     assert_eq!(connected["app"], true, "{connected}");
     assert!(connected["conn"].is_u64(), "{connected}");
+    // The upgrade request is logged here, once, not in the access log as well.
+    assert_eq!(connected["request_id"].as_str().map(str::len), Some(32), "{connected}");
+    assert_eq!(connected["peer"], "127.0.0.1", "{connected}");
     client.close();
     let left =
         logged("the leave", |l| l["message"] == "websocket left" && l["conn"] == connected["conn"]).await;
@@ -197,8 +206,22 @@ async fn websocket_connects_leaves_and_refusals_are_logged() {
     let line =
         logged("the refusal", |l| l["message"] == "websocket refused" && l["room"] == session.as_str()).await;
     assert_eq!(line["reason"], "unauthorized", "{line}");
-    // The upgrade request itself is in the access log.
-    logged("the upgrade request", |l| l["target"] == "access" && l["route"] == "/ws/{*room}").await;
+    assert_eq!(line["peer"], "127.0.0.1", "{line}");
+    let upgrade_request = line["request_id"].as_str().expect("the refusal names its request").to_owned();
+    // An upgrade refused before it happened is an HTTP answer, in the access log.
+    let plain = call(addr, "GET", &format!("/ws/{session}"), None, None, &[]).await;
+    assert_eq!(plain.status, 426);
+    let id = plain.header("x-request-id").unwrap().to_owned();
+    let line =
+        logged("the refused upgrade", |l| l["target"] == "access" && l["request_id"] == id.as_str()).await;
+    assert_eq!((line["route"].as_str(), line["status"].as_u64()), (Some("/ws/{*room}"), Some(426)), "{line}");
+    // A 101 is left to the connection's own line.
+    assert!(
+        !captured_lines()
+            .iter()
+            .any(|l| l["target"] == "access" && l["request_id"] == upgrade_request.as_str()),
+        "the upgrade is logged once"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
