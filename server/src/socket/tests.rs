@@ -63,7 +63,7 @@ async fn frames_from_both_writers_arrive_whole_and_in_order_through_a_full_socke
         let body = payload(i, len);
         if i % 3 == 0 {
             // As hyper writes: already-framed bytes through the AsyncWrite side. They
-            // waits until the fan-out frames queued before it are written.
+            // wait until the fan-out frames queued before them are written.
             let mut framed = FrameHeader::binary(len).as_slice().to_vec();
             framed.extend_from_slice(&body);
             io.write_all(&framed).await.expect("write through SocketIo");
