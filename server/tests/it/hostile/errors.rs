@@ -45,6 +45,18 @@ async fn the_issue_s_plain_text_answers_are_json_with_specific_codes() {
     let request = "GET /ws/r HTTP/1.1\r\nHost: x\r\nConnection: close, Upgrade\r\nUpgrade: websocket\r\n\
                    Sec-WebSocket-Version: 13\r\n\r\n";
     expect(&raw(addr, request.as_bytes()).await, 400, "invalid_handshake");
+    // A key that is not 16 bytes in base64 (24 characters) is one too.
+    let request = "GET /ws/r HTTP/1.1\r\nHost: x\r\nConnection: close, Upgrade\r\nUpgrade: websocket\r\n\
+                   Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: c2hvcnQ=\r\n\r\n";
+    let message = expect(&raw(addr, request.as_bytes()).await, 400, "invalid_handshake");
+    assert!(message.contains("Sec-WebSocket-Key"), "{message}");
+    // An upgrade to another protocol, or another WebSocket version, is told how to upgrade.
+    let request = "GET /ws/r HTTP/1.1\r\nHost: x\r\nConnection: close, Upgrade\r\nUpgrade: h2c\r\n\
+                   Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    expect(&raw(addr, request.as_bytes()).await, 426, "upgrade_required");
+    let request = "GET /ws/r HTTP/1.1\r\nHost: x\r\nConnection: close, Upgrade\r\nUpgrade: websocket\r\n\
+                   Sec-WebSocket-Version: 8\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    expect(&raw(addr, request.as_bytes()).await, 426, "upgrade_required");
 
     // Path ids that are not UTF-8 once decoded.
     let reply = call(addr, "GET", "/api/sessions/%ff%fe", Some(&me.access), None, &[]).await;
