@@ -216,7 +216,12 @@ fn warnings(d: &Deliveries) -> Vec<String> {
 fn verdict(d: &Deliveries, c: &Convergence) -> Vec<String> {
     let mut problems = Vec::new();
     if d.missing > 0 {
-        problems.push(format!("LOST {} of {} expected deliveries", d.missing, d.expected));
+        // Missing when the drain ran out: lost, or still queued behind an overload (a saturation
+        // step past the knee can leave seconds of backlog; a longer --drain tells them apart).
+        problems.push(format!(
+            "LOST {} of {} expected deliveries (not arrived {:.1}s after sending stopped: lost, or later than --drain)",
+            d.missing, d.expected, d.drain_secs
+        ));
     }
     if d.extra > 0 {
         problems.push(format!("{} deliveries more than expected (duplicates or echoes)", d.extra));

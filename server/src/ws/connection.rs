@@ -304,8 +304,13 @@ impl Connection {
     /// Handle what one read brought, in order, then how the stream ended if it did.
     async fn on_received(&mut self, received: Received) -> Result<(), Ending> {
         self.last_seen = Instant::now();
+        let gateway = self.gateway.clone();
         for message in received.messages {
             self.on_message(message).await?;
+            // One read may bring hundreds of messages. What the fan-out queued for this client
+            // meanwhile goes out between them, as it would between reads: a client that sends a
+            // lot at once must not fall behind as a reader (and be cut, 1013) for it.
+            flush(&self.socket, &gateway.settings).await?;
         }
         match received.end {
             None => Ok(()),
