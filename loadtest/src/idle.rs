@@ -37,6 +37,9 @@ pub struct IdleReport {
     pub connects_per_sec: f64,
     pub server: Option<ServerCost>,
     pub harness: HarnessCost,
+    /// The kernel's part, in no process's RSS: TCP sockets, their buffers and slab objects,
+    /// machine-wide (both ends on loopback); `None` without /proc/net/sockstat.
+    pub kernel: Option<crate::kernel_sockets::KernelCost>,
     /// Frames the sockets received after their own handshake (other sockets joining the room
     /// should cost them nothing; a server relaying every empty sync step2 sends one per joiner).
     pub frames_after_sync: u64,
@@ -120,6 +123,7 @@ pub async fn run(args: &IdleArgs, target: &Target, threads: usize) -> anyhow::Re
     let run_id = marker::now_us() / 1000;
     let harness = Proc::current();
     let harness_before = harness.sample()?;
+    let kernel_before = crate::kernel_sockets::Reading::now();
     let procs = target.procs();
     let server_before = procs.as_deref().map(sample_all).transpose()?;
     let total_rss_mib =
@@ -195,6 +199,7 @@ pub async fn run(args: &IdleArgs, target: &Target, threads: usize) -> anyhow::Re
     tokio::time::sleep(args.settle).await;
     let server_after = procs.as_deref().map(sample_all).transpose()?;
     let harness_after = harness.sample()?;
+    let kernel_after = crate::kernel_sockets::Reading::now();
 
     cancel.cancel();
     let mut errors = Vec::new();
@@ -244,6 +249,9 @@ pub async fn run(args: &IdleArgs, target: &Target, threads: usize) -> anyhow::Re
             rss_after_kib: harness_after.rss_kib,
             kib_per_socket: per_socket(harness_before.rss_kib, harness_after.rss_kib, args.sockets),
         },
+        kernel: kernel_before
+            .zip(kernel_after)
+            .map(|(b, a)| crate::kernel_sockets::KernelCost::between(&b, &a)),
         frames_after_sync,
         disconnected: errors.len(),
         memory_curve,
@@ -371,6 +379,17 @@ impl IdleReport {
             fmt_kib(h.rss_after_kib as f64),
             h.kib_per_socket
         );
+        if let Some(k) = &self.kernel {
+            let slab = k
+                .slab_kib_per_socket
+                .map_or("unreadable (root only)".to_owned(), |kib| format!("{kib:.2} KiB per socket"));
+            println!(
+                "  kernel    TCP sockets +{} (both ends on loopback), buffers {} → {}, socket objects {slab} (in no RSS)",
+                k.tcp_sockets_added,
+                fmt_kib(k.buffer_kib_before as f64),
+                fmt_kib(k.buffer_kib_after as f64)
+            );
+        }
         crate::report::print_verdict(self.server_exit.as_deref(), self.ok, &self.problems);
     }
 }

@@ -10,6 +10,7 @@ mod compare;
 mod duration;
 mod fanout;
 mod idle;
+mod kernel_sockets;
 mod marker;
 mod nodes;
 mod persist;

@@ -96,6 +96,13 @@ fn idle_sockets_come_from_every_source_address() {
     assert_eq!((curve[0].0, curve[curve.len() - 1].0), (0.0, 2000.0), "from none to every socket");
     assert!(curve.windows(2).all(|w| w[0].0 < w[1].0), "in socket order: {curve:?}");
     assert!(curve.iter().all(|&(_, mib)| mib > 1.0), "the server's RSS: {curve:?}");
+    // The kernel's part, apart from any RSS: both ends of the 2,000 loopback connections were
+    // open when it was read. Machine-wide: tests running alongside open and close sockets too,
+    // hence the margin of half.
+    let kernel = &report["kernel"];
+    let added = kernel["tcp_sockets_added"].as_i64().expect("TCP sockets counted");
+    assert!(added >= 2000, "both ends of each connection: {kernel}");
+    assert!(kernel["buffer_kib_after"].is_u64(), "{kernel}");
     let svg = std::fs::read_to_string(&plot).expect("plot");
     assert!(svg.contains("idle: 2000 sockets over 20 rooms, 1 node"), "{svg}");
     assert_eq!(svg.matches("<polyline class=\"curve\"").count(), 1);
