@@ -219,8 +219,7 @@ impl App {
             settings: ConnectionSettings {
                 send_queue: config.send_queue,
                 ping_interval: config.ping_interval(),
-                max_messages_per_sec: config.max_messages_per_sec,
-                message_burst: config.message_burst,
+                rate: crate::ws::Rate::new(config.max_messages_per_sec, config.message_burst),
                 allow_anonymous: config.allow_anonymous,
                 auth_timeout: Duration::from_millis(config.auth_timeout_ms),
                 max_message_bytes: config.max_message_bytes,

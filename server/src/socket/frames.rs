@@ -66,49 +66,47 @@ impl Socket {
         decoder: &mut Decoder,
         max_message: usize,
     ) -> Poll<Received> {
-        let gone = || Poll::Ready(Received { messages: Vec::new(), end: Some(ReadEnd::Gone) });
-        loop {
-            if ready!(self.tcp.poll_read_ready(cx)).is_err() {
-                return gone();
-            }
+        let completed = |bytes: &[u8]| {
             let mut received = Received::default();
-            let read = SCRATCH.with_borrow_mut(|scratch| {
-                let n = self.try_read(scratch)?;
-                if n > 0
-                    && let Err(error) = decoder.decode(&scratch[..n], max_message, &mut received.messages)
-                {
-                    received.end = Some(ReadEnd::Broken(error));
-                }
-                Ok::<_, io::Error>(n)
-            });
-            match read {
-                Ok(0) => return gone(),
-                Ok(_) if received.messages.is_empty() && received.end.is_none() => {}
-                Ok(_) => return Poll::Ready(received),
-                // Readiness was cleared: the next poll_read_ready registers the waker.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(_) => return gone(),
+            if let Err(error) = decoder.decode(bytes, max_message, &mut received.messages) {
+                received.end = Some(ReadEnd::Broken(error));
             }
-        }
+            (!received.messages.is_empty() || received.end.is_some()).then_some(received)
+        };
+        self.poll_read_with(cx, completed)
+            .map(|read| read.unwrap_or(Received { messages: Vec::new(), end: Some(ReadEnd::Gone) }))
     }
 
     /// Read and drop whatever the client sends until it hangs up: for a stream that can no
     /// longer be decoded, while our close frame reaches the client. The caller bounds the wait.
     pub async fn discard_until_closed(&self) {
-        poll_fn(|cx| {
-            loop {
-                if ready!(self.tcp.poll_read_ready(cx)).is_err() {
-                    return Poll::Ready(());
-                }
-                match SCRATCH.with_borrow_mut(|scratch| self.try_read(scratch)) {
-                    Ok(0) => return Poll::Ready(()),
-                    Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(_) => return Poll::Ready(()),
-                }
+        poll_fn(|cx| self.poll_read_with(cx, |_| None::<()>)).await;
+    }
+
+    /// Read into the thread's buffer, handing each read's bytes to `take`, until it makes
+    /// something of them (`Some`) or the stream ends (`None`: closed by the client, or broken).
+    fn poll_read_with<R>(
+        &self,
+        cx: &mut Context<'_>,
+        mut take: impl FnMut(&[u8]) -> Option<R>,
+    ) -> Poll<Option<R>> {
+        loop {
+            if ready!(self.tcp.poll_read_ready(cx)).is_err() {
+                return Poll::Ready(None);
             }
-        })
-        .await
+            let read = SCRATCH.with_borrow_mut(|scratch| {
+                let n = self.try_read(scratch)?;
+                Ok::<_, io::Error>((n > 0).then(|| take(&scratch[..n])))
+            });
+            match read {
+                Ok(None) => return Poll::Ready(None),
+                Ok(Some(Some(made))) => return Poll::Ready(Some(made)),
+                Ok(Some(None)) => {}
+                // Readiness was cleared: the next poll_read_ready registers the waker.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return Poll::Ready(None),
+            }
+        }
     }
 
     /// Write one of the connection's own frames: after whatever is queued, whole (the rest

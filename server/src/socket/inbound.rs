@@ -98,11 +98,6 @@ impl Decoder {
         }
         Ok(())
     }
-
-    /// Whether nothing is left half-decoded.
-    pub fn is_idle(&self) -> bool {
-        self.pending.is_none()
-    }
 }
 
 impl Pending {

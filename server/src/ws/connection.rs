@@ -166,7 +166,7 @@ async fn open(opening: Box<Opening>) -> Option<(Connection, Received)> {
     let conn = Connection {
         room,
         owner: crdt::Owner { conn: id, principal: admission.principal },
-        rate: TokenBucket::new(settings.rate(), now),
+        rate: TokenBucket::new(settings.rate, now),
         app,
         content_messages: 0,
         connected_at: now,
@@ -306,7 +306,7 @@ impl Connection {
         self.last_seen = Instant::now();
         let gateway = self.gateway.clone();
         for message in received.messages {
-            self.on_message(message).await?;
+            self.on_message(message, &gateway).await?;
             // One read may bring hundreds of messages. What the fan-out queued for this client
             // meanwhile goes out between them, as it would between reads: a client that sends a
             // lot at once must not fall behind as a reader (and be cut, 1013) for it.
@@ -319,8 +319,7 @@ impl Connection {
         }
     }
 
-    async fn on_message(&mut self, message: Inbound) -> Result<(), Ending> {
-        let gateway = self.gateway.clone();
+    async fn on_message(&mut self, message: Inbound, gateway: &Gateway) -> Result<(), Ending> {
         let settings = &gateway.settings;
         match message {
             Inbound::Binary(data) => {
@@ -328,7 +327,7 @@ impl Connection {
                 // Replies are written once the frame's messages are handled, all within the
                 // deadline: a client that floods requests but never reads cannot park this task.
                 within_write_deadline(settings, async {
-                    if self.handle_frame(&data, &gateway).await? {
+                    if self.handle_frame(&data, gateway).await? {
                         self.socket.flush().await?;
                     }
                     Ok(())
@@ -342,7 +341,7 @@ impl Connection {
             Inbound::Text => Err(Ending::Close(CloseReason::TextFrame)),
             Inbound::Ping(payload) => {
                 // Each pong is a write: pings count against the message rate like any message.
-                if !self.rate.take(settings.rate(), Instant::now()) {
+                if !self.rate.take(settings.rate, Instant::now()) {
                     return Err(Ending::Close(CloseReason::RateLimited));
                 }
                 within_write_deadline(settings, async {
@@ -372,7 +371,7 @@ impl Connection {
         let mut replied = false;
         for decoded in decode_frame(data) {
             let (message, range) = decoded.map_err(|e| Ending::Close(CloseReason::Malformed(e)))?;
-            if !self.rate.take(gateway.settings.rate(), received_at) {
+            if !self.rate.take(gateway.settings.rate, received_at) {
                 return Err(Ending::Close(CloseReason::RateLimited));
             }
             Metrics::get().message_in(message.kind());

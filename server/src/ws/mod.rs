@@ -23,6 +23,7 @@ use workers::{JobQueue, RoomOutput};
 
 pub use close::CloseReason;
 pub use connection::{Opening, OpeningLog, serve};
+pub use rate_limit::Rate;
 
 use crate::access::SessionDirectory;
 use crate::auth::Auth;
@@ -36,21 +37,14 @@ pub const MAX_ROOM_ID_BYTES: usize = 256;
 pub struct ConnectionSettings {
     pub send_queue: usize,
     pub ping_interval: Duration,
-    pub max_messages_per_sec: u32,
-    pub message_burst: u32,
+    /// Each connection's message rate limit (`--max-messages-per-sec`, `--message-burst`).
+    pub rate: Rate,
     /// Whether token-less clients may open rooms that are not sessions.
     pub allow_anonymous: bool,
     /// How long a client without `?token=` has to send its auth message.
     pub auth_timeout: Duration,
     /// Longest message a client may send, however fragmented (`--max-message-bytes`).
     pub max_message_bytes: usize,
-}
-
-impl ConnectionSettings {
-    /// Each connection's message rate limit.
-    pub fn rate(&self) -> rate_limit::Rate {
-        rate_limit::Rate::new(self.max_messages_per_sec, self.message_burst)
-    }
 }
 
 /// What every connection shares: the rooms, who may do what, the job queue app messages hand

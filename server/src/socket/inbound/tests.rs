@@ -51,7 +51,7 @@ fn whole_frames_of_each_length_encoding_decode_to_their_payloads() {
         let (out, result, decoder) = decode_all(&[&binary(&payload)], 100_000);
         assert_eq!(result, Ok(()));
         assert_eq!(out, vec![Inbound::Binary(Bytes::from(payload))], "length {len}");
-        assert!(decoder.is_idle(), "nothing is held after a whole frame");
+        assert!(decoder.pending.is_none(), "nothing is held after a whole frame");
     }
 }
 
@@ -82,7 +82,7 @@ fn a_stream_cut_anywhere_decodes_the_same() {
     let bytes: Vec<&[u8]> = stream.chunks(1).collect();
     let (byte_by_byte, result, decoder) = decode_all(&bytes, MAX);
     assert_eq!((byte_by_byte, result), (expected.clone(), Ok(())));
-    assert!(decoder.is_idle());
+    assert!(decoder.pending.is_none());
     for cut in (0..stream.len()).step_by(7) {
         let (out, result, _) = decode_all(&[&stream[..cut], &stream[cut..]], MAX);
         assert_eq!((out, result), (expected.clone(), Ok(())), "cut at {cut}");
